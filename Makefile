@@ -1,0 +1,58 @@
+# Haven — `make serve` and `make test` install what they need, idempotently.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+TOOLS ?= $(HOME)/.cache/haven-tools
+UV_VERSION := 0.13.8
+UV := $(TOOLS)/uv-$(UV_VERSION)/bin/uv
+# MinIO community edition, last commit of the unmaintained repository (see docs/deploy.md).
+MINIO_COMMIT := 7aac2a2c5b7c882e68c1ce017d8256be2feea27f
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO := $(TOOLS)/minio-$(shell echo $(MINIO_COMMIT) | cut -c1-8)/minio
+VENV := .venv
+PY := $(VENV)/bin/python
+export HAVEN_MINIO_BIN := $(MINIO)
+
+.PHONY: help serve test bench lint deps system-deps venv minio
+
+help:
+	@echo "make serve   install what is missing, start Haven on http://127.0.0.1:8000"
+	@echo "make test    install what is missing, run every check and test"
+	@echo "make bench   measure speed and memory (JSON lines)"
+
+$(UV):
+	python3 -m venv $(TOOLS)/uv-$(UV_VERSION)
+	$(TOOLS)/uv-$(UV_VERSION)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python python3 --quiet
+	touch $@
+
+venv: $(VENV)/.synced
+
+$(MINIO):
+	scripts/build-minio $(MINIO_COMMIT) $(MINIO_VERSION) $(MINIO)
+
+minio: $(MINIO)
+
+system-deps:
+	scripts/system-deps
+
+deps: system-deps venv minio
+
+serve: venv minio
+	HAVEN_SECURE_COOKIES=$${HAVEN_SECURE_COOKIES:-false} \
+	HAVEN_DATABASE_URL=$${HAVEN_DATABASE_URL:-sqlite:///$(CURDIR)/var/haven.db} \
+	$(VENV)/bin/haven serve --embedded-minio
+
+lint: venv
+	$(VENV)/bin/ruff check vault tests
+	$(VENV)/bin/ruff format --check vault tests
+	$(VENV)/bin/mypy
+
+test: deps lint
+	$(VENV)/bin/pytest
+
+bench: deps
+	$(PY) -m tests.bench

@@ -1,0 +1,191 @@
+"""Fixtures: real PostgreSQL, Redis and MinIO processes, apps, live servers and accounts."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.services import MinioServer, PostgresServer, RedisServer
+from vault import create_app, migrate
+from vault.accounts import services as accounts
+from vault.accounts.models import Role
+from vault.client import HavenClient
+from vault.db import database
+from vault.protocol.encoding import b64encode
+
+PASSPHRASE = "correct horse battery staple"
+
+# Server-side hashing of auth subkeys is cheap in tests; `make bench` measures the real cost.
+FAST_SERVER_HASH = {"HAVEN_SERVER_HASH_OPSLIMIT": "1", "HAVEN_SERVER_HASH_MEMLIMIT": "8192"}
+
+
+@pytest.fixture(scope="session")
+def services_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for the session's server processes."""
+    return tmp_path_factory.mktemp("services")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the whole test session, with a migrated template."""
+    server = PostgresServer()
+    server.start()
+    server.execute("CREATE DATABASE haven_template")
+    migrate.upgrade(server.url("haven_template"))
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_server(services_root: Path) -> Iterator[RedisServer]:
+    """A real Redis server for the whole test session."""
+    server = RedisServer(services_root / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def minio(services_root: Path) -> Iterator[MinioServer]:
+    """A real MinIO server for the whole test session."""
+    server = MinioServer(services_root / "minio")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database file to copy for each test."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    """A fresh, migrated database: PostgreSQL unless the test asks for SQLite."""
+    backend = getattr(request, "param", "postgresql")
+    if backend == "sqlite":
+        path = tmp_path / "haven.db"
+        shutil.copy(sqlite_template, path)
+        return f"sqlite:///{path}"
+    postgres: PostgresServer = request.getfixturevalue("postgres")
+    name = f"t_{secrets.token_hex(6)}"
+    postgres.execute(f"CREATE DATABASE {name} TEMPLATE haven_template")
+    return postgres.url(name)
+
+
+@pytest.fixture
+def make_app(
+    tmp_path: Path, database_url: str, minio: MinioServer
+) -> Iterator[Callable[..., Flask]]:
+    """Return a callable that builds an app on the test database, a fresh bucket and keys."""
+    apps: list[Flask] = []
+    bucket = f"t-{secrets.token_hex(6)}"
+
+    def _make_app(**overrides: str) -> Flask:
+        settings = {
+            "HAVEN_TESTING": "true",
+            "HAVEN_DATABASE_URL": database_url,
+            "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
+            "HAVEN_SECURE_COOKIES": "false",
+            **FAST_SERVER_HASH,
+            **minio.settings(bucket),
+            **overrides,
+        }
+        app = create_app(settings)
+        from vault.storage import store
+
+        store(app).ensure_bucket()
+        apps.append(app)
+        return app
+
+    yield _make_app
+    for app in apps:
+        database(app).engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The app with test settings."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    """Flask's test client (in-process)."""
+    return app.test_client()
+
+
+class LiveServer:
+    """The app served over real HTTP from a thread."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The test app on a real loopback HTTP port."""
+    with LiveServer(app) as server:
+        yield server
+
+
+@pytest.fixture
+def invite(app: Flask) -> Callable[..., str]:
+    """Return a callable that creates an invite token (admin-made, or by a given user id)."""
+
+    def _invite(role: str = "counsel", created_by: str | None = None) -> str:
+        with app.app_context():
+            session = database(app).sessions()
+            try:
+                creator = session.get(accounts.User, created_by) if created_by else None
+                _, token = accounts.create_invite(session, Role(role), creator, 24)
+            finally:
+                session.close()
+        return b64encode(token)
+
+    return _invite
+
+
+@pytest.fixture
+def create_account(
+    live_server: LiveServer, invite: Callable[..., str]
+) -> Callable[..., tuple[HavenClient, str]]:
+    """Return a callable that registers an account over HTTP; gives (client, recovery key)."""
+    counter = iter(range(1, 10_000))
+
+    def _create(
+        role: str = "counsel",
+        *,
+        username: str | None = None,
+        passphrase: str = PASSPHRASE,
+        invited_by: HavenClient | None = None,
+    ) -> tuple[HavenClient, str]:
+        client = HavenClient(live_server.url)
+        link = invited_by.create_invite(role) if invited_by is not None else invite(role)
+        name = username or f"{role}{next(counter)}"
+        recovery = client.register(link, name, passphrase)
+        return client, recovery
+
+    return _create

@@ -1,0 +1,291 @@
+"""Real PostgreSQL, Redis and MinIO processes on free loopback ports, for the tests.
+
+Each server runs from a temporary folder and is stopped at the end. PostgreSQL refuses
+to run as root, so as root it runs as the unprivileged `nobody` user.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(check: Any, what: str, timeout: float = 60.0) -> None:
+    """Poll ``check`` until it returns truthy, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:
+            last = exc
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start within {timeout:.0f} s: {last}")
+
+
+def _as_unprivileged(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "nobody", "--", *cmd]
+    return cmd
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if found:
+        return found[-1]
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"PostgreSQL's {name} not found; run `make deps`")
+    return path
+
+
+class _LogFile:
+    """Mixin: a log file handed to the child, closed when the server stops."""
+
+    root: Path
+    log_handle: Any = None
+
+    def _log(self, name: str) -> Any:
+        if self.log_handle is None:
+            self.log_handle = open(self.root / name, "ab")  # noqa: SIM115
+        return self.log_handle
+
+    def _close_log(self) -> None:
+        if self.log_handle is not None:
+            self.log_handle.close()
+            self.log_handle = None
+
+
+class PostgresServer(_LogFile):
+    """A throwaway PostgreSQL cluster."""
+
+    def __init__(self) -> None:
+        # Its own folder under the system temp dir: as root the server runs as `nobody`,
+        # which cannot enter pytest's private temp folders.
+        self.root = Path(tempfile.mkdtemp(prefix="haven-pg-"))
+        self.data = self.root / "pgdata"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "nobody", "nogroup")
+
+    def start(self) -> None:
+        """initdb (first time) and start the server."""
+        if not self.data.exists():
+            subprocess.run(
+                _as_unprivileged(
+                    [
+                        _pg_bin("initdb"),
+                        "-D",
+                        str(self.data),
+                        "-U",
+                        "postgres",
+                        "-A",
+                        "trust",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                        "--no-sync",
+                    ]
+                ),
+                check=True,
+                capture_output=True,
+            )
+        self.proc = subprocess.Popen(
+            _as_unprivileged(
+                [
+                    _pg_bin("postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.root),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=300",
+                ]
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=self._log("postgres.log"),
+        )
+        wait_for(self._is_ready, "PostgreSQL")
+
+    def _is_ready(self) -> bool:
+        result = subprocess.run(
+            [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"],
+            capture_output=True,
+        )
+        return result.returncode == 0
+
+    def url(self, database: str = "postgres") -> str:
+        """SQLAlchemy URL of a database on this server."""
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def execute(self, sql: str) -> None:
+        """Run one statement as the superuser, outside a transaction."""
+        import psycopg
+
+        with psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        """Stop the server quickly."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+        self._close_log()
+
+    def remove(self) -> None:
+        """Stop and delete the cluster's folder."""
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class RedisServer:
+    """A throwaway Redis with persistence off."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start redis-server on loopback."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for(self._ping, "Redis")
+
+    def _ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of this server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        """Stop the server."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+
+def minio_binary() -> str:
+    """The MinIO server built from the pinned commit (HAVEN_MINIO_BIN), or one on PATH."""
+    binary = os.environ.get("HAVEN_MINIO_BIN") or shutil.which("minio")
+    if not binary or not Path(binary).exists():
+        raise RuntimeError("MinIO not found: set HAVEN_MINIO_BIN or run `make deps`")
+    return binary
+
+
+class MinioServer(_LogFile):
+    """A throwaway single-node MinIO that can be stopped and restarted on the same port."""
+
+    access_key = "haven-test"
+    secret_key = "haven-test-secret-key"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start MinIO and wait until it reports live."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        env = dict(
+            os.environ,
+            MINIO_ROOT_USER=self.access_key,
+            MINIO_ROOT_PASSWORD=self.secret_key,
+            MINIO_BROWSER="off",
+            MINIO_UPDATE="off",
+        )
+        self.proc = subprocess.Popen(
+            [
+                minio_binary(),
+                "server",
+                str(self.root / "data"),
+                "--address",
+                f"127.0.0.1:{self.port}",
+                "--quiet",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log("minio.log"),
+        )
+        wait_for(self._is_live, "MinIO")
+
+    def _is_live(self) -> bool:
+        url = f"http://127.0.0.1:{self.port}/minio/health/live"
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+
+    def settings(self, bucket: str) -> dict[str, str]:
+        """App settings that point at this server and bucket."""
+        return {
+            "HAVEN_S3_ENDPOINT": f"127.0.0.1:{self.port}",
+            "HAVEN_S3_ACCESS_KEY": self.access_key,
+            "HAVEN_S3_SECRET_KEY": self.secret_key,
+            "HAVEN_S3_BUCKET": bucket,
+        }
+
+    def stop(self) -> None:
+        """Stop MinIO (as a fault, or at the end)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+            self.proc = None
+
+    def close(self) -> None:
+        """Stop for good and close the log."""
+        self.stop()
+        self._close_log()

@@ -1,0 +1,54 @@
+"""Haven: end-to-end encrypted messaging and document vault."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from vault import db, errors, security, sessions, storage
+from vault.config import load_config
+from vault.extensions import limiter
+from vault.keyring import init_keyring, load_keyring
+
+
+def create_app(config: Mapping[str, str] | None = None) -> Flask:
+    """Build the app from settings (the environment unless a mapping is given)."""
+    app = Flask(__name__, static_folder=None)
+    app.config.update(load_config(config))
+    _load_keys(app)
+    db.init_app(app)
+    storage.init_app(app)
+    limiter.init_app(app)
+    sessions.init_app(app)
+    security.init_app(app)
+    errors.register_error_handlers(app)
+    _register_blueprints(app)
+    if app.config["HAVEN_PROXY_HOPS"]:
+        hops = app.config["HAVEN_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
+    return app
+
+
+def _load_keys(app: Flask) -> None:
+    path = Path(app.config["HAVEN_KEYS_DIR"])
+    init_keyring(path)
+    ring = load_keyring(path)
+    app.extensions["haven.keyring"] = ring
+    sessions_keys: list[Any] = [ring.get("session", v).hex() for v in ring.versions("session")]
+    app.config["SECRET_KEY"] = sessions_keys[-1]
+    app.config["SECRET_KEY_FALLBACKS"] = list(reversed(sessions_keys[:-1]))
+
+
+def _register_blueprints(app: Flask) -> None:
+    from vault import health, openapi
+    from vault.accounts.views import bp as accounts_bp
+    from vault.cases.views import bp as cases_bp
+
+    for bp in (health.bp, openapi.bp, accounts_bp, cases_bp):
+        app.register_blueprint(bp)

@@ -1,0 +1,117 @@
+"""Accounts, their published keys and invites."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from vault.db import Base, UTCDateTime, new_id, str_enum, utcnow
+
+
+class Role(enum.StrEnum):
+    """What an account is."""
+
+    SURVIVOR = "survivor"
+    COUNSEL = "counsel"
+    ADMIN = "admin"
+
+
+class KeyStatus(enum.StrEnum):
+    """Lifecycle of a published key version."""
+
+    CURRENT = "current"
+    SUPERSEDED = "superseded"
+    COMPROMISED = "compromised"
+
+
+class User(Base):
+    """An account. Holds no passphrase, no subkey and no private key in the clear."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    role: Mapped[Role] = mapped_column(str_enum(Role))
+    username_lookup: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    lookup_key_version: Mapped[int] = mapped_column(Integer)
+    username_sealed: Mapped[bytes] = mapped_column(LargeBinary(256))
+    data_key_version: Mapped[int] = mapped_column(Integer, index=True)
+    kdf_salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    kdf_opslimit: Mapped[int] = mapped_column(Integer)
+    kdf_memlimit: Mapped[int] = mapped_column(Integer)
+    auth_hash: Mapped[str] = mapped_column(String(255))
+    recovery_auth_hash: Mapped[str] = mapped_column(String(255))
+    wrapped_keys: Mapped[bytes] = mapped_column(LargeBinary(256))
+    recovery_wrapped_keys: Mapped[bytes] = mapped_column(LargeBinary(256))
+    key_version: Mapped[int] = mapped_column(Integer, default=1)
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    keys: Mapped[list[UserKey]] = relationship(
+        back_populates="user", order_by="UserKey.version", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (CheckConstraint("kdf_opslimit >= 3", name="kdf_opslimit_floor"),)
+
+    # Flask-Login protocol: the session stores id and session version together, so
+    # bumping the version ends every session of the account on the server side.
+    is_authenticated = True
+    is_anonymous = False
+
+    @property
+    def is_active(self) -> bool:
+        """Disabled accounts cannot hold a session."""
+        return not self.is_disabled
+
+    def get_id(self) -> str:
+        """Session identity: account id and session version."""
+        return f"{self.id}:{self.session_version}"
+
+
+class UserKey(Base):
+    """One published version of an account's public keys, self-signed."""
+
+    __tablename__ = "user_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    x25519: Mapped[bytes] = mapped_column(LargeBinary(32))
+    ed25519: Mapped[bytes] = mapped_column(LargeBinary(32))
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    status: Mapped[KeyStatus] = mapped_column(str_enum(KeyStatus), default=KeyStatus.CURRENT)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="keys")
+
+    __table_args__ = (UniqueConstraint("user_id", "version"),)
+
+
+class Invite(Base):
+    """A one-time, expiring invitation. Only a hash of the token is stored."""
+
+    __tablename__ = "invites"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    role: Mapped[Role] = mapped_column(str_enum(Role))
+    created_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    redeemed_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )

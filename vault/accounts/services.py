@@ -1,0 +1,325 @@
+"""Account operations: invites, registration, login, recovery, passphrase change.
+
+The server only ever receives the authentication subkey (never the passphrase, the
+master key or the wrap subkey) and stores an Argon2id hash of it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import timedelta
+
+import nacl.exceptions
+import nacl.hash
+import nacl.pwhash
+import nacl.utils
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from vault.accounts.models import Invite, KeyStatus, Role, User, UserKey
+from vault.cases.models import Case, CaseMember
+from vault.db import utcnow
+from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from vault.keyring import Keyring
+from vault.protocol import keys as pkeys
+from vault.protocol import serverdata
+from vault.protocol.kdf import KdfParams, WeakParameters
+
+INVITE_TOKEN_BYTES = 32
+BAD_CREDENTIALS = "username or passphrase is wrong"
+
+
+@dataclass(frozen=True)
+class HashCost:
+    """Server-side Argon2id cost for hashing authentication subkeys."""
+
+    opslimit: int
+    memlimit: int
+
+
+@dataclass(frozen=True)
+class NewPassphrase:
+    """What a client sends when it sets a passphrase: KDF params, auth subkey, wrapped keys."""
+
+    kdf: KdfParams
+    auth_key: bytes
+    wrapped_keys: bytes
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Everything a client sends to create its account."""
+
+    invite_token: bytes
+    username: str
+    passphrase: NewPassphrase
+    recovery_auth_key: bytes
+    recovery_wrapped_keys: bytes
+    public_keys: pkeys.PublicKeys
+
+
+def token_hash(token: bytes) -> bytes:
+    """Hash of an invite token as stored."""
+    return nacl.hash.blake2b(token, digest_size=32, encoder=nacl.encoding.RawEncoder)
+
+
+def hash_auth_key(auth_key: bytes, cost: HashCost) -> str:
+    """Argon2id-hash an authentication subkey for storage."""
+    return nacl.pwhash.argon2id.str(
+        auth_key, opslimit=cost.opslimit, memlimit=cost.memlimit
+    ).decode()
+
+
+def _verify_auth_key(stored: str, auth_key: bytes) -> bool:
+    try:
+        return nacl.pwhash.verify(stored.encode(), auth_key)
+    except nacl.exceptions.InvalidkeyError:
+        return False
+
+
+@functools.cache
+def _decoy_hash(opslimit: int, memlimit: int) -> str:
+    return hash_auth_key(nacl.utils.random(32), HashCost(opslimit, memlimit))
+
+
+def display_name(ring: Keyring, user: User) -> str:
+    """Decrypt the account's username with the data key version it names."""
+    version = serverdata.sealed_version(user.username_sealed)
+    return serverdata.open_identifier(ring.get("data", version), "username", user.username_sealed)
+
+
+def _lookups(ring: Keyring, username: str) -> list[bytes]:
+    return [serverdata.lookup_hash(ring.get("data", v), username) for v in ring.versions("data")]
+
+
+def find_user(db: Session, ring: Keyring, username: str) -> User | None:
+    """The account with this username, if any, under any live data key version."""
+    try:
+        name = pkeys.normalize_username(username)
+    except pkeys.ProtocolError:
+        return None
+    return db.scalars(select(User).where(User.username_lookup.in_(_lookups(ring, name)))).first()
+
+
+def create_invite(
+    db: Session, role: Role, created_by: User | None, hours: int
+) -> tuple[Invite, bytes]:
+    """Create a one-time invite; return it and the token, which is never stored."""
+    if created_by is not None:
+        if created_by.role == Role.COUNSEL and role != Role.SURVIVOR:
+            raise Forbidden("counsel may invite survivors only")
+        if created_by.role == Role.SURVIVOR:
+            raise Forbidden("survivors cannot invite")
+    token = nacl.utils.random(INVITE_TOKEN_BYTES)
+    invite = Invite(
+        token_hash=token_hash(token),
+        role=role,
+        created_by=created_by.id if created_by else None,
+        expires_at=utcnow() + timedelta(hours=hours),
+    )
+    db.add(invite)
+    db.commit()
+    return invite, token
+
+
+def prelogin(db: Session, ring: Keyring, username: str) -> KdfParams:
+    """KDF parameters for a username; a stable decoy for names with no account."""
+    user = find_user(db, ring, username)
+    if user is not None:
+        return KdfParams(user.kdf_salt, user.kdf_opslimit, user.kdf_memlimit)
+    name = username.strip().lower()
+    return KdfParams(serverdata.decoy_salt(ring.current("data"), name))
+
+
+def _check_new_passphrase(new: NewPassphrase) -> None:
+    try:
+        new.kdf.check()
+    except WeakParameters as exc:
+        raise InvalidRequest(str(exc), code="weak_kdf_parameters") from exc
+    if len(new.auth_key) != 32:
+        raise InvalidRequest("auth_key must be 32 bytes")
+    if len(new.wrapped_keys) != pkeys.WRAPPED_BUNDLE_BYTES:
+        raise InvalidRequest("wrapped_keys has the wrong length")
+
+
+def register(db: Session, ring: Keyring, cost: HashCost, reg: Registration) -> User:
+    """Redeem an invite and create the account it was for, in one transaction."""
+    try:
+        username = pkeys.normalize_username(reg.username)
+        reg.public_keys.verify(username)
+    except pkeys.ProtocolError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    if reg.public_keys.version != 1:
+        raise InvalidRequest("a new account publishes key version 1")
+    _check_new_passphrase(reg.passphrase)
+    if len(reg.recovery_auth_key) != 32:
+        raise InvalidRequest("recovery_auth_key must be 32 bytes")
+    if len(reg.recovery_wrapped_keys) != pkeys.WRAPPED_BUNDLE_BYTES:
+        raise InvalidRequest("recovery_wrapped_keys has the wrong length")
+    invite = db.scalars(
+        select(Invite).where(Invite.token_hash == token_hash(reg.invite_token))
+    ).first()
+    now = utcnow()
+    if invite is None or invite.redeemed_at is not None or invite.expires_at <= now:
+        raise InvalidRequest(
+            "this invite is not valid: used, expired or unknown", code="invite_invalid"
+        )
+    if find_user(db, ring, username) is not None:
+        raise Conflict("this username is taken", code="username_taken")
+    data_version = ring.current_version("data")
+    data_key = ring.current("data")
+    user = User(
+        role=invite.role,
+        username_lookup=serverdata.lookup_hash(data_key, username),
+        lookup_key_version=data_version,
+        username_sealed=serverdata.seal_identifier(data_key, data_version, "username", username),
+        data_key_version=data_version,
+        kdf_salt=reg.passphrase.kdf.salt,
+        kdf_opslimit=reg.passphrase.kdf.opslimit,
+        kdf_memlimit=reg.passphrase.kdf.memlimit,
+        auth_hash=hash_auth_key(reg.passphrase.auth_key, cost),
+        recovery_auth_hash=hash_auth_key(reg.recovery_auth_key, cost),
+        wrapped_keys=reg.passphrase.wrapped_keys,
+        recovery_wrapped_keys=reg.recovery_wrapped_keys,
+        key_version=1,
+        session_version=1,
+    )
+    user.keys.append(
+        UserKey(
+            version=1,
+            x25519=reg.public_keys.x25519,
+            ed25519=reg.public_keys.ed25519,
+            signature=reg.public_keys.signature,
+            status=KeyStatus.CURRENT,
+        )
+    )
+    db.add(user)
+    db.flush()
+    # Redeem atomically: a concurrent redemption of the same token updates no row.
+    result = db.execute(
+        update(Invite)
+        .where(Invite.id == invite.id, Invite.redeemed_at.is_(None))
+        .values(redeemed_at=now, redeemed_by=user.id)
+    )
+    claimed = getattr(result, "rowcount", 0)
+    if claimed != 1:
+        db.rollback()
+        raise InvalidRequest(
+            "this invite is not valid: used, expired or unknown", code="invite_invalid"
+        )
+    if invite.role == Role.SURVIVOR and invite.created_by is not None:
+        case = Case(survivor_id=user.id)
+        case.members.append(CaseMember(user_id=user.id, role=Role.SURVIVOR))
+        case.members.append(
+            CaseMember(user_id=invite.created_by, role=Role.COUNSEL, added_by=invite.created_by)
+        )
+        db.add(case)
+    db.commit()
+    return user
+
+
+def authenticate(
+    db: Session, ring: Keyring, cost: HashCost, username: str, auth_key: bytes
+) -> User:
+    """Check an authentication subkey; the same work is done for unknown usernames."""
+    user = find_user(db, ring, username)
+    stored = user.auth_hash if user is not None else _decoy_hash(cost.opslimit, cost.memlimit)
+    is_valid = _verify_auth_key(stored, auth_key)
+    if user is None or not is_valid or user.is_disabled:
+        raise Unauthorized(BAD_CREDENTIALS, code="bad_credentials")
+    return user
+
+
+def authenticate_recovery(
+    db: Session, ring: Keyring, cost: HashCost, username: str, recovery_auth_key: bytes
+) -> User:
+    """Check a recovery authentication subkey, with the same work for unknown usernames."""
+    user = find_user(db, ring, username)
+    stored = (
+        user.recovery_auth_hash if user is not None else _decoy_hash(cost.opslimit, cost.memlimit)
+    )
+    is_valid = _verify_auth_key(stored, recovery_auth_key)
+    if user is None or not is_valid or user.is_disabled:
+        raise Unauthorized("username or recovery key is wrong", code="bad_credentials")
+    return user
+
+
+def _set_passphrase(user: User, new: NewPassphrase, cost: HashCost) -> None:
+    user.kdf_salt = new.kdf.salt
+    user.kdf_opslimit = new.kdf.opslimit
+    user.kdf_memlimit = new.kdf.memlimit
+    user.auth_hash = hash_auth_key(new.auth_key, cost)
+    user.wrapped_keys = new.wrapped_keys
+    user.session_version += 1
+
+
+def recover(
+    db: Session,
+    ring: Keyring,
+    cost: HashCost,
+    username: str,
+    recovery_auth_key: bytes,
+    new: NewPassphrase,
+) -> User:
+    """Set a new passphrase after proving the recovery key; ends every session."""
+    _check_new_passphrase(new)
+    user = authenticate_recovery(db, ring, cost, username, recovery_auth_key)
+    _set_passphrase(user, new, cost)
+    db.commit()
+    return user
+
+
+def change_passphrase(
+    db: Session, cost: HashCost, user_id: str, current_auth_key: bytes, new: NewPassphrase
+) -> User:
+    """Re-wrap under a new passphrase after proving the current one; ends every session."""
+    _check_new_passphrase(new)
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("no such account")
+    if not _verify_auth_key(user.auth_hash, current_auth_key):
+        raise Unauthorized("the current passphrase is wrong", code="bad_credentials")
+    _set_passphrase(user, new, cost)
+    db.commit()
+    return user
+
+
+def end_sessions(db: Session, user_id: str) -> None:
+    """Invalidate every session of an account on the server side."""
+    db.execute(
+        update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+    )
+    db.commit()
+
+
+def load_session_user(db: Session, session_id: str) -> User | None:
+    """The account for a session identity 'id:version', if that session is still valid."""
+    user_id, _, version = session_id.partition(":")
+    if not version.isdigit():
+        return None
+    user = db.get(User, user_id)
+    if user is None or user.is_disabled or user.session_version != int(version):
+        return None
+    return user
+
+
+def current_keys(user: User) -> UserKey:
+    """The account's current published key version."""
+    for key in user.keys:
+        if key.version == user.key_version:
+            return key
+    raise NotFound("account has no current key")
+
+
+def public_profile(db: Session, user_id: str) -> UserKey:
+    """Another account's current published keys."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("no such account")
+    return current_keys(user)
+
+
+def count_users(db: Session) -> int:
+    """How many accounts exist."""
+    return int(db.scalar(select(func.count()).select_from(User)) or 0)

@@ -1,0 +1,319 @@
+"""Account routes: invites, registration, login, recovery, passphrase, profile."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import nacl.hash
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_login import current_user
+from pydantic import Field
+
+from vault import db
+from vault.accounts import services
+from vault.accounts.models import Role, User, UserKey
+from vault.api import ANONYMOUS, ANY_ROLE, Body, b64_exact, endpoint, me, parse_body
+from vault.extensions import limiter
+from vault.keyring import keyring
+from vault.protocol import keys as pkeys
+from vault.protocol.encoding import b64encode
+from vault.protocol.kdf import KdfParams
+from vault.sessions import end_session, start_session
+
+bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
+
+WRAPPED = pkeys.WRAPPED_BUNDLE_BYTES
+
+
+class KdfBody(Body):
+    """Argon2id parameters chosen by the client."""
+
+    alg: str = Field(max_length=16)
+    salt: b64_exact(16)  # type: ignore[valid-type]
+    opslimit: int
+    memlimit: int
+
+
+class PublicKeysBody(Body):
+    """A self-signed public key record."""
+
+    version: int
+    x25519: b64_exact(32)  # type: ignore[valid-type]
+    ed25519: b64_exact(32)  # type: ignore[valid-type]
+    signature: b64_exact(64)  # type: ignore[valid-type]
+
+
+class PassphraseBody(Body):
+    """A new passphrase's KDF parameters, auth subkey and wrapped private keys."""
+
+    kdf: KdfBody
+    auth_key: b64_exact(32)  # type: ignore[valid-type]
+    wrapped_keys: b64_exact(WRAPPED)  # type: ignore[valid-type]
+
+
+class RegisterBody(Body):
+    """Redeem an invite and create an account."""
+
+    invite: b64_exact(32)  # type: ignore[valid-type]
+    username: str = Field(max_length=64)
+    passphrase: PassphraseBody
+    recovery_auth_key: b64_exact(32)  # type: ignore[valid-type]
+    recovery_wrapped_keys: b64_exact(WRAPPED)  # type: ignore[valid-type]
+    public_keys: PublicKeysBody
+
+
+class UsernameBody(Body):
+    """A username alone."""
+
+    username: str = Field(max_length=64)
+
+
+class LoginBody(Body):
+    """Username and authentication subkey."""
+
+    username: str = Field(max_length=64)
+    auth_key: b64_exact(32)  # type: ignore[valid-type]
+
+
+class RecoveryStartBody(Body):
+    """Prove the recovery key to fetch the recovery-wrapped private keys."""
+
+    username: str = Field(max_length=64)
+    recovery_auth_key: b64_exact(32)  # type: ignore[valid-type]
+
+
+class RecoveryCompleteBody(Body):
+    """Prove the recovery key and set a new passphrase."""
+
+    username: str = Field(max_length=64)
+    recovery_auth_key: b64_exact(32)  # type: ignore[valid-type]
+    passphrase: PassphraseBody
+
+
+class ChangePassphraseBody(Body):
+    """Prove the current passphrase and set a new one."""
+
+    current_auth_key: b64_exact(32)  # type: ignore[valid-type]
+    passphrase: PassphraseBody
+
+
+class InviteBody(Body):
+    """The role the invited person will have."""
+
+    role: Literal["survivor", "counsel", "admin"]
+
+
+def _cost() -> services.HashCost:
+    cfg = current_app.config
+    return services.HashCost(cfg["HAVEN_SERVER_HASH_OPSLIMIT"], cfg["HAVEN_SERVER_HASH_MEMLIMIT"])
+
+
+def _new_passphrase(body: PassphraseBody) -> services.NewPassphrase:
+    kdf = KdfParams(body.kdf.salt, body.kdf.opslimit, body.kdf.memlimit, body.kdf.alg)
+    return services.NewPassphrase(kdf, body.auth_key, body.wrapped_keys)
+
+
+def _account_key() -> str:
+    """Rate-limit key for the account named in the body (hashed, so no name is kept)."""
+    data = request.get_json(silent=True)
+    name = data.get("username") if isinstance(data, dict) else None
+    name = name.strip().lower() if isinstance(name, str) else ""
+    digest = nacl.hash.blake2b(name.encode(), digest_size=16, encoder=nacl.encoding.HexEncoder)
+    return "account:" + digest.decode()
+
+
+def _failed(response: Response) -> bool:
+    return response.status_code >= 400
+
+
+def _limit(setting: str) -> Any:
+    return lambda: current_app.config[setting]
+
+
+def key_json(key: UserKey) -> dict[str, Any]:
+    """A published key version as JSON."""
+    return {
+        "user_id": key.user_id,
+        "version": key.version,
+        "x25519": b64encode(key.x25519),
+        "ed25519": b64encode(key.ed25519),
+        "signature": b64encode(key.signature),
+        "status": key.status.value,
+    }
+
+
+def account_json(user: User) -> dict[str, Any]:
+    """The signed-in account as JSON, with its wrapped private keys."""
+    return {
+        "id": user.id,
+        "role": user.role.value,
+        "username": services.display_name(keyring(), user),
+        "key_version": user.key_version,
+        "wrapped_keys": b64encode(user.wrapped_keys),
+        "public_keys": key_json(services.current_keys(user)),
+        "must_rotate_keys": services.current_keys(user).status.value == "compromised",
+    }
+
+
+@bp.post("/auth/prelogin")
+@limiter.limit(_limit("HAVEN_LIMIT_PRELOGIN"))
+@limiter.limit(_limit("HAVEN_LIMIT_PRELOGIN"), key_func=_account_key)
+@endpoint(
+    "Argon2id salt and parameters for a username (decoys for unknown names)",
+    roles=ANONYMOUS,
+    body=UsernameBody,
+)
+def prelogin() -> Response:
+    """Answer every username with the same shape, known or not."""
+    body = parse_body(UsernameBody)
+    params = services.prelogin(db.session(), keyring(), body.username)
+    return jsonify(
+        {
+            "kdf": {
+                "alg": params.alg,
+                "salt": b64encode(params.salt),
+                "opslimit": params.opslimit,
+                "memlimit": params.memlimit,
+            }
+        }
+    )
+
+
+@bp.post("/auth/register")
+@limiter.limit(_limit("HAVEN_LIMIT_REDEEM"))
+@endpoint("Redeem an invite and create an account", roles=ANONYMOUS, body=RegisterBody)
+def register() -> tuple[Response, int]:
+    """Create the account and sign it in."""
+    body = parse_body(RegisterBody)
+    pk = body.public_keys
+    reg = services.Registration(
+        invite_token=body.invite,
+        username=body.username,
+        passphrase=_new_passphrase(body.passphrase),
+        recovery_auth_key=body.recovery_auth_key,
+        recovery_wrapped_keys=body.recovery_wrapped_keys,
+        public_keys=pkeys.PublicKeys(pk.version, pk.x25519, pk.ed25519, pk.signature),
+    )
+    user = services.register(db.session(), keyring(), _cost(), reg)
+    start_session(user)
+    return jsonify({"account": account_json(user)}), 201
+
+
+@bp.post("/auth/login")
+@limiter.limit(_limit("HAVEN_LIMIT_LOGIN_IP"))
+@limiter.limit(_limit("HAVEN_LIMIT_LOGIN_ACCOUNT"), key_func=_account_key, deduct_when=_failed)
+@endpoint("Sign in with the authentication subkey", roles=ANONYMOUS, body=LoginBody)
+def login() -> Response:
+    """Start a session and return the wrapped private keys."""
+    body = parse_body(LoginBody)
+    user = services.authenticate(db.session(), keyring(), _cost(), body.username, body.auth_key)
+    start_session(user)
+    return jsonify({"account": account_json(user)})
+
+
+@bp.post("/auth/logout")
+@endpoint("End every session of this account", roles=ANY_ROLE)
+def logout() -> tuple[str, int]:
+    """Bump the session version, then drop this client's cookie."""
+    services.end_sessions(db.session(), me().id)
+    end_session()
+    return "", 204
+
+
+@bp.post("/auth/recovery/start")
+@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"))
+@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key)
+@endpoint(
+    "Prove the recovery key; get the recovery-wrapped private keys",
+    roles=ANONYMOUS,
+    body=RecoveryStartBody,
+)
+def recovery_start() -> Response:
+    """Return the copy of the private keys wrapped under the recovery key."""
+    body = parse_body(RecoveryStartBody)
+    user = services.authenticate_recovery(
+        db.session(), keyring(), _cost(), body.username, body.recovery_auth_key
+    )
+    return jsonify(
+        {
+            "key_version": user.key_version,
+            "recovery_wrapped_keys": b64encode(user.recovery_wrapped_keys),
+        }
+    )
+
+
+@bp.post("/auth/recovery/complete")
+@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"))
+@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key)
+@endpoint(
+    "Prove the recovery key and set a new passphrase", roles=ANONYMOUS, body=RecoveryCompleteBody
+)
+def recovery_complete() -> Response:
+    """Set the new passphrase, end all sessions, and sign this client in."""
+    body = parse_body(RecoveryCompleteBody)
+    user = services.recover(
+        db.session(),
+        keyring(),
+        _cost(),
+        body.username,
+        body.recovery_auth_key,
+        _new_passphrase(body.passphrase),
+    )
+    start_session(user)
+    return jsonify({"account": account_json(user)})
+
+
+@bp.post("/account/passphrase")
+@limiter.limit(
+    _limit("HAVEN_LIMIT_RECOVERY"),
+    key_func=lambda: f"pass:{current_user.get_id()}",
+    deduct_when=_failed,
+)
+@endpoint(
+    "Change the passphrase (re-wraps the private keys)", roles=ANY_ROLE, body=ChangePassphraseBody
+)
+def change_passphrase() -> tuple[str, int]:
+    """Re-wrap under a new passphrase; every session ends, this one included."""
+    body = parse_body(ChangePassphraseBody)
+    services.change_passphrase(
+        db.session(), _cost(), me().id, body.current_auth_key, _new_passphrase(body.passphrase)
+    )
+    end_session()
+    return "", 204
+
+
+@bp.get("/account")
+@endpoint("The signed-in account", roles=ANY_ROLE)
+def account() -> Response:
+    """Return the signed-in account."""
+    return jsonify({"account": account_json(me())})
+
+
+@bp.post("/invites")
+@endpoint(
+    "Create an invite: admins invite counsel or admins, counsel invite survivors",
+    roles={Role.ADMIN, Role.COUNSEL},
+    body=InviteBody,
+)
+def create_invite() -> tuple[Response, int]:
+    """Create a one-time invite and return its link once."""
+    body = parse_body(InviteBody)
+    invite, token = services.create_invite(
+        db.session(), Role(body.role), me(), current_app.config["HAVEN_INVITE_HOURS"]
+    )
+    return jsonify(
+        {
+            "invite": {
+                "id": invite.id,
+                "role": invite.role.value,
+                "expires_at": invite.expires_at.isoformat(),
+                "token": b64encode(token),
+                "link": invite_link(token),
+            }
+        }
+    ), 201
+
+
+def invite_link(token: bytes) -> str:
+    """The link a person opens to register; the token sits in the fragment, never sent."""
+    return f"{current_app.config['HAVEN_PUBLIC_URL']}/app/#invite={b64encode(token)}"

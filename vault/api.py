@@ -1,0 +1,135 @@
+"""Shared pieces of the JSON API: strict body parsing, base64url fields, role checks.
+
+Every route declares its body model and who may call it with ``@endpoint``; the OpenAPI
+document and the authorization tests are both built from those declarations.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+from flask import request
+from flask_login import current_user
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
+
+from vault.accounts.models import Role, User
+from vault.errors import Forbidden, InvalidRequest, Unauthorized
+from vault.protocol.encoding import EncodingError, b64decode
+
+P = ParamSpec("P")
+R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
+
+ANONYMOUS = "anonymous"
+ANY_ROLE = frozenset(Role)
+
+
+def _b64(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("expected a base64url string")
+    try:
+        return b64decode(value)
+    except EncodingError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def b64_exact(length: int) -> Any:
+    """A base64url field that must decode to exactly ``length`` bytes."""
+
+    def check(value: Any) -> bytes:
+        data = _b64(value)
+        if len(data) != length:
+            raise ValueError(f"must decode to {length} bytes, got {len(data)}")
+        return data
+
+    return Annotated[
+        bytes,
+        BeforeValidator(check),
+        WithJsonSchema(
+            {"type": "string", "contentEncoding": "base64url", "description": f"{length} bytes"}
+        ),
+    ]
+
+
+def b64_max(length: int) -> Any:
+    """A base64url field of at most ``length`` decoded bytes."""
+
+    def check(value: Any) -> bytes:
+        data = _b64(value)
+        if len(data) > length:
+            raise ValueError(f"must decode to at most {length} bytes")
+        return data
+
+    return Annotated[
+        bytes,
+        BeforeValidator(check),
+        WithJsonSchema(
+            {"type": "string", "contentEncoding": "base64url", "description": f"≤ {length} bytes"}
+        ),
+    ]
+
+
+class Body(BaseModel):
+    """Base of every request body: unknown fields are refused, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def parse_body(model: type[M]) -> M:
+    """Parse the JSON body into ``model`` or raise a 400 naming the first problem."""
+    if not request.is_json:
+        raise InvalidRequest("send a JSON body with Content-Type: application/json")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise InvalidRequest("the body is not valid JSON", code="malformed_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidRequest(f"{where}: {first['msg']}", code="invalid_field") from exc
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """What the OpenAPI document and the authorization tests need to know about a route."""
+
+    summary: str
+    roles: frozenset[Role] | str
+    body: type[BaseModel] | None
+
+
+def endpoint(
+    summary: str,
+    *,
+    roles: frozenset[Role] | set[Role] | str = ANY_ROLE,
+    body: type[BaseModel] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Declare a route's summary, body and allowed roles; enforce the roles."""
+    allowed: frozenset[Role] | str = roles if isinstance(roles, str) else frozenset(roles)
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+            if allowed != ANONYMOUS:
+                if not current_user.is_authenticated:
+                    raise Unauthorized("sign in first")
+                assert isinstance(allowed, frozenset)
+                if current_user.role not in allowed:
+                    raise Forbidden("your role may not do this")
+            return view(*args, **kwargs)
+
+        wrapped.haven_endpoint = EndpointSpec(summary, allowed, body)  # type: ignore[attr-defined]
+        return wrapped
+
+    return decorate
+
+
+def me() -> User:
+    """The signed-in account (only inside an endpoint that requires one)."""
+    user = current_user._get_current_object()
+    assert isinstance(user, User)
+    return user

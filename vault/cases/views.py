@@ -1,0 +1,66 @@
+"""Case routes: list cases and their members' published keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from vault import db
+from vault.accounts import services as accounts
+from vault.accounts.models import Role
+from vault.accounts.views import key_json
+from vault.api import endpoint, me
+from vault.cases import services
+from vault.cases.models import Case
+from vault.keyring import keyring
+
+bp = Blueprint("cases", __name__, url_prefix="/api/v1")
+
+MEMBERS = {Role.SURVIVOR, Role.COUNSEL}
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    """A case with its members, their roles, names and current public keys."""
+    ring = keyring()
+    members = []
+    for member in case.members:
+        user = member.user
+        members.append(
+            {
+                "user_id": member.user_id,
+                "role": member.role.value,
+                "username": accounts.display_name(ring, user),
+                "added_at": member.added_at.isoformat(),
+                "public_keys": key_json(accounts.current_keys(user)),
+            }
+        )
+    return {"id": case.id, "created_at": case.created_at.isoformat(), "members": members}
+
+
+@bp.get("/cases")
+@endpoint("The cases the signed-in account belongs to", roles=MEMBERS)
+def list_cases() -> Response:
+    """List my cases."""
+    return jsonify({"cases": [case_json(c) for c in services.list_cases(db.session(), me())]})
+
+
+@bp.get("/cases/<case_id>")
+@endpoint("One case the signed-in account belongs to", roles=MEMBERS)
+def get_case(case_id: str) -> Response:
+    """Show one of my cases."""
+    return jsonify({"case": case_json(services.get_case(db.session(), me(), case_id))})
+
+
+@bp.get("/users/<user_id>/keys")
+@endpoint("Published key versions of yourself or someone who shares a case with you", roles=MEMBERS)
+def user_keys(user_id: str) -> Response:
+    """All key versions of a contact, oldest first."""
+    other = services.contact_keys(db.session(), me(), user_id)
+    return jsonify(
+        {
+            "user_id": other.id,
+            "current_version": other.key_version,
+            "keys": [key_json(k) for k in other.keys],
+        }
+    )

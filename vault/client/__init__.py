@@ -1,0 +1,5 @@
+"""The Python client: reference implementation of protocol v1, counsel CLI and test driver."""
+
+from vault.client.api import ApiError, HavenClient
+
+__all__ = ["ApiError", "HavenClient"]

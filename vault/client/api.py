@@ -1,0 +1,213 @@
+"""HavenClient: talks to a Haven server over HTTP and does all crypto locally.
+
+The server receives only the authentication subkey, public keys and ciphertext.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from vault.protocol import keys as pkeys
+from vault.protocol.encoding import b64decode, b64encode
+from vault.protocol.kdf import (
+    KdfParams,
+    check_passphrase_strength,
+    passphrase_keys,
+    recovery_keys,
+)
+
+
+class ApiError(Exception):
+    """The server answered with an error shape."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Account:
+    """The signed-in account as this client knows it, private keys included."""
+
+    id: str
+    role: str
+    username: str
+    keys: pkeys.KeyPairs
+    public_keys: pkeys.PublicKeys
+
+
+def invite_token(link_or_token: str) -> bytes:
+    """Accept an invite link (token in the fragment) or a bare token."""
+    token = link_or_token.rsplit("invite=", 1)[-1]
+    return b64decode(token)
+
+
+def _kdf_json(params: KdfParams) -> dict[str, Any]:
+    return {
+        "alg": params.alg,
+        "salt": b64encode(params.salt),
+        "opslimit": params.opslimit,
+        "memlimit": params.memlimit,
+    }
+
+
+def _public_json(pub: pkeys.PublicKeys) -> dict[str, Any]:
+    return {
+        "version": pub.version,
+        "x25519": b64encode(pub.x25519),
+        "ed25519": b64encode(pub.ed25519),
+        "signature": b64encode(pub.signature),
+    }
+
+
+def parse_public_keys(data: dict[str, Any]) -> pkeys.PublicKeys:
+    """Decode a public key record from JSON."""
+    return pkeys.PublicKeys(
+        int(data["version"]),
+        b64decode(data["x25519"]),
+        b64decode(data["ed25519"]),
+        b64decode(data["signature"]),
+    )
+
+
+class HavenClient:
+    """One device's connection to a Haven server."""
+
+    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.http = requests.Session()
+        self.timeout = timeout
+        self.account: Account | None = None
+
+    # -- transport -------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send a request; raise ApiError on the error shape."""
+        kwargs.setdefault("timeout", self.timeout)
+        response = self.http.request(method, f"{self.base_url}/api/v1{path}", **kwargs)
+        if response.status_code >= 400:
+            try:
+                err = response.json()["error"]
+                raise ApiError(response.status_code, err["code"], err["message"])
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(response.status_code, "http_error", response.text[:200]) from None
+        return response
+
+    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST JSON and return the decoded JSON answer (None for 204)."""
+        response = self.request("POST", path, json=body if body is not None else {})
+        return None if response.status_code == 204 else response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET and return the decoded JSON answer."""
+        return self.request("GET", path, params=params or None).json()
+
+    # -- accounts --------------------------------------------------------------------
+
+    def _new_passphrase(
+        self, passphrase: str, keys: pkeys.KeyPairs, username: str
+    ) -> dict[str, Any]:
+        check_passphrase_strength(passphrase)
+        params = KdfParams(salt=os.urandom(16))
+        derived = passphrase_keys(passphrase, params)
+        return {
+            "kdf": _kdf_json(params),
+            "auth_key": b64encode(derived.auth_key),
+            "wrapped_keys": b64encode(pkeys.wrap_bundle(keys, username, derived.wrap_key)),
+        }
+
+    def register(self, invite: str, username: str, passphrase: str) -> str:
+        """Create an account from an invite; return the recovery key to show the user once."""
+        name = pkeys.normalize_username(username)
+        keys = pkeys.KeyPairs.generate(version=1)
+        recovery = pkeys.generate_recovery_key()
+        rkeys = recovery_keys(recovery)
+        body = {
+            "invite": b64encode(invite_token(invite)),
+            "username": name,
+            "passphrase": self._new_passphrase(passphrase, keys, name),
+            "recovery_auth_key": b64encode(rkeys.auth_key),
+            "recovery_wrapped_keys": b64encode(pkeys.wrap_bundle(keys, name, rkeys.wrap_key)),
+            "public_keys": _public_json(keys.public(name)),
+        }
+        data = self.post("/auth/register", body)
+        self._set_account(data["account"], keys)
+        return pkeys.format_recovery_key(recovery)
+
+    def prelogin(self, username: str) -> KdfParams:
+        """Fetch and check the KDF parameters; refuse anything below the protocol floor."""
+        data = self.post("/auth/prelogin", {"username": username})["kdf"]
+        params = KdfParams(b64decode(data["salt"]), data["opslimit"], data["memlimit"], data["alg"])
+        params.check()
+        return params
+
+    def login(self, username: str, passphrase: str) -> Account:
+        """Sign in from any device knowing only username and passphrase."""
+        name = pkeys.normalize_username(username)
+        derived = passphrase_keys(passphrase, self.prelogin(name))
+        data = self.post("/auth/login", {"username": name, "auth_key": b64encode(derived.auth_key)})
+        acct = data["account"]
+        keys = pkeys.unwrap_bundle(
+            b64decode(acct["wrapped_keys"]), name, acct["key_version"], derived.wrap_key
+        )
+        return self._set_account(acct, keys)
+
+    def _set_account(self, acct: dict[str, Any], keys: pkeys.KeyPairs) -> Account:
+        public = parse_public_keys(acct["public_keys"])
+        public.verify(acct["username"])
+        if public.x25519 != bytes(keys.box_key.public_key) or public.ed25519 != bytes(
+            keys.signing_key.verify_key
+        ):
+            raise pkeys.ProtocolError("the server's copy of my public keys does not match my keys")
+        self.account = Account(acct["id"], acct["role"], acct["username"], keys, public)
+        return self.account
+
+    def logout(self) -> None:
+        """End every session of this account and forget the keys."""
+        self.post("/auth/logout")
+        self.account = None
+        self.http.cookies.clear()
+
+    def recover(self, username: str, recovery_key: str, new_passphrase: str) -> Account:
+        """Unlock with the recovery key and set a new passphrase."""
+        name = pkeys.normalize_username(username)
+        rkeys = recovery_keys(pkeys.parse_recovery_key(recovery_key))
+        proof = {"username": name, "recovery_auth_key": b64encode(rkeys.auth_key)}
+        data = self.post("/auth/recovery/start", proof)
+        keys = pkeys.unwrap_bundle(
+            b64decode(data["recovery_wrapped_keys"]), name, data["key_version"], rkeys.wrap_key
+        )
+        body = proof | {"passphrase": self._new_passphrase(new_passphrase, keys, name)}
+        acct = self.post("/auth/recovery/complete", body)["account"]
+        return self._set_account(acct, keys)
+
+    def change_passphrase(self, current: str, new: str) -> None:
+        """Re-wrap the private keys under a new passphrase, then sign in again with it."""
+        assert self.account is not None, "sign in first"
+        name = self.account.username
+        derived = passphrase_keys(current, self.prelogin(name))
+        body = {
+            "current_auth_key": b64encode(derived.auth_key),
+            "passphrase": self._new_passphrase(new, self.account.keys, name),
+        }
+        self.post("/account/passphrase", body)
+        self.login(name, new)
+
+    def create_invite(self, role: str) -> str:
+        """Create an invite link (counsel: survivors; admins: counsel or admins)."""
+        link: str = self.post("/invites", {"role": role})["invite"]["link"]
+        return link
+
+    def cases(self) -> list[dict[str, Any]]:
+        """My cases, with every member's public keys checked against their self-signature."""
+        cases: list[dict[str, Any]] = self.get("/cases")["cases"]
+        for case in cases:
+            for member in case["members"]:
+                parse_public_keys(member["public_keys"]).verify(member["username"])
+        return cases

@@ -1,0 +1,152 @@
+"""Typed settings, parsed once from the environment (or a mapping in tests).
+
+Each loader reads the variables of one concern and fails loudly, naming the variable,
+when a value is missing or malformed. Secrets may be given as ``NAME_FILE`` pointing at
+a file (Docker/Compose secrets) instead of ``NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def _get(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    """Read NAME, or the contents of the file named by NAME_FILE."""
+    file_name = env.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {file_name}: {exc.strerror}") from exc
+    value = env.get(name)
+    return default if value is None or value == "" else value
+
+
+def _str(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _get(env, name, default)
+    assert value is not None
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = _get(env, name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {value!r}")
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    value = _get(env, name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected an integer, got {value!r}") from exc
+    if number < minimum:
+        raise ConfigError(f"{name}: must be at least {minimum}, got {number}")
+    return number
+
+
+def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
+    secure = _bool(env, "HAVEN_SECURE_COOKIES", True)
+    idle = _int(env, "HAVEN_SESSION_IDLE_MINUTES", 15, minimum=1)
+    return {
+        "HAVEN_SECURE_COOKIES": secure,
+        "SESSION_COOKIE_NAME": "__Host-haven" if secure else "haven_session",
+        "SESSION_COOKIE_SECURE": secure,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Strict",
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_REFRESH_EACH_REQUEST": True,
+        "PERMANENT_SESSION_LIFETIME": idle * 60,
+        "HAVEN_SESSION_MAX_SECONDS": _int(env, "HAVEN_SESSION_MAX_HOURS", 12, minimum=1) * 3600,
+        "REMEMBER_COOKIE_DURATION": 0,
+        "MAX_CONTENT_LENGTH": _int(env, "HAVEN_MAX_JSON_BYTES", 256 * 1024, minimum=1024),
+        "HAVEN_PROXY_HOPS": _int(env, "HAVEN_PROXY_HOPS", 0),
+        "HAVEN_PUBLIC_URL": _str(env, "HAVEN_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        "HAVEN_INVITE_HOURS": _int(env, "HAVEN_INVITE_HOURS", 72, minimum=1),
+        "HAVEN_SERVER_HASH_OPSLIMIT": _int(env, "HAVEN_SERVER_HASH_OPSLIMIT", 2, minimum=1),
+        "HAVEN_SERVER_HASH_MEMLIMIT": _int(
+            env, "HAVEN_SERVER_HASH_MEMLIMIT", 64 * 1024 * 1024, minimum=8192
+        ),
+    }
+
+
+def _load_database(env: Mapping[str, str]) -> dict[str, Any]:
+    url = _str(env, "HAVEN_DATABASE_URL", "sqlite:///var/haven.db")
+    scheme = urlsplit(url).scheme
+    if scheme.startswith("postgresql"):
+        url = url.replace("postgresql://", "postgresql+psycopg://", 1)
+    elif not scheme.startswith("sqlite"):
+        raise ConfigError(f"HAVEN_DATABASE_URL: unsupported scheme {scheme!r}")
+    return {"HAVEN_DATABASE_URL": url}
+
+
+def _load_object_store(env: Mapping[str, str]) -> dict[str, Any]:
+    endpoint = _str(env, "HAVEN_S3_ENDPOINT", "127.0.0.1:9000")
+    if "://" in endpoint or "/" in endpoint:
+        raise ConfigError(f"HAVEN_S3_ENDPOINT: expected host:port, got {endpoint!r}")
+    return {
+        "HAVEN_S3_ENDPOINT": endpoint,
+        "HAVEN_S3_ACCESS_KEY": _str(env, "HAVEN_S3_ACCESS_KEY", ""),
+        "HAVEN_S3_SECRET_KEY": _str(env, "HAVEN_S3_SECRET_KEY", ""),
+        "HAVEN_S3_BUCKET": _str(env, "HAVEN_S3_BUCKET", "haven"),
+        "HAVEN_S3_SECURE": _bool(env, "HAVEN_S3_SECURE", False),
+        "HAVEN_S3_REGION": _str(env, "HAVEN_S3_REGION", "us-east-1"),
+    }
+
+
+def _load_limiter(env: Mapping[str, str]) -> dict[str, Any]:
+    redis_url = _get(env, "HAVEN_REDIS_URL")
+    storage = _str(env, "HAVEN_LIMITER_STORAGE_URI", redis_url or "memory://")
+    if not storage.startswith(("memory://", "redis://", "rediss://")):
+        raise ConfigError(
+            f"HAVEN_LIMITER_STORAGE_URI: expected memory:// or redis://, got {storage!r}"
+        )
+    return {
+        "HAVEN_REDIS_URL": redis_url,
+        "RATELIMIT_STORAGE_URI": storage,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_ENABLED": _bool(env, "HAVEN_RATELIMIT_ENABLED", True),
+        "HAVEN_LIMIT_PRELOGIN": _str(env, "HAVEN_LIMIT_PRELOGIN", "30/minute"),
+        "HAVEN_LIMIT_LOGIN_IP": _str(env, "HAVEN_LIMIT_LOGIN_IP", "30/minute;200/hour"),
+        "HAVEN_LIMIT_LOGIN_ACCOUNT": _str(env, "HAVEN_LIMIT_LOGIN_ACCOUNT", "10/minute;50/day"),
+        "HAVEN_LIMIT_RECOVERY": _str(env, "HAVEN_LIMIT_RECOVERY", "5/minute;20/day"),
+        "HAVEN_LIMIT_REDEEM": _str(env, "HAVEN_LIMIT_REDEEM", "10/minute;50/hour"),
+    }
+
+
+def _load_keys(env: Mapping[str, str]) -> dict[str, Any]:
+    return {"HAVEN_KEYS_DIR": _str(env, "HAVEN_KEYS_DIR", "keys")}
+
+
+LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
+    _load_flask,
+    _load_database,
+    _load_object_store,
+    _load_limiter,
+    _load_keys,
+)
+
+
+def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Parse every setting once; raise ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    config: dict[str, Any] = {"TESTING": _bool(env, "HAVEN_TESTING", False)}
+    for load in LOADERS:
+        config |= load(env)
+    return config

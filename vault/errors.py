@@ -1,0 +1,114 @@
+"""One JSON error shape for every 4xx and 5xx: {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from flask_limiter.errors import RateLimitExceeded
+from sqlalchemy.exc import OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class HavenError(Exception):
+    """A domain error with an HTTP status and a stable machine-readable code."""
+
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidRequest(HavenError):
+    """The request is malformed or breaks a rule."""
+
+
+class Unauthorized(HavenError):
+    """No valid session, or bad credentials."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(HavenError):
+    """Authenticated, but this role may not do this."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(HavenError):
+    """The thing does not exist for this caller."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(HavenError):
+    """The request conflicts with the current state."""
+
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(HavenError):
+    """A backing service (database, object store, limiter storage) is down."""
+
+    status = 503
+    code = "unavailable"
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """Build the one error shape."""
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _http_code(exc: HTTPException) -> str:
+    return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Route every error through the one shape."""
+
+    @app.errorhandler(HavenError)
+    def _domain(exc: HavenError) -> Response:
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.status == 503:
+            response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(RateLimitExceeded)
+    def _limited(exc: RateLimitExceeded) -> Response:
+        return error_response(429, "rate_limited", "too many attempts; wait and try again")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        response = error_response(status, _http_code(exc), exc.description or exc.name)
+        if exc.response is not None:
+            for name in ("Allow", "Retry-After"):
+                if name in exc.response.headers:
+                    response.headers[name] = exc.response.headers[name]
+        elif status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response
+
+    @app.errorhandler(OperationalError)
+    def _database_down(exc: OperationalError) -> Response:
+        log.error("database unavailable: %s", type(exc.orig).__name__)
+        response = error_response(503, "database_unavailable", "the database is unavailable")
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred")

@@ -1,0 +1,56 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import text
+
+from vault import db
+from vault.api import ANONYMOUS, endpoint
+from vault.extensions import limiter
+from vault.storage import StorageUnavailable, store
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+@limiter.exempt
+@endpoint("The process is up", roles=ANONYMOUS)
+def healthz() -> Response:
+    """Answer while the process runs, whatever its dependencies do."""
+    return jsonify({"status": "ok"})
+
+
+def _check_database() -> None:
+    with db.database().engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _check_limiter() -> None:
+    storage = limiter.storage
+    if storage is None or not storage.check():
+        raise RuntimeError("limiter storage unavailable")
+
+
+@bp.get("/readyz")
+@limiter.exempt
+@endpoint("Database, object store and limiter storage all answer", roles=ANONYMOUS)
+def readyz() -> tuple[Response, int]:
+    """Check each dependency; 503 naming the ones that fail."""
+    checks = {"database": _check_database, "object_store": store().ping, "limiter": _check_limiter}
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            check()
+            results[name] = "ok"
+        except (StorageUnavailable, RuntimeError, OSError, Exception):
+            results[name] = "unavailable"
+    is_ready = all(v == "ok" for v in results.values())
+    if not is_ready:
+        failing = ", ".join(k for k, v in results.items() if v != "ok")
+        body = {
+            "error": {"code": "not_ready", "message": f"unavailable: {failing}"},
+            "checks": results,
+        }
+        return jsonify(body), 503
+    return jsonify({"status": "ok", "checks": results}), 200
