@@ -50,5 +50,7 @@ def _register_blueprints(app: Flask) -> None:
     from vault.accounts.views import bp as accounts_bp
     from vault.cases.views import bp as cases_bp
 
-    for bp in (health.bp, openapi.bp, accounts_bp, cases_bp):
+    blueprints = [health.bp, openapi.bp, accounts_bp, cases_bp]
+    # -- feature blueprints --
+    for bp in blueprints:
         app.register_blueprint(bp)

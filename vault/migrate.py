@@ -14,6 +14,6 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+def upgrade(url: str, revision: str = "heads") -> None:
     """Bring the database up to ``revision``."""
     command.upgrade(alembic_config(url), revision)

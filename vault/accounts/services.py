@@ -111,6 +111,8 @@ def create_invite(
             raise Forbidden("counsel may invite survivors only")
         if created_by.role == Role.SURVIVOR:
             raise Forbidden("survivors cannot invite")
+        if created_by.role == Role.ADMIN and role == Role.SURVIVOR:
+            raise Forbidden("survivors are invited by their counsel, which opens their case")
     token = nacl.utils.random(INVITE_TOKEN_BYTES)
     invite = Invite(
         token_hash=token_hash(token),

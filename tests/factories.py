@@ -1,0 +1,69 @@
+"""Fast account factories that go through the services, not the HTTP client.
+
+Registration over HTTP runs Argon2id on the client (64 MiB, ~0.3 s); tests that only need
+accounts to exist (authorization, bad input) build them here with random subkeys.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from vault.accounts import services as accounts
+from vault.accounts.models import Role, User
+from vault.keyring import Keyring
+from vault.protocol import keys as pkeys
+from vault.protocol.kdf import KdfParams
+
+CHEAP = accounts.HashCost(1, 8192)
+
+
+@dataclass
+class Person:
+    """A test account and its private keys."""
+
+    id: str
+    username: str
+    role: str
+    keys: pkeys.KeyPairs
+    public: pkeys.PublicKeys
+
+
+def make_person(
+    db: Session, ring: Keyring, role: Role, username: str, invited_by: str | None = None
+) -> Person:
+    """Create an account through the registration service."""
+    creator = db.get(User, invited_by) if invited_by else None
+    _, token = accounts.create_invite(db, role, creator, 1)
+    keys = pkeys.KeyPairs.generate()
+    public = keys.public(username)
+    wrap = pkeys.wrap_bundle(keys, username, os.urandom(32))
+    reg = accounts.Registration(
+        invite_token=token,
+        username=username,
+        passphrase=accounts.NewPassphrase(KdfParams(os.urandom(16)), os.urandom(32), wrap),
+        recovery_auth_key=os.urandom(32),
+        recovery_wrapped_keys=wrap,
+        public_keys=public,
+    )
+    user = accounts.register(db, ring, CHEAP, reg)
+    return Person(user.id, username, role.value, keys, public)
+
+
+def session_cookie_for(app: Flask, client: object, person_id: str) -> None:
+    """Sign a Flask test client in as an account without running the login KDF."""
+    import time
+
+    with app.app_context():
+        db = app.extensions["haven.db"].sessions()
+        user = db.get(User, person_id)
+        assert user is not None
+        session_id = user.get_id()
+        db.close()
+    with client.session_transaction() as sess:  # type: ignore[attr-defined]
+        sess["_user_id"] = session_id
+        sess["iat"] = int(time.time())
+        sess.permanent = True
