@@ -114,6 +114,9 @@ def admin_invite(role: str) -> None:
         session.close()
 
 
+# -- feature commands --
+
+
 @main.group("keys")
 def keys_group() -> None:
     """Server keyring commands."""

@@ -3,4 +3,6 @@
 from vault.accounts.models import Invite, User, UserKey
 from vault.cases.models import Case, CaseMember
 
+# -- feature models --
+
 __all__ = ["Case", "CaseMember", "Invite", "User", "UserKey"]

@@ -1,86 +1,24 @@
-"""Every route × every role, the owner, a stranger and anonymous.
+"""Every route x every role, the owner, a stranger and anonymous.
 
-The ROUTES table must list every route the app serves (a test checks it against the URL
-map), so a new route cannot land without its authorization cases.
+The ROUTES tables (here and in authz_<feature>.py) must list every route the app serves (a
+test checks them against the URL map), so a new route cannot land without its cases.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
+import pkgutil
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from tests.factories import Person, make_person, session_cookie_for
-from vault.accounts.models import Role
-from vault.cases import services as cases
-from vault.db import database
+from tests import integration
+from tests.authz import ACTORS, NOT_ADMIN_OWNER, Route, World, build_world, everyone, signed_in
+from tests.factories import session_cookie_for
 from vault.openapi import endpoint_specs
 
-ACTORS = ("anonymous", "survivor", "counsel", "admin", "stranger_counsel", "stranger_survivor")
-
-
-@dataclass
-class World:
-    """A case (survivor + counsel), an admin, and a second case of strangers."""
-
-    people: dict[str, Person]
-    case_id: str
-    stranger_case_id: str
-
-
-@pytest.fixture
-def world(app: Flask) -> World:
-    """Build the accounts and cases every authorization case runs against."""
-    with app.app_context():
-        db = database(app).sessions()
-        ring = app.extensions["haven.keyring"]
-        counsel = make_person(db, ring, Role.COUNSEL, "counsel.a")
-        survivor = make_person(db, ring, Role.SURVIVOR, "survivor.a", invited_by=counsel.id)
-        admin = make_person(db, ring, Role.ADMIN, "admin.a")
-        s_counsel = make_person(db, ring, Role.COUNSEL, "counsel.b")
-        s_survivor = make_person(db, ring, Role.SURVIVOR, "survivor.b", invited_by=s_counsel.id)
-        from vault.accounts.models import User
-
-        case_id = cases.list_cases(db, db.get(User, survivor.id))[0].id  # type: ignore[arg-type]
-        other_case = cases.list_cases(db, db.get(User, s_survivor.id))[0].id  # type: ignore[arg-type]
-        db.close()
-    people = {
-        "survivor": survivor,
-        "counsel": counsel,
-        "admin": admin,
-        "stranger_counsel": s_counsel,
-        "stranger_survivor": s_survivor,
-    }
-    return World(people, case_id, other_case)
-
-
-def everyone(status: int) -> dict[str, int]:
-    """The same answer for every actor."""
-    return dict.fromkeys(ACTORS, status)
-
-
-def signed_in(status: int, **overrides: int) -> dict[str, int]:
-    """401 for anonymous, ``status`` for every account unless overridden."""
-    return {"anonymous": 401, **dict.fromkeys(ACTORS[1:], status), **overrides}
-
-
-@dataclass
-class Route:
-    """One route and what each actor gets."""
-
-    method: str
-    rule: str
-    expect: dict[str, int]
-    path: Callable[[World], str] | None = None
-    body: dict[str, Any] | None = field(default=None)
-
-
-NOT_ADMIN_OWNER = {"admin": 403, "stranger_counsel": 404, "stranger_survivor": 404}
-
-ROUTES: list[Route] = [
+CORE_ROUTES: list[Route] = [
     Route("GET", "/healthz", everyone(200)),
     Route("GET", "/readyz", everyone(200)),
     Route("GET", "/api/v1/openapi.json", everyone(200)),
@@ -111,11 +49,25 @@ ROUTES: list[Route] = [
         signed_in(200, **NOT_ADMIN_OWNER),
         path=lambda w: f"/api/v1/users/{w.people['survivor'].id}/keys",
     ),
-    # -- documents routes --
-    # -- messages routes --
-    # -- web client routes --
-    # -- key management routes --
 ]
+
+
+FEATURES = [
+    importlib.import_module(f"tests.integration.{m.name}")
+    for m in pkgutil.iter_modules(integration.__path__)
+    if m.name.startswith("authz_")
+]
+ROUTES: list[Route] = CORE_ROUTES + [r for f in FEATURES for r in f.ROUTES]
+
+
+@pytest.fixture
+def world(app: Flask) -> World:
+    """Accounts and cases, plus whatever each feature builds for its paths."""
+    built = build_world(app)
+    for feature in FEATURES:
+        if hasattr(feature, "build"):
+            feature.build(app, built)
+    return built
 
 
 def test_every_route_is_in_the_table(app: Flask) -> None:

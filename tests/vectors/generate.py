@@ -148,6 +148,7 @@ def _decode(p: dict[str, Any]) -> tuple[bytes, bytes]:
 GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "accounts": accounts_vectors,
     "safety": safety_vectors,
+    # -- feature vectors --
 }
 
 

@@ -1,0 +1,80 @@
+"""Shared pieces of the authorization matrix: actors, the world they act in, route rows.
+
+Each feature lists its routes in tests/integration/authz_<feature>.py as ``ROUTES`` and may
+define ``build(app, world)`` to create the resources its paths need (stored in
+``world.extra``). tests/integration/test_authorization.py collects them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Flask
+
+from tests.factories import Person, make_person
+from vault.accounts.models import Role
+from vault.cases import services as cases
+from vault.db import database
+
+ACTORS = ("anonymous", "survivor", "counsel", "admin", "stranger_counsel", "stranger_survivor")
+
+
+@dataclass
+class World:
+    """A case (survivor + counsel), an admin, and a second case of strangers."""
+
+    people: dict[str, Person]
+    case_id: str
+    stranger_case_id: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_world(app: Flask) -> World:
+    """Build the accounts and cases every authorization case runs against."""
+    with app.app_context():
+        db = database(app).sessions()
+        ring = app.extensions["haven.keyring"]
+        counsel = make_person(db, ring, Role.COUNSEL, "counsel.a")
+        survivor = make_person(db, ring, Role.SURVIVOR, "survivor.a", invited_by=counsel.id)
+        admin = make_person(db, ring, Role.ADMIN, "admin.a")
+        s_counsel = make_person(db, ring, Role.COUNSEL, "counsel.b")
+        s_survivor = make_person(db, ring, Role.SURVIVOR, "survivor.b", invited_by=s_counsel.id)
+        from vault.accounts.models import User
+
+        case_id = cases.list_cases(db, db.get(User, survivor.id))[0].id  # type: ignore[arg-type]
+        other_case = cases.list_cases(db, db.get(User, s_survivor.id))[0].id  # type: ignore[arg-type]
+        db.close()
+    people = {
+        "survivor": survivor,
+        "counsel": counsel,
+        "admin": admin,
+        "stranger_counsel": s_counsel,
+        "stranger_survivor": s_survivor,
+    }
+    return World(people, case_id, other_case)
+
+
+def everyone(status: int) -> dict[str, int]:
+    """The same answer for every actor."""
+    return dict.fromkeys(ACTORS, status)
+
+
+def signed_in(status: int, **overrides: int) -> dict[str, int]:
+    """401 for anonymous, ``status`` for every account unless overridden."""
+    return {"anonymous": 401, **dict.fromkeys(ACTORS[1:], status), **overrides}
+
+
+@dataclass
+class Route:
+    """One route and what each actor gets."""
+
+    method: str
+    rule: str
+    expect: dict[str, int]
+    path: Callable[[World], str] | None = None
+    body: dict[str, Any] | None = field(default=None)
+
+
+NOT_ADMIN_OWNER = {"admin": 403, "stranger_counsel": 404, "stranger_survivor": 404}
