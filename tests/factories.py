@@ -67,3 +67,17 @@ def session_cookie_for(app: Flask, client: object, person_id: str) -> None:
         sess["_user_id"] = session_id
         sess["iat"] = int(time.time())
         sess.permanent = True
+
+
+def row_counts(app: Flask) -> dict[str, int]:
+    """How many rows each table holds, to show that a refused request changed nothing."""
+    from sqlalchemy import MetaData, func, select
+
+    engine = app.extensions["haven.db"].engine
+    meta = MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        return {
+            t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in meta.sorted_tables
+        }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
 
 from vault import create_app, db, migrate
 from vault.accounts import services as accounts
@@ -15,13 +17,20 @@ from vault.accounts.models import Role
 from vault.keyring import PURPOSES, init_keyring, load_keyring
 
 
-def _app() -> Flask:
-    return create_app()
-
-
-@click.group(cls=FlaskGroup, create_app=_app, add_default_commands=False, add_version_option=False)
+@click.group()
 def main() -> None:
     """Haven: end-to-end encrypted messaging and document vault."""
+
+
+def with_appcontext(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command inside an app built from the environment."""
+
+    @functools.wraps(command)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with create_app().app_context():
+            return command(*args, **kwargs)
+
+    return wrapped
 
 
 def _first_admin_invite(app: Flask) -> None:
@@ -137,3 +146,7 @@ def keys_status() -> None:
     for purpose in PURPOSES:
         versions = ring.versions(purpose)
         click.echo(f"{purpose}: current {versions[-1]}, live {versions}")
+
+
+if __name__ == "__main__":
+    main()
