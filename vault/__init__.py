@@ -52,5 +52,8 @@ def _register_blueprints(app: Flask) -> None:
 
     blueprints = [health.bp, openapi.bp, accounts_bp, cases_bp]
     # -- feature blueprints --
+    from vault.directory.views import bp as directory_bp
+
+    blueprints.append(directory_bp)
     for bp in blueprints:
         app.register_blueprint(bp)

@@ -133,3 +133,14 @@ def me() -> User:
     user = current_user._get_current_object()
     assert isinstance(user, User)
     return user
+
+
+def query_int(name: str, *, minimum: int = 0, maximum: int = 2**62) -> int:
+    """A required integer query parameter within bounds, or a 400 naming it."""
+    raw = request.args.get(name)
+    if raw is None or not raw.isdigit() or len(raw) > 19:
+        raise InvalidRequest(f"query parameter {name!r} must be a non-negative integer")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise InvalidRequest(f"query parameter {name!r} must be within {minimum}..{maximum}")
+    return value

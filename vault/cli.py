@@ -27,8 +27,12 @@ def with_appcontext(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(command)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        with create_app().app_context():
-            return command(*args, **kwargs)
+        app = create_app()
+        try:
+            with app.app_context():
+                return command(*args, **kwargs)
+        finally:
+            db.database(app).engine.dispose()
 
     return wrapped
 
@@ -124,6 +128,28 @@ def admin_invite(role: str) -> None:
 
 
 # -- feature commands --
+
+
+@main.group("log")
+def log_group() -> None:
+    """Key transparency log commands."""
+
+
+@log_group.command("verify")
+@with_appcontext
+def log_verify() -> None:
+    """Recompute every leaf, node, head signature and log-key announcement."""
+    from vault.directory.services import verify_log
+    from vault.protocol.transparency import TransparencyError
+
+    session = db.database().sessions()
+    try:
+        size = verify_log(session)
+    except TransparencyError as exc:
+        raise click.ClickException(f"key transparency log is NOT intact: {exc}") from exc
+    finally:
+        session.close()
+    click.echo(f"key transparency log intact: {size} entries")
 
 
 @main.group("keys")

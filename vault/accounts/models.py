@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -91,6 +92,8 @@ class UserKey(Base):
     ed25519: Mapped[bytes] = mapped_column(LargeBinary(32))
     signature: Mapped[bytes] = mapped_column(LargeBinary(64))
     status: Mapped[KeyStatus] = mapped_column(str_enum(KeyStatus), default=KeyStatus.CURRENT)
+    log_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    logged_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     user: Mapped[User] = relationship(back_populates="keys")

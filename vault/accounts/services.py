@@ -7,6 +7,7 @@ master key or the wrap subkey) and stores an Argon2id hash of it.
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,10 +21,12 @@ from sqlalchemy.orm import Session
 from vault.accounts.models import Invite, KeyStatus, Role, User, UserKey
 from vault.cases.models import Case, CaseMember
 from vault.db import utcnow
+from vault.directory import services as directory
 from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from vault.keyring import Keyring
 from vault.protocol import keys as pkeys
 from vault.protocol import serverdata
+from vault.protocol import transparency as kt
 from vault.protocol.kdf import KdfParams, WeakParameters
 
 INVITE_TOKEN_BYTES = 32
@@ -198,6 +201,7 @@ def register(db: Session, ring: Keyring, cost: HashCost, reg: Registration) -> U
     )
     db.add(user)
     db.flush()
+    publish_key(db, ring, user.keys[0])
     # Redeem atomically: a concurrent redemption of the same token updates no row.
     result = db.execute(
         update(Invite)
@@ -219,6 +223,19 @@ def register(db: Session, ring: Keyring, cost: HashCost, reg: Registration) -> U
         db.add(case)
     db.commit()
     return user
+
+
+def publish_key(db: Session, ring: Keyring, key: UserKey, kind: str = "publish") -> int:
+    """Append a key event to the transparency log inside the caller's transaction."""
+    now_ms = int(time.time() * 1000)
+    entry = kt.KeyEntry(
+        kind, key.user_id, key.version, key.x25519, key.ed25519, key.signature, now_ms
+    )
+    index = directory.append(db, ring, entry)
+    if kind == "publish":
+        key.log_index = index
+        key.logged_at_ms = now_ms
+    return index
 
 
 def authenticate(

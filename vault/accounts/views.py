@@ -139,6 +139,8 @@ def key_json(key: UserKey) -> dict[str, Any]:
         "ed25519": b64encode(key.ed25519),
         "signature": b64encode(key.signature),
         "status": key.status.value,
+        "log_index": key.log_index,
+        "logged_at_ms": key.logged_at_ms,
     }
 
 

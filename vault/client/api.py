@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from vault.client.directory import KeyDirectory
 from vault.protocol import keys as pkeys
 from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.kdf import (
@@ -84,6 +85,7 @@ class HavenClient:
         self.http = requests.Session()
         self.timeout = timeout
         self.account: Account | None = None
+        self.directory = KeyDirectory(self)
 
     # -- transport -------------------------------------------------------------------
 
@@ -165,6 +167,8 @@ class HavenClient:
             keys.signing_key.verify_key
         ):
             raise pkeys.ProtocolError("the server's copy of my public keys does not match my keys")
+        self.directory.verify_key(acct["id"], acct["public_keys"])
+        self.directory.monitor_self(acct["id"], {public.version: (public.x25519, public.ed25519)})
         self.account = Account(acct["id"], acct["role"], acct["username"], keys, public)
         return self.account
 
@@ -209,5 +213,10 @@ class HavenClient:
         cases: list[dict[str, Any]] = self.get("/cases")["cases"]
         for case in cases:
             for member in case["members"]:
-                parse_public_keys(member["public_keys"]).verify(member["username"])
+                self.verify_contact(member["user_id"], member["username"], member["public_keys"])
         return cases
+
+    def verify_contact(self, user_id: str, username: str, record: dict[str, Any]) -> None:
+        """Check a contact's key record: self-signature, then inclusion in the log."""
+        parse_public_keys(record).verify(username)
+        self.directory.verify_key(user_id, record)

@@ -1,0 +1,116 @@
+"""Client side of key transparency: pin heads, check consistency and inclusion, self-monitor.
+
+A client refuses to use a key unless the log includes it under a head that is consistent
+with every head it saw before, signed by a log key it can chain back to the one it pinned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from vault.protocol import merkle
+from vault.protocol import transparency as kt
+from vault.protocol.encoding import b64decode
+
+if TYPE_CHECKING:
+    from vault.client.api import HavenClient
+
+
+@dataclass
+class KeyDirectory:
+    """What one client has pinned: log keys it trusts and the newest head it verified."""
+
+    client: HavenClient
+    log_keys: dict[int, bytes] = field(default_factory=dict)
+    head: kt.TreeHead | None = None
+
+    def _trust_log_keys(self) -> None:
+        """Follow announcements from the pinned log key to the newest (first use pins v1)."""
+        chain = self.client.get("/directory/log-keys")["log_keys"]
+        previous: dict[str, Any] | None = None
+        for item in chain:
+            version, public = item["version"], b64decode(item["public_key"])
+            if previous is not None:
+                if item["announcement"] is None:
+                    raise kt.TransparencyError(f"log key {version} was not announced")
+                kt.verify_announcement(
+                    b64decode(previous["public_key"]),
+                    previous["version"],
+                    version,
+                    public,
+                    b64decode(item["announcement"]),
+                )
+            if version in self.log_keys and self.log_keys[version] != public:
+                raise kt.TransparencyError(f"log key {version} changed since it was pinned")
+            if not self.log_keys and previous is None:
+                self.log_keys[version] = public  # trust on first use of the first key
+            elif previous is not None and previous["version"] in self.log_keys:
+                self.log_keys[version] = public
+            previous = item
+
+    def refresh(self) -> kt.TreeHead:
+        """Fetch the newest head; verify its signature and its consistency with the pinned one."""
+        data = self.client.get("/directory/head")["head"]
+        head = kt.TreeHead(
+            data["size"],
+            b64decode(data["root"]),
+            data["timestamp_ms"],
+            data["key_version"],
+            b64decode(data["signature"]),
+        )
+        if head.key_version not in self.log_keys:
+            self._trust_log_keys()
+        if head.key_version not in self.log_keys:
+            raise kt.TransparencyError("tree head signed by a log key that does not chain to mine")
+        head.verify(self.log_keys[head.key_version])
+        old = self.head
+        if old is not None:
+            if head.size < old.size:
+                raise kt.TransparencyError("the log shrank: the server rolled it back")
+            proof = self.client.get(
+                "/directory/proofs/consistency", **{"from": old.size, "to": head.size}
+            )["proof"]
+            merkle.verify_consistency(
+                old.size, head.size, [b64decode(p) for p in proof], old.root, head.root
+            )
+        self.head = head
+        return head
+
+    def verify_key(self, user_id: str, record: dict[str, Any]) -> None:
+        """Check that a published key record is in the log, exactly as given."""
+        if record.get("log_index") is None or record.get("logged_at_ms") is None:
+            raise kt.TransparencyError(f"key {record.get('version')} of {user_id} is not logged")
+        head = self.head if self.head and self.head.size > record["log_index"] else self.refresh()
+        entry = kt.KeyEntry(
+            "publish",
+            user_id,
+            int(record["version"]),
+            b64decode(record["x25519"]),
+            b64decode(record["ed25519"]),
+            b64decode(record["signature"]),
+            int(record["logged_at_ms"]),
+        )
+        answer = self.client.get(
+            "/directory/proofs/inclusion", index=record["log_index"], size=head.size
+        )
+        if b64decode(answer["entry"]["data"]) != entry.encode():
+            raise kt.TransparencyError(f"the log holds a different key for {user_id}")
+        proof = [b64decode(p) for p in answer["proof"]]
+        try:
+            merkle.verify_inclusion(entry.leaf(), record["log_index"], head.size, proof, head.root)
+        except merkle.ProofError as exc:
+            raise kt.TransparencyError(f"key of {user_id} is not in the log") from exc
+
+    def monitor_self(self, user_id: str, mine: dict[int, tuple[bytes, bytes]]) -> None:
+        """Refuse if the log holds a key published in my name that is not mine."""
+        for entry in self.client.get("/directory/mine")["entries"]:
+            if entry["user_id"] != user_id or entry["kind"] != "publish":
+                continue
+            expected = mine.get(entry["key_version"])
+            data = b64decode(entry["data"])
+            if expected is None or expected[0] not in data or expected[1] not in data:
+                raise kt.TransparencyError(
+                    f"the log holds a key version {entry['key_version']} in my name "
+                    "that I never made"
+                )

@@ -1,0 +1,98 @@
+"""Key transparency routes: signed heads, proofs, log keys and one's own entries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from vault import db
+from vault.api import ANY_ROLE, endpoint, me, query_int
+from vault.directory import services
+from vault.directory.models import LogEntry, TreeHeadRow
+from vault.protocol.encoding import b64encode
+
+bp = Blueprint("directory", __name__, url_prefix="/api/v1/directory")
+
+
+def head_json(head: TreeHeadRow) -> dict[str, Any]:
+    """A signed tree head as JSON."""
+    return {
+        "size": head.size,
+        "root": b64encode(head.root),
+        "timestamp_ms": head.timestamp_ms,
+        "key_version": head.key_version,
+        "signature": b64encode(head.signature),
+    }
+
+
+def entry_json(entry: LogEntry) -> dict[str, Any]:
+    """A log entry as JSON (its encoded bytes are what the leaf hashes)."""
+    return {
+        "index": entry.index,
+        "kind": entry.kind,
+        "user_id": entry.user_id,
+        "key_version": entry.key_version,
+        "data": b64encode(entry.data),
+    }
+
+
+@bp.get("/head")
+@endpoint("The newest signed tree head of the key transparency log", roles=ANY_ROLE)
+def head() -> Response:
+    """Return the newest signed head."""
+    return jsonify({"head": head_json(services.latest_head(db.session()))})
+
+
+@bp.get("/heads/<int:size>")
+@endpoint("The signed tree head of a given size", roles=ANY_ROLE)
+def head_of_size(size: int) -> Response:
+    """Return an older signed head."""
+    return jsonify({"head": head_json(services.head_at(db.session(), size))})
+
+
+@bp.get("/proofs/inclusion")
+@endpoint("An entry and its inclusion proof (?index=&size=)", roles=ANY_ROLE)
+def inclusion() -> Response:
+    """Prove that entry ``index`` is in the tree of ``size`` leaves."""
+    entry, proof = services.inclusion(
+        db.session(), query_int("index"), query_int("size", minimum=1)
+    )
+    return jsonify({"entry": entry_json(entry), "proof": [b64encode(p) for p in proof]})
+
+
+@bp.get("/proofs/consistency")
+@endpoint("Consistency proof between two tree sizes (?from=&to=)", roles=ANY_ROLE)
+def consistency() -> Response:
+    """Prove that the tree of size ``from`` is a prefix of the tree of size ``to``."""
+    proof = services.consistency(
+        db.session(), query_int("from", minimum=1), query_int("to", minimum=1)
+    )
+    return jsonify({"proof": [b64encode(p) for p in proof]})
+
+
+@bp.get("/log-keys")
+@endpoint("Every log signing key version, each announced by the one before", roles=ANY_ROLE)
+def log_keys() -> Response:
+    """Return the chain of log public keys."""
+    keys = services.log_keys(db.session())
+    return jsonify(
+        {
+            "log_keys": [
+                {
+                    "version": k.version,
+                    "public_key": b64encode(k.public_key),
+                    "announcement": b64encode(k.announcement) if k.announcement else None,
+                }
+                for k in keys
+            ]
+        }
+    )
+
+
+@bp.get("/mine")
+@endpoint("Every log entry about the signed-in account, for self-monitoring", roles=ANY_ROLE)
+def mine() -> Response:
+    """Return my own entries so my client can check nobody published keys in my name."""
+    entries = services.entries_for(db.session(), me().id)
+    return jsonify({"entries": [entry_json(e) for e in entries]})
