@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -13,6 +12,8 @@ from vault import db, errors, security, sessions, storage
 from vault.config import load_config
 from vault.extensions import limiter
 from vault.keyring import init_keyring, load_keyring
+from vault.keyring import install as install_keyring
+from vault.keyring import refresh as refresh_keyring
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -38,11 +39,8 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
 def _load_keys(app: Flask) -> None:
     path = Path(app.config["HAVEN_KEYS_DIR"])
     init_keyring(path)
-    ring = load_keyring(path)
-    app.extensions["haven.keyring"] = ring
-    sessions_keys: list[Any] = [ring.get("session", v).hex() for v in ring.versions("session")]
-    app.config["SECRET_KEY"] = sessions_keys[-1]
-    app.config["SECRET_KEY_FALLBACKS"] = list(reversed(sessions_keys[:-1]))
+    install_keyring(app, load_keyring(path))
+    app.before_request(lambda: refresh_keyring(app))
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -52,8 +50,10 @@ def _register_blueprints(app: Flask) -> None:
 
     blueprints = [health.bp, openapi.bp, accounts_bp, cases_bp]
     # -- feature blueprints --
+    from vault.admin.views import bp as admin_bp
     from vault.directory.views import bp as directory_bp
 
     blueprints.append(directory_bp)
+    blueprints.append(admin_bp)
     for bp in blueprints:
         app.register_blueprint(bp)

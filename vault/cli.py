@@ -166,12 +166,66 @@ def keys_init() -> None:
 
 
 @keys_group.command("status")
+@with_appcontext
 def keys_status() -> None:
-    """Show the live versions of each server key."""
-    ring = load_keyring(Path(os.environ.get("HAVEN_KEYS_DIR", "keys")))
+    """Show the live versions of each server key and how many ciphertexts use each."""
+    from vault.admin.services import key_status
+
+    session = db.database().sessions()
+    try:
+        rows = key_status(session, load_keyring(Path(current_app.config["HAVEN_KEYS_DIR"])))
+    finally:
+        session.close()
     for purpose in PURPOSES:
-        versions = ring.versions(purpose)
-        click.echo(f"{purpose}: current {versions[-1]}, live {versions}")
+        mine = [r for r in rows if r.purpose == purpose]
+        current = next(r.version for r in mine if r.is_current)
+        live = ", ".join(
+            f"v{r.version}" + (f" ({r.uses} in use)" if r.uses is not None else "") for r in mine
+        )
+        click.echo(f"{purpose}: current {current}; live {live}")
+
+
+def _admin_call(action: Callable[..., Any], *args: Any) -> Any:
+    from vault.errors import HavenError
+
+    session = db.database().sessions()
+    try:
+        return action(session, *args)
+    except HavenError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        session.close()
+
+
+@keys_group.command("rotate")
+@click.argument("purpose", type=click.Choice(PURPOSES))
+@with_appcontext
+def keys_rotate(purpose: str) -> None:
+    """Make a new current version; for the data key, re-encrypt everything under it."""
+    from vault.admin import services as admin
+
+    path = Path(current_app.config["HAVEN_KEYS_DIR"])
+    version = _admin_call(admin.rotate, path, purpose)
+    click.echo(f"{purpose}: version {version} is now current")
+    if purpose == "data":
+        done = _admin_call(admin.reencrypt_all, load_keyring(path))
+        click.echo(f"re-encrypted {done} identifiers under data key {version}")
+    if purpose == "session":
+        click.echo("older session keys keep verifying until `haven keys retire session`")
+
+
+@keys_group.command("retire")
+@click.argument("purpose", type=click.Choice(PURPOSES))
+@click.argument("version", type=int)
+@with_appcontext
+def keys_retire(purpose: str, version: int) -> None:
+    """Drop an old version once nothing can need it any more."""
+    from vault.admin import services as admin
+
+    path = Path(current_app.config["HAVEN_KEYS_DIR"])
+    lifetime = current_app.config["HAVEN_SESSION_MAX_SECONDS"]
+    _admin_call(admin.retire, path, purpose, version, lifetime)
+    click.echo(f"{purpose}: version {version} retired")
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ are kept for reading (decrypting old ciphertexts, verifying old sessions) until 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nacl.utils
+from flask import Flask, current_app
 
 PURPOSES = ("session", "data", "logsign")
 KEY_BYTES = 32
@@ -115,7 +117,46 @@ def retire_key(path: Path, purpose: str, version: int) -> None:
 
 def keyring() -> Keyring:
     """The keyring of the current app."""
-    from flask import current_app
-
     ring: Keyring = current_app.extensions["haven.keyring"]
     return ring
+
+
+def created_at(path: Path, purpose: str, version: int) -> float:
+    """When a key version was written (its file's modification time)."""
+    return (path / purpose / f"{version}.key").stat().st_mtime
+
+
+def _fingerprint(path: Path) -> tuple[tuple[str, int, float], ...]:
+    return tuple(
+        sorted(
+            (f"{folder.name}/{file.name}", file.stat().st_ino, file.stat().st_mtime)
+            for folder in path.iterdir()
+            if folder.is_dir()
+            for file in folder.glob("*.key")
+        )
+    )
+
+
+def install(app: Flask, ring: Keyring) -> None:
+    """Make a keyring the app's, including the session secret and its fallbacks."""
+    app.extensions["haven.keyring"] = ring
+    session_keys = [ring.get("session", v).hex() for v in ring.versions("session")]
+    app.config["SECRET_KEY"] = session_keys[-1]
+    app.config["SECRET_KEY_FALLBACKS"] = list(reversed(session_keys[:-1]))
+    app.extensions["haven.keyring.seen"] = (_fingerprint(ring.path), time.monotonic())
+
+
+def refresh(app: Flask, every: float = 2.0) -> None:
+    """Pick up rotated or retired keys written by another process, at most every few seconds.
+
+    Rotation never needs a restart: each process notices the new files on its own.
+    """
+    fingerprint, checked = app.extensions.get("haven.keyring.seen", ((), 0.0))
+    if time.monotonic() - checked < every:
+        return
+    ring: Keyring = app.extensions["haven.keyring"]
+    current = _fingerprint(ring.path)
+    if current == fingerprint:
+        app.extensions["haven.keyring.seen"] = (fingerprint, time.monotonic())
+        return
+    install(app, load_keyring(ring.path))

@@ -47,7 +47,8 @@ def test_db_upgrade_then_admin_invite_registers(
 
 
 def test_keys_init_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HAVEN_KEYS_DIR", str(tmp_path / "keys"))
+    for key, value in _env(tmp_path).items():
+        monkeypatch.setenv(key, value)
     runner = CliRunner()
     first = runner.invoke(main, ["keys", "init"])
     assert first.exit_code == 0
@@ -57,8 +58,16 @@ def test_keys_init_and_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         key = tmp_path / "keys" / purpose / "1.key"
         assert key.stat().st_mode & 0o777 == 0o600
         assert len(key.read_bytes()) == 32
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
     status = runner.invoke(main, ["keys", "status"])
-    assert "data: current 1" in status.output
+    assert "data: current 1; live v1 (0 in use)" in status.output, status.output
+    rotated = runner.invoke(main, ["keys", "rotate", "data"])
+    assert rotated.exit_code == 0, rotated.output
+    assert "version 2 is now current" in rotated.output
+    assert runner.invoke(main, ["keys", "retire", "data", "1"]).exit_code == 0
+    refused = runner.invoke(main, ["keys", "retire", "data", "2"])
+    assert refused.exit_code != 0
+    assert "current version cannot be retired" in refused.output
 
 
 def test_keyring_refuses_world_readable_keys(

@@ -68,7 +68,7 @@ def test_substituted_key_not_in_the_log_is_caught_by_the_other_party(
 def test_substituted_key_that_is_logged_is_caught_by_its_owner(
     create_account: Callable[..., tuple[HavenClient, str]], app: Flask, live_server: LiveServer
 ) -> None:
-    counsel, survivor = _case_pair(create_account)
+    _, survivor = _case_pair(create_account)
     assert survivor.account is not None
     _substitute(app, survivor.account.id, "kt-survivor", log_it=True)
     # The other party now sees a logged key, but the owner's client sees a key it never made.

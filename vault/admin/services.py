@@ -1,0 +1,202 @@
+"""Admin operations: server key rotation and retirement, account states, aggregate figures.
+
+Nothing here reads user content; there is none the server could read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from vault.accounts.models import KeyStatus, Role, User, UserKey
+from vault.cases.models import Case
+from vault.directory import services as directory
+from vault.directory.models import LogKey
+from vault.errors import Conflict, InvalidRequest, NotFound
+from vault.keyring import PURPOSES, Keyring, KeyringError, created_at, load_keyring
+from vault.keyring import retire_key as _retire_file
+from vault.keyring import rotate_key as _rotate_file
+from vault.protocol import serverdata
+
+
+@dataclass(frozen=True)
+class KeyVersionStatus:
+    """One live version of a server key."""
+
+    purpose: str
+    version: int
+    is_current: bool
+    created_at: float
+    uses: int | None
+
+
+def _data_key_uses(db: Session, version: int) -> int:
+    query = select(func.count()).where(
+        or_(User.data_key_version == version, User.lookup_key_version == version)
+    )
+    return int(db.scalar(query.select_from(User)) or 0)
+
+
+def key_status(db: Session, ring: Keyring) -> list[KeyVersionStatus]:
+    """Every live key version, with how many ciphertexts use each data key version."""
+    rows = []
+    for purpose in PURPOSES:
+        current = ring.current_version(purpose)
+        for version in ring.versions(purpose):
+            uses = _data_key_uses(db, version) if purpose == "data" else None
+            rows.append(
+                KeyVersionStatus(
+                    purpose,
+                    version,
+                    version == current,
+                    created_at(ring.path, purpose, version),
+                    uses,
+                )
+            )
+    return rows
+
+
+def rotate(db: Session, path: Path, purpose: str) -> int:
+    """Write a new current version; for the log key, announce it signed by the old one."""
+    if purpose not in PURPOSES:
+        raise InvalidRequest(f"unknown key purpose {purpose!r}")
+    try:
+        version = _rotate_file(path, purpose)
+    except PermissionError as exc:
+        raise Conflict(
+            "the keyring is read-only here; run `haven keys rotate` where keys/ is writable",
+            code="keyring_read_only",
+        ) from exc
+    if purpose == "logsign":
+        directory.ensure_log_key(db, load_keyring(path))
+        db.commit()
+    return version
+
+
+def reencrypt_data(db: Session, ring: Keyring, batch: int = 500) -> int:
+    """Re-seal one batch of identifiers under the current data key; return how many."""
+    current = ring.current_version("data")
+    key = ring.current("data")
+    users = db.scalars(
+        select(User)
+        .where(or_(User.data_key_version != current, User.lookup_key_version != current))
+        .order_by(User.id)
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for user in users:
+        old = serverdata.sealed_version(user.username_sealed)
+        name = serverdata.open_identifier(ring.get("data", old), "username", user.username_sealed)
+        user.username_sealed = serverdata.seal_identifier(key, current, "username", name)
+        user.username_lookup = serverdata.lookup_hash(key, name)
+        user.data_key_version = current
+        user.lookup_key_version = current
+    db.commit()
+    return len(users)
+
+
+def reencrypt_all(db: Session, ring: Keyring, batch: int = 500) -> int:
+    """Re-seal every identifier in batches, each its own transaction, while traffic goes on."""
+    total = 0
+    while done := reencrypt_data(db, ring, batch):
+        total += done
+    return total
+
+
+def retire(db: Session, path: Path, purpose: str, version: int, session_lifetime: int) -> None:
+    """Drop a non-current version once nothing can still need it."""
+    ring = load_keyring(path)
+    if version not in ring.versions(purpose):
+        raise NotFound(f"{purpose} key version {version} is not live")
+    if version == ring.current_version(purpose):
+        raise Conflict("the current version cannot be retired; rotate first", code="key_in_use")
+    successor = min(v for v in ring.versions(purpose) if v > version)
+    if purpose == "session":
+        age = time.time() - created_at(path, purpose, successor)
+        if age < session_lifetime:
+            wait = int(session_lifetime - age)
+            raise Conflict(
+                f"sessions signed by version {version} may still be live; retire in {wait} s",
+                code="key_in_use",
+            )
+    if purpose == "data" and (uses := _data_key_uses(db, version)):
+        raise Conflict(
+            f"{uses} ciphertexts still use data key {version}; re-encrypt first", code="key_in_use"
+        )
+    if purpose == "logsign":
+        announced = db.get(LogKey, successor)
+        if announced is None:
+            raise Conflict("the successor log key is not announced yet", code="key_in_use")
+    try:
+        _retire_file(path, purpose, version)
+    except (PermissionError, KeyringError) as exc:
+        raise Conflict(str(exc), code="keyring_read_only") from exc
+
+
+def list_accounts(db: Session, ring: Keyring) -> list[dict[str, Any]]:
+    """Accounts for admin display: role, name, state. No content, no case membership."""
+    from vault.accounts.services import display_name
+
+    users = db.scalars(select(User).order_by(User.created_at, User.id)).all()
+    return [
+        {
+            "id": u.id,
+            "role": u.role.value,
+            "username": display_name(ring, u),
+            "is_disabled": u.is_disabled,
+            "key_version": u.key_version,
+            "created_at": u.created_at.isoformat(),
+        }
+        for u in users
+    ]
+
+
+def set_disabled(db: Session, user_id: str, is_disabled: bool, by: User) -> User:
+    """Disable or re-enable an account; disabling ends its sessions."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("no such account")
+    if user.id == by.id:
+        raise Conflict("admins cannot disable themselves", code="self_disable")
+    user.is_disabled = is_disabled
+    if is_disabled:
+        user.session_version += 1
+    db.commit()
+    return user
+
+
+def mark_compromised(db: Session, ring: Keyring, user_id: str) -> UserKey:
+    """Flag an account's current key as compromised: it must rotate at next login."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("no such account")
+    key = next(k for k in user.keys if k.version == user.key_version)
+    if key.status != KeyStatus.COMPROMISED:
+        key.status = KeyStatus.COMPROMISED
+        from vault.accounts.services import publish_key
+
+        publish_key(db, ring, key, kind="compromise")
+        user.session_version += 1
+    db.commit()
+    return key
+
+
+def figures(db: Session) -> dict[str, int]:
+    """Aggregate counts with no identities."""
+    counts = {
+        f"accounts_{role.value}": int(
+            db.scalar(select(func.count()).select_from(User).where(User.role == role)) or 0
+        )
+        for role in Role
+    }
+    counts["accounts_disabled"] = int(
+        db.scalar(select(func.count()).select_from(User).where(User.is_disabled.is_(True))) or 0
+    )
+    counts["cases"] = int(db.scalar(select(func.count()).select_from(Case)) or 0)
+    counts["log_entries"] = directory.tree_size(db)
+    return counts
