@@ -50,6 +50,7 @@ lint: venv
 	$(VENV)/bin/ruff check vault tests
 	$(VENV)/bin/ruff format --check vault tests
 	$(VENV)/bin/mypy
+	scripts/check-deploy
 
 test: deps lint
 	$(VENV)/bin/pytest
