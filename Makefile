@@ -14,7 +14,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export HAVEN_MINIO_BIN := $(MINIO)
 
-.PHONY: help serve test bench lint deps system-deps venv minio
+.PHONY: help serve test bench lint deps system-deps venv minio web
 
 help:
 	@echo "make serve   install what is missing, start Haven on http://127.0.0.1:8000"
@@ -39,9 +39,17 @@ minio: $(MINIO)
 system-deps:
 	scripts/system-deps
 
-deps: system-deps venv minio
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
 
-serve: venv minio
+web/dist/index.html: web/node_modules/.package-lock.json $(shell find web/src web/scripts -type f 2>/dev/null)
+	cd web && npm run build --silent
+
+web: web/dist/index.html
+
+deps: system-deps venv minio web
+
+serve: venv minio web
 	HAVEN_SECURE_COOKIES=$${HAVEN_SECURE_COOKIES:-false} \
 	HAVEN_DATABASE_URL=$${HAVEN_DATABASE_URL:-sqlite:///$(CURDIR)/var/haven.db} \
 	$(VENV)/bin/haven serve --embedded-minio
@@ -53,6 +61,7 @@ lint: venv
 	scripts/check-deploy
 
 test: deps lint
+	cd web && npm test --silent
 	$(VENV)/bin/pytest
 
 bench: deps

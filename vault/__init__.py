@@ -55,5 +55,8 @@ def _register_blueprints(app: Flask) -> None:
 
     blueprints.append(directory_bp)
     blueprints.append(admin_bp)
+    from vault.webapp.views import bp as webapp_bp
+
+    blueprints.append(webapp_bp)
     for bp in blueprints:
         app.register_blueprint(bp)

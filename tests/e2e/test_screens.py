@@ -1,0 +1,149 @@
+"""Every main screen: screenshots at 390×844 in English and Arabic, and axe-core checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import PASSPHRASE as PY_PASSPHRASE
+from tests.conftest import LiveServer
+from tests.e2e.conftest import IPHONE, Contexts
+from tests.e2e.flows import (
+    choose_language,
+    confirm_recovery_key,
+    counsel_with_invite,
+    fill_register,
+    invite_token,
+    login,
+    open_invite,
+    read_recovery_key,
+)
+
+SCREEN_390 = {
+    "viewport": {"width": 390, "height": 844},
+    "screen": {"width": 390, "height": 844},
+    "device_scale_factor": 1,
+}
+SCREENS = (
+    "register",
+    "recovery-key",
+    "recovery-confirm",
+    "home",
+    "safety-number",
+    "change-passphrase",
+    "login",
+    "login-error",
+    "recover",
+    "home-counsel",
+    "invite",
+    "invite-link",
+)
+
+
+def walk_every_screen(
+    page: Page,
+    base_url: str,
+    create_account: Callable[..., Any],
+    lang: str,
+    on_screen: Callable[[str], None],
+) -> list[str]:
+    """Visit every main screen once, calling ``on_screen(name)`` on each; return the names."""
+    seen: list[str] = []
+
+    def at(name: str) -> None:
+        expect(page.locator("h1")).to_be_visible()
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        seen.append(name)
+        on_screen(name)
+
+    counsel, token = counsel_with_invite(create_account)
+    open_invite(page, base_url, token)
+    choose_language(page, lang)
+    assert page.locator("html").get_attribute("dir") == ("rtl" if lang == "ar" else "ltr")
+    at("register")
+    name = f"survivor.{lang}"
+    fill_register(page, name)
+    at("recovery-key")
+    key = read_recovery_key(page)
+    page.click("main button.primary")
+    at("recovery-confirm")
+    page.click("text=" + page.locator("main button.link").inner_text())
+    confirm_recovery_key(page, key)
+    expect(page.locator(".member")).to_have_count(2)
+    at("home")
+    page.locator(".member button").first.click()
+    expect(page.locator("svg.qr")).to_be_visible()
+    at("safety-number")
+    page.locator("main button.secondary").click()
+    page.locator(".actions button").first.click()
+    expect(page.locator("input[name=current]")).to_be_visible()
+    at("change-passphrase")
+    page.locator("main button.link").click()
+    page.click("#logout")
+    expect(page.locator("input[name=passphrase]")).to_be_visible()
+    at("login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=passphrase]", "not the right passphrase")
+    page.click("form button[type=submit]")
+    expect(page.locator(".form-error")).not_to_be_empty(timeout=60_000)
+    at("login-error")
+    page.locator("main p button.link").click()
+    expect(page.locator("input[name=recovery-key]")).to_be_visible()
+    at("recover")
+    page.locator("main p button.link").click()
+    login(page, counsel.account.username, PY_PASSPHRASE)
+    expect(page.locator(".member")).to_have_count(2)
+    at("home-counsel")
+    page.locator("main button.primary").first.click()
+    at("invite")
+    page.locator("main button.primary").click()
+    expect(page.locator("#invite-link")).to_be_visible()
+    assert len(invite_token(page.locator("#invite-link").input_value())) == 43
+    at("invite-link")
+    return seen
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_screenshots_of_every_screen(
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    screenshots: Path,
+    lang: str,
+) -> None:
+    page, watch = contexts.page(IPHONE, **SCREEN_390)
+
+    def shoot(name: str) -> None:
+        page.screenshot(path=str(screenshots / f"{lang}-{name}.png"), full_page=False)
+
+    seen = walk_every_screen(page, live_server.url, create_account, lang, shoot)
+    assert tuple(seen) == SCREENS
+    for name in SCREENS:
+        assert (screenshots / f"{lang}-{name}.png").stat().st_size > 2000
+    assert watch.console_errors == []
+
+
+@pytest.mark.parametrize("lang", ["en", "es", "ar"])
+def test_axe_finds_no_serious_violations_on_any_screen(
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    run_axe: Callable[[Page, str], list[dict[str, Any]]],
+    lang: str,
+) -> None:
+    # CSP is bypassed in this context only, so axe-core can be injected as a script tag.
+    page, _ = contexts.page(IPHONE, bypass_csp=True, **SCREEN_390)
+    problems: dict[str, list[dict[str, Any]]] = {}
+
+    def check(name: str) -> None:
+        found = run_axe(page, name)
+        if found:
+            problems[name] = found
+
+    seen = walk_every_screen(page, live_server.url, create_account, lang, check)
+    assert tuple(seen) == SCREENS
+    assert problems == {}

@@ -1,0 +1,107 @@
+"""Web client routes: the page, its content-hashed assets, and the redirect from ``/``.
+
+The files come from ``web/dist`` (``npm ci && npm run build`` in ``web/``). Assets carry
+a hash of their content in their name, so they are cached as immutable; the page itself
+is never cached (vault/security.py sets ``no-store`` on everything else) and pins every
+script with Subresource Integrity.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, redirect, request
+from werkzeug.datastructures import HeaderSet
+from werkzeug.wrappers import Response as BaseResponse
+
+from vault.api import ANONYMOUS, endpoint
+from vault.errors import NotFound, Unavailable
+
+bp = Blueprint("webapp", __name__)
+
+DEFAULT_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
+IMMUTABLE = "public, max-age=31536000, immutable"
+ASSET_NAME = re.compile(r"^[a-z0-9]{1,32}-[0-9a-f]{16}\.(js|css|svg|webmanifest)$")
+CONTENT_TYPES = {
+    "js": "text/javascript",
+    "css": "text/css",
+    "svg": "image/svg+xml",
+    "webmanifest": "application/manifest+json",
+}
+# Precompressed copies written by the build, best first.
+ENCODINGS = (("br", ".br"), ("gzip", ".gz"))
+
+
+def dist_dir() -> Path:
+    """The built web client: ``HAVEN_WEB_DIST`` when set on the app, else ``web/dist``."""
+    configured = current_app.config.get("HAVEN_WEB_DIST")
+    return Path(configured) if configured else DEFAULT_DIST
+
+
+class SharedFile(Response):
+    """A public, immutable file: the session may add neither a cookie nor ``Vary: Cookie``.
+
+    Otherwise every sign-in would change the cache key and browsers would fetch the
+    files again, and a shared cache could store one person's Set-Cookie for everyone.
+    """
+
+    @property
+    def vary(self) -> HeaderSet:
+        """Only Accept-Encoding varies; additions made by the session hook are dropped."""
+        return HeaderSet(["Accept-Encoding"])
+
+    def set_cookie(self, *args: Any, **kwargs: Any) -> None:
+        """Never attach a cookie to a shared file."""
+
+    def delete_cookie(self, *args: Any, **kwargs: Any) -> None:
+        """Never attach a cookie to a shared file."""
+
+
+def _built() -> Path:
+    dist = dist_dir()
+    if not (dist / "index.html").is_file():
+        raise Unavailable(
+            "the web client is not built: run `npm ci && npm run build` in web/",
+            code="web_client_not_built",
+        )
+    return dist
+
+
+@bp.get("/")
+@endpoint("Redirect to the web client", roles=ANONYMOUS)
+def root() -> BaseResponse:
+    """Send browsers to the web client."""
+    return redirect("/app/", code=302)
+
+
+@bp.get("/app/")
+@endpoint("The web client's page (scripts pinned with Subresource Integrity)", roles=ANONYMOUS)
+def index() -> Response:
+    """Serve index.html; never cached, so a new build takes effect at once."""
+    return Response((_built() / "index.html").read_bytes(), mimetype="text/html")
+
+
+@bp.get("/assets/<name>")
+@endpoint("A content-hashed web client file, cached as immutable", roles=ANONYMOUS)
+def asset(name: str) -> BaseResponse:
+    """Serve one built asset, precompressed when the browser accepts it."""
+    match = ASSET_NAME.match(name)
+    path = _built() / "assets" / name
+    if match is None or not path.is_file():
+        raise NotFound("no such file")
+    encoding = None
+    for coding, suffix in ENCODINGS:
+        variant = path.with_name(name + suffix)
+        if request.accept_encodings[coding] and variant.is_file():
+            path, encoding = variant, coding
+            break
+    response = SharedFile(path.read_bytes(), mimetype=CONTENT_TYPES[match.group(1)])
+    if encoding is not None:
+        response.headers["Content-Encoding"] = encoding
+    response.headers["Vary"] = "Accept-Encoding"
+    response.headers["Cache-Control"] = IMMUTABLE
+    # The name already carries the content hash; the encoding tells the variants apart.
+    response.set_etag(f"{name}.{encoding or 'identity'}")
+    return response.make_conditional(request)

@@ -1,0 +1,170 @@
+#!/usr/bin/env node
+/**
+ * Build web/dist: content-hashed assets, an index.html with Subresource Integrity on every
+ * script and stylesheet, precompressed copies, and the SHA-256/SHA-384 of every file
+ * (printed and written to dist/asset-hashes.txt) so an organisation can publish them.
+ *
+ * The build is deterministic: the same sources and lock file give the same bytes, so
+ * anyone can rebuild and compare against published hashes.
+ */
+
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, extname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { brotliCompressSync, constants, gzipSync } from "node:zlib";
+import * as esbuild from "esbuild";
+
+const WEB = join(dirname(fileURLToPath(import.meta.url)), "..");
+const SRC = join(WEB, "src");
+const DIST = join(WEB, "dist");
+const ASSETS = join(DIST, "assets");
+const MODULES = join(WEB, "node_modules");
+const BUDGET_FIRST_SCREEN_GZIP = 100 * 1024;
+const TARGET = ["es2020"];
+const COMPRESSIBLE = new Set([".js", ".css", ".svg", ".webmanifest", ".html"]);
+
+const sha = (alg, data) => createHash(alg).update(data);
+const sri = (data) => `sha384-${sha("sha384", data).digest("base64")}`;
+const gzip = (data) => gzipSync(data, { level: 9, mtime: 0 });
+
+/** Write an asset under a name carrying the first 16 hex digits of its SHA-256. */
+function emit(stem, ext, data) {
+  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+  const name = `${stem}-${sha("sha256", bytes).digest("hex").slice(0, 16)}${ext}`;
+  writeFileSync(join(ASSETS, name), bytes);
+  return { url: `/assets/${name}`, name, bytes, sri: sri(bytes) };
+}
+
+/** esbuild plugin: `import catalogs from "haven:catalogs"` gives every src/i18n/*.json. */
+const catalogsPlugin = {
+  name: "haven-catalogs",
+  setup(build) {
+    build.onResolve({ filter: /^haven:catalogs$/ }, () => ({ path: "catalogs", namespace: "haven" }));
+    build.onLoad({ filter: /.*/, namespace: "haven" }, () => {
+      const dir = join(SRC, "i18n");
+      const files = readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
+      const catalogs = Object.fromEntries(
+        files.map((f) => [basename(f, ".json"), JSON.parse(readFileSync(join(dir, f), "utf8"))]),
+      );
+      return { contents: `export default ${JSON.stringify(catalogs)};`, loader: "js", watchFiles: files.map((f) => join(dir, f)) };
+    });
+  },
+};
+
+async function bundle(entry, define = {}) {
+  const result = await esbuild.build({
+    entryPoints: [join(SRC, entry)],
+    bundle: true,
+    format: "iife",
+    platform: "browser",
+    target: TARGET,
+    minify: true,
+    legalComments: "none",
+    sourcemap: false,
+    write: false,
+    charset: "utf8",
+    define,
+    plugins: [catalogsPlugin],
+    logLevel: "warning",
+  });
+  return Buffer.from(result.outputFiles[0].contents);
+}
+
+async function main() {
+  rmSync(DIST, { recursive: true, force: true });
+  mkdirSync(ASSETS, { recursive: true });
+
+  // libsodium: the two files of the pinned npm packages, unchanged, joined by a newline,
+  // so anyone can reproduce this asset's hash from the registry's tarballs.
+  const sodium = emit(
+    "sodium",
+    ".js",
+    Buffer.concat([
+      readFileSync(join(MODULES, "libsodium-sumo/dist/modules-sumo/libsodium-sumo.js")),
+      Buffer.from("\n"),
+      readFileSync(join(MODULES, "libsodium-wrappers-sumo/dist/modules-sumo/libsodium-wrappers.js")),
+    ]),
+  );
+  const worker = emit("kdf", ".js", await bundle("crypto/argon2-worker.js", { SODIUM_URL: JSON.stringify(sodium.url) }));
+  const app = emit(
+    "app",
+    ".js",
+    await bundle("app.js", {
+      ARGON2_WORKER_URL: JSON.stringify(worker.url),
+      ARGON2_WORKER_SRI: JSON.stringify(worker.sri),
+    }),
+  );
+  const css = emit(
+    "app",
+    ".css",
+    (await esbuild.transform(readFileSync(join(SRC, "styles.css"), "utf8"), { loader: "css", minify: true, target: TARGET })).code,
+  );
+  const icon = emit("icon", ".svg", readFileSync(join(SRC, "icon.svg")));
+  const manifest = emit(
+    "manifest",
+    ".webmanifest",
+    `${JSON.stringify({
+      name: "Notes",
+      short_name: "Notes",
+      start_url: "/app/",
+      scope: "/app/",
+      display: "browser",
+      background_color: "#ffffff",
+      theme_color: "#f3f4f6",
+      icons: [{ src: icon.url, sizes: "any", type: "image/svg+xml", purpose: "any" }],
+    })}\n`,
+  );
+
+  const values = {
+    app: app.url,
+    app_sri: app.sri,
+    sodium: sodium.url,
+    sodium_sri: sodium.sri,
+    css: css.url,
+    css_sri: css.sri,
+    icon: icon.url,
+    manifest: manifest.url,
+  };
+  const html = readFileSync(join(SRC, "index.html"), "utf8").replace(/\{\{(\w+)\}\}/g, (_, key) => {
+    if (!(key in values)) throw new Error(`index.html: unknown placeholder ${key}`);
+    return values[key];
+  });
+  writeFileSync(join(DIST, "index.html"), html);
+
+  // Precompressed copies; the server picks one by Accept-Encoding. SRI covers the decoded bytes.
+  for (const name of readdirSync(ASSETS)) {
+    if (!COMPRESSIBLE.has(extname(name))) continue;
+    const data = readFileSync(join(ASSETS, name));
+    writeFileSync(join(ASSETS, `${name}.gz`), gzip(data));
+    writeFileSync(
+      join(ASSETS, `${name}.br`),
+      brotliCompressSync(data, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: data.length } }),
+    );
+  }
+
+  const firstScreen = gzip(app.bytes).length;
+  const files = [["index.html", Buffer.from(html)], ...[sodium, worker, app, css, icon, manifest].map((a) => [`assets/${a.name}`, a.bytes])];
+  const lines = [
+    "# Haven web client: hashes of every served file (sha256 hex, sha384 base64 as in SRI).",
+    "# path  bytes  gzip-bytes  sha256  sha384",
+    ...files.map(
+      ([path, data]) =>
+        `${path}  ${data.length}  ${gzip(data).length}  sha256:${sha("sha256", data).digest("hex")}  ${sri(data)}`,
+    ),
+    "",
+    `# first-screen JavaScript (app, gzip): ${firstScreen} bytes; budget ${BUDGET_FIRST_SCREEN_GZIP}`,
+    `# libsodium (separate, cached immutable): ${sodium.bytes.length} bytes, ${gzip(sodium.bytes).length} gzip`,
+    `# Argon2id worker (without libsodium): ${worker.bytes.length} bytes, ${gzip(worker.bytes).length} gzip`,
+  ];
+  writeFileSync(join(DIST, "asset-hashes.txt"), `${lines.join("\n")}\n`);
+  process.stdout.write(`${lines.join("\n")}\n`);
+  if (firstScreen > BUDGET_FIRST_SCREEN_GZIP) {
+    throw new Error(`first-screen JavaScript is ${firstScreen} bytes gzip, over the ${BUDGET_FIRST_SCREEN_GZIP} budget`);
+  }
+}
+
+main().catch((error) => {
+  process.stderr.write(`build failed: ${error.stack ?? error}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,152 @@
+/**
+ * The page: a header with the quick exit and the language picker, and screens rendered
+ * into <main> by in-memory routing. The URL stays /app/ on every screen; the invite
+ * fragment is read once and removed.
+ */
+
+import { ApiError, logoutBeacon } from "./api.js";
+import { h } from "./dom.js";
+import { quickExit, installIdleLock, installShiftExit, NEUTRAL_URL } from "./exit.js";
+import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
+import * as auth from "./screens/auth.js";
+import * as homeScreens from "./screens/home.js";
+import { parseInviteFragment, session } from "./session.js";
+import { sodiumReady } from "./sodium.js";
+
+const SCREENS = { ...auth, ...homeScreens };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "recoveryShow", "recoveryConfirm"]);
+
+let current = { name: "login", params: {} };
+let main;
+let exitLink;
+let langLabel;
+
+const ctx = {
+  /** Show a screen; screens that need an account fall back to the login screen. */
+  go(name, params = {}) {
+    if (SIGNED_IN.has(name) && !session.isSignedIn) {
+      current = { name: "login", params: { notice: "login.sessionEnded" } };
+    } else {
+      current = { name, params };
+    }
+    render(true);
+  },
+  /** Move focus to the screen's heading. */
+  focusTitle() {
+    main.querySelector("h1")?.focus();
+  },
+  /** Run an authenticated call; a missing session locks and returns to the login screen. */
+  async authenticated(call) {
+    try {
+      return await call();
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401 && error.code === "unauthorized") {
+        lock("login.sessionEnded");
+      }
+      throw error;
+    }
+  },
+  /** Sign out here and everywhere. */
+  async logout() {
+    try {
+      await session.logout();
+    } catch {
+      /* the keys are gone either way */
+    }
+    current = { name: "login", params: { notice: "login.signedOut" } };
+    render(true);
+  },
+};
+
+function lock(noticeKey) {
+  session.lock();
+  current = { name: "login", params: { notice: noticeKey } };
+  render(true);
+}
+
+function render(moveFocus) {
+  document.title = t("app.title");
+  exitLink.textContent = t("exit.button");
+  langLabel.textContent = t("lang.label");
+  const screen = SCREENS[current.name](ctx, current.params);
+  main.replaceChildren(...[screen].flat().filter(Boolean));
+  if (moveFocus) ctx.focusTitle();
+}
+
+/** Re-render in the new language, keeping what the person already typed. */
+function rerender() {
+  const typed = [...main.querySelectorAll("input[name]")]
+    .filter((input) => input.type !== "checkbox" && input.value)
+    .map((input) => [input.name, input.value]);
+  render(false);
+  for (const [name, value] of typed) {
+    const input = main.querySelector(`input[name="${CSS.escape(name)}"]`);
+    if (input) {
+      input.value = value;
+      input.dispatchEvent(new Event("input"));
+    }
+  }
+}
+
+/**
+ * The header and its quick-exit link are in index.html, so they work (as a plain link)
+ * before this script has loaded; here the link gets its full behaviour.
+ */
+function header() {
+  const bar = document.getElementById("bar") ?? h("header", { id: "bar", class: "bar" });
+  exitLink = document.getElementById("quick-exit");
+  if (!exitLink) {
+    exitLink = h("a", { id: "quick-exit", class: "exit", href: NEUTRAL_URL, rel: "noreferrer noopener" });
+    bar.prepend(exitLink);
+  }
+  exitLink.addEventListener("click", (event) => {
+    event.preventDefault();
+    leave();
+  });
+  const select = h(
+    "select",
+    { id: "lang" },
+    languages().map(({ code, name }) => h("option", { value: code, lang: code }, name)),
+  );
+  select.value = language();
+  select.addEventListener("change", () => setLanguage(select.value));
+  langLabel = h("label", { for: "lang" });
+  bar.append(h("div", { class: "lang" }, langLabel, select));
+  return bar;
+}
+
+function leave() {
+  quickExit(() => session.lock());
+}
+
+function boot() {
+  setLanguage(preferredLanguage());
+  const bar = header();
+  main = document.getElementById("main");
+  if (!main) {
+    main = h("main", { id: "main" });
+    document.body.append(bar, main);
+  }
+  onLanguageChange(rerender);
+  installShiftExit(leave);
+  installIdleLock({
+    isActive: () => session.isSignedIn,
+    // The lock also ends the server session, so nobody at this device can use it meanwhile.
+    onLock: () => {
+      logoutBeacon();
+      lock("login.locked");
+    },
+  });
+  const fragment = location.hash;
+  const invite = parseInviteFragment(fragment);
+  if (fragment || location.search) history.replaceState(null, "", location.pathname);
+  if (invite !== null || /invite=/.test(fragment)) {
+    current = { name: "register", params: { invite } };
+  }
+  render(false);
+  // Start fetching libsodium now, while the person reads the first screen.
+  sodiumReady().catch(() => {});
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", boot);
+else boot();

@@ -1,0 +1,29 @@
+/**
+ * Dedicated worker for Argon2id: derives the master key, returns only the two subkeys,
+ * and wipes everything. The page starts one worker per derivation and terminates it,
+ * so 64 MiB or more of Argon2id memory never stays mapped and the master key never
+ * reaches the page.
+ *
+ * SODIUM_URL is injected by the build: the same content-hashed libsodium file the page
+ * loads with Subresource Integrity, served from the HTTP cache the second time.
+ */
+
+import { deriveMasterKey, passphraseSubkeys } from "./kdf.js";
+
+/* global SODIUM_URL */
+self.importScripts(SODIUM_URL);
+
+self.onmessage = async (event) => {
+  const { passphrase, params } = event.data;
+  try {
+    const sodium = self.sodium;
+    await sodium.ready;
+    const master = deriveMasterKey(sodium, passphrase, params);
+    sodium.memzero(passphrase);
+    const { authKey, wrapKey } = passphraseSubkeys(sodium, master);
+    self.postMessage({ authKey, wrapKey }, [authKey.buffer, wrapKey.buffer]);
+  } catch (error) {
+    passphrase.fill(0);
+    self.postMessage({ error: error?.name === "WeakParameters" ? "weak_parameters" : "kdf_failed" });
+  }
+};

@@ -1,0 +1,54 @@
+/**
+ * Page side of the Argon2id worker: one fresh worker per derivation, terminated after it
+ * answers, whatever the answer.
+ */
+
+import { checkKdfParams, normalizePassphrase, WeakParameters } from "./kdf.js";
+
+/* global ARGON2_WORKER_URL, ARGON2_WORKER_SRI */
+
+let verified = null;
+
+/**
+ * Workers cannot carry an integrity attribute, so the worker file is first fetched with
+ * Subresource Integrity; the worker then starts from the same immutable cached bytes.
+ */
+function verifyWorker() {
+  verified ??= fetch(ARGON2_WORKER_URL, { integrity: ARGON2_WORKER_SRI, credentials: "omit" })
+    .then((response) => {
+      if (!response.ok) throw new Error("worker unavailable");
+      return response.arrayBuffer();
+    })
+    .catch((error) => {
+      verified = null;
+      throw Object.assign(error, { code: "asset_integrity" });
+    });
+  return verified;
+}
+
+/**
+ * Derive `{authKey, wrapKey}` from a passphrase and server-sent KDF parameters.
+ * Parameters are checked here first, so weak or hostile ones never reach the worker.
+ */
+export async function passphraseKeys(passphrase, kdf) {
+  const params = checkKdfParams(kdf);
+  await verifyWorker();
+  const bytes = normalizePassphrase(passphrase);
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(ARGON2_WORKER_URL, { name: "kdf" });
+    const done = () => worker.terminate();
+    worker.onmessage = (event) => {
+      done();
+      const data = event.data;
+      if (data.error === "weak_parameters") reject(new WeakParameters("refused parameters"));
+      else if (data.error) reject(Object.assign(new Error("kdf failed"), { code: "kdf_failed" }));
+      else resolve({ authKey: data.authKey, wrapKey: data.wrapKey });
+    };
+    worker.onerror = (event) => {
+      event.preventDefault?.();
+      done();
+      reject(Object.assign(new Error("kdf worker failed"), { code: "kdf_failed" }));
+    };
+    worker.postMessage({ passphrase: bytes, params }, [bytes.buffer]);
+  });
+}

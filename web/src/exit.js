@@ -1,0 +1,89 @@
+/**
+ * Leaving safely: quick exit (button, or Shift pressed three times) and the idle lock.
+ */
+
+import { logoutBeacon } from "./api.js";
+
+export const NEUTRAL_URL = "https://www.wikipedia.org/";
+export const IDLE_MS = 5 * 60 * 1000;
+const SHIFT_WINDOW_MS = 1500;
+
+/**
+ * Blank the page at once, end the session on the server without waiting, forget the
+ * keys, scrub this history entry, and replace it with a neutral site so Back shows
+ * nothing of this page.
+ */
+export function quickExit(forget) {
+  document.documentElement.classList.add("gone");
+  document.body.replaceChildren();
+  document.title = "";
+  logoutBeacon();
+  try {
+    forget();
+  } catch {
+    /* leaving anyway */
+  }
+  history.replaceState(null, "", "/app/");
+  location.replace(NEUTRAL_URL);
+}
+
+/** Quick exit on Shift pressed three times within 1.5 s, with no other key between. */
+export function installShiftExit(onExit) {
+  let presses = [];
+  document.addEventListener(
+    "keydown",
+    (event) => {
+      if (event.key !== "Shift") {
+        presses = [];
+        return;
+      }
+      if (event.repeat) return;
+      const now = performance.now();
+      presses = presses.filter((at) => now - at < SHIFT_WINDOW_MS);
+      presses.push(now);
+      if (presses.length >= 3) {
+        presses = [];
+        onExit();
+      }
+    },
+    true,
+  );
+}
+
+/**
+ * Call `onLock` after IDLE_MS without input, or when the page comes back after being
+ * hidden that long. `isActive()` tells whether there is anything to lock.
+ */
+export function installIdleLock({ onLock, isActive, idleMs = IDLE_MS }) {
+  let last = Date.now();
+  let hiddenAt = null;
+  const touch = () => {
+    last = Date.now();
+  };
+  for (const type of ["pointerdown", "keydown", "input", "wheel", "touchstart"]) {
+    document.addEventListener(type, touch, { capture: true, passive: true });
+  }
+  const check = () => {
+    if (!isActive()) {
+      touch();
+      return;
+    }
+    const now = Date.now();
+    const idle = now - last >= idleMs;
+    const away = hiddenAt !== null && now - hiddenAt >= idleMs;
+    if (idle || away) {
+      hiddenAt = document.hidden ? now : null;
+      touch();
+      onLock();
+    }
+  };
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) {
+      hiddenAt = Date.now();
+    } else {
+      check();
+      hiddenAt = null;
+    }
+  });
+  setInterval(check, 5000);
+}

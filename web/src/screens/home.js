@@ -1,0 +1,170 @@
+/** Screens after signing in: cases and members, invites, safety numbers. */
+
+import { h } from "../dom.js";
+import { formatSafetyNumber, qrPayload } from "../crypto/safety.js";
+import { formatDate, t } from "../i18n.js";
+import { qrSvg } from "../qr.js";
+import { session } from "../session.js";
+import { button, errorMessage, heading } from "../ui.js";
+
+const INVITES = { counsel: "survivor", admin: "counsel" };
+
+function memberItem(ctx, member) {
+  const role = t(`role.${member.role}`);
+  const name = h("span", { class: "member-name", dir: "auto" }, member.username);
+  if (member.isMe) {
+    return h("li", { class: "member" }, name, h("span", { class: "role" }, `${role} · ${t("home.you")}`));
+  }
+  const badge = member.keysInvalid
+    ? h("span", { class: "badge danger" }, t("home.keysInvalid"))
+    : member.keyChanged
+      ? h("span", { class: "badge warn" }, t("home.keyChanged"))
+      : null;
+  return h(
+    "li",
+    { class: "member", "data-user": member.userId },
+    name,
+    h("span", { class: "role" }, role),
+    badge,
+    button(t("home.safety"), () => ctx.go("safety", { member }), "secondary small", {
+      "aria-label": t("home.safetyLabel", { name: member.username }),
+    }),
+  );
+}
+
+function caseList(ctx, cases) {
+  if (cases.length === 0) return h("p", { class: "empty" }, t("home.noCases"));
+  return h(
+    "ul",
+    { class: "cases" },
+    cases.map((c, i) => {
+      const id = `case-${i}`;
+      return h(
+        "li",
+        { class: "case" },
+        h("h2", { id }, t("home.case", { date: formatDate(c.createdAt) })),
+        h("ul", { class: "members", "aria-labelledby": id }, c.members.map((m) => memberItem(ctx, m))),
+      );
+    }),
+  );
+}
+
+/** The home screen: who I am, my cases and their members, account actions. */
+export function home(ctx, params) {
+  const account = session.account;
+  const isMember = account.role === "survivor" || account.role === "counsel";
+  const region = h("div", { class: "cases-region", "aria-busy": "true" }, h("p", { role: "status" }, t("common.loading")));
+  if (isMember) {
+    ctx
+      .authenticated(() => session.cases())
+      .then((cases) => {
+        region.replaceChildren(caseList(ctx, cases));
+        region.removeAttribute("aria-busy");
+      })
+      .catch((error) => {
+        region.replaceChildren(h("p", { class: "error-box", role: "alert" }, errorMessage(error)));
+        region.removeAttribute("aria-busy");
+      });
+  }
+  const inviteRole = INVITES[account.role];
+  return [
+    heading(t(isMember ? "home.title" : "home.adminTitle")),
+    params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
+    h("p", { class: "whoami" }, t("home.signedInAs", { name: account.username })),
+    inviteRole
+      ? h("p", {}, button(t(inviteRole === "survivor" ? "home.inviteSurvivor" : "home.inviteCounsel"), () => ctx.go("invite", { role: inviteRole }), "primary"))
+      : null,
+    isMember ? region : null,
+    h(
+      "div",
+      { class: "actions" },
+      button(t("home.changePassphrase"), () => ctx.go("change")),
+      button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
+    ),
+  ];
+}
+
+/** Create a one-time invite and show its link once (kept only in this screen's state). */
+export function invite(ctx, params) {
+  const title = t(params.role === "survivor" ? "invite.title" : "invite.counselTitle");
+  const out = h("div", { class: "invite-result" });
+  const alert = h("div", { class: "form-error", role: "alert" });
+  const status = h("p", { role: "status", class: "busy" });
+  const show = (made) => {
+    const input = h("textarea", { id: "invite-link", readonly: true, rows: "3", dir: "ltr", class: "mono link-box", spellcheck: "false" });
+    input.value = made.link;
+    const copy = button(t("invite.copy"), async () => {
+      input.select();
+      try {
+        await navigator.clipboard.writeText(made.link);
+        status.textContent = t("invite.copied");
+      } catch {
+        /* the field is selected for copying by hand */
+      }
+    });
+    out.replaceChildren(
+      h("div", { class: "field" }, h("label", { for: "invite-link" }, t("invite.link")), input),
+      h("p", {}, t("invite.expires", { date: formatDate(made.expires_at) })),
+      h("div", { class: "actions" }, copy, button(t("invite.done"), () => ctx.go("home"), "primary")),
+    );
+    return input;
+  };
+  const create = button(
+    t("invite.create"),
+    async () => {
+      create.disabled = true;
+      alert.textContent = "";
+      try {
+        // Kept in the screen's parameters so a change of language does not lose it.
+        params.made = await ctx.authenticated(() => session.createInvite(params.role));
+        create.remove();
+        const input = show(params.made);
+        input.focus();
+        input.select();
+      } catch (error) {
+        create.disabled = false;
+        alert.textContent = errorMessage(error);
+      }
+    },
+    "primary",
+  );
+  if (params.made) show(params.made);
+  return [
+    heading(title),
+    h("p", {}, t("invite.intro")),
+    alert,
+    params.made ? null : create,
+    out,
+    status,
+    h("p", {}, button(t("common.back"), () => ctx.go("home"), "link")),
+  ];
+}
+
+/** A contact's safety number as 12 groups of digits and a QR code, with key-change warnings. */
+export function safety(ctx, params) {
+  const { member } = params;
+  const name = member.username;
+  const parts = [heading(t("safety.title", { name }))];
+  if (member.keysInvalid) {
+    parts.push(h("p", { class: "error-box", role: "alert" }, t("safety.invalid", { name })));
+  } else {
+    if (session.keyMemory.hasChanged(member.userId)) {
+      const ack = button(t("safety.acknowledge"), () => {
+        session.keyMemory.acknowledge(member.userId);
+        warning.remove();
+        ctx.focusTitle();
+      });
+      const warning = h("div", { class: "warn-box", role: "alert" }, h("p", {}, t("safety.changed", { name })), ack);
+      parts.push(warning);
+    }
+    const groups = formatSafetyNumber(member.safetyNumber).split(" ");
+    parts.push(
+      h("p", {}, t("safety.intro", { name })),
+      h("p", { class: "digits", dir: "ltr", lang: "en", id: "safety-number", "data-number": member.safetyNumber },
+        groups.map((g) => h("span", {}, g))),
+      h("div", { class: "qr-wrap" }, qrSvg(qrPayload(member.safetyNumber), t("safety.qr"))),
+    );
+  }
+  parts.push(h("p", {}, button(t("common.back"), () => ctx.go("home"), "secondary")));
+  return parts;
+}

@@ -1,0 +1,228 @@
+/**
+ * The signed-in account and the account flows of docs/protocol.md §4, mirroring the
+ * Python reference client (vault/client/api.py). Private keys live only in this module's
+ * memory; lock() wipes them.
+ */
+
+import { ApiError, get, post } from "./api.js";
+import { passphraseKeys } from "./crypto/argon2.js";
+import { b64decode, b64encode } from "./crypto/encoding.js";
+import { checkPassphraseStrength, newKdfParams, recoverySubkeys } from "./crypto/kdf.js";
+import {
+  formatRecoveryKey,
+  generateKeyPairs,
+  generateRecoveryKey,
+  normalizeUsername,
+  ProtocolError,
+  parseRecoveryKey,
+  publicRecord,
+  recordMatchesKeys,
+  unwrapBundle,
+  verifyPublicRecord,
+  wipeKeyPairs,
+  wrapBundle,
+} from "./crypto/keys.js";
+import { fingerprint, KeyMemory, safetyNumber } from "./crypto/safety.js";
+import { sodiumReady } from "./sodium.js";
+
+const INVITE_BYTES = 32;
+
+/** Decode an invite token from a link fragment; null when it is not a canonical 32-byte token. */
+export function parseInviteFragment(hash) {
+  const match = /^#invite=([A-Za-z0-9_-]+)$/.exec(hash ?? "");
+  if (!match) return null;
+  try {
+    return b64decode(match[1]).length === INVITE_BYTES ? match[1] : null;
+  } catch {
+    return null;
+  }
+}
+
+function wipe(sodium, ...buffers) {
+  for (const b of buffers) if (b instanceof Uint8Array) sodium.memzero(b);
+}
+
+class Session {
+  constructor() {
+    this.account = null;
+    this.keyMemory = new KeyMemory();
+  }
+
+  /** Whether an account is signed in on this page. */
+  get isSignedIn() {
+    return this.account !== null;
+  }
+
+  async #newPassphrase(sodium, passphrase, keys, username) {
+    checkPassphraseStrength(passphrase);
+    const params = newKdfParams(sodium);
+    const kdf = { alg: params.alg, salt: b64encode(params.salt), opslimit: params.opslimit, memlimit: params.memlimit };
+    const derived = await passphraseKeys(passphrase, kdf);
+    const body = {
+      kdf,
+      auth_key: b64encode(derived.authKey),
+      wrapped_keys: b64encode(wrapBundle(sodium, keys, username, derived.wrapKey)),
+    };
+    return { body, derived };
+  }
+
+  #setAccount(sodium, acct, keys) {
+    let record;
+    try {
+      record = verifyPublicRecord(sodium, acct.public_keys, acct.username);
+    } catch (error) {
+      wipeKeyPairs(sodium, keys);
+      throw error;
+    }
+    if (!recordMatchesKeys(record, keys)) {
+      wipeKeyPairs(sodium, keys);
+      throw new ProtocolError("server copy of my public keys does not match", "keys_mismatch");
+    }
+    const sameAccount = this.account?.id === acct.id;
+    if (this.account) wipeKeyPairs(sodium, this.account.keys);
+    if (!sameAccount) this.keyMemory.clear();
+    this.account = { id: acct.id, role: acct.role, username: acct.username, keys, record };
+    return this.account;
+  }
+
+  /** Create an account from an invite; return the formatted recovery key to show once. */
+  async register(invite, username, passphrase) {
+    const sodium = await sodiumReady();
+    const name = normalizeUsername(username);
+    checkPassphraseStrength(passphrase);
+    const keys = generateKeyPairs(sodium, 1);
+    const recovery = generateRecoveryKey(sodium);
+    const rkeys = recoverySubkeys(sodium, recovery);
+    const { body: pass, derived } = await this.#newPassphrase(sodium, passphrase, keys, name);
+    const body = {
+      invite,
+      username: name,
+      passphrase: pass,
+      recovery_auth_key: b64encode(rkeys.authKey),
+      recovery_wrapped_keys: b64encode(wrapBundle(sodium, keys, name, rkeys.wrapKey)),
+      public_keys: publicRecord(sodium, keys, name),
+    };
+    wipe(sodium, rkeys.authKey, rkeys.wrapKey, derived.authKey, derived.wrapKey);
+    try {
+      const data = await post("/auth/register", body);
+      this.#setAccount(sodium, data.account, keys);
+      return formatRecoveryKey(recovery);
+    } finally {
+      wipe(sodium, recovery);
+    }
+  }
+
+  /** Sign in from any device with username and passphrase. */
+  async login(username, passphrase) {
+    const sodium = await sodiumReady();
+    const name = normalizeUsername(username);
+    const { kdf } = await post("/auth/prelogin", { username: name });
+    const derived = await passphraseKeys(passphrase, kdf);
+    try {
+      const data = await post("/auth/login", { username: name, auth_key: b64encode(derived.authKey) });
+      return this.#unlock(sodium, data.account, derived.wrapKey);
+    } finally {
+      wipe(sodium, derived.authKey, derived.wrapKey);
+    }
+  }
+
+  #unlock(sodium, acct, wrapKey) {
+    const keys = unwrapBundle(sodium, b64decode(acct.wrapped_keys), acct.username, acct.key_version, wrapKey);
+    return this.#setAccount(sodium, acct, keys);
+  }
+
+  /** Unlock with the recovery key and set a new passphrase; other sessions end. */
+  async recover(username, recoveryText, newPassphrase) {
+    const sodium = await sodiumReady();
+    const name = normalizeUsername(username);
+    const recovery = parseRecoveryKey(recoveryText);
+    checkPassphraseStrength(newPassphrase);
+    const rkeys = recoverySubkeys(sodium, recovery);
+    wipe(sodium, recovery);
+    try {
+      const proof = { username: name, recovery_auth_key: b64encode(rkeys.authKey) };
+      const data = await post("/auth/recovery/start", proof);
+      const keys = unwrapBundle(sodium, b64decode(data.recovery_wrapped_keys), name, data.key_version, rkeys.wrapKey);
+      const { body: pass, derived } = await this.#newPassphrase(sodium, newPassphrase, keys, name);
+      wipe(sodium, derived.authKey, derived.wrapKey);
+      const done = await post("/auth/recovery/complete", { ...proof, passphrase: pass });
+      return this.#setAccount(sodium, done.account, keys);
+    } finally {
+      wipe(sodium, rkeys.authKey, rkeys.wrapKey);
+    }
+  }
+
+  /**
+   * Re-wrap the same key pairs under a new passphrase. The server ends every session,
+   * this one included, so sign in again with the new subkey (no second Argon2id run).
+   */
+  async changePassphrase(current, next) {
+    const sodium = await sodiumReady();
+    if (!this.account) throw new ApiError(401, "unauthorized", "sign in first");
+    const { username, keys } = this.account;
+    checkPassphraseStrength(next);
+    const { kdf } = await post("/auth/prelogin", { username });
+    const old = await passphraseKeys(current, kdf);
+    const { body: pass, derived } = await this.#newPassphrase(sodium, next, keys, username);
+    try {
+      await post("/account/passphrase", { current_auth_key: b64encode(old.authKey), passphrase: pass });
+      const data = await post("/auth/login", { username, auth_key: b64encode(derived.authKey) });
+      return this.#unlock(sodium, data.account, derived.wrapKey);
+    } finally {
+      wipe(sodium, old.authKey, old.wrapKey, derived.authKey, derived.wrapKey);
+    }
+  }
+
+  /** End every session of the account on the server and forget the keys here. */
+  async logout() {
+    try {
+      await post("/auth/logout");
+    } finally {
+      this.lock();
+    }
+  }
+
+  /** Drop the keys and everything learnt about contacts from memory. */
+  lock() {
+    const sodium = globalThis.sodium;
+    if (this.account && sodium?.memzero) wipeKeyPairs(sodium, this.account.keys);
+    this.account = null;
+    this.keyMemory.clear();
+  }
+
+  /**
+   * My cases, each member's public keys checked against their self-signature, with the
+   * safety number for every other member and whether their key changed since last seen.
+   */
+  async cases() {
+    const sodium = await sodiumReady();
+    const me = this.account;
+    const { cases } = await get("/cases");
+    const mine = fingerprint(sodium, me.id, me.record.version, me.record.x25519, me.record.ed25519);
+    return cases.map((c) => ({
+      id: c.id,
+      createdAt: c.created_at,
+      members: c.members.map((m) => {
+        const member = { userId: m.user_id, role: m.role, username: m.username, isMe: m.user_id === me.id };
+        if (member.isMe) return member;
+        try {
+          const record = verifyPublicRecord(sodium, m.public_keys, m.username);
+          const theirs = fingerprint(sodium, m.user_id, record.version, record.x25519, record.ed25519);
+          member.safetyNumber = safetyNumber(mine, theirs);
+          member.keyChanged = this.keyMemory.observe(m.user_id, record.version, record.x25519, record.ed25519);
+        } catch {
+          member.keysInvalid = true;
+        }
+        return member;
+      }),
+    }));
+  }
+
+  /** Create a one-time invite link (counsel: survivors; admins: counsel). */
+  async createInvite(role) {
+    const { invite } = await post("/invites", { role });
+    return invite;
+  }
+}
+
+export const session = new Session();
