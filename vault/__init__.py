@@ -50,11 +50,21 @@ def _register_blueprints(app: Flask) -> None:
 
     blueprints = [health.bp, openapi.bp, accounts_bp, cases_bp]
     # -- feature blueprints --
+    from vault.documents.views import bp as documents_bp
+
+    blueprints.append(documents_bp)
+    from vault import messages
+    from vault.messages.views import bp as messages_bp
+
+    blueprints.append(messages_bp)
+    messages.init_app(app)
     from vault.admin.views import bp as admin_bp
+    from vault.audit.views import bp as audit_bp
     from vault.directory.views import bp as directory_bp
 
     blueprints.append(directory_bp)
     blueprints.append(admin_bp)
+    blueprints.append(audit_bp)
     from vault.webapp.views import bp as webapp_bp
 
     blueprints.append(webapp_bp)

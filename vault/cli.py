@@ -130,6 +130,63 @@ def admin_invite(role: str) -> None:
 # -- feature commands --
 
 
+@main.group("messages")
+def messages_group() -> None:
+    """Messaging commands."""
+
+
+@messages_group.command("purge")
+@with_appcontext
+def messages_purge() -> None:
+    """Delete expired disappearing messages and events past retention, now."""
+    from vault.messages.purge import purge_now
+
+    result = purge_now(current_app._get_current_object())  # type: ignore[attr-defined]
+    click.echo(f"purged {result.messages} expired messages and {result.events} events")
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Audit chain commands."""
+
+
+@audit_group.command("verify")
+@with_appcontext
+def audit_verify() -> None:
+    """Walk the hash chain and check every signed checkpoint; name the first bad entry."""
+    from vault.audit import chain
+    from vault.protocol.audit import ChainError
+
+    session = db.database().sessions()
+    try:
+        size = chain.verify(session)
+    except ChainError as exc:
+        raise click.ClickException(f"audit chain is NOT intact: {exc}") from exc
+    finally:
+        session.close()
+    click.echo(f"audit chain intact: {size} entries")
+
+
+@audit_group.command("checkpoint")
+@with_appcontext
+def audit_checkpoint() -> None:
+    """Sign a checkpoint at the newest entry now."""
+    from vault.audit import chain
+    from vault.keyring import keyring
+
+    session = db.database().sessions()
+    try:
+        row = chain.checkpoint(session, keyring())
+    finally:
+        session.close()
+    click.echo(f"checkpoint at entry {row.seq}" if row else "newest entry already checkpointed")
+
+
+from vault.client.cli import docs_group  # noqa: E402 - feature commands register here
+
+main.add_command(docs_group)
+
+
 @main.group("log")
 def log_group() -> None:
     """Key transparency log commands."""

@@ -134,12 +134,45 @@ def _load_keys(env: Mapping[str, str]) -> dict[str, Any]:
     return {"HAVEN_KEYS_DIR": _str(env, "HAVEN_KEYS_DIR", "keys")}
 
 
+def _load_messages(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "HAVEN_MESSAGE_MAX_BYTES": _int(env, "HAVEN_MESSAGE_MAX_BYTES", 64 * 1024, minimum=1024),
+        "HAVEN_MESSAGE_CLOCK_SKEW_SECONDS": _int(env, "HAVEN_MESSAGE_CLOCK_SKEW_SECONDS", 3600),
+        "HAVEN_MESSAGE_MAX_AGE_SECONDS": _int(env, "HAVEN_MESSAGE_MAX_AGE_SECONDS", 7 * 86400),
+        "HAVEN_LIMIT_MESSAGE_SEND": _str(env, "HAVEN_LIMIT_MESSAGE_SEND", "60/minute;1000/hour"),
+        "HAVEN_LIMIT_CONVERSATION_CREATE": _str(env, "HAVEN_LIMIT_CONVERSATION_CREATE", "30/hour"),
+        "HAVEN_MESSAGE_PURGE_SECONDS": _int(env, "HAVEN_MESSAGE_PURGE_SECONDS", 60),
+        "HAVEN_EVENT_RETENTION_DAYS": _int(env, "HAVEN_EVENT_RETENTION_DAYS", 14, minimum=1),
+        "HAVEN_SSE_HEARTBEAT_SECONDS": _int(env, "HAVEN_SSE_HEARTBEAT_SECONDS", 15, minimum=1),
+        "HAVEN_SSE_MAX_SECONDS": _int(env, "HAVEN_SSE_MAX_SECONDS", 300, minimum=5),
+        # Each open stream holds a gthread worker thread: keep half of them for requests.
+        "HAVEN_SSE_MAX_STREAMS": _int(
+            env, "HAVEN_SSE_MAX_STREAMS", max(1, _int(env, "HAVEN_THREADS", 8) // 2), minimum=1
+        ),
+        "HAVEN_BENCH": _bool(env, "HAVEN_BENCH", False),
+    }
+
+
+def _load_documents(env: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        "HAVEN_DOCUMENT_MAX_BYTES": _int(
+            env, "HAVEN_DOCUMENT_MAX_BYTES", 512 * 1024 * 1024, minimum=1
+        ),
+        "HAVEN_DOCUMENT_QUOTA_BYTES": _int(
+            env, "HAVEN_DOCUMENT_QUOTA_BYTES", 2 * 1024 * 1024 * 1024, minimum=1
+        ),
+        "HAVEN_UPLOAD_TTL_HOURS": _int(env, "HAVEN_UPLOAD_TTL_HOURS", 24, minimum=1),
+    }
+
+
 LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_flask,
     _load_database,
     _load_object_store,
     _load_limiter,
     _load_keys,
+    _load_documents,
+    _load_messages,
 )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 import secrets
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -119,3 +120,32 @@ def str_enum(cls: type[enum.StrEnum]) -> Enum:
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,
     )
+
+
+_SQLITE_APPENDS: dict[int, threading.Lock] = {}
+
+
+def serialise_appends(db: Session, lock_id: int) -> None:
+    """Hold a lock on an append-only log until this transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock, so appends from every process take
+    turns. SQLite (the single-process embedded default): a process lock, released when
+    the session commits or rolls back.
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+        return
+    held: set[int] = db.info.setdefault("append_locks", set())
+    if lock_id in held:
+        return
+    lock = _SQLITE_APPENDS.setdefault(lock_id, threading.Lock())
+    lock.acquire()
+    held.add(lock_id)
+
+    def _release(session: Session, *_args: Any) -> None:
+        if lock_id in session.info.get("append_locks", set()):
+            session.info["append_locks"].discard(lock_id)
+            lock.release()
+
+    event.listen(db, "after_commit", _release, once=True)
+    event.listen(db, "after_soft_rollback", _release, once=True)

@@ -1,19 +1,39 @@
 """Import every feature's models so that Base.metadata knows every table."""
 
 from vault.accounts.models import Invite, User, UserKey
-from vault.cases.models import Case, CaseMember
 
 # -- feature models --
+from vault.audit.models import Event
+from vault.cases.models import Case, CaseMember
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
+from vault.documents.models import Document, Grant, UploadPart
+from vault.messages.models import (
+    Conversation,
+    ConversationMember,
+    Message,
+    MessageClock,
+    MessageEvent,
+    MessageGrant,
+)
 
 __all__ = [
     "Case",
     "CaseMember",
+    "Conversation",
+    "ConversationMember",
+    "Document",
+    "Event",
+    "Grant",
     "Invite",
     "LogEntry",
     "LogKey",
     "LogNode",
+    "Message",
+    "MessageClock",
+    "MessageEvent",
+    "MessageGrant",
     "TreeHeadRow",
+    "UploadPart",
     "User",
     "UserKey",
 ]

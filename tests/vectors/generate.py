@@ -149,6 +149,8 @@ GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "accounts": accounts_vectors,
     "safety": safety_vectors,
     # -- feature vectors --
+    "messages": lambda: __import__("tests.vectors.messages", fromlist=["_"]).messages_vectors(),
+    "documents": lambda: __import__("tests.vectors.documents", fromlist=["_"]).documents_vectors(),
 }
 
 

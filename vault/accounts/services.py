@@ -19,6 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from vault.accounts.models import Invite, KeyStatus, Role, User, UserKey
+from vault.audit import chain
 from vault.cases.models import Case, CaseMember
 from vault.db import utcnow
 from vault.directory import services as directory
@@ -124,6 +125,13 @@ def create_invite(
         expires_at=utcnow() + timedelta(hours=hours),
     )
     db.add(invite)
+    db.flush()
+    chain.append(
+        db,
+        "invite_created",
+        actor_id=created_by.id if created_by else None,
+        detail={"role": role.value, "invite": invite.id},
+    )
     db.commit()
     return invite, token
 
@@ -214,6 +222,7 @@ def register(db: Session, ring: Keyring, cost: HashCost, reg: Registration) -> U
         raise InvalidRequest(
             "this invite is not valid: used, expired or unknown", code="invite_invalid"
         )
+    case_id: str | None = None
     if invite.role == Role.SURVIVOR and invite.created_by is not None:
         case = Case(survivor_id=user.id)
         case.members.append(CaseMember(user_id=user.id, role=Role.SURVIVOR))
@@ -221,6 +230,17 @@ def register(db: Session, ring: Keyring, cost: HashCost, reg: Registration) -> U
             CaseMember(user_id=invite.created_by, role=Role.COUNSEL, added_by=invite.created_by)
         )
         db.add(case)
+        db.flush()
+        case_id = case.id
+    chain.append(
+        db,
+        "account_created",
+        actor_id=user.id,
+        subject_id=user.id,
+        case_id=case_id,
+        detail={"role": user.role.value, "invite": invite.id},
+        ring=ring,
+    )
     db.commit()
     return user
 
@@ -232,6 +252,13 @@ def publish_key(db: Session, ring: Keyring, key: UserKey, kind: str = "publish")
         kind, key.user_id, key.version, key.x25519, key.ed25519, key.signature, now_ms
     )
     index = directory.append(db, ring, entry)
+    chain.append(
+        db,
+        f"key_{kind}",
+        subject_id=key.user_id,
+        detail={"version": key.version, "log_index": index},
+        ring=ring,
+    )
     if kind == "publish":
         key.log_index = index
         key.logged_at_ms = now_ms
@@ -246,7 +273,11 @@ def authenticate(
     stored = user.auth_hash if user is not None else _decoy_hash(cost.opslimit, cost.memlimit)
     is_valid = _verify_auth_key(stored, auth_key)
     if user is None or not is_valid or user.is_disabled:
+        chain.append(db, "login_failed", subject_id=user.id if user else None, ring=ring)
+        db.commit()
         raise Unauthorized(BAD_CREDENTIALS, code="bad_credentials")
+    chain.append(db, "login", actor_id=user.id, subject_id=user.id, ring=ring)
+    db.commit()
     return user
 
 
@@ -260,6 +291,8 @@ def authenticate_recovery(
     )
     is_valid = _verify_auth_key(stored, recovery_auth_key)
     if user is None or not is_valid or user.is_disabled:
+        chain.append(db, "recovery_failed", subject_id=user.id if user else None, ring=ring)
+        db.commit()
         raise Unauthorized("username or recovery key is wrong", code="bad_credentials")
     return user
 
@@ -285,6 +318,7 @@ def recover(
     _check_new_passphrase(new)
     user = authenticate_recovery(db, ring, cost, username, recovery_auth_key)
     _set_passphrase(user, new, cost)
+    chain.append(db, "recovery", actor_id=user.id, subject_id=user.id, ring=ring)
     db.commit()
     return user
 
@@ -298,8 +332,11 @@ def change_passphrase(
     if user is None:
         raise NotFound("no such account")
     if not _verify_auth_key(user.auth_hash, current_auth_key):
+        chain.append(db, "passphrase_change_failed", actor_id=user.id, subject_id=user.id)
+        db.commit()
         raise Unauthorized("the current passphrase is wrong", code="bad_credentials")
     _set_passphrase(user, new, cost)
+    chain.append(db, "passphrase_changed", actor_id=user.id, subject_id=user.id)
     db.commit()
     return user
 
@@ -309,6 +346,7 @@ def end_sessions(db: Session, user_id: str) -> None:
     db.execute(
         update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
     )
+    chain.append(db, "logout", actor_id=user_id, subject_id=user_id)
     db.commit()
 
 

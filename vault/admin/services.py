@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from vault.accounts.models import KeyStatus, Role, User, UserKey
+from vault.audit import chain
 from vault.cases.models import Case
 from vault.directory import services as directory
 from vault.directory.models import LogKey
@@ -61,7 +62,7 @@ def key_status(db: Session, ring: Keyring) -> list[KeyVersionStatus]:
     return rows
 
 
-def rotate(db: Session, path: Path, purpose: str) -> int:
+def rotate(db: Session, path: Path, purpose: str, actor_id: str | None = None) -> int:
     """Write a new current version; for the log key, announce it signed by the old one."""
     if purpose not in PURPOSES:
         raise InvalidRequest(f"unknown key purpose {purpose!r}")
@@ -74,7 +75,10 @@ def rotate(db: Session, path: Path, purpose: str) -> int:
         ) from exc
     if purpose == "logsign":
         directory.ensure_log_key(db, load_keyring(path))
-        db.commit()
+    chain.append(
+        db, "server_key_rotated", actor_id=actor_id, detail={"purpose": purpose, "version": version}
+    )
+    db.commit()
     return version
 
 
@@ -108,7 +112,14 @@ def reencrypt_all(db: Session, ring: Keyring, batch: int = 500) -> int:
     return total
 
 
-def retire(db: Session, path: Path, purpose: str, version: int, session_lifetime: int) -> None:
+def retire(
+    db: Session,
+    path: Path,
+    purpose: str,
+    version: int,
+    session_lifetime: int,
+    actor_id: str | None = None,
+) -> None:
     """Drop a non-current version once nothing can still need it."""
     ring = load_keyring(path)
     if version not in ring.versions(purpose):
@@ -136,6 +147,10 @@ def retire(db: Session, path: Path, purpose: str, version: int, session_lifetime
         _retire_file(path, purpose, version)
     except (PermissionError, KeyringError) as exc:
         raise Conflict(str(exc), code="keyring_read_only") from exc
+    chain.append(
+        db, "server_key_retired", actor_id=actor_id, detail={"purpose": purpose, "version": version}
+    )
+    db.commit()
 
 
 def list_accounts(db: Session, ring: Keyring) -> list[dict[str, Any]]:
@@ -166,11 +181,19 @@ def set_disabled(db: Session, user_id: str, is_disabled: bool, by: User) -> User
     user.is_disabled = is_disabled
     if is_disabled:
         user.session_version += 1
+    chain.append(
+        db,
+        "account_disabled" if is_disabled else "account_enabled",
+        actor_id=by.id,
+        subject_id=user.id,
+    )
     db.commit()
     return user
 
 
-def mark_compromised(db: Session, ring: Keyring, user_id: str) -> UserKey:
+def mark_compromised(
+    db: Session, ring: Keyring, user_id: str, actor_id: str | None = None
+) -> UserKey:
     """Flag an account's current key as compromised: it must rotate at next login."""
     user = db.get(User, user_id)
     if user is None:
@@ -182,6 +205,14 @@ def mark_compromised(db: Session, ring: Keyring, user_id: str) -> UserKey:
 
         publish_key(db, ring, key, kind="compromise")
         user.session_version += 1
+        chain.append(
+            db,
+            "key_marked_compromised",
+            actor_id=actor_id,
+            subject_id=user.id,
+            detail={"version": key.version},
+            ring=ring,
+        )
     db.commit()
     return key
 

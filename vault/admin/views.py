@@ -56,7 +56,7 @@ def key_status() -> Response:
 def rotate() -> tuple[Response, int]:
     """Write a new version; data keys are then re-encrypted in batches by `reencrypt`."""
     body = parse_body(PurposeBody)
-    version = services.rotate(db.session(), _keys_path(), body.purpose)
+    version = services.rotate(db.session(), _keys_path(), body.purpose, me().id)
     return jsonify({"purpose": body.purpose, "version": version}), 201
 
 
@@ -76,7 +76,7 @@ def retire() -> tuple[str, int]:
     """Drop the version from the keyring."""
     body = parse_body(RetireBody)
     lifetime = current_app.config["HAVEN_SESSION_MAX_SECONDS"]
-    services.retire(db.session(), _keys_path(), body.purpose, body.version, lifetime)
+    services.retire(db.session(), _keys_path(), body.purpose, body.version, lifetime, me().id)
     return "", 204
 
 
@@ -100,7 +100,7 @@ def set_disabled(user_id: str) -> Response:
 @endpoint("Mark an account's current key compromised: it must rotate at next login", roles=ADMIN)
 def compromised(user_id: str) -> Response:
     """Flag the key, log the event, end the account's sessions."""
-    key = services.mark_compromised(db.session(), keyring(), user_id)
+    key = services.mark_compromised(db.session(), keyring(), user_id, me().id)
     return jsonify({"key": key_json(key)})
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from vault.accounts.models import User
+from vault.accounts.models import Role, User
+from vault.audit import services as audit
+from vault.audit.models import EventKind
 from vault.cases.models import Case, CaseMember
-from vault.errors import NotFound
+from vault.errors import Conflict, Forbidden, NotFound
 
 
 def list_cases(db: Session, user: User) -> list[Case]:
@@ -47,3 +50,31 @@ def contact_keys(db: Session, user: User, other_id: str) -> User:
     if other is None:
         raise NotFound("no such account")
     return other
+
+
+def add_counsel(db: Session, user: User, case_id: str, counsel: User | None) -> Case:
+    """A counsel of the case adds another counsel; the survivor sees who added whom, when."""
+    case = get_case(db, user, case_id)
+    mine = db.get(CaseMember, (case.id, user.id))
+    if mine is None or mine.role != Role.COUNSEL:
+        raise Forbidden("only a counsel of the case may add counsel")
+    if counsel is None or counsel.role != Role.COUNSEL or counsel.is_disabled:
+        raise NotFound("no such counsel", code="no_such_counsel")
+    if db.get(CaseMember, (case.id, counsel.id)) is not None:
+        raise Conflict("already a member of this case", code="already_member")
+    db.add(CaseMember(case_id=case.id, user_id=counsel.id, role=Role.COUNSEL, added_by=user.id))
+    audit.record(
+        db,
+        EventKind.MEMBER_ADD,
+        case_id=case.id,
+        owner_id=case.survivor_id,
+        actor_id=user.id,
+        subject_id=counsel.id,
+    )
+    try:
+        db.commit()
+    except IntegrityError as exc:
+        db.rollback()
+        raise Conflict("already a member of this case", code="already_member") from exc
+    db.refresh(case)
+    return case

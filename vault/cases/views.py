@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
+from pydantic import Field
 
 from vault import db
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
 from vault.accounts.views import key_json
-from vault.api import endpoint, me
+from vault.api import Body, endpoint, me, parse_body
 from vault.cases import services
 from vault.cases.models import Case
 from vault.keyring import keyring
@@ -31,6 +32,7 @@ def case_json(case: Case) -> dict[str, Any]:
                 "user_id": member.user_id,
                 "role": member.role.value,
                 "username": accounts.display_name(ring, user),
+                "added_by": member.added_by,
                 "added_at": member.added_at.isoformat(),
                 "public_keys": key_json(accounts.current_keys(user)),
             }
@@ -64,3 +66,25 @@ def user_keys(user_id: str) -> Response:
             "keys": [key_json(k) for k in other.keys],
         }
     )
+
+
+class AddCounselBody(Body):
+    """The username of the counsel to add."""
+
+    username: str = Field(max_length=64)
+
+
+@bp.post("/cases/<case_id>/members")
+@endpoint(
+    "Add another counsel to a case you are counsel in (the survivor sees it)",
+    roles={Role.COUNSEL},
+    body=AddCounselBody,
+)
+def add_counsel(case_id: str) -> tuple[Response, int]:
+    """Add a counsel by username."""
+    session = db.session()
+    services.get_case(session, me(), case_id)
+    body = parse_body(AddCounselBody)
+    counsel = accounts.find_user(session, keyring(), body.username)
+    case = services.add_counsel(session, me(), case_id, counsel)
+    return jsonify({"case": case_json(case)}), 201

@@ -7,39 +7,20 @@ entry and the new signed head are committed with it.
 
 from __future__ import annotations
 
-import threading
 import time
 from typing import Any
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from vault.db import serialise_appends
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.errors import InvalidRequest, NotFound
 from vault.keyring import Keyring, KeyringError
 from vault.protocol import merkle
 from vault.protocol import transparency as kt
 
-_SQLITE_APPEND = threading.Lock()
 ADVISORY_LOCK_ID = 6962
-
-
-def _serialise_appends(db: Session) -> None:
-    bind = db.get_bind()
-    if bind.dialect.name == "postgresql":
-        db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": ADVISORY_LOCK_ID})
-        return
-    if db.info.get("kt_locked"):
-        return
-    _SQLITE_APPEND.acquire()
-    db.info["kt_locked"] = True
-
-    def _release(session: Session, _transaction: Any) -> None:
-        if session.info.pop("kt_locked", False):
-            _SQLITE_APPEND.release()
-
-    event.listen(db, "after_soft_rollback", _release, once=True)
-    event.listen(db, "after_commit", lambda s: _release(s, None), once=True)
 
 
 def tree_size(db: Session) -> int:
@@ -91,7 +72,7 @@ def ensure_log_key(db: Session, ring: Keyring) -> LogKey:
 
 def append(db: Session, ring: Keyring, entry: kt.KeyEntry) -> int:
     """Append an entry, store the perfect nodes it completes, sign the new head."""
-    _serialise_appends(db)
+    serialise_appends(db, ADVISORY_LOCK_ID)
     ensure_log_key(db, ring)
     index = tree_size(db)
     leaf = entry.leaf()

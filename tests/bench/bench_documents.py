@@ -1,0 +1,353 @@
+"""Document vault throughput and memory, each beside a baseline measured in the same run.
+
+The service runs under gunicorn (one gthread worker, as in production) in a subprocess on
+PostgreSQL and MinIO from the bench harness. For 1 GiB of pre-encrypted bytes:
+
+- upload through the service (create, 32 MiB parts three at a time, finalize) beside
+  minio-py ``put_object`` (its defaults: 5 MiB parts, three at a time) of the same bytes to
+  the same MinIO;
+- download through the service beside minio-py ``get_object``;
+- the gunicorn worker's peak RSS growth during the upload (VmHWM after, VmRSS before, with
+  the peak reset through /proc/<pid>/clear_refs);
+- the Python client's encrypt-and-upload of a 1 GiB file beside plain PyNaCl secretstream
+  encryption of the same bytes.
+
+Each throughput is the best of several runs (3 uploads, 9 downloads each way), raw and
+service runs alternating, with dirty pages flushed before each upload (MinIO writes to
+the same disk in both): the machine is shared, and the best run is the least disturbed
+one on either side. The bytes are random (MinIO does not compress them).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nacl.bindings as sodium
+import requests
+from minio import Minio
+from sqlalchemy.orm import Session
+
+from tests.bench.harness import Services, emit, log
+from tests.services import free_port, wait_for
+from vault import migrate
+from vault.accounts import services as accounts
+from vault.accounts.models import Role
+from vault.client import HavenClient
+from vault.client.documents import DEFAULT_PART_CHUNKS, Documents
+from vault.db import make_engine
+from vault.protocol import documents as pdoc
+from vault.protocol.encoding import b64encode
+from vault.storage import ObjectStore
+
+GiB = 1024**3
+MiB = 1024**2
+PLAINTEXT = GiB
+ROUNDS = 3
+DOWNLOADS_PER_ROUND = 3
+PASSPHRASE = "correct horse battery staple"
+BUCKET = "bench-documents"
+# The service upload sends 32 MiB parts (the Python client's size), three at a time as
+# minio-py's put_object sends its parts.
+PART = DEFAULT_PART_CHUNKS * pdoc.CHUNK_CIPHERTEXT_BYTES
+PARALLEL_PARTS = 3
+
+
+def _settings(services: Services, root: Path) -> dict[str, str]:
+    name = f"bench_documents_{os.getpid()}"
+    services.postgres.execute(f"CREATE DATABASE {name}")
+    url = services.postgres.url(name)
+    migrate.upgrade(url)
+    return {
+        "HAVEN_DATABASE_URL": url,
+        "HAVEN_KEYS_DIR": str(root / "keys"),
+        "HAVEN_SECURE_COOKIES": "false",
+        "HAVEN_SERVER_HASH_OPSLIMIT": "1",
+        "HAVEN_SERVER_HASH_MEMLIMIT": "8192",
+        "HAVEN_RATELIMIT_ENABLED": "false",
+        "HAVEN_DOCUMENT_MAX_BYTES": str(2 * GiB),
+        "HAVEN_DOCUMENT_QUOTA_BYTES": str(64 * GiB),
+        **services.minio.settings(BUCKET),
+    }
+
+
+class Gunicorn:
+    """The app under gunicorn in a subprocess: one gthread worker."""
+
+    def __init__(self, settings: dict[str, str], root: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (root / "gunicorn.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "1",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--timeout",
+                "300",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "vault.wsgi:app",
+            ],
+            env={**os.environ, **settings},
+            stdout=self.log,
+            stderr=self.log,
+        )
+        wait_for(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, "gunicorn")
+
+    @property
+    def worker_pid(self) -> int:
+        """The (single) worker process, child of the master."""
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text()
+        return int(children.split()[0])
+
+    def status(self, field: str) -> int:
+        """A VmRSS/VmHWM line of the worker's /proc status, in bytes."""
+        for line in Path(f"/proc/{self.worker_pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise KeyError(field)
+
+    def reset_peak(self) -> None:
+        """Set the worker's VmHWM to its current RSS."""
+        Path(f"/proc/{self.worker_pid}/clear_refs").write_text("5")
+
+    def stop(self) -> None:
+        """Stop gunicorn."""
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def _accounts(server: str, settings: dict[str, str]) -> tuple[HavenClient, str]:
+    engine = make_engine(settings["HAVEN_DATABASE_URL"])
+    with Session(engine) as db:
+        _, token = accounts.create_invite(db, Role.COUNSEL, None, 1)
+    engine.dispose()
+    counsel = HavenClient(server, timeout=600)
+    counsel.register(b64encode(token), "counsel.bench", PASSPHRASE)
+    survivor = HavenClient(server, timeout=600)
+    survivor.register(counsel.create_invite("survivor"), "survivor.bench", PASSPHRASE)
+    return survivor, survivor.cases()[0]["id"]
+
+
+def _random(size: int) -> bytearray:
+    data = bytearray(size)
+    block = 64 * MiB
+    for first in range(0, size, block):
+        piece = os.urandom(min(block, size - first))
+        data[first : first + len(piece)] = piece
+    return data
+
+
+def _create(client: HavenClient, case_id: str, size: int) -> str:
+    """Register an upload of pre-encrypted content (valid record, arbitrary ciphertext)."""
+    account = client.account
+    assert account is not None
+    raw_id = pdoc.generate_document_id()
+    file_key = pdoc.generate_file_key()
+    header = pdoc.ContentEncryptor(file_key).header
+    info = pdoc.DocumentInfo(
+        "bench.bin", "application/octet-stream", size, "other", None, bytes(32)
+    )
+    metadata = pdoc.seal_metadata(info, file_key, raw_id, case_id, account.id, header)
+    total = pdoc.ciphertext_size(size)
+    record = pdoc.SignedDocument(raw_id, case_id, account.id, 1, header, total, metadata)
+    body = {
+        "id": b64encode(raw_id),
+        "key_version": 1,
+        "header": b64encode(header),
+        "metadata": b64encode(metadata),
+        "signature": b64encode(record.sign(account.keys)),
+        "sealed_key": b64encode(
+            pdoc.seal_file_key(file_key, raw_id, account.public_keys.x25519, 1)
+        ),
+        "ciphertext_size": total,
+        "chunk_count": pdoc.chunk_count(size),
+        "part_size": PART,
+    }
+    client.post(f"/cases/{case_id}/documents", body)
+    return b64encode(raw_id)
+
+
+def _service_upload(client: HavenClient, case_id: str, data: bytearray) -> tuple[float, str]:
+    view = memoryview(data)
+    sessions = []
+    for _ in range(PARALLEL_PARTS):
+        session = requests.Session()
+        session.cookies.update(client.http.cookies)
+        sessions.append(session)
+    start = time.perf_counter()
+    doc_id = _create(client, case_id, PLAINTEXT)
+
+    def send(number: int) -> None:
+        first = (number - 1) * PART
+        answer = sessions[number % PARALLEL_PARTS].put(
+            f"{client.base_url}/api/v1/documents/{doc_id}/parts/{number}",
+            data=bytes(view[first : first + PART]),
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=600,
+        )
+        answer.raise_for_status()
+
+    with ThreadPoolExecutor(PARALLEL_PARTS) as pool:
+        list(pool.map(send, range(1, pdoc.part_count(len(data), PART) + 1)))
+    client.post(f"/documents/{doc_id}/finalize")
+    elapsed = time.perf_counter() - start
+    for session in sessions:
+        session.close()
+    return elapsed, doc_id
+
+
+def _service_download(client: HavenClient, doc_id: str, size: int) -> float:
+    start = time.perf_counter()
+    response = client.request("GET", f"/documents/{doc_id}/content", stream=True)
+    got = sum(len(p) for p in response.iter_content(chunk_size=MiB))
+    elapsed = time.perf_counter() - start
+    assert got == size, (got, size)
+    return elapsed
+
+
+def _raw_upload(minio: Minio, data: bytearray) -> float:
+    start = time.perf_counter()
+    minio.put_object(BUCKET, "bench/raw", io.BytesIO(data), len(data))
+    return time.perf_counter() - start
+
+
+def _raw_download(minio: Minio, size: int) -> float:
+    start = time.perf_counter()
+    response = minio.get_object(BUCKET, "bench/raw")
+    try:
+        got = sum(len(p) for p in response.stream(MiB))
+    finally:
+        response.close()
+        response.release_conn()
+    assert got == size
+    return time.perf_counter() - start
+
+
+def _mb_s(size: int, seconds: float) -> float:
+    return size / MiB / seconds
+
+
+def run(services: Services) -> None:
+    """Service beside raw MinIO for 1 GiB up and down, server memory, client encryption."""
+    root = services.root / "documents"
+    root.mkdir()
+    settings = _settings(services, root)
+    ObjectStore(
+        settings["HAVEN_S3_ENDPOINT"],
+        settings["HAVEN_S3_ACCESS_KEY"],
+        settings["HAVEN_S3_SECRET_KEY"],
+        BUCKET,
+    ).ensure_bucket()
+    raw = Minio(
+        settings["HAVEN_S3_ENDPOINT"],
+        access_key=settings["HAVEN_S3_ACCESS_KEY"],
+        secret_key=settings["HAVEN_S3_SECRET_KEY"],
+        secure=False,
+    )
+    server = Gunicorn(settings, root)
+    try:
+        client, case_id = _accounts(server.url, settings)
+        size = pdoc.ciphertext_size(PLAINTEXT)
+        log(f"bench: documents: {size} bytes of ciphertext, best of {ROUNDS}")
+        data = _random(size)
+        up: list[float] = []
+        down: list[float] = []
+        raw_up: list[float] = []
+        raw_down: list[float] = []
+        growth: list[int] = []
+        for _ in range(ROUNDS):
+            os.sync()  # no run pays for the previous run's dirty pages
+            raw_up.append(_raw_upload(raw, data))
+            os.sync()
+            before = server.status("VmRSS")
+            server.reset_peak()
+            seconds, doc_id = _service_upload(client, case_id, data)
+            growth.append(server.status("VmHWM") - before)
+            up.append(seconds)
+            for _ in range(DOWNLOADS_PER_ROUND):  # downloads are short: more samples
+                raw_down.append(_raw_download(raw, size))
+                down.append(_service_download(client, doc_id, size))
+            raw.remove_object(BUCKET, "bench/raw")
+            client.request("DELETE", f"/documents/{doc_id}")
+        emit(
+            "documents_upload_1GiB_service",
+            _mb_s(size, min(up)),
+            "MiB/s",
+            _mb_s(size, min(raw_up)),
+            baseline_is="minio-py put_object of the same bytes",
+            server="gunicorn gthread, 1 worker, subprocess",
+            part_bytes=PART,
+            parallel_parts=PARALLEL_PARTS,
+            target_ratio=0.85,
+        )
+        emit(
+            "documents_download_1GiB_service",
+            _mb_s(size, min(down)),
+            "MiB/s",
+            _mb_s(size, min(raw_down)),
+            baseline_is="minio-py get_object of the same bytes",
+            server="gunicorn gthread, 1 worker, subprocess",
+            target_ratio=0.85,
+        )
+        emit(
+            "documents_upload_1GiB_server_peak_rss_growth",
+            max(growth) / MiB,
+            "MiB",
+            measured="gunicorn worker VmHWM after upload - VmRSS before (peak reset)",
+            target_max=64,
+        )
+        del data
+        _client_encrypt_upload(client, case_id, root)
+    finally:
+        server.stop()
+
+
+def _client_encrypt_upload(client: HavenClient, case_id: str, root: Path) -> None:
+    source = root / "plain.bin"
+    plain = _random(PLAINTEXT)
+    source.write_bytes(plain)
+    view = memoryview(plain)
+    baseline = []
+    for _ in range(ROUNDS):
+        state = sodium.crypto_secretstream_xchacha20poly1305_state()
+        sodium.crypto_secretstream_xchacha20poly1305_init_push(state, os.urandom(32))
+        start = time.perf_counter()
+        count = pdoc.chunk_count(PLAINTEXT)
+        for i in range(count):
+            piece = bytes(
+                view[i * pdoc.CHUNK_PLAINTEXT_BYTES : (i + 1) * pdoc.CHUNK_PLAINTEXT_BYTES]
+            )
+            tag = pdoc.TAG_FINAL if i == count - 1 else pdoc.TAG_MESSAGE
+            sodium.crypto_secretstream_xchacha20poly1305_push(state, piece, None, tag)
+        baseline.append(time.perf_counter() - start)
+    del view, plain
+    docs = Documents(client)
+    timings: list[float] = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        doc = docs.upload(case_id, source, doc_type="other")
+        timings.append(time.perf_counter() - start)
+        docs.delete(doc.id)
+    source.unlink()
+    emit(
+        "documents_client_encrypt_upload_1GiB",
+        _mb_s(PLAINTEXT, min(timings)),
+        "MiB/s",
+        _mb_s(PLAINTEXT, min(baseline)),
+        baseline_is="PyNaCl secretstream push of the same bytes (64 KiB chunks), no I/O",
+        includes="SHA-256 pass over the file, encryption, upload, finalize",
+    )

@@ -1,0 +1,114 @@
+"""Delivery across processes: two gunicorn instances (two workers each) on one PostgreSQL
+database and one Redis. A message sent through one instance wakes streams on the other."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from tests.authz import World, build_world
+from tests.conftest import FAST_SERVER_HASH
+from tests.integration.messages_fixtures import (
+    AppProcess,
+    app_processes,
+    client_account,
+    open_conversation,
+)
+from tests.integration.test_messages_events import Listener, http_client
+from tests.services import MinioServer, RedisServer
+from vault.client.messages import Messenger
+from vault.messages.fanout import RedisFanout
+
+
+@pytest.fixture
+def shared(
+    make_app: Callable[..., Flask],
+    database_url: str,
+    tmp_path: Path,
+    minio: MinioServer,
+    redis_server: RedisServer,
+) -> dict[str, str]:
+    """Settings every process shares: database, keys, bucket, Redis."""
+    return {
+        "HAVEN_TESTING": "true",
+        "HAVEN_DATABASE_URL": database_url,
+        "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
+        "HAVEN_SECURE_COOKIES": "false",
+        "HAVEN_REDIS_URL": redis_server.url,
+        **FAST_SERVER_HASH,
+        **minio.settings(f"t-{secrets.token_hex(6)}"),
+    }
+
+
+@pytest.fixture
+def world(make_app: Callable[..., Flask], shared: dict[str, str]) -> World:
+    """Accounts and a survivor-counsel conversation, made by an app on the shared settings."""
+    app = make_app(**shared)
+    built = build_world(app)
+    p = built.people
+    built.extra["app"] = app
+    built.extra["cid"] = open_conversation(app, p["survivor"], built.case_id, [p["counsel"]])
+    return built
+
+
+@pytest.fixture
+def instances(shared: dict[str, str], tmp_path: Path) -> Iterator[list[AppProcess]]:
+    """Two gunicorn instances with two gthread workers each."""
+    with app_processes(shared, 2, log=tmp_path / "gunicorn.log") as procs:
+        yield procs
+
+
+def test_sse_delivers_across_two_app_processes_through_redis(
+    world: World, instances: list[AppProcess]
+) -> None:
+    app: Flask = world.extra["app"]
+    assert isinstance(app.extensions["haven.fanout"], RedisFanout)
+    cid = world.extra["cid"]
+    a, b = instances
+    p = world.people
+    # Several streams per instance, so both workers of each hold some.
+    counsel_on_a = [Listener(http_client(app, a.url, p["counsel"].id)) for _ in range(3)]
+    survivor_on_b = [Listener(http_client(app, b.url, p["survivor"].id)) for _ in range(3)]
+    for listener in counsel_on_a + survivor_on_b:
+        assert listener.next().kind == "ready"
+
+    survivor_via_b = Messenger(http_client(app, b.url, p["survivor"].id))
+    counsel_via_a = Messenger(http_client(app, a.url, p["counsel"].id))
+    for messenger, person in ((survivor_via_b, p["survivor"]), (counsel_via_a, p["counsel"])):
+        messenger.client.account = client_account(person)
+
+    sent_b = survivor_via_b.send(cid, "sent through instance B")
+    for listener in counsel_on_a + survivor_on_b:
+        event = listener.until("message")
+        assert event.data == {"conversation_id": cid, "message_id": sent_b["id"], "seq": 1}
+
+    sent_a = counsel_via_a.send(cid, "sent through instance A")
+    for listener in counsel_on_a + survivor_on_b:
+        assert listener.until("message").data["message_id"] == sent_a["id"]
+
+    # Either instance serves what the other stored, and it decrypts.
+    texts = [m.text for m in survivor_via_b.read(cid)]
+    assert texts == ["sent through instance A", "sent through instance B"]
+    for listener in counsel_on_a + survivor_on_b:
+        listener.close()
+
+
+def test_resume_on_the_other_instance_is_exact(world: World, instances: list[AppProcess]) -> None:
+    app: Flask = world.extra["app"]
+    cid = world.extra["cid"]
+    a, b = instances
+    p = world.people
+    first = Listener(http_client(app, a.url, p["counsel"].id))
+    token = first.next().id
+    first.close()
+    sender = Messenger(http_client(app, b.url, p["survivor"].id))
+    sender.client.account = client_account(p["survivor"])
+    ids = [sender.send(cid, f"while away {i}")["id"] for i in range(3)]
+    resumed = Listener(http_client(app, b.url, p["counsel"].id), token)
+    assert resumed.next().kind == "ready"
+    assert [resumed.until("message").data["message_id"] for _ in ids] == ids
+    resumed.close()

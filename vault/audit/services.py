@@ -1,0 +1,81 @@
+"""Recording and reading events. Recording joins the caller's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from vault.audit import chain
+from vault.audit.models import Event, EventKind
+from vault.db import utcnow
+
+MAX_PAGE = 500
+
+
+def record(
+    db: Session,
+    kind: EventKind,
+    *,
+    case_id: str,
+    document_id: str | None = None,
+    owner_id: str | None = None,
+    actor_id: str | None = None,
+    subject_id: str | None = None,
+    ciphertext_size: int | None = None,
+    byte_range: tuple[int, int] | None = None,
+    expires_at: datetime | None = None,
+    at: datetime | None = None,
+) -> Event:
+    """Add an event to the caller's transaction (committed or rolled back with it)."""
+    event = Event(
+        kind=kind,
+        case_id=case_id,
+        document_id=document_id,
+        owner_id=owner_id,
+        actor_id=actor_id,
+        subject_id=subject_id,
+        ciphertext_size=ciphertext_size,
+        range_first=byte_range[0] if byte_range else None,
+        range_last=byte_range[1] if byte_range else None,
+        expires_at=expires_at,
+        created_at=at or utcnow(),
+    )
+    db.add(event)
+    # The same event, as a link of the tamper-evident chain (ids and sizes only).
+    chain.append(
+        db,
+        str(kind),
+        actor_id=actor_id,
+        subject_id=owner_id or subject_id,
+        case_id=case_id,
+        document_id=document_id,
+        detail={"size": ciphertext_size} if ciphertext_size is not None else {},
+    )
+    return event
+
+
+def case_events(
+    db: Session,
+    case_id: str,
+    *,
+    viewer_id: str,
+    sees_all: bool,
+    before: int | None = None,
+    limit: int = 100,
+) -> list[Event]:
+    """Events of a case, newest first: all of them, or those that involve the viewer."""
+    query = select(Event).where(Event.case_id == case_id)
+    if not sees_all:
+        query = query.where(
+            or_(
+                Event.owner_id == viewer_id,
+                Event.actor_id == viewer_id,
+                Event.subject_id == viewer_id,
+            )
+        )
+    if before is not None:
+        query = query.where(Event.id < before)
+    query = query.order_by(Event.id.desc()).limit(min(max(limit, 1), MAX_PAGE))
+    return list(db.scalars(query))

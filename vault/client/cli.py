@@ -1,0 +1,269 @@
+"""`haven docs`: counsel's document commands (list, pull) and the server's upload janitor."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+import time
+import unicodedata
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from vault.client.api import ApiError, HavenClient
+from vault.client.documents import DocumentRefused, Documents, OpenedDocument
+
+MANIFEST = "manifest.json"
+CHECKSUMS = "SHA256SUMS"
+MAX_NAME = 200
+
+
+def _client(server: str, username: str) -> HavenClient:
+    passphrase = os.environ.get("HAVEN_PASSPHRASE") or click.prompt("Passphrase", hide_input=True)
+    client = HavenClient(server)
+    try:
+        client.login(username, passphrase)
+    except ApiError as exc:
+        raise click.ClickException(f"sign-in failed: {exc.message}") from exc
+    return client
+
+
+def _credentials(command: Any) -> Any:
+    command = click.option(
+        "--username",
+        envvar="HAVEN_USERNAME",
+        prompt=True,
+        help="Your Haven username (or HAVEN_USERNAME).",
+    )(command)
+    command = click.option(
+        "--server",
+        envvar="HAVEN_URL",
+        default="http://127.0.0.1:8000",
+        show_default=True,
+        help="The Haven server (or HAVEN_URL). The passphrase comes from HAVEN_PASSPHRASE "
+        "or a prompt.",
+    )(command)
+    return command
+
+
+@click.group("docs")
+def docs_group() -> None:
+    """Encrypted documents: list and pull a case's files; the upload janitor."""
+
+
+def _describe(doc: OpenedDocument, names: dict[str, str]) -> str:
+    info = doc.info
+    expiry = f" expires {info.expires_on.isoformat()}" if info.expires_on else ""
+    owner = names.get(doc.owner_id, doc.owner_id)
+    return (
+        f"{doc.id}  {info.doc_type:<17} {info.size:>12}  {info.name}  "
+        f"(from {owner}, signature ok{expiry})"
+    )
+
+
+@docs_group.command("list")
+@_credentials
+@click.argument("case_id", required=False)
+def list_command(server: str, username: str, case_id: str | None) -> None:
+    """List your cases, or the documents of CASE_ID you may read (each one verified)."""
+    client = _client(server, username)
+    if case_id is None:
+        for case in client.cases():
+            people = ", ".join(f"{m['username']} ({m['role']})" for m in case["members"])
+            click.echo(f"{case['id']}  {people}")
+        return
+    names = _member_names(client, case_id)
+    listing = Documents(client).case_documents(case_id)
+    for doc in listing.documents:
+        click.echo(_describe(doc, names))
+    for refused in listing.refused:
+        click.echo(f"REFUSED {refused}", err=True)
+    if listing.refused:
+        raise SystemExit(1)
+
+
+def _member_names(client: HavenClient, case_id: str) -> dict[str, str]:
+    case = client.get(f"/cases/{case_id}")["case"]
+    return {m["user_id"]: m["username"] for m in case["members"]}
+
+
+def safe_file_name(name: str, document_id: str) -> str:
+    """A file name that stays inside the output folder, whatever the uploader wrote."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable()).strip().lstrip(".")
+    name = re.sub(r"\s+", " ", name)
+    while len(name.encode("utf-8")) > MAX_NAME:
+        name = name[:-1]
+    return name or f"document-{document_id}"
+
+
+def _target(out: Path, name: str, taken: set[str]) -> Path:
+    stem, dot, suffix = name.rpartition(".")
+    if not stem:
+        stem, dot, suffix = name, "", ""
+    candidate, n = name, 1
+    while candidate.lower() in taken or (out / candidate).exists():
+        n += 1
+        candidate = f"{stem} ({n}){dot}{suffix}"
+    taken.add(candidate.lower())
+    return out / candidate
+
+
+def _sha256_file(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while piece := handle.read(1024 * 1024):
+            digest.update(piece)
+    return digest.digest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".haven-", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def pull_case(
+    client: HavenClient, case_id: str, out: Path
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Download, decrypt and verify every readable document of a case; write the manifest."""
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for stale in out.glob(".haven-*.partial"):  # left by an interrupted pull
+        stale.unlink()
+    documents = Documents(client)
+    names = _member_names(client, case_id)
+    listing = documents.case_documents(case_id)
+    previous = _previous_manifest(out)
+    entries: list[dict[str, Any]] = []
+    failures = [str(r) for r in listing.refused]
+    taken: set[str] = set()
+    for doc in listing.documents:
+        info = doc.info
+        path: Path | None = None
+        old = previous.get(doc.id)
+        if old is not None and (out / old).is_file() and _sha256_file(out / old) == info.sha256:
+            path = out / old
+            taken.add(old.lower())
+        else:
+            path = _target(out, safe_file_name(info.name, doc.id), taken)
+            try:
+                documents.download(doc.id, path, document=doc)
+            except DocumentRefused as exc:
+                failures.append(str(exc))
+                taken.discard(path.name.lower())
+                continue
+            except (ApiError, OSError) as exc:
+                failures.append(f"document {doc.id} ({info.name!r}) not downloaded: {exc}")
+                taken.discard(path.name.lower())
+                continue
+        entries.append(
+            {
+                "document_id": doc.id,
+                "file": path.name,
+                "name": info.name,
+                "mime_type": info.mime_type,
+                "document_type": info.doc_type,
+                "size": info.size,
+                "sha256": info.sha256.hex(),
+                "expires_on": info.expires_on.isoformat() if info.expires_on else None,
+                "uploaded_by": names.get(doc.owner_id, doc.owner_id),
+                "uploaded_by_id": doc.owner_id,
+                "signed_with_key_version": doc.owner_key_version,
+                "uploaded_at": doc.created_at,
+            }
+        )
+    manifest = {
+        "case_id": case_id,
+        "server": client.base_url,
+        "pulled_by": client.account.username if client.account else None,
+        "pulled_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "documents": entries,
+        "refused": failures,
+    }
+    _write_atomic(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    sums = "".join(f"{e['sha256']}  {e['file']}\n" for e in entries)
+    _write_atomic(out / CHECKSUMS, sums)
+    return entries, failures
+
+
+def _previous_manifest(out: Path) -> dict[str, str]:
+    try:
+        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        return {e["document_id"]: Path(e["file"]).name for e in data["documents"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+@docs_group.command("pull")
+@_credentials
+@click.argument("case_id")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for the decrypted files, manifest.json and SHA256SUMS.",
+)
+def pull_command(server: str, username: str, case_id: str, out: Path) -> None:
+    """Decrypt and verify every document of CASE_ID you may read into a folder."""
+    client = _client(server, username)
+    entries, failures = pull_case(client, case_id, out)
+    for entry in entries:
+        click.echo(f"{entry['sha256']}  {entry['file']}")
+    for failure in failures:
+        click.echo(f"REFUSED {failure}", err=True)
+    click.echo(f"{len(entries)} verified, {len(failures)} refused; manifest in {out / MANIFEST}")
+    if failures:
+        raise SystemExit(1)
+
+
+@docs_group.command("janitor")
+@click.option(
+    "--every",
+    type=int,
+    default=0,
+    help="Repeat every N seconds (0: run once). Safe to run on several replicas.",
+)
+def janitor_command(every: int) -> None:
+    """Abort abandoned uploads, remove orphaned objects, expire grants (server side)."""
+    from datetime import timedelta
+
+    from vault import create_app, db
+    from vault.documents.services import sweep
+    from vault.storage import store
+
+    app = create_app()
+    ttl = timedelta(hours=app.config["HAVEN_UPLOAD_TTL_HOURS"])
+    try:
+        while True:
+            with app.app_context():
+                session = db.database().sessions()
+                try:
+                    report = sweep(session, store(), ttl)
+                finally:
+                    session.close()
+            click.echo(
+                f"abandoned uploads {report.abandoned_uploads}, orphan uploads "
+                f"{report.orphan_uploads}, orphan objects {report.orphan_objects}, expired "
+                f"grants {report.expired_grants}"
+                + (f"; errors: {', '.join(report.errors)}" if report.errors else "")
+            )
+            if not every:
+                break
+            time.sleep(every)
+    finally:
+        db.database(app).engine.dispose()
+    if report.errors:
+        raise SystemExit(1)

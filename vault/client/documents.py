@@ -1,0 +1,593 @@
+"""Documents over a HavenClient: streaming encrypted uploads, verified streaming downloads.
+
+Nothing here holds a whole file in memory: uploads read the source twice (once to hash it,
+once to encrypt it chunk by chunk into the request bodies), downloads decrypt chunk by
+chunk into a temporary file that only gets its real name once the signature, every chunk,
+the final tag, the size and the SHA-256 have been checked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import mimetypes
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import requests
+from requests.exceptions import ChunkedEncodingError
+
+from vault.client.api import Account, ApiError, HavenClient, parse_public_keys
+from vault.protocol import documents as pdoc
+from vault.protocol import keys as pkeys
+from vault.protocol.encoding import EncodingError, b64decode, b64encode
+
+READ_BYTES = 1024 * 1024
+RETRYABLE_STATUS = {502, 503, 504}
+# 32 MiB parts: on a good link fewer requests go faster; a phone on weak data uses less.
+DEFAULT_PART_CHUNKS = 512
+
+
+class FileChanged(ValueError):
+    """The file being uploaded is not the one the upload was started with."""
+
+
+class DocumentRefused(Exception):
+    """A document failed verification. The message names it; nothing was written."""
+
+    def __init__(self, document_id: str, reason: str, name: str | None = None) -> None:
+        label = f"document {document_id}" + (f" ({name!r})" if name else "")
+        super().__init__(f"{label} refused: {reason}")
+        self.document_id = document_id
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class OpenedDocument:
+    """A document whose record, signature, key and metadata all verified."""
+
+    id: str
+    case_id: str
+    owner_id: str
+    owner_key_version: int
+    info: pdoc.DocumentInfo
+    file_key: bytes = field(repr=False)
+    header: bytes
+    ciphertext_size: int
+    created_at: str
+    data: dict[str, Any] = field(repr=False)
+
+    @property
+    def raw_id(self) -> bytes:
+        """The 16-byte document id."""
+        return b64decode(self.id)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A case's documents: those that verified, and those refused (with the reason)."""
+
+    documents: list[OpenedDocument]
+    refused: list[DocumentRefused]
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A verified file on disk."""
+
+    document: OpenedDocument
+    path: Path
+    sha256: bytes
+
+
+class _PartBody:
+    """One upload part produced on demand: plaintext is read and encrypted while it is sent."""
+
+    def __init__(
+        self,
+        source: BinaryIO,
+        encryptor: pdoc.ContentEncryptor,
+        digest: Any,
+        chunks: int,
+        last: int,
+        size: int,
+    ) -> None:
+        self._source = source
+        self._encryptor = encryptor
+        self._digest = digest
+        self._chunks = chunks
+        self._last_index = last
+        self._size = size
+        self._buffer = b""
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        while piece := self.read(pdoc.CHUNK_CIPHERTEXT_BYTES):
+            yield piece
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes of ciphertext (one chunk's worth is produced at a time)."""
+        if not self._buffer and self._chunks:
+            index = self._encryptor.index
+            plain = _read_exact(self._source, pdoc.CHUNK_PLAINTEXT_BYTES)
+            is_final = index == self._last_index
+            if not is_final and len(plain) != pdoc.CHUNK_PLAINTEXT_BYTES:
+                raise FileChanged("the file got shorter while it was being uploaded")
+            self._digest.update(plain)
+            self._buffer = self._encryptor.push(plain, is_final=is_final)
+            self._chunks -= 1
+        if size < 0:
+            size = len(self._buffer)
+        out, self._buffer = self._buffer[:size], self._buffer[size:]
+        return out
+
+
+def _read_exact(source: BinaryIO, size: int) -> bytes:
+    parts = []
+    remaining = size
+    while remaining:
+        piece = source.read(remaining)
+        if not piece:
+            break
+        parts.append(piece)
+        remaining -= len(piece)
+    return b"".join(parts)
+
+
+def hash_file(source: BinaryIO) -> tuple[int, bytes]:
+    """Size and SHA-256 of a seekable file, read in bounded pieces."""
+    source.seek(0)
+    digest = hashlib.sha256()
+    size = 0
+    while piece := source.read(READ_BYTES):
+        digest.update(piece)
+        size += len(piece)
+    return size, digest.digest()
+
+
+class Documents:
+    """The document vault as one signed-in client sees it."""
+
+    def __init__(
+        self,
+        client: HavenClient,
+        *,
+        retries: int = 3,
+        backoff: float = 1.0,
+        part_chunks: int = DEFAULT_PART_CHUNKS,
+    ) -> None:
+        pdoc.check_part_bytes(part_chunks * pdoc.CHUNK_CIPHERTEXT_BYTES)
+        self.client = client
+        self.retries = retries
+        self.backoff = backoff
+        self.part_bytes = part_chunks * pdoc.CHUNK_CIPHERTEXT_BYTES
+        self._signers: dict[tuple[str, int], bytes] = {}
+
+    # -- keys -----------------------------------------------------------------------------
+
+    @property
+    def _account(self) -> Account:
+        if self.client.account is None:
+            raise RuntimeError("sign in first")
+        return self.client.account
+
+    def _members(self, case_id: str) -> dict[str, dict[str, Any]]:
+        case = self.client.get(f"/cases/{case_id}")["case"]
+        return {m["user_id"]: m for m in case["members"]}
+
+    def _signer_key(self, case_id: str, user_id: str, version: int) -> bytes:
+        """The uploader's Ed25519 key of a version: self-signed and in the key log."""
+        cached = self._signers.get((user_id, version))
+        if cached is not None:
+            return cached
+        member = self._members(case_id).get(user_id)
+        if member is None:
+            raise pkeys.ProtocolError("the uploader is not a member of the case")
+        keys = self.client.get(f"/users/{user_id}/keys")["keys"]
+        for key in keys:
+            if key["version"] == version:
+                self.client.verify_contact(user_id, member["username"], key)
+                record = parse_public_keys(key)
+                self._signers[(user_id, version)] = record.ed25519
+                return record.ed25519
+        raise pkeys.ProtocolError(f"the uploader has no key version {version}")
+
+    def _reader_keys(self, case_id: str, user_id: str) -> pkeys.PublicKeys:
+        member = self._members(case_id).get(user_id)
+        if member is None:
+            raise ApiError(400, "not_a_case_member", "that account is not in the case")
+        self.client.verify_contact(user_id, member["username"], member["public_keys"])
+        return parse_public_keys(member["public_keys"])
+
+    # -- reading --------------------------------------------------------------------------
+
+    def open(self, data: dict[str, Any], expected_id: str | None = None) -> OpenedDocument:
+        """Verify a document record from the server and unlock it; DocumentRefused if not."""
+        document_id = str(data.get("id", expected_id or "?"))
+        if expected_id is not None and document_id != expected_id:
+            raise DocumentRefused(expected_id, "the server answered with another document")
+        name: str | None = None
+        try:
+            raw_id = b64decode(document_id)
+            if len(raw_id) != pdoc.DOCUMENT_ID_BYTES:
+                raise pkeys.ProtocolError("document id is not 16 bytes")
+            header = b64decode(data["header"])
+            metadata = b64decode(data["metadata"])
+            record = pdoc.SignedDocument(
+                document_id=raw_id,
+                case_id=data["case_id"],
+                uploader_id=data["owner_id"],
+                key_version=int(data["owner_key_version"]),
+                header=header,
+                ciphertext_size=int(data["ciphertext_size"]),
+                metadata=metadata,
+            )
+            signer = self._signer_key(record.case_id, record.uploader_id, record.key_version)
+            record.verify(signer, b64decode(data["signature"]))
+            file_key = pdoc.open_file_key(b64decode(data["sealed_key"]), raw_id, self._account.keys)
+            commitment, _ = pdoc.parse_content_header(header)
+            if commitment != pdoc.FileKeys.derive(file_key).commitment:
+                raise pkeys.ProtocolError("the file key does not match the content header")
+            info = pdoc.open_metadata(
+                metadata, file_key, raw_id, record.case_id, record.uploader_id, header
+            )
+            name = info.name
+            if pdoc.ciphertext_size(info.size) != record.ciphertext_size:
+                raise pkeys.ProtocolError("the signed sizes do not agree")
+        except (pkeys.ProtocolError, EncodingError, KeyError, TypeError, ValueError) as exc:
+            raise DocumentRefused(document_id, str(exc), name) from exc
+        return OpenedDocument(
+            id=document_id,
+            case_id=record.case_id,
+            owner_id=record.uploader_id,
+            owner_key_version=record.key_version,
+            info=info,
+            file_key=file_key,
+            header=header,
+            ciphertext_size=record.ciphertext_size,
+            created_at=str(data.get("finalized_at") or data.get("created_at")),
+            data=data,
+        )
+
+    def get(self, document_id: str) -> OpenedDocument:
+        """One document, verified."""
+        data = self.client.get(f"/documents/{document_id}")["document"]
+        return self.open(data, expected_id=document_id)
+
+    def case_documents(self, case_id: str) -> Listing:
+        """Every document of a case I may read, each verified on its own."""
+        documents, refused = [], []
+        for data in self.client.get(f"/cases/{case_id}/documents")["documents"]:
+            try:
+                opened = self.open(data)
+                if opened.case_id != case_id:
+                    raise DocumentRefused(
+                        opened.id, "it was signed for another case", opened.info.name
+                    )
+                documents.append(opened)
+            except DocumentRefused as exc:
+                refused.append(exc)
+        return Listing(documents, refused)
+
+    # -- upload ---------------------------------------------------------------------------
+
+    def upload(
+        self,
+        case_id: str,
+        source: Path | BinaryIO,
+        *,
+        doc_type: str,
+        name: str | None = None,
+        mime_type: str | None = None,
+        expires_on: dt.date | None = None,
+        on_part: Callable[[int], None] | None = None,
+    ) -> OpenedDocument:
+        """Encrypt and upload a file as a stream; resume by itself after dropped parts."""
+        if isinstance(source, Path):
+            with source.open("rb") as handle:
+                return self.upload(
+                    case_id,
+                    handle,
+                    doc_type=doc_type,
+                    name=name or source.name,
+                    mime_type=mime_type,
+                    expires_on=expires_on,
+                    on_part=on_part,
+                )
+        if name is None:
+            raise ValueError("name the document")
+        account = self._account
+        size, digest = hash_file(source)
+        guessed = mimetypes.guess_type(name)[0] if mime_type is None else mime_type
+        info = pdoc.DocumentInfo(
+            name=name,
+            mime_type=(guessed or "application/octet-stream").lower(),
+            size=size,
+            doc_type=doc_type,
+            expires_on=expires_on,
+            sha256=digest,
+        )
+        info.check()
+        raw_id = pdoc.generate_document_id()
+        file_key = pdoc.generate_file_key()
+        header = pdoc.ContentEncryptor(file_key).header
+        metadata = pdoc.seal_metadata(info, file_key, raw_id, case_id, account.id, header)
+        record = pdoc.SignedDocument(
+            document_id=raw_id,
+            case_id=case_id,
+            uploader_id=account.id,
+            key_version=account.keys.version,
+            header=header,
+            ciphertext_size=pdoc.ciphertext_size(size),
+            metadata=metadata,
+        )
+        sealed = pdoc.seal_file_key(
+            file_key, raw_id, account.public_keys.x25519, account.keys.version
+        )
+        body = {
+            "id": b64encode(raw_id),
+            "key_version": account.keys.version,
+            "header": b64encode(header),
+            "metadata": b64encode(metadata),
+            "signature": b64encode(record.sign(account.keys)),
+            "sealed_key": b64encode(sealed),
+            "ciphertext_size": record.ciphertext_size,
+            "chunk_count": pdoc.chunk_count(size),
+            "part_size": self.part_bytes,
+        }
+        upload = self.client.post(f"/cases/{case_id}/documents", body)["upload"]
+        return self._complete(
+            b64encode(raw_id), file_key, header, source, info, upload, on_part, check=False
+        )
+
+    def resume(
+        self,
+        document_id: str,
+        source: Path | BinaryIO,
+        on_part: Callable[[int], None] | None = None,
+    ) -> OpenedDocument:
+        """Continue an interrupted upload of the same file from the last acknowledged part."""
+        if isinstance(source, Path):
+            with source.open("rb") as handle:
+                return self.resume(document_id, handle, on_part)
+        data = self.client.get(f"/documents/{document_id}/upload")
+        if data["upload"]["state"] == "complete":
+            return self.get(document_id)
+        # The status carries my own record of the pending document: sealed key, header and
+        # metadata, all checked as on any download before a byte is re-encrypted.
+        opened = self.open(data["document"], expected_id=document_id)
+        return self._complete(
+            document_id,
+            opened.file_key,
+            opened.header,
+            source,
+            opened.info,
+            data["upload"],
+            on_part,
+            check=True,
+        )
+
+    def _complete(
+        self,
+        document_id: str,
+        file_key: bytes,
+        header: bytes,
+        source: BinaryIO,
+        info: pdoc.DocumentInfo,
+        upload: dict[str, Any],
+        on_part: Callable[[int], None] | None,
+        *,
+        check: bool,
+    ) -> OpenedDocument:
+        """Send the missing parts and finalize, retrying what a dropped connection broke.
+
+        Before the same stream is pushed again the file must still hash to the signed
+        SHA-256: other plaintext under the same header would reuse secretstream nonces.
+        The hash is taken again while encrypting, and a changed file is never finalized.
+        """
+        attempt = 0
+        while True:
+            if check:
+                size, digest = hash_file(source)
+                if size != info.size or digest != info.sha256:
+                    raise FileChanged("the file is not the one this upload was started with")
+            try:
+                acked = {p["number"] for p in upload["parts"]}
+                sent_digest = self._send_parts(
+                    document_id,
+                    file_key,
+                    header,
+                    source,
+                    info.size,
+                    int(upload["part_size"]),
+                    acked,
+                    on_part,
+                )
+                if sent_digest != info.sha256:
+                    raise FileChanged("the file changed while it was being uploaded")
+                data = self.client.post(f"/documents/{document_id}/finalize")["document"]
+                return self.open(data, expected_id=document_id)
+            except (requests.ConnectionError, requests.Timeout, ApiError) as exc:
+                if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS:
+                    raise
+                attempt += 1
+                if attempt > self.retries:
+                    raise
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+                upload = self.client.get(f"/documents/{document_id}/upload")["upload"]
+                check = True
+
+    def _send_parts(
+        self,
+        document_id: str,
+        file_key: bytes,
+        header: bytes,
+        source: BinaryIO,
+        plaintext_size: int,
+        part_bytes: int,
+        acked: set[int],
+        on_part: Callable[[int], None] | None,
+    ) -> bytes:
+        """Send every part not yet acknowledged, re-encrypting the same stream from its start.
+
+        Return the SHA-256 of the plaintext that was read.
+        """
+        pdoc.check_part_bytes(part_bytes)
+        _, stream_header = pdoc.parse_content_header(header)
+        encryptor = pdoc.ContentEncryptor(file_key, stream_header)
+        total = pdoc.ciphertext_size(plaintext_size)
+        chunks = pdoc.chunk_count(plaintext_size)
+        per_part = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES
+        digest = hashlib.sha256()
+        source.seek(0)
+        for number in range(1, pdoc.part_count(total, part_bytes) + 1):
+            first = (number - 1) * per_part
+            count = min(per_part, chunks - first)
+            size = pdoc.part_size(total, number, part_bytes)
+            body = _PartBody(source, encryptor, digest, count, chunks - 1, size)
+            if number in acked:
+                while body.read(pdoc.CHUNK_CIPHERTEXT_BYTES):
+                    pass
+                continue
+            self.client.request(
+                "PUT",
+                f"/documents/{document_id}/parts/{number}",
+                data=body,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            if on_part is not None:
+                on_part(number)
+        if source.read(1):
+            raise FileChanged("the file grew while it was being uploaded")
+        return digest.digest()
+
+    # -- download -------------------------------------------------------------------------
+
+    def download(
+        self,
+        document_id: str,
+        dest: Path,
+        *,
+        on_chunk: Callable[[int], None] | None = None,
+        document: OpenedDocument | None = None,
+    ) -> Downloaded:
+        """Decrypt into ``dest`` (which must not exist) or leave nothing behind."""
+        opened = document or self.get(document_id)
+        if dest.exists():
+            raise FileExistsError(dest)
+        fd, tmp_name = tempfile.mkstemp(prefix=".haven-", suffix=".partial", dir=dest.parent)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                digest = self._decrypt_into(opened, out, on_chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(dest.parent)
+        return Downloaded(opened, dest, digest)
+
+    def _decrypt_into(
+        self, doc: OpenedDocument, out: BinaryIO, on_chunk: Callable[[int], None] | None
+    ) -> bytes:
+        decryptor = pdoc.ContentDecryptor(doc.file_key, doc.header)
+        digest = hashlib.sha256()
+        written = 0
+        offset = 0
+        attempt = 0
+        name = doc.info.name
+        while not decryptor.is_finished:
+            try:
+                for chunk in self._fetch(doc.id, offset):
+                    try:
+                        plain = decryptor.pull(chunk)
+                    except pkeys.ProtocolError as exc:
+                        raise DocumentRefused(doc.id, str(exc), name) from exc
+                    out.write(plain)
+                    digest.update(plain)
+                    written += len(plain)
+                    offset += len(chunk)
+                    if on_chunk is not None:
+                        on_chunk(decryptor.index)
+                break
+            except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError):
+                attempt += 1
+                if attempt > self.retries or offset >= doc.ciphertext_size:
+                    raise
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        try:
+            decryptor.finish()
+        except pkeys.ProtocolError as exc:
+            raise DocumentRefused(doc.id, str(exc), name) from exc
+        if offset != doc.ciphertext_size:
+            raise DocumentRefused(doc.id, "the content has a different length than signed", name)
+        if written != doc.info.size or digest.digest() != doc.info.sha256:
+            raise DocumentRefused(doc.id, "the SHA-256 or size does not match the signed one", name)
+        return digest.digest()
+
+    def _fetch(self, document_id: str, offset: int) -> Iterator[bytes]:
+        """Whole ciphertext chunks from ``offset`` (a chunk boundary) to the end."""
+        headers = {"Range": f"bytes={offset}-"} if offset else {}
+        response = self.client.request(
+            "GET", f"/documents/{document_id}/content", headers=headers, stream=True
+        )
+        try:
+            expected = 206 if offset else 200
+            if response.status_code != expected:
+                raise requests.ConnectionError(f"unexpected status {response.status_code}")
+            buffer = bytearray()
+            for piece in response.iter_content(chunk_size=pdoc.CHUNK_CIPHERTEXT_BYTES):
+                buffer += piece
+                while len(buffer) >= pdoc.CHUNK_CIPHERTEXT_BYTES:
+                    yield bytes(buffer[: pdoc.CHUNK_CIPHERTEXT_BYTES])
+                    del buffer[: pdoc.CHUNK_CIPHERTEXT_BYTES]
+            if buffer:
+                yield bytes(buffer)
+        finally:
+            response.close()
+
+    # -- sharing and deleting -------------------------------------------------------------
+
+    def grant(
+        self, document_id: str, user_id: str, expires_at: dt.datetime | None = None
+    ) -> dict[str, Any]:
+        """Seal my document's file key to a case member's current key and grant them access."""
+        doc = self.get(document_id)
+        reader = self._reader_keys(doc.case_id, user_id)
+        sealed = pdoc.seal_file_key(doc.file_key, doc.raw_id, reader.x25519, reader.version)
+        body: dict[str, Any] = {"user_id": user_id, "sealed_key": b64encode(sealed)}
+        if expires_at is not None:
+            body["expires_at"] = expires_at.isoformat()
+        grant: dict[str, Any] = self.client.post(f"/documents/{document_id}/grants", body)["grant"]
+        return grant
+
+    def revoke(self, document_id: str, user_id: str) -> None:
+        """Withdraw a reader's grant."""
+        self.client.request("DELETE", f"/documents/{document_id}/grants/{user_id}")
+
+    def delete(self, document_id: str) -> None:
+        """Delete my document (crypto-shredding: its keys and metadata go with it)."""
+        self.client.request("DELETE", f"/documents/{document_id}")
+
+    def events(self, case_id: str) -> list[dict[str, Any]]:
+        """The case's events I may see, newest first."""
+        events: list[dict[str, Any]] = self.client.get(f"/cases/{case_id}/events")["events"]
+        return events
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

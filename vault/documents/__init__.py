@@ -1,0 +1,1 @@
+"""The encrypted document vault: chunked client-side encryption, multipart uploads, grants."""

@@ -1,0 +1,19 @@
+"""End-to-end encrypted messaging: conversations in a case, signed envelopes, live delivery."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    """Fan-out, stream slots, the start-up and periodic purge, and the bench route if enabled."""
+    from vault.messages.fanout import make_fanout
+    from vault.messages.purge import purge_at_start, start_purger
+    from vault.messages.stream import StreamSlots
+    from vault.messages.views import register_bench
+
+    app.extensions["haven.fanout"] = make_fanout(app.config["HAVEN_REDIS_URL"])
+    app.extensions["haven.stream_slots"] = StreamSlots(app.config["HAVEN_SSE_MAX_STREAMS"])
+    register_bench(app)
+    purge_at_start(app)
+    app.extensions["haven.purger"] = start_purger(app)

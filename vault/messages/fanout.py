@@ -1,0 +1,233 @@
+"""Wake-ups for event streams: in-process by default, Redis pub/sub across processes.
+
+A publish names the accounts that have new events and nothing else; each stream then
+reads the events themselves from the database, so a lost wake-up costs latency (the
+stream re-reads at every heartbeat), never an event. With HAVEN_REDIS_URL set, every app
+process (gunicorn worker or instance) subscribes to one channel from one listener thread,
+started on the first stream in that process and stopped after a minute without streams.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "haven:message-events"
+IDLE_STOP_SECONDS = 60.0
+
+
+class Subscription:
+    """One stream's wake-up flag."""
+
+    def __init__(self, hub: Hub, user_id: str) -> None:
+        self.hub = hub
+        self.user_id = user_id
+        self._event = threading.Event()
+
+    def wake(self) -> None:
+        """Mark that new events may be waiting."""
+        self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Block until woken or ``timeout`` seconds pass; True when woken."""
+        woken = self._event.wait(timeout)
+        self._event.clear()
+        return woken
+
+    def close(self) -> None:
+        """Stop receiving wake-ups."""
+        self.hub.remove(self)
+
+
+class Hub:
+    """The streams open in this process, by account."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subs: dict[str, set[Subscription]] = {}
+
+    def subscribe(self, user_id: str) -> Subscription:
+        """Register a stream for an account."""
+        sub = Subscription(self, user_id)
+        with self._lock:
+            self._subs.setdefault(user_id, set()).add(sub)
+        return sub
+
+    def remove(self, sub: Subscription) -> None:
+        """Forget a stream."""
+        with self._lock:
+            subs = self._subs.get(sub.user_id)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[sub.user_id]
+
+    def wake(self, user_ids: Iterable[str]) -> None:
+        """Wake every local stream of these accounts."""
+        with self._lock:
+            targets = [s for uid in user_ids for s in self._subs.get(uid, ())]
+        for sub in targets:
+            sub.wake()
+
+    def wake_all(self) -> None:
+        """Wake every local stream (after a gap in which wake-ups may have been lost)."""
+        with self._lock:
+            targets = [s for subs in self._subs.values() for s in subs]
+        for sub in targets:
+            sub.wake()
+
+    def count(self) -> int:
+        """How many streams are open."""
+        with self._lock:
+            return sum(len(s) for s in self._subs.values())
+
+
+class LocalFanout:
+    """The embedded default: one process, wake-ups delivered in memory."""
+
+    def __init__(self) -> None:
+        self.hub = Hub()
+
+    def publish(self, user_ids: Iterable[str]) -> None:
+        """Wake these accounts' streams in this process."""
+        self.hub.wake(list(user_ids))
+
+    def subscribe(self, user_id: str) -> Subscription:
+        """Open a wake-up flag for an account's stream."""
+        return self.hub.subscribe(user_id)
+
+
+class RedisFanout:
+    """Wake-ups through one Redis pub/sub channel shared by every app process."""
+
+    def __init__(self, url: str, channel: str = CHANNEL) -> None:
+        self.url = url
+        self.channel = channel
+        self.hub = Hub()
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._client: redis.Redis | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def _after_fork(self) -> None:
+        """A forked worker starts with no streams, no client and no listener of its own."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self.hub = Hub()
+            self._client = None
+            self._thread = None
+            self._lock = threading.Lock()
+
+    def _redis(self) -> redis.Redis:
+        self._after_fork()
+        if self._client is None:
+            self._client = redis.Redis.from_url(
+                self.url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
+            )
+        return self._client
+
+    def publish(self, user_ids: Iterable[str]) -> None:
+        """Announce new events for these accounts to every process; never fails a request."""
+        ids = sorted(set(user_ids))
+        if not ids:
+            return
+        try:
+            self._redis().publish(self.channel, json.dumps(ids))
+        except redis.RedisError as exc:
+            # The events are committed; streams find them at their next heartbeat.
+            log.warning("fan-out publish failed: %s", type(exc).__name__)
+            self.hub.wake(ids)
+
+    def subscribe(self, user_id: str) -> Subscription:
+        """Open a wake-up flag and make sure this process listens to the channel."""
+        self._after_fork()
+        sub = self.hub.subscribe(user_id)
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._listen, name="haven-fanout", daemon=True
+                )
+                self._thread.start()
+        return sub
+
+    def close(self) -> None:
+        """Stop the listener thread and drop the publishing connection."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _listen(self) -> None:
+        backoff = 0.5
+        idle_since: float | None = None
+        while not self._stop.is_set():
+            client = redis.Redis.from_url(
+                self.url, socket_connect_timeout=5, health_check_interval=30
+            )
+            pubsub: Any = None
+            try:
+                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+                pubsub.subscribe(self.channel)
+                # Anything published before the subscription took hold was missed.
+                self.hub.wake_all()
+                backoff = 0.5
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.hub.wake(_decode(message.get("data")))
+                    if self.hub.count():
+                        idle_since = None
+                        continue
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since > IDLE_STOP_SECONDS and self._stop_if_idle():
+                        return
+            except redis.RedisError as exc:
+                log.warning("fan-out listener lost Redis: %s", type(exc).__name__)
+                self.hub.wake_all()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+            finally:
+                try:
+                    if pubsub is not None:
+                        pubsub.close()
+                    client.close()
+                except redis.RedisError:
+                    pass
+
+    def _stop_if_idle(self) -> bool:
+        with self._lock:
+            if self.hub.count():
+                return False
+            self._thread = None
+            return True
+
+
+def _decode(data: Any) -> list[str]:
+    try:
+        ids = json.loads(data)
+    except (TypeError, ValueError):
+        return []
+    if not isinstance(ids, list):
+        return []
+    return [i for i in ids if isinstance(i, str)]
+
+
+Fanout = LocalFanout | RedisFanout
+
+
+def make_fanout(redis_url: str | None) -> Fanout:
+    """Redis pub/sub when a URL is configured, in-process otherwise."""
+    return RedisFanout(redis_url) if redis_url else LocalFanout()

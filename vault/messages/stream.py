@@ -1,0 +1,147 @@
+"""Server-sent events: each account's stream of event ids, resumable with Last-Event-ID.
+
+The stream holds no database connection while it waits: each read opens a session,
+re-checks the account's session, reads the next events and closes it. Event ids on the
+wire are sealed cursors (the global event number under the server data key, bound to the
+account), so a client learns nothing about other people's traffic from them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+from flask import Flask
+
+from vault.accounts import services as accounts
+from vault.db import database
+from vault.keyring import Keyring, KeyringError
+from vault.messages import services
+from vault.messages.fanout import Fanout
+from vault.messages.models import MessageEvent
+from vault.protocol import serverdata
+from vault.protocol.encoding import EncodingError, b64decode, b64encode
+
+log = logging.getLogger(__name__)
+
+BATCH = 100
+RETRY_MS = 3000
+CURSOR_KIND = "event-cursor/"
+
+
+def cursor_token(ring: Keyring, user_id: str, seq: int) -> str:
+    """Seal an event number for one account."""
+    version = ring.current_version("data")
+    sealed = serverdata.seal_identifier(
+        ring.current("data"), version, CURSOR_KIND + user_id, str(seq)
+    )
+    return b64encode(sealed)
+
+
+def read_cursor(ring: Keyring, user_id: str, token: str) -> int | None:
+    """The event number in a cursor this server sealed for this account, or None."""
+    try:
+        sealed = b64decode(token)
+        key = ring.get("data", serverdata.sealed_version(sealed))
+        text = serverdata.open_identifier(key, CURSOR_KIND + user_id, sealed)
+    except (EncodingError, serverdata.SealError, KeyringError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class StreamSlots:
+    """A cap on concurrent streams per process, so streams cannot starve other requests."""
+
+    def __init__(self, limit: int) -> None:
+        self._sem = threading.BoundedSemaphore(limit)
+
+    def acquire(self) -> bool:
+        """Take a slot if one is free."""
+        return self._sem.acquire(blocking=False)
+
+    def release(self) -> None:
+        """Give a slot back."""
+        self._sem.release()
+
+
+def _frame(kind: str, token: str, data: dict[str, Any]) -> str:
+    return f"id: {token}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def event_data(event: MessageEvent) -> dict[str, Any]:
+    """What an event says: ids and the conversation's message number, never content."""
+    data: dict[str, Any] = {"conversation_id": event.conversation_id}
+    if event.message_id is not None:
+        data["message_id"] = event.message_id
+        data["seq"] = event.message_seq
+    return data
+
+
+class EventStream:
+    """The response body of one stream; WSGI servers call close() when it ends."""
+
+    def __init__(
+        self,
+        app: Flask,
+        user_id: str,
+        session_id: str,
+        cursor: str | None,
+        deadline: float,
+        release: Callable[[], None],
+    ) -> None:
+        self.app = app
+        self.user_id = user_id
+        self.session_id = session_id
+        self.cursor = cursor
+        self.deadline = deadline
+        self._release: Callable[[], None] | None = release
+        self._gen = self._events()
+
+    def __iter__(self) -> Iterator[str]:
+        return self._gen
+
+    def close(self) -> None:
+        """End the stream and give back its slot (once)."""
+        self._gen.close()
+        release, self._release = self._release, None
+        if release is not None:
+            release()
+
+    def _events(self) -> Generator[str, None, None]:
+        ring: Keyring = self.app.extensions["haven.keyring"]
+        fanout: Fanout = self.app.extensions["haven.fanout"]
+        heartbeat = float(self.app.config["HAVEN_SSE_HEARTBEAT_SECONDS"])
+        sessions = database(self.app).sessions
+        sub = fanout.subscribe(self.user_id)
+        try:
+            cursor = read_cursor(ring, self.user_id, self.cursor) if self.cursor else None
+            with sessions() as db:
+                start = services.stream_start(db, cursor)
+            position = start.position
+            yield f"retry: {RETRY_MS}\n\n"
+            kind = "resync" if start.is_resync or (self.cursor and cursor is None) else "ready"
+            yield _frame(kind, cursor_token(ring, self.user_id, position), {})
+            while time.monotonic() < self.deadline:
+                with sessions() as db:
+                    if accounts.load_session_user(db, self.session_id) is None:
+                        yield _frame("end", cursor_token(ring, self.user_id, position), {})
+                        return
+                    events = services.events_after(db, self.user_id, position, BATCH)
+                for event in events:
+                    position = event.seq
+                    yield _frame(
+                        event.kind.value,
+                        cursor_token(ring, self.user_id, position),
+                        event_data(event),
+                    )
+                if len(events) == BATCH:
+                    continue
+                wait = min(heartbeat, max(0.0, self.deadline - time.monotonic()))
+                if not sub.wait(wait):
+                    yield ": keepalive\n\n"
+        finally:
+            sub.close()
