@@ -9,12 +9,18 @@ import { h } from "./dom.js";
 import { quickExit, installIdleLock, installShiftExit, NEUTRAL_URL } from "./exit.js";
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import * as auth from "./screens/auth.js";
+import * as documentScreens from "./screens/documents.js";
 import * as homeScreens from "./screens/home.js";
+import { forgetSigners } from "./docs.js";
+import { forgetSenders } from "./chat.js";
+import * as messageScreens from "./screens/messages.js";
 import { parseInviteFragment, session } from "./session.js";
 import { sodiumReady } from "./sodium.js";
 
-const SCREENS = { ...auth, ...homeScreens };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "recoveryShow", "recoveryConfirm"]);
+const { releaseBlobs, ...docScreens } = documentScreens;
+const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation"]);
 
 let current = { name: "login", params: {} };
 let main;
@@ -59,6 +65,10 @@ const ctx = {
 };
 
 function lock(noticeKey) {
+  releaseBlobs();
+  closeStreams();
+  forgetSigners();
+  forgetSenders();
   session.lock();
   current = { name: "login", params: { notice: noticeKey } };
   render(true);
@@ -68,6 +78,8 @@ function render(moveFocus) {
   document.title = t("app.title");
   exitLink.textContent = t("exit.button");
   langLabel.textContent = t("lang.label");
+  releaseBlobs();
+  closeStreams();
   const screen = SCREENS[current.name](ctx, current.params);
   main.replaceChildren(...[screen].flat().filter(Boolean));
   if (moveFocus) ctx.focusTitle();
@@ -116,7 +128,13 @@ function header() {
 }
 
 function leave() {
-  quickExit(() => session.lock());
+  quickExit(() => {
+    releaseBlobs();
+    closeStreams();
+    forgetSigners();
+    forgetSenders();
+    session.lock();
+  });
 }
 
 function boot() {

@@ -97,6 +97,14 @@ export function errorMessage(error, context = "login") {
     }
     if (code === "invite_invalid") return t("error.inviteInvalid");
     if (code === "username_taken") return t("error.usernameTaken");
+    const documentErrors = {
+      document_too_large: "error.tooLarge",
+      quota_exceeded: "error.quota",
+      already_granted: "error.alreadyGranted",
+      not_found: "error.notFound",
+      stale_key_version: "error.keysMismatch",
+    };
+    if (documentErrors[code]) return t(documentErrors[code]);
     if (error.status >= 500) return t("error.unavailable");
     return t("error.generic");
   }
@@ -112,6 +120,11 @@ export function errorMessage(error, context = "login") {
     bad_bundle: "error.bundle",
     bundle_does_not_decrypt: "error.bundle",
     asset_integrity: "error.integrity",
+    document_refused: "error.documentRefused",
+    transparency: "error.transparency",
+    tampered_content: "error.documentRefused",
+    file_changed: "error.fileChanged",
+    bad_name: "error.badFileName",
   };
   return t(byCode[code] ?? "error.generic");
 }

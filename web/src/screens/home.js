@@ -6,6 +6,7 @@ import { formatDate, t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
 import { session } from "../session.js";
 import { button, errorMessage, heading } from "../ui.js";
+import { unreadByCase } from "./messages.js";
 
 const INVITES = { counsel: "survivor", admin: "counsel" };
 
@@ -44,6 +45,18 @@ function caseList(ctx, cases) {
         { class: "case" },
         h("h2", { id }, t("home.case", { date: formatDate(c.createdAt) })),
         h("ul", { class: "members", "aria-labelledby": id }, c.members.map((m) => memberItem(ctx, m))),
+        h(
+          "p",
+          { class: "case-actions" },
+          button(t("home.documents"), () => ctx.go("documents", { caseId: c.id }), "primary", {
+            "aria-label": t("home.documentsLabel", { date: formatDate(c.createdAt) }),
+            "data-case": c.id,
+          }),
+          button(t("home.messages"), () => ctx.go("conversation", { caseId: c.id, memberIds: c.members.map((m) => m.userId) }), "secondary", {
+            "aria-describedby": id,
+            "data-messages": c.id,
+          }),
+        ),
       );
     }),
   );
@@ -60,6 +73,13 @@ export function home(ctx, params) {
       .then((cases) => {
         region.replaceChildren(caseList(ctx, cases));
         region.removeAttribute("aria-busy");
+        return unreadByCase().then((unread) => {
+          for (const [caseId, count] of unread) {
+            const target = count > 0 ? region.querySelector(`[data-messages="${CSS.escape(caseId)}"]`) : null;
+            if (!target) continue;
+            target.append(" ", h("span", { class: "badge unread", "data-unread": String(count) }, t("home.unread", { count })));
+          }
+        });
       })
       .catch((error) => {
         region.replaceChildren(h("p", { class: "error-box", role: "alert" }, errorMessage(error)));

@@ -1,0 +1,145 @@
+/**
+ * Key transparency (docs/protocol.md §12), as vault/protocol/merkle.py and
+ * transparency.py: RFC 6962/9162 hashing with SHA-256, inclusion and consistency proof
+ * verification (RFC 9162 §2.1.3.2, §2.1.4.2), log entries, signed tree heads, log-key
+ * announcements.
+ */
+
+import { ascii, bytesEqual, concat, frame, u32, u64, utf8 } from "./encoding.js";
+
+export class TransparencyError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "TransparencyError";
+    this.code = "transparency";
+  }
+}
+
+export const KINDS = ["publish", "supersede", "compromise"];
+
+export const leafHash = (sodium, data) => sodium.crypto_hash_sha256(concat(Uint8Array.of(0), data));
+export const nodeHash = (sodium, left, right) => sodium.crypto_hash_sha256(concat(Uint8Array.of(1), left, right));
+
+/** Largest power of two smaller than n. */
+export function splitPoint(n) {
+  let k = 1;
+  while (k * 2 < n) k *= 2;
+  return k;
+}
+
+/** Merkle tree hash of a list of leaf hashes. */
+export function rootOf(sodium, leaves) {
+  if (leaves.length === 0) return sodium.crypto_hash_sha256(new Uint8Array(0));
+  if (leaves.length === 1) return leaves[0];
+  const k = splitPoint(leaves.length);
+  return nodeHash(sodium, rootOf(sodium, leaves.slice(0, k)), rootOf(sodium, leaves.slice(k)));
+}
+
+// Sizes and indices stay below 2^53; halving uses Math.floor, not 32-bit shifts.
+const half = (n) => Math.floor(n / 2);
+const odd = (n) => n % 2 === 1;
+
+/** RFC 9162 §2.1.3.2. Throws TransparencyError unless the proof leads to the root. */
+export function verifyInclusion(sodium, leaf, index, size, proof, root) {
+  if (!(index < size)) throw new TransparencyError("index beyond tree size");
+  let fn = index;
+  let sn = size - 1;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0) throw new TransparencyError("proof too long");
+    if (odd(fn) || fn === sn) {
+      r = nodeHash(sodium, p, r);
+      if (!odd(fn)) {
+        while (fn && !odd(fn)) {
+          fn = half(fn);
+          sn = half(sn);
+        }
+      }
+    } else {
+      r = nodeHash(sodium, r, p);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  if (sn !== 0 || !bytesEqual(r, root)) throw new TransparencyError("inclusion proof does not lead to the root");
+}
+
+/** RFC 9162 §2.1.4.2. Throws TransparencyError unless new extends old. */
+export function verifyConsistency(sodium, oldSize, newSize, proof, oldRoot, newRoot) {
+  if (oldSize > newSize) throw new TransparencyError("old tree is larger");
+  if (oldSize === newSize) {
+    if (proof.length || !bytesEqual(oldRoot, newRoot)) throw new TransparencyError("same size, different roots");
+    return;
+  }
+  if (oldSize === 0) {
+    if (proof.length) throw new TransparencyError("proof from the empty tree must be empty");
+    return;
+  }
+  const path = [...proof];
+  if (Number.isInteger(Math.log2(oldSize))) path.unshift(oldRoot);
+  if (!path.length) throw new TransparencyError("empty consistency proof");
+  let fn = oldSize - 1;
+  let sn = newSize - 1;
+  while (odd(fn)) {
+    fn = half(fn);
+    sn = half(sn);
+  }
+  let fr = path[0];
+  let sr = path[0];
+  for (const c of path.slice(1)) {
+    if (sn === 0) throw new TransparencyError("proof too long");
+    if (odd(fn) || fn === sn) {
+      fr = nodeHash(sodium, c, fr);
+      sr = nodeHash(sodium, c, sr);
+      if (!odd(fn)) {
+        while (fn && !odd(fn)) {
+          fn = half(fn);
+          sn = half(sn);
+        }
+      }
+    } else {
+      sr = nodeHash(sodium, sr, c);
+    }
+    fn = half(fn);
+    sn = half(sn);
+  }
+  if (sn !== 0 || !bytesEqual(fr, oldRoot) || !bytesEqual(sr, newRoot)) {
+    throw new TransparencyError("consistency proof does not match the roots");
+  }
+}
+
+/** frame("haven/v1/kt-entry", kind, utf8(user_id), u32(version), X, E, S, u64(t_ms)). */
+export function encodeEntry({ kind, userId, version, x25519, ed25519, signature, timestampMs }) {
+  if (!KINDS.includes(kind)) throw new TransparencyError(`unknown entry kind ${kind}`);
+  return frame("haven/v1/kt-entry", ascii(kind), utf8(userId), u32(version), x25519, ed25519, signature, u64(timestampMs));
+}
+
+/** frame("haven/v1/tree-head", u64(size), root, u64(t_ms), u32(k)). */
+export function headMessage({ size, root, timestampMs, keyVersion }) {
+  return frame("haven/v1/tree-head", u64(size), root, u64(timestampMs), u32(keyVersion));
+}
+
+export function verifyHead(sodium, head, publicKey) {
+  let ok = false;
+  try {
+    ok = sodium.crypto_sign_verify_detached(head.signature, headMessage(head), publicKey);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new TransparencyError("tree head signature does not verify");
+}
+
+/** frame("haven/v1/log-key", u32(k), public_k, u32(p)), signed by p. */
+export function verifyAnnouncement(sodium, previousPublic, previousVersion, version, publicKey, signature) {
+  let ok = false;
+  try {
+    ok = sodium.crypto_sign_verify_detached(
+      signature,
+      frame("haven/v1/log-key", u32(version), publicKey, u32(previousVersion)),
+      previousPublic,
+    );
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new TransparencyError(`log key ${version} was not announced by ${previousVersion}`);
+}

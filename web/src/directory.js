@@ -1,0 +1,91 @@
+/**
+ * Key transparency in the page (docs/protocol.md §12), mirroring vault/client/directory.py:
+ * pin the log key (first use) and the newest verified head, in memory only; check every
+ * new head's signature and its consistency with the pinned one; refuse a contact key
+ * unless the log includes exactly that key under a verified head.
+ */
+
+import { get } from "./api.js";
+import { b64decode } from "./crypto/encoding.js";
+import * as KT from "./crypto/transparency.js";
+import { sodiumReady } from "./sodium.js";
+
+const logKeys = new Map();
+let pinned = null;
+
+async function trustLogKeys(sodium) {
+  const { log_keys: chain } = await get("/directory/log-keys");
+  let previous = null;
+  for (const item of chain) {
+    const publicKey = b64decode(item.public_key);
+    if (previous) {
+      if (!item.announcement) throw new KT.TransparencyError(`log key ${item.version} was not announced`);
+      KT.verifyAnnouncement(sodium, b64decode(previous.public_key), previous.version, item.version, publicKey, b64decode(item.announcement));
+    }
+    const known = logKeys.get(item.version);
+    if (known && b64decode(item.public_key).some((b, i) => b !== known[i])) {
+      throw new KT.TransparencyError(`log key ${item.version} changed since it was pinned`);
+    }
+    if (logKeys.size === 0 && !previous) logKeys.set(item.version, publicKey);
+    else if (previous && logKeys.has(previous.version)) logKeys.set(item.version, publicKey);
+    previous = item;
+  }
+}
+
+/** Fetch the newest head; verify it and its consistency with the pinned head; pin it. */
+export async function refreshHead() {
+  const sodium = await sodiumReady();
+  const { head: data } = await get("/directory/head");
+  const head = {
+    size: data.size,
+    root: b64decode(data.root),
+    timestampMs: data.timestamp_ms,
+    keyVersion: data.key_version,
+    signature: b64decode(data.signature),
+  };
+  if (!logKeys.has(head.keyVersion)) await trustLogKeys(sodium);
+  if (!logKeys.has(head.keyVersion)) throw new KT.TransparencyError("tree head signed by a log key that does not chain to mine");
+  KT.verifyHead(sodium, head, logKeys.get(head.keyVersion));
+  const old = pinned;
+  if (old) {
+    if (head.size < old.size) throw new KT.TransparencyError("the log shrank: the server rolled it back");
+    const { proof } = await get(`/directory/proofs/consistency?from=${old.size}&to=${head.size}`);
+    KT.verifyConsistency(sodium, old.size, head.size, proof.map(b64decode), old.root, head.root);
+  }
+  pinned = head;
+  return head;
+}
+
+const verified = new Set();
+
+/** Refuse a published key record unless the log holds exactly it (§12, step 2). */
+export async function verifyLoggedKey(userId, record) {
+  const cacheKey = [userId, record.version, record.x25519, record.ed25519, record.signature, record.log_index, record.logged_at_ms].join("|");
+  if (verified.has(cacheKey)) return;
+  const sodium = await sodiumReady();
+  if (record.log_index == null || record.logged_at_ms == null) {
+    throw new KT.TransparencyError(`key ${record.version} of ${userId} is not logged`);
+  }
+  const head = pinned && pinned.size > record.log_index ? pinned : await refreshHead();
+  const entry = KT.encodeEntry({
+    kind: "publish",
+    userId,
+    version: Number(record.version),
+    x25519: b64decode(record.x25519),
+    ed25519: b64decode(record.ed25519),
+    signature: b64decode(record.signature),
+    timestampMs: Number(record.logged_at_ms),
+  });
+  const answer = await get(`/directory/proofs/inclusion?index=${record.log_index}&size=${head.size}`);
+  const data = b64decode(answer.entry.data);
+  if (data.length !== entry.length || data.some((b, i) => b !== entry[i])) {
+    throw new KT.TransparencyError(`the log holds a different key for ${userId}`);
+  }
+  KT.verifyInclusion(sodium, KT.leafHash(sodium, entry), record.log_index, head.size, answer.proof.map(b64decode), head.root);
+  verified.add(cacheKey);
+}
+
+/** The pinned head (for tests and diagnostics). */
+export function pinnedHead() {
+  return pinned ? { size: pinned.size } : null;
+}

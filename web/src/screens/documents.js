@@ -1,0 +1,359 @@
+/**
+ * Documents of a case: upload (streamed, with progress and automatic resume), verified
+ * list, view images and PDFs in the page from a blob: URL, download with signature and
+ * SHA-256 checks, share and stop sharing, the visa checklist for counsel, and the access
+ * history ("who opened my documents"). Decrypted bytes stay in memory (Blob) only.
+ */
+
+import { h, uid } from "../dom.js";
+import { DOCUMENT_TYPES } from "../crypto/documents.js";
+import {
+  caseEvents,
+  caseRecord,
+  downloadDocument,
+  grantAccess,
+  listDocuments,
+  revokeAccess,
+  uploadFile,
+  visaChecklist,
+} from "../docs.js";
+import { formatDate, t } from "../i18n.js";
+import { session } from "../session.js";
+import { button, errorMessage, heading } from "../ui.js";
+
+const blobUrls = new Set();
+
+/** Revoke every blob: URL this screen made (on every screen change, lock and exit). */
+export function releaseBlobs() {
+  for (const url of blobUrls) URL.revokeObjectURL(url);
+  blobUrls.clear();
+}
+
+function blobUrl(blob) {
+  const url = URL.createObjectURL(blob);
+  blobUrls.add(url);
+  return url;
+}
+
+function formatBytes(n) {
+  if (n < 1024) return t("docs.bytes", { n });
+  if (n < 1024 * 1024) return t("docs.kb", { n: (n / 1024).toFixed(1) });
+  return t("docs.mb", { n: (n / 1024 / 1024).toFixed(1) });
+}
+
+const viewable = (mime) => /^image\/(png|jpeg|gif|webp)$/.test(mime) || mime === "application/pdf";
+
+function uploadForm(ctx, caseRec, onDone) {
+  const fileId = uid("file");
+  const typeId = uid("doctype");
+  const expId = uid("expires");
+  const fileInput = h("input", { id: fileId, name: "file", type: "file", "aria-describedby": `${fileId}-hint` });
+  const typeSelect = h(
+    "select",
+    { id: typeId, name: "doctype" },
+    DOCUMENT_TYPES.map((type) => h("option", { value: type }, t(`doctype.${type}`))),
+  );
+  const expires = h("input", { id: expId, name: "expires", type: "date", "aria-describedby": `${expId}-hint` });
+  const progress = h("progress", { max: "100", value: "0", hidden: true, id: uid("progress"), "aria-label": t("docs.progress") });
+  const status = h("p", { role: "status", class: "busy" });
+  const alert = h("div", { class: "form-error", role: "alert" });
+  const submit = h("button", { type: "submit", class: "btn primary" }, t("docs.upload"));
+  const form = h(
+    "form",
+    { class: "upload", "aria-labelledby": "upload-title" },
+    h("h2", { id: "upload-title" }, t("docs.uploadTitle")),
+    alert,
+    h("div", { class: "field" }, h("label", { for: fileId }, t("docs.file")), h("p", { class: "hint", id: `${fileId}-hint` }, t("docs.fileHint")), fileInput),
+    h("div", { class: "field" }, h("label", { for: typeId }, t("docs.type")), typeSelect),
+    h("div", { class: "field" }, h("label", { for: expId }, t("docs.expires")), h("p", { class: "hint", id: `${expId}-hint` }, t("docs.expiresHint")), expires),
+    submit,
+    progress,
+    status,
+  );
+  form.noValidate = true;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    alert.textContent = "";
+    const file = fileInput.files?.[0];
+    if (!file) {
+      alert.textContent = t("docs.chooseFile");
+      fileInput.focus();
+      return;
+    }
+    submit.disabled = true;
+    progress.hidden = false;
+    progress.value = 0;
+    try {
+      const doc = await ctx.authenticated(() =>
+        uploadFile(caseRec, file, {
+          docType: typeSelect.value,
+          expiresOn: expires.value || null,
+          onProgress: (fraction, phase) => {
+            progress.value = Math.round(fraction * 100);
+            status.textContent = t(phase === "hash" ? "docs.preparing" : "docs.sending", { percent: Math.round(fraction * 100) });
+          },
+          onRetry: () => {
+            status.textContent = t("docs.retrying");
+          },
+        }),
+      );
+      fileInput.value = "";
+      expires.value = "";
+      status.textContent = t("docs.uploaded", { name: doc.info.name });
+      onDone();
+    } catch (error) {
+      alert.textContent = errorMessage(error, "documents");
+      status.textContent = "";
+    } finally {
+      submit.disabled = false;
+      progress.hidden = true;
+    }
+  });
+  return form;
+}
+
+function shareControls(ctx, doc, caseRec, reload) {
+  const me = session.account;
+  const others = caseRec.members.filter((m) => m.user_id !== me.id);
+  if (others.length === 0) return null;
+  const grants = new Map((doc.data.grants ?? []).map((g) => [g.user_id, g]));
+  const alert = h("p", { class: "form-error", role: "alert" });
+  const rows = others.map((member) => {
+    const grant = grants.get(member.user_id);
+    const name = member.username;
+    if (grant) {
+      return h(
+        "li",
+        { class: "grant" },
+        h("span", { dir: "auto" }, grant.expires_at ? t("docs.sharedUntil", { name, date: formatDate(grant.expires_at) }) : t("docs.shared", { name })),
+        button(t("docs.revoke"), async (e) => {
+          e.currentTarget.disabled = true;
+          try {
+            await ctx.authenticated(() => revokeAccess(doc, member.user_id));
+            reload();
+          } catch (error) {
+            alert.textContent = errorMessage(error, "documents");
+          }
+        }, "secondary small", { "aria-label": t("docs.revokeLabel", { name, doc: doc.info.name }) }),
+      );
+    }
+    const id = uid("grant-exp");
+    const until = h("input", { id, type: "date", name: "grant-expires" });
+    return h(
+      "li",
+      { class: "grant" },
+      h("div", { class: "field inline" }, h("label", { for: id }, t("docs.shareUntil", { name })), until),
+      button(t("docs.share"), async (e) => {
+        e.currentTarget.disabled = true;
+        try {
+          const expiresAt = until.value ? new Date(`${until.value}T23:59:59`).toISOString() : null;
+          await ctx.authenticated(() => grantAccess(doc, member, expiresAt));
+          reload();
+        } catch (error) {
+          e.target.disabled = false;
+          alert.textContent = errorMessage(error, "documents");
+        }
+      }, "secondary small", { "aria-label": t("docs.shareLabel", { name, doc: doc.info.name }) }),
+    );
+  });
+  return h("div", { class: "sharing" }, h("ul", { class: "grants" }, rows), alert);
+}
+
+function documentItem(ctx, doc, caseRec, viewer, reload) {
+  const info = doc.info;
+  const isOwner = doc.ownerId === session.account.id;
+  const owner = caseRec.members.find((m) => m.user_id === doc.ownerId);
+  const alert = h("p", { class: "form-error", role: "alert" });
+  const status = h("p", { role: "status", class: "busy" });
+  const fetchBlob = async () => {
+    status.textContent = t("docs.opening");
+    try {
+      return await ctx.authenticated(() => downloadDocument(doc, (f) => {
+        status.textContent = t("docs.receiving", { percent: Math.round(f * 100) });
+      }));
+    } finally {
+      status.textContent = "";
+    }
+  };
+  const view = viewable(info.mimeType)
+    ? button(t("docs.view"), async () => {
+        alert.textContent = "";
+        try {
+          const blob = await fetchBlob();
+          releaseBlobs();
+          const url = blobUrl(blob);
+          const title = t("docs.viewing", { name: info.name });
+          const content = info.mimeType === "application/pdf"
+            ? h("iframe", { src: url, title, class: "pdf" })
+            : h("img", { src: url, alt: title, class: "preview" });
+          viewer.replaceChildren(
+            h("h2", { id: "viewer-title", tabindex: "-1", dir: "auto" }, title),
+            content,
+            button(t("docs.close"), () => {
+              releaseBlobs();
+              viewer.replaceChildren();
+            }),
+          );
+          viewer.querySelector("h2").focus();
+        } catch (error) {
+          alert.textContent = errorMessage(error, "documents");
+        }
+      }, "secondary small", { "aria-label": t("docs.viewLabel", { name: info.name }) })
+    : null;
+  const download = button(t("docs.download"), async () => {
+    alert.textContent = "";
+    try {
+      const blob = await fetchBlob();
+      const url = blobUrl(blob);
+      const a = h("a", { href: url, download: info.name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => {
+        URL.revokeObjectURL(url);
+        blobUrls.delete(url);
+      }, 30000);
+      status.textContent = t("docs.verified", { name: info.name });
+    } catch (error) {
+      alert.textContent = errorMessage(error, "documents");
+    }
+  }, "secondary small", { "aria-label": t("docs.downloadLabel", { name: info.name }) });
+  return h(
+    "li",
+    { class: "document", "data-id": doc.id },
+    h("h3", { dir: "auto" }, info.name),
+    h(
+      "p",
+      { class: "doc-meta" },
+      [
+        t(`doctype.${info.docType}`),
+        formatBytes(info.size),
+        info.expiresOn ? t("docs.expiresOn", { date: formatDate(`${info.expiresOn}T12:00:00Z`) }) : null,
+        isOwner ? t("docs.mine") : t("docs.from", { name: owner?.username ?? "?" }),
+      ].filter(Boolean).join(" · "),
+    ),
+    h("div", { class: "actions" }, view, download),
+    isOwner ? shareControls(ctx, doc, caseRec, reload) : null,
+    alert,
+    status,
+  );
+}
+
+function checklist(documents) {
+  const items = visaChecklist(documents);
+  return h(
+    "section",
+    { class: "checklist", "aria-labelledby": "checklist-title" },
+    h("h2", { id: "checklist-title" }, t("visa.title")),
+    h(
+      "ul",
+      {},
+      items.map((item) => {
+        const state = !item.present
+          ? "missing"
+          : item.expired.length === item.documents.length
+            ? "expired"
+            : item.expiring.length
+              ? "expiring"
+              : "present";
+        const detail = item.expiring.length
+          ? t("visa.expiring", { names: item.expiring.map((d) => `${d.info.name} (${formatDate(`${d.info.expiresOn}T12:00:00Z`)})`).join(", ") })
+          : null;
+        return h(
+          "li",
+          { class: `visa-item ${state}`, "data-item": item.key, "data-state": state },
+          h("span", { class: "visa-name" }, t(`visa.${item.key}`)),
+          h("span", { class: `badge ${state === "present" ? "ok" : state === "missing" || state === "expired" ? "danger" : "warn"}` }, t(state === "expiring" ? "visa.soon" : `visa.${state}`)),
+          detail ? h("span", { class: "hint", dir: "auto" }, detail) : null,
+        );
+      }),
+    ),
+  );
+}
+
+/** The documents of one case. */
+export function documents(ctx, params) {
+  const { caseId } = params;
+  const listRegion = h("div", { class: "doc-list", "aria-busy": "true" }, h("p", { role: "status" }, t("common.loading")));
+  const viewer = h("section", { class: "viewer", "aria-live": "polite" });
+  const checklistRegion = h("div");
+  const uploadRegion = h("div");
+  let caseRec = null;
+  const load = async () => {
+    try {
+      caseRec = await ctx.authenticated(() => caseRecord(caseId));
+      if (!uploadRegion.firstChild) uploadRegion.append(uploadForm(ctx, caseRec, load));
+      const { documents: docs, refused } = await ctx.authenticated(() => listDocuments(caseId, caseRec.members));
+      if (session.account?.role === "counsel") checklistRegion.replaceChildren(checklist(docs));
+      listRegion.replaceChildren(
+        ...[
+        h("h2", { id: "doc-list-title" }, t("docs.listTitle")),
+        docs.length
+          ? h("ul", { class: "documents", "aria-labelledby": "doc-list-title" }, docs.map((d) => documentItem(ctx, d, caseRec, viewer, load)))
+          : h("p", { class: "empty" }, t("docs.none")),
+        refused.length ? h("p", { class: "error-box", role: "alert" }, t("docs.refused", { count: refused.length })) : null,
+        ].filter(Boolean),
+      );
+    } catch (error) {
+      listRegion.replaceChildren(h("p", { class: "error-box", role: "alert" }, errorMessage(error, "documents")));
+    }
+    listRegion.removeAttribute("aria-busy");
+  };
+  load();
+  return [
+    heading(t("docs.title")),
+    checklistRegion,
+    uploadRegion,
+    listRegion,
+    viewer,
+    h(
+      "div",
+      { class: "actions" },
+      session.account?.role === "survivor" ? button(t("history.open"), () => ctx.go("history", { caseId })) : null,
+      button(t("common.back"), () => ctx.go("home"), "link"),
+    ),
+  ];
+}
+
+const EVENT_KINDS = new Set(["upload", "download", "grant", "revoke", "expiry", "delete", "member_add"]);
+
+/** "Who opened my documents": the case's access history. */
+export function history(ctx, params) {
+  const { caseId } = params;
+  const region = h("div", { "aria-busy": "true" }, h("p", { role: "status" }, t("common.loading")));
+  (async () => {
+    try {
+      const caseRec = await ctx.authenticated(() => caseRecord(caseId));
+      const [events, listing] = await Promise.all([
+        ctx.authenticated(() => caseEvents(caseId)),
+        ctx.authenticated(() => listDocuments(caseId, caseRec.members)),
+      ]);
+      const names = new Map(caseRec.members.map((m) => [m.user_id, m.user_id === session.account.id ? t("history.you") : m.username]));
+      const docNames = new Map(listing.documents.map((d) => [d.id, d.info.name]));
+      const items = events
+        .filter((e) => EVENT_KINDS.has(e.kind))
+        .map((e) =>
+          h(
+            "li",
+            { class: `event ${e.kind}`, "data-kind": e.kind },
+            h("span", { dir: "auto" }, t(`history.${e.kind}`, {
+              actor: names.get(e.actor_id) ?? t("history.someone"),
+              subject: names.get(e.subject_id) ?? t("history.someone"),
+              doc: docNames.get(e.document_id) ?? t("history.aDocument"),
+            })),
+            h("time", { datetime: e.created_at, class: "hint" }, new Intl.DateTimeFormat(document.documentElement.lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(e.created_at))),
+          ),
+        );
+      region.replaceChildren(items.length ? h("ul", { class: "events" }, items) : h("p", { class: "empty" }, t("history.none")));
+    } catch (error) {
+      region.replaceChildren(h("p", { class: "error-box", role: "alert" }, errorMessage(error, "documents")));
+    }
+    region.removeAttribute("aria-busy");
+  })();
+  return [
+    heading(t("history.title")),
+    h("p", {}, t("history.intro")),
+    region,
+    h("p", {}, button(t("common.back"), () => ctx.go("documents", { caseId }), "link")),
+  ];
+}
