@@ -607,27 +607,10 @@ def grant_access(db: Session, user: User, document_id: str, new: NewGrant) -> Gr
     if existing is not None:
         if existing.expires_at is None or existing.expires_at > now:
             raise Conflict("this reader already holds a live grant", code="already_granted")
-        _expire(db, document, existing, now)
+        expire_grant(db, document, existing, now)
         db.flush()
-    grant = Grant(
-        document_id=document.id,
-        grantee_id=new.grantee_id,
-        key_version=version,
-        sealed_key=new.sealed_key,
-        created_at=now,
-        expires_at=new.expires_at,
-    )
-    db.add(grant)
-    audit.record(
-        db,
-        EventKind.GRANT,
-        case_id=document.case_id,
-        document_id=document.id,
-        owner_id=document.owner_id,
-        actor_id=user.id,
-        subject_id=new.grantee_id,
-        expires_at=new.expires_at,
-        at=now,
+    grant = add_grant(
+        db, document, user.id, new.grantee_id, version, new.sealed_key, new.expires_at, now
     )
     try:
         db.commit()
@@ -637,7 +620,42 @@ def grant_access(db: Session, user: User, document_id: str, new: NewGrant) -> Gr
     return grant
 
 
-def _expire(db: Session, document: Document, grant: Grant, now: datetime) -> None:
+def add_grant(
+    db: Session,
+    document: Document,
+    actor_id: str,
+    grantee_id: str,
+    key_version: int,
+    sealed_key: bytes,
+    expires_at: datetime | None,
+    now: datetime,
+) -> Grant:
+    """Store a read grant and its event in the caller's transaction (no commit)."""
+    grant = Grant(
+        document_id=document.id,
+        grantee_id=grantee_id,
+        key_version=key_version,
+        sealed_key=sealed_key,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    db.add(grant)
+    audit.record(
+        db,
+        EventKind.GRANT,
+        case_id=document.case_id,
+        document_id=document.id,
+        owner_id=document.owner_id,
+        actor_id=actor_id,
+        subject_id=grantee_id,
+        expires_at=expires_at,
+        at=now,
+    )
+    return grant
+
+
+def expire_grant(db: Session, document: Document, grant: Grant, now: datetime) -> None:
+    """Remove a grant past its expiry, leaving an expiry event (no commit)."""
     audit.record(
         db,
         EventKind.EXPIRY,

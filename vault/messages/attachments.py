@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from vault.accounts.models import User
 from vault.audit import services as audit
 from vault.audit.models import EventKind
+from vault.documents import services as documents
 from vault.documents.models import Document, DocumentState, Grant
 from vault.errors import Conflict, Forbidden, InvalidRequest
 from vault.messages.models import MessageGrant
@@ -166,39 +167,19 @@ def make_grants(
     for plan in plans:
         document = plan.document
         if plan.expired is not None:
-            audit.record(
-                db,
-                EventKind.EXPIRY,
-                case_id=document.case_id,
-                document_id=document.id,
-                owner_id=document.owner_id,
-                subject_id=plan.grantee_id,
-                expires_at=plan.expired.expires_at,
-                at=now,
-            )
-            db.delete(plan.expired)
+            documents.expire_grant(db, document, plan.expired, now)
             db.flush()
-        grant = Grant(
-            document_id=document.id,
-            grantee_id=plan.grantee_id,
-            key_version=plan.key_version,
-            sealed_key=plan.sealed_key,
-            created_at=now,
-            expires_at=expires_at,
-        )
-        db.add(grant)
-        made.append(grant)
-        audit.record(
+        grant = documents.add_grant(
             db,
-            EventKind.GRANT,
-            case_id=document.case_id,
-            document_id=document.id,
-            owner_id=document.owner_id,
-            actor_id=sender.id,
-            subject_id=plan.grantee_id,
-            expires_at=expires_at,
-            at=now,
+            document,
+            sender.id,
+            plan.grantee_id,
+            plan.key_version,
+            plan.sealed_key,
+            expires_at,
+            now,
         )
+        made.append(grant)
     db.flush()
     for grant in made:
         db.add(MessageGrant(message_id=message_id, grant_id=grant.id))
