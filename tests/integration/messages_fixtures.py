@@ -162,24 +162,7 @@ class AppProcess:
         env = {**os.environ, **self.settings}
         log = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                "--workers",
-                str(self.workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(self.threads),
-                "--graceful-timeout",
-                "3",
-                "--log-level",
-                "warning",
-                "vault.wsgi:app",
-            ],
+            self.argv(),
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -189,6 +172,27 @@ class AppProcess:
             log.close()  # type: ignore[union-attr]
         if wait:
             self.wait()
+
+    def argv(self) -> list[str]:
+        """The gunicorn command line."""
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(self.threads),
+            "--graceful-timeout",
+            "3",
+            "--log-level",
+            "warning",
+            "vault.wsgi:app",
+        ]
 
     def wait(self) -> None:
         """Wait until /healthz answers."""

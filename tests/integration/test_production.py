@@ -10,10 +10,8 @@ Secure cookie over the loopback connection, as a browser behind TLS would.
 from __future__ import annotations
 
 import glob
-import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,14 +23,13 @@ from click.testing import CliRunner
 
 from tests.conftest import FAST_SERVER_HASH, PASSPHRASE
 from tests.integration.documents_fixtures import fast_documents, sha256_file, write_random_file
-from tests.services import MinioServer, PostgresServer, RedisServer, free_port, wait_for
+from tests.integration.messages_fixtures import AppProcess
+from tests.services import MinioServer, PostgresServer, RedisServer
 from vault.cli import main
 from vault.client import HavenClient
 from vault.client.messages import Messenger
 from vault.migrate import upgrade
 from vault.storage import ObjectStore
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class BehindTlsSession(requests.Session):
@@ -58,58 +55,21 @@ def proxied_client(base: str) -> HavenClient:
     return client
 
 
-class Gunicorn:
-    """`gunicorn -c vault/gunicorn_conf.py vault.wsgi:app` in a subprocess."""
+class Gunicorn(AppProcess):
+    """`gunicorn -c vault/gunicorn_conf.py vault.wsgi:app`: the production config file."""
 
     def __init__(self, settings: dict[str, str], log: Path) -> None:
-        self.settings = settings
-        self.log = log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        """Start with the production config file and wait for /readyz."""
-        env = {
-            **os.environ,
-            **self.settings,
+        super().__init__(settings, log=log)
+        self.settings = {
+            **settings,
             "HAVEN_BIND": f"127.0.0.1:{self.port}",
             "WEB_CONCURRENCY": "2",
             "HAVEN_THREADS": "4",
         }
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "-c",
-                    "vault/gunicorn_conf.py",
-                    "vault.wsgi:app",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=log,
-            )
-        wait_for(self._ready, "gunicorn (production settings)")
 
-    def _ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited: {self.log.read_text()[-2000:]}")
-        return requests.get(f"{self.url}/readyz", timeout=2).status_code == 200
-
-    def stop(self) -> None:
-        """Stop gunicorn."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=30)
-            self.proc = None
+    def argv(self) -> list[str]:
+        """Every setting comes from the config file and the environment."""
+        return [sys.executable, "-m", "gunicorn", "-c", "vault/gunicorn_conf.py", "vault.wsgi:app"]
 
 
 @pytest.fixture

@@ -369,14 +369,6 @@ def current_keys(user: User) -> UserKey:
     raise NotFound("account has no current key")
 
 
-def public_profile(db: Session, user_id: str) -> UserKey:
-    """Another account's current published keys."""
-    user = db.get(User, user_id)
-    if user is None:
-        raise NotFound("no such account")
-    return current_keys(user)
-
-
 def count_users(db: Session) -> int:
     """How many accounts exist."""
     return int(db.scalar(select(func.count()).select_from(User)) or 0)

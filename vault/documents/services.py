@@ -669,6 +669,23 @@ def expire_grant(db: Session, document: Document, grant: Grant, now: datetime) -
     db.delete(grant)
 
 
+def remove_grant(
+    db: Session, document: Document, grant: Grant, actor_id: str, now: datetime
+) -> None:
+    """Revoke a grant, deleting the reader's sealed file key, with a revoke event (no commit)."""
+    audit.record(
+        db,
+        EventKind.REVOKE,
+        case_id=document.case_id,
+        document_id=document.id,
+        owner_id=document.owner_id,
+        actor_id=actor_id,
+        subject_id=grant.grantee_id,
+        at=now,
+    )
+    db.delete(grant)
+
+
 def revoke_access(db: Session, user: User, document_id: str, grantee_id: str) -> None:
     """Withdraw a grant; the reader's sealed copy of the file key is deleted with it."""
     visible = visible_document(db, user, document_id)
@@ -682,16 +699,7 @@ def revoke_access(db: Session, user: User, document_id: str, grantee_id: str) ->
     ).first()
     if grant is None:
         raise NotFound("no such grant")
-    audit.record(
-        db,
-        EventKind.REVOKE,
-        case_id=document.case_id,
-        document_id=document.id,
-        owner_id=document.owner_id,
-        actor_id=user.id,
-        subject_id=grantee_id,
-    )
-    db.delete(grant)
+    remove_grant(db, document, grant, user.id, utcnow())
     db.commit()
 
 

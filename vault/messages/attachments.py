@@ -18,8 +18,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from vault.accounts.models import User
-from vault.audit import services as audit
-from vault.audit.models import EventKind
 from vault.documents import services as documents
 from vault.documents.models import Document, DocumentState, Grant
 from vault.errors import Conflict, Forbidden, InvalidRequest
@@ -196,17 +194,7 @@ def revoke_grants(db: Session, actor: User, message_id: str, now: datetime) -> i
         .with_for_update(of=Grant)
     ).all()
     for grant, document in rows:
-        audit.record(
-            db,
-            EventKind.REVOKE,
-            case_id=document.case_id,
-            document_id=document.id,
-            owner_id=document.owner_id,
-            actor_id=actor.id,
-            subject_id=grant.grantee_id,
-            at=now,
-        )
-        db.delete(grant)
+        documents.remove_grant(db, document, grant, actor.id, now)
     db.flush()
     return len(rows)
 
