@@ -76,6 +76,9 @@ def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_SESSION_MAX_SECONDS": _int(env, "HAVEN_SESSION_MAX_HOURS", 12, minimum=1) * 3600,
         "REMEMBER_COOKIE_DURATION": 0,
         "MAX_CONTENT_LENGTH": _int(env, "HAVEN_MAX_JSON_BYTES", 256 * 1024, minimum=1024),
+        "HAVEN_ROTATION_MAX_BYTES": _int(
+            env, "HAVEN_ROTATION_MAX_BYTES", 16 * 1024 * 1024, minimum=64 * 1024
+        ),
         "HAVEN_PROXY_HOPS": _int(env, "HAVEN_PROXY_HOPS", 0),
         "HAVEN_PUBLIC_URL": _str(env, "HAVEN_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
         "HAVEN_INVITE_HOURS": _int(env, "HAVEN_INVITE_HOURS", 72, minimum=1),

@@ -14,6 +14,7 @@ from vault.messages.models import (
     MessageClock,
     MessageEvent,
     MessageGrant,
+    MessageReseal,
 )
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "MessageClock",
     "MessageEvent",
     "MessageGrant",
+    "MessageReseal",
     "TreeHeadRow",
     "UploadPart",
     "User",

@@ -9,7 +9,7 @@ import time
 import nacl.pwhash
 
 from tests.bench.harness import Services, emit
-from vault.accounts.services import HashCost, _verify_auth_key, hash_auth_key
+from vault.accounts.services import HashCost, hash_auth_key, verify_auth_key
 from vault.config import load_config
 from vault.protocol.kdf import KdfParams, passphrase_keys
 
@@ -33,7 +33,7 @@ def run(_services: Services) -> None:
     cost = HashCost(cfg["HAVEN_SERVER_HASH_OPSLIMIT"], cfg["HAVEN_SERVER_HASH_MEMLIMIT"])
     key = os.urandom(32)
     stored = hash_auth_key(key, cost)
-    server = _median(lambda: _verify_auth_key(stored, key))
+    server = _median(lambda: verify_auth_key(stored, key))
     # Baseline: libsodium's own "interactive" Argon2id verification cost on this machine.
     base_hash = nacl.pwhash.argon2id.str(key)
     baseline = _median(lambda: nacl.pwhash.verify(base_hash, key))

@@ -75,7 +75,8 @@ def hash_auth_key(auth_key: bytes, cost: HashCost) -> str:
     ).decode()
 
 
-def _verify_auth_key(stored: str, auth_key: bytes) -> bool:
+def verify_auth_key(stored: str, auth_key: bytes) -> bool:
+    """Check an authentication subkey against its stored Argon2id hash."""
     try:
         return nacl.pwhash.verify(stored.encode(), auth_key)
     except nacl.exceptions.InvalidkeyError:
@@ -145,7 +146,8 @@ def prelogin(db: Session, ring: Keyring, username: str) -> KdfParams:
     return KdfParams(serverdata.decoy_salt(ring.current("data"), name))
 
 
-def _check_new_passphrase(new: NewPassphrase) -> None:
+def check_new_passphrase(new: NewPassphrase) -> None:
+    """Refuse weak KDF parameters and wrong lengths."""
     try:
         new.kdf.check()
     except WeakParameters as exc:
@@ -165,7 +167,7 @@ def register(db: Session, ring: Keyring, cost: HashCost, reg: Registration) -> U
         raise InvalidRequest(str(exc)) from exc
     if reg.public_keys.version != 1:
         raise InvalidRequest("a new account publishes key version 1")
-    _check_new_passphrase(reg.passphrase)
+    check_new_passphrase(reg.passphrase)
     if len(reg.recovery_auth_key) != 32:
         raise InvalidRequest("recovery_auth_key must be 32 bytes")
     if len(reg.recovery_wrapped_keys) != pkeys.WRAPPED_BUNDLE_BYTES:
@@ -271,7 +273,7 @@ def authenticate(
     """Check an authentication subkey; the same work is done for unknown usernames."""
     user = find_user(db, ring, username)
     stored = user.auth_hash if user is not None else _decoy_hash(cost.opslimit, cost.memlimit)
-    is_valid = _verify_auth_key(stored, auth_key)
+    is_valid = verify_auth_key(stored, auth_key)
     if user is None or not is_valid or user.is_disabled:
         chain.append(db, "login_failed", subject_id=user.id if user else None, ring=ring)
         db.commit()
@@ -289,7 +291,7 @@ def authenticate_recovery(
     stored = (
         user.recovery_auth_hash if user is not None else _decoy_hash(cost.opslimit, cost.memlimit)
     )
-    is_valid = _verify_auth_key(stored, recovery_auth_key)
+    is_valid = verify_auth_key(stored, recovery_auth_key)
     if user is None or not is_valid or user.is_disabled:
         chain.append(db, "recovery_failed", subject_id=user.id if user else None, ring=ring)
         db.commit()
@@ -297,11 +299,12 @@ def authenticate_recovery(
     return user
 
 
-def _set_passphrase(user: User, new: NewPassphrase, cost: HashCost) -> None:
+def set_passphrase(user: User, new: NewPassphrase, auth_hash: str) -> None:
+    """Store a new passphrase's parameters, hash and wrapped keys; end every session."""
     user.kdf_salt = new.kdf.salt
     user.kdf_opslimit = new.kdf.opslimit
     user.kdf_memlimit = new.kdf.memlimit
-    user.auth_hash = hash_auth_key(new.auth_key, cost)
+    user.auth_hash = auth_hash
     user.wrapped_keys = new.wrapped_keys
     user.session_version += 1
 
@@ -315,9 +318,9 @@ def recover(
     new: NewPassphrase,
 ) -> User:
     """Set a new passphrase after proving the recovery key; ends every session."""
-    _check_new_passphrase(new)
+    check_new_passphrase(new)
     user = authenticate_recovery(db, ring, cost, username, recovery_auth_key)
-    _set_passphrase(user, new, cost)
+    set_passphrase(user, new, hash_auth_key(new.auth_key, cost))
     chain.append(db, "recovery", actor_id=user.id, subject_id=user.id, ring=ring)
     db.commit()
     return user
@@ -327,15 +330,15 @@ def change_passphrase(
     db: Session, cost: HashCost, user_id: str, current_auth_key: bytes, new: NewPassphrase
 ) -> User:
     """Re-wrap under a new passphrase after proving the current one; ends every session."""
-    _check_new_passphrase(new)
+    check_new_passphrase(new)
     user = db.get(User, user_id)
     if user is None:
         raise NotFound("no such account")
-    if not _verify_auth_key(user.auth_hash, current_auth_key):
+    if not verify_auth_key(user.auth_hash, current_auth_key):
         chain.append(db, "passphrase_change_failed", actor_id=user.id, subject_id=user.id)
         db.commit()
         raise Unauthorized("the current passphrase is wrong", code="bad_credentials")
-    _set_passphrase(user, new, cost)
+    set_passphrase(user, new, hash_auth_key(new.auth_key, cost))
     chain.append(db, "passphrase_changed", actor_id=user.id, subject_id=user.id)
     db.commit()
     return user
@@ -367,6 +370,15 @@ def current_keys(user: User) -> UserKey:
         if key.version == user.key_version:
             return key
     raise NotFound("account has no current key")
+
+
+def key_versions(db: Session, user_ids: list[str], *, lock: bool = False) -> dict[str, int]:
+    """Current key versions of some accounts, read fresh; ``lock`` takes a share lock on
+    their rows (PostgreSQL) so a key rotation waits for this transaction."""
+    query = select(User.id, User.key_version).where(User.id.in_(user_ids))
+    if lock:
+        query = query.with_for_update(read=True)
+    return {uid: int(version) for uid, version in db.execute(query)}
 
 
 def count_users(db: Session) -> int:

@@ -10,12 +10,15 @@ from flask_login import current_user
 from pydantic import Field
 
 from vault import db
-from vault.accounts import services
+from vault.accounts import rotation, services
 from vault.accounts.models import Role, User, UserKey
 from vault.api import ANONYMOUS, ANY_ROLE, Body, b64_exact, endpoint, me, parse_body
+from vault.errors import InvalidRequest
 from vault.extensions import limiter
 from vault.keyring import keyring
+from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
+from vault.protocol import messages as pmsg
 from vault.protocol.encoding import b64encode
 from vault.protocol.kdf import KdfParams
 from vault.sessions import end_session, start_session
@@ -95,6 +98,32 @@ class ChangePassphraseBody(Body):
 
     current_auth_key: b64_exact(32)  # type: ignore[valid-type]
     passphrase: PassphraseBody
+
+
+class ResealedDocumentBody(Body):
+    """A document's file key re-sealed to the new key version."""
+
+    id: str = Field(min_length=1, max_length=64)
+    sealed_key: b64_exact(pdoc.SEALED_KEY_BYTES)  # type: ignore[valid-type]
+
+
+class ResealedMessageBody(Body):
+    """A message key re-sealed to the new key version."""
+
+    id: str = Field(min_length=1, max_length=64)
+    sealed_key: b64_exact(pmsg.SEALED_KEY_BYTES)  # type: ignore[valid-type]
+
+
+class RotateKeysBody(Body):
+    """New key pairs, their wrapped bundles, and every readable key re-sealed (§14)."""
+
+    current_auth_key: b64_exact(32)  # type: ignore[valid-type]
+    public_keys: PublicKeysBody
+    passphrase: PassphraseBody
+    recovery_auth_key: b64_exact(32)  # type: ignore[valid-type]
+    recovery_wrapped_keys: b64_exact(WRAPPED)  # type: ignore[valid-type]
+    documents: list[ResealedDocumentBody] = Field(max_length=1_000_000)
+    messages: list[ResealedMessageBody] = Field(max_length=1_000_000)
 
 
 class InviteBody(Body):
@@ -289,6 +318,73 @@ def change_passphrase() -> tuple[str, int]:
 def account() -> Response:
     """Return the signed-in account."""
     return jsonify({"account": account_json(me())})
+
+
+@bp.get("/account/keys/reseal")
+@endpoint("Every file key and message key this account must re-seal to rotate", roles=ANY_ROLE)
+def reseal_set() -> Response:
+    """What the client re-seals before POST /account/keys (§14 step 1)."""
+    found = rotation.reseal_set(db.session(), me())
+    return jsonify(
+        {
+            "key_version": found.key_version,
+            "documents": [
+                {"id": doc_id, "sealed_key": b64encode(sealed)}
+                for doc_id, sealed in sorted(found.documents.items())
+            ],
+            "messages": [
+                {
+                    "id": m.id,
+                    "conversation_id": m.conversation_id,
+                    "key_version": m.key_version,
+                    "sealed_key": b64encode(m.sealed_key),
+                }
+                for m in found.messages
+            ],
+        }
+    )
+
+
+def _unique(items: list[Any], what: str) -> dict[str, bytes]:
+    out = {item.id: item.sealed_key for item in items}
+    if len(out) != len(items):
+        raise InvalidRequest(f"each {what} is listed once", code="invalid_field")
+    return out
+
+
+@bp.post("/account/keys")
+@limiter.limit(
+    _limit("HAVEN_LIMIT_RECOVERY"),
+    key_func=lambda: f"rotate:{current_user.get_id()}",
+    deduct_when=_failed,
+)
+@endpoint(
+    "Rotate this account's keys: publish a new version with every readable key re-sealed",
+    roles=ANY_ROLE,
+    body=RotateKeysBody,
+)
+def rotate_keys() -> Response:
+    """Replace the key pairs; every other session ends and this one starts afresh."""
+    request.max_content_length = current_app.config["HAVEN_ROTATION_MAX_BYTES"]
+    body = parse_body(RotateKeysBody)
+    pk = body.public_keys
+    user = rotation.rotate(
+        db.session(),
+        keyring(),
+        _cost(),
+        me().id,
+        rotation.Rotation(
+            current_auth_key=body.current_auth_key,
+            public_keys=pkeys.PublicKeys(pk.version, pk.x25519, pk.ed25519, pk.signature),
+            passphrase=_new_passphrase(body.passphrase),
+            recovery_auth_key=body.recovery_auth_key,
+            recovery_wrapped_keys=body.recovery_wrapped_keys,
+            documents=_unique(body.documents, "document"),
+            messages=_unique(body.messages, "message"),
+        ),
+    )
+    start_session(user)
+    return jsonify({"account": account_json(user)})
 
 
 @bp.post("/invites")

@@ -12,7 +12,9 @@ from typing import Any
 import requests
 
 from vault.client.directory import KeyDirectory
+from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
+from vault.protocol import messages as pmsg
 from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.kdf import (
     KdfParams,
@@ -75,6 +77,20 @@ def parse_public_keys(data: dict[str, Any]) -> pkeys.PublicKeys:
         b64decode(data["ed25519"]),
         b64decode(data["signature"]),
     )
+
+
+def reseal_file_key(item: dict[str, Any], old: pkeys.KeyPairs, new: pkeys.KeyPairs) -> bytes:
+    """Open a document's sealed file key with the old keys and seal it to the new ones."""
+    raw_id = b64decode(item["id"])
+    file_key = pdoc.open_file_key(b64decode(item["sealed_key"]), raw_id, old)
+    return pdoc.seal_file_key(file_key, raw_id, bytes(new.box_key.public_key), new.version)
+
+
+def reseal_message_key(item: dict[str, Any], old: pkeys.KeyPairs, new_x25519: bytes) -> bytes:
+    """Open a message's sealed key with the old keys and seal it to the new X25519 key."""
+    if int(item["key_version"]) != old.version:
+        raise pkeys.ProtocolError("a message key is sealed to a version I do not hold")
+    return pmsg.seal_key(pmsg.open_key(b64decode(item["sealed_key"]), old), new_x25519)
 
 
 class HavenClient:
@@ -168,7 +184,7 @@ class HavenClient:
         ):
             raise pkeys.ProtocolError("the server's copy of my public keys does not match my keys")
         self.directory.verify_key(acct["id"], acct["public_keys"])
-        self.directory.monitor_self(acct["id"], {public.version: (public.x25519, public.ed25519)})
+        self.directory.monitor_self(acct["id"], public)
         self.account = Account(acct["id"], acct["role"], acct["username"], keys, public)
         return self.account
 
@@ -202,6 +218,54 @@ class HavenClient:
         }
         self.post("/account/passphrase", body)
         self.login(name, new)
+
+    def rotate_keys(
+        self, passphrase: str, *, new_passphrase: str | None = None, attempts: int = 3
+    ) -> str:
+        """Replace my key pairs (a lost phone, or a key marked compromised), re-sealing
+        every file key and message key I can read (§14); return the new recovery key.
+
+        Every other session of the account ends; this client stays signed in. The keys
+        are wrapped under ``new_passphrase`` when given, else under ``passphrase`` again
+        (with a fresh salt).
+        """
+        assert self.account is not None, "sign in first"
+        name, old = self.account.username, self.account.keys
+        current = passphrase_keys(passphrase, self.prelogin(name))
+        new = pkeys.KeyPairs.generate(version=old.version + 1)
+        new_x25519 = bytes(new.box_key.public_key)
+        recovery = pkeys.generate_recovery_key()
+        rkeys = recovery_keys(recovery)
+        keys_part = {
+            "current_auth_key": b64encode(current.auth_key),
+            "public_keys": _public_json(new.public(name)),
+            "passphrase": self._new_passphrase(new_passphrase or passphrase, new, name),
+            "recovery_auth_key": b64encode(rkeys.auth_key),
+            "recovery_wrapped_keys": b64encode(pkeys.wrap_bundle(new, name, rkeys.wrap_key)),
+        }
+        for attempt in range(attempts):
+            found = self.get("/account/keys/reseal")
+            if found["key_version"] != old.version:
+                raise pkeys.ProtocolError("the server names a key version I do not hold")
+            body = keys_part | {
+                "documents": [
+                    {"id": d["id"], "sealed_key": b64encode(reseal_file_key(d, old, new))}
+                    for d in found["documents"]
+                ],
+                "messages": [
+                    {"id": m["id"], "sealed_key": b64encode(reseal_message_key(m, old, new_x25519))}
+                    for m in found["messages"]
+                ],
+            }
+            try:
+                acct = self.post("/account/keys", body)["account"]
+            except ApiError as exc:
+                if exc.code != "reseal_set_changed" or attempt == attempts - 1:
+                    raise
+                continue
+            self._set_account(acct, new)
+            return pkeys.format_recovery_key(recovery)
+        raise AssertionError("unreachable")
 
     def create_invite(self, role: str) -> str:
         """Create an invite link (counsel: survivors; admins: counsel or admins)."""

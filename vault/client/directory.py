@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from vault.protocol import merkle
 from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64decode
+from vault.protocol.keys import PublicKeys
 
 if TYPE_CHECKING:
     from vault.client.api import HavenClient
@@ -102,15 +103,26 @@ class KeyDirectory:
         except merkle.ProofError as exc:
             raise kt.TransparencyError(f"key of {user_id} is not in the log") from exc
 
-    def monitor_self(self, user_id: str, mine: dict[int, tuple[bytes, bytes]]) -> None:
-        """Refuse if the log holds a key published in my name that is not mine."""
+    def monitor_self(self, user_id: str, mine: PublicKeys) -> None:
+        """Refuse if the log holds a key in my name that I did not make (§12, §14).
+
+        Exactly one ``publish`` entry per version 1 … current, and the current one holds
+        my keys: a newer version, a gap or a second entry for a version is refused.
+        """
+        versions: dict[int, bytes] = {}
         for entry in self.client.get("/directory/mine")["entries"]:
             if entry["user_id"] != user_id or entry["kind"] != "publish":
                 continue
-            expected = mine.get(entry["key_version"])
-            data = b64decode(entry["data"])
-            if expected is None or expected[0] not in data or expected[1] not in data:
+            version = int(entry["key_version"])
+            if version in versions or not 1 <= version <= mine.version:
                 raise kt.TransparencyError(
-                    f"the log holds a key version {entry['key_version']} in my name "
-                    "that I never made"
+                    f"the log holds a key version {version} in my name that I never made"
                 )
+            versions[version] = b64decode(entry["data"])
+        if sorted(versions) != list(range(1, mine.version + 1)):
+            raise kt.TransparencyError("the log is missing a version of my keys")
+        data = versions[mine.version]
+        if mine.x25519 not in data or mine.ed25519 not in data:
+            raise kt.TransparencyError(
+                f"the log holds a key version {mine.version} in my name that I never made"
+            )

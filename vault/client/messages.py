@@ -342,7 +342,13 @@ class Messenger:
         header = envelope.header
         conversation = self._conversations[conversation_id]
         sender = self.sender_keys(conversation, header.sender_id, header.sender_key_version)
-        text = pmsg.open_envelope(envelope, me.id, me.keys, sender)
+        reseal = data.get("reseal")
+        resealed = (
+            None
+            if reseal is None
+            else (int(reseal["key_version"]), b64decode(reseal["sealed_key"]))
+        )
+        text = pmsg.open_envelope(envelope, me.id, me.keys, sender, resealed)
         return Plaintext(
             id=data["id"],
             conversation_id=conversation_id,

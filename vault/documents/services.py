@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vault.accounts.models import User, UserKey
+from vault.accounts.services import key_versions
 from vault.audit import services as audit
 from vault.audit.models import Event, EventKind
 from vault.cases.models import CaseMember
@@ -213,8 +214,14 @@ def create_document(
             code="document_too_large",
         )
     document_id = b64encode(new.document_id)
-    # Lock the owner's row so concurrent creates cannot both fit in the same quota.
-    db.execute(select(User.id).where(User.id == user.id).with_for_update())
+    # Lock the owner's row so concurrent creates cannot both fit in the same quota, and
+    # a key rotation (§14) either sees this document or makes it refuse.
+    version = db.scalar(select(User.key_version).where(User.id == user.id).with_for_update())
+    if version != new.key_version:
+        db.rollback()
+        raise InvalidRequest(
+            f"sign with your current key version {version}", code="stale_key_version"
+        )
     used = db.scalar(
         select(func.coalesce(func.sum(Document.ciphertext_size), 0)).where(
             Document.owner_id == user.id
@@ -612,6 +619,14 @@ def grant_access(db: Session, user: User, document_id: str, new: NewGrant) -> Gr
     grant = add_grant(
         db, document, user.id, new.grantee_id, version, new.sealed_key, new.expires_at, now
     )
+    # Read the reader's key version again under a share lock: a key rotation (§14) that
+    # took their row first has committed by now and is refused here; one that comes
+    # later waits for this grant and re-seals it.
+    if key_versions(db, [new.grantee_id], lock=True).get(new.grantee_id) != version:
+        db.rollback()
+        raise InvalidRequest(
+            "the reader's key version changed; fetch it again", code="stale_key_version"
+        )
     try:
         db.commit()
     except IntegrityError as exc:

@@ -145,3 +145,22 @@ class MessageGrant(Base):
     grant_id: Mapped[int] = mapped_column(
         ForeignKey("document_grants.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class MessageReseal(Base):
+    """A message key re-sealed by one recipient to their newer key version (a key rotation).
+
+    The envelope and its signature stay as sent; the reader opens the message key from
+    here instead of its entry in ``recipients``. Deleting the message drops its reseals.
+    """
+
+    __tablename__ = "message_reseals"
+
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    key_version: Mapped[int] = mapped_column(Integer)
+    sealed_key: Mapped[bytes] = mapped_column(LargeBinary(81))

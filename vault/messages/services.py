@@ -38,6 +38,7 @@ from vault.messages.models import (
     Message,
     MessageClock,
     MessageEvent,
+    MessageReseal,
 )
 from vault.protocol import keys as pkeys
 from vault.protocol import messages as pmsg
@@ -446,9 +447,35 @@ def send_message(
             ) from exc
         return existing, False
     _append_event(db, conversation_id, EventKind.MESSAGE, mid, seq)
+    _recheck_key_versions(db, header)
     db.commit()
     notifier.publish(members)
     return StoredMessage(seq=seq, **values), True
+
+
+def _recheck_key_versions(db: Session, header: pmsg.Header) -> None:
+    """Read the recipients' key versions again now that this transaction holds the
+    conversation's row, which a key rotation (§14) of any member takes too: a rotation
+    that committed since the members were read is caught here; one that comes later
+    waits for this commit and re-seals this message."""
+    ids = [r.user_id for r in header.recipients]
+    now = {uid: version for uid, version in db.execute(sql.KEY_VERSIONS, {"ids": ids})}
+    if any(now.get(r.user_id) != r.key_version for r in header.recipients):
+        db.rollback()
+        raise Conflict(
+            "a recipient's key version changed; fetch the conversation again",
+            code="stale_key_version",
+        )
+
+
+def reseals_for(
+    db: Session, user: User, message_ids: Sequence[str]
+) -> dict[str, tuple[int, bytes]]:
+    """The caller's re-sealed message keys among these messages (none before a rotation)."""
+    if user.key_version == 1 or not message_ids:
+        return {}
+    rows = db.execute(sql.RESEALS, {"user_id": user.id, "ids": list(message_ids)})
+    return {mid: (int(version), sealed) for mid, version, sealed in rows}
 
 
 def _verify_signature(db: Session, sender: MemberKey, envelope: pmsg.Envelope) -> None:
@@ -593,6 +620,7 @@ def delete_message(
         .execution_options(synchronize_session=False)
     )
     if _rowcount(erased) == 1:
+        db.execute(delete(MessageReseal).where(MessageReseal.message_id == message.id))
         attachments.revoke_grants(db, user, message.id, utcnow())
         _append_event(db, conversation_id, EventKind.DELETED, message.id, message.seq)
     members = list(_member_keys(db, conversation_id)[0])

@@ -33,6 +33,7 @@ from vault.messages.models import (
     Message,
     MessageClock,
     MessageEvent,
+    MessageReseal,
 )
 
 CLOCK_ID = 1
@@ -106,6 +107,19 @@ MEMBER_KEYS = (
     .join(CaseMember, _in_case())
     .join(UserKey, and_(UserKey.user_id == User.id, UserKey.version == User.key_version))
     .where(Conversation.id == bindparam("conversation_id"))
+)
+
+# Current key versions of some accounts: param ids (expanding).
+KEY_VERSIONS = select(User.id, User.key_version).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+
+# The caller's reseals among some messages: params user_id, ids (expanding).
+RESEALS = select(
+    MessageReseal.message_id, MessageReseal.key_version, MessageReseal.sealed_key
+).where(
+    MessageReseal.user_id == bindparam("user_id"),
+    MessageReseal.message_id.in_(bindparam("ids", expanding=True)),
 )
 
 MESSAGE_COLUMNS = tuple(MESSAGES.c[name] for name in MESSAGE_FIELDS)

@@ -164,8 +164,9 @@ def conversation_json(view: ConversationView) -> dict[str, Any]:
     }
 
 
-def message_json(message: StoredMessage) -> dict[str, Any]:
-    """A stored envelope (or a tombstone) with the server's own fields."""
+def message_json(message: StoredMessage, reseal: tuple[int, bytes] | None = None) -> dict[str, Any]:
+    """A stored envelope (or a tombstone) with the server's own fields, and the caller's
+    re-sealed message key if they rotated their keys since (§14)."""
     data: dict[str, Any] = {
         "id": message.id,
         "conversation_id": message.conversation_id,
@@ -185,6 +186,9 @@ def message_json(message: StoredMessage) -> dict[str, Any]:
             "attachments": message.attachments or [],
             "body": b64encode(message.body),
             "signature": b64encode(message.signature),
+            "reseal": None
+            if reseal is None
+            else {"key_version": reseal[0], "sealed_key": b64encode(reseal[1])},
         }
     return data
 
@@ -246,7 +250,10 @@ def send_message(conversation_id: str) -> tuple[Response, int]:
     message, is_new = services.send_message(
         db.session(), _fanout(), place, body.envelope(), _send_rules(), body.attachment_grants()
     )
-    return jsonify({"message": message_json(message)}), 201 if is_new else 200
+    reseals = services.reseals_for(db.session(), me(), [message.id])
+    return jsonify({"message": message_json(message, reseals.get(message.id))}), (
+        201 if is_new else 200
+    )
 
 
 @bp.get("/conversations/<conversation_id>/messages")
@@ -264,7 +271,13 @@ def list_messages(conversation_id: str) -> Response:
         after=_query_int("after"),
         limit=_query_int("limit", minimum=1) or 50,
     )
-    return jsonify({"messages": [message_json(m) for m in messages], "next_before": next_before})
+    reseals = services.reseals_for(db.session(), me(), [m.id for m in messages])
+    return jsonify(
+        {
+            "messages": [message_json(m, reseals.get(m.id)) for m in messages],
+            "next_before": next_before,
+        }
+    )
 
 
 @bp.get("/conversations/<conversation_id>/messages/<message_id>")
@@ -272,7 +285,8 @@ def list_messages(conversation_id: str) -> Response:
 def get_message(conversation_id: str, message_id: str) -> Response:
     """Show one envelope or tombstone."""
     message = services.get_message(db.session(), me(), conversation_id, message_id)
-    return jsonify({"message": message_json(message)})
+    reseals = services.reseals_for(db.session(), me(), [message.id])
+    return jsonify({"message": message_json(message, reseals.get(message.id))})
 
 
 @bp.delete("/conversations/<conversation_id>/messages/<message_id>")

@@ -251,12 +251,27 @@ def compose(header: Header, text: str, sender: KeyPairs, x25519: Mapping[str, by
     return sign(header, body, sealed, sender)
 
 
-def open_envelope(envelope: Envelope, user_id: str, keys: KeyPairs, sender: PublicKeys) -> str:
-    """Verify the signature, then decrypt the text with this account's sealed key."""
+def open_envelope(
+    envelope: Envelope,
+    user_id: str,
+    keys: KeyPairs,
+    sender: PublicKeys,
+    reseal: tuple[int, bytes] | None = None,
+) -> str:
+    """Verify the signature, then decrypt the text with this account's sealed key.
+
+    ``reseal`` is (key version, sealed key) when the account re-sealed this message's key
+    after a key rotation (§14); it replaces the account's entry in ``recipients``. It
+    needs no signature: only the true message key decrypts the body under the header.
+    """
     envelope.check()
     envelope.verify(sender)
     index = envelope.header.recipient_index(user_id)
-    if envelope.header.recipients[index].key_version != keys.version:
+    if reseal is not None:
+        version, sealed = reseal
+    else:
+        version, sealed = envelope.header.recipients[index].key_version, envelope.sealed_keys[index]
+    if version != keys.version:
         raise ProtocolError("sealed to a key version this device does not hold")
-    message_key = open_key(envelope.sealed_keys[index], keys)
+    message_key = open_key(sealed, keys)
     return decrypt_body(envelope.header, envelope.body, message_key)

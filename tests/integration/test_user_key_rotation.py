@@ -1,0 +1,390 @@
+"""User key rotation (docs/protocol.md §14): a survivor who lost a phone replaces their
+keys; afterwards every document and message is readable by exactly the people who could
+read it before, the lost phone's session is over, and the log shows the change."""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+
+from tests.conftest import PASSPHRASE, LiveServer
+from tests.factories import row_counts
+from vault.accounts.models import KeyStatus, User, UserKey
+from vault.audit.models import AuditEntry
+from vault.client import ApiError, HavenClient
+from vault.client.documents import Documents
+from vault.client.messages import Messenger
+from vault.db import database
+from vault.directory import services as directory
+from vault.protocol import documents as pdoc
+from vault.protocol import keys as pkeys
+from vault.protocol.encoding import b64encode
+
+Make = Callable[..., tuple[HavenClient, str]]
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The app, with the rotation limit out of the way of the refusal table."""
+    return make_app(HAVEN_LIMIT_RECOVERY="1000/minute")
+
+
+def _docs(client: HavenClient) -> Documents:
+    return Documents(client, retries=2, backoff=0.05, part_chunks=pdoc.MIN_PART_CHUNKS)
+
+
+def readable_documents(client: HavenClient, case_id: str) -> dict[str, bytes]:
+    """Every document this client can open in the case, with its decrypted content."""
+    docs = _docs(client)
+    listing = docs.case_documents(case_id)
+    assert not listing.refused, listing.refused
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for doc in listing.documents:
+            dest = Path(tmp) / doc.id
+            docs.download(doc.id, dest, document=doc)
+            out[doc.id] = dest.read_bytes()
+    return out
+
+
+def readable_messages(client: HavenClient, conversation_id: str) -> dict[str, str]:
+    """Every message this client can open in the conversation, verified and decrypted."""
+    chat, before = Messenger(client), None
+    out: dict[str, str] = {}
+    while True:
+        page, before = chat.page(conversation_id, before=before, limit=200)
+        out |= {m["id"]: chat.open(conversation_id, m).text for m in page if not m["deleted"]}
+        if before is None:
+            return out
+
+
+def world(make: Make) -> dict[str, Any]:
+    """Counsel and survivor in a case with documents both ways and a conversation, one
+    more counsel in the case who is shown some things and not others, and a stranger."""
+    counsel, _ = make("counsel", username="counsel-ana")
+    survivor, recovery = make("survivor", username="maria", invited_by=counsel)
+    stranger, _ = make("counsel", username="stranger")
+    case_id = survivor.cases()[0]["id"]
+    assert counsel.account and survivor.account
+    mine, theirs = _docs(survivor), _docs(counsel)
+    passport = mine.upload(
+        case_id, io.BytesIO(b"passport scan " * 300), doc_type="passport", name="passport.jpg"
+    )
+    mine.grant(passport.id, counsel.account.id)
+    private = mine.upload(
+        case_id, io.BytesIO(b"kept to myself"), doc_type="other", name="diary.txt"
+    )
+    order = theirs.upload(
+        case_id, io.BytesIO(b"protective order"), doc_type="protective_order", name="order.pdf"
+    )
+    theirs.grant(order.id, survivor.account.id)
+    theirs.upload(case_id, io.BytesIO(b"counsel notes"), doc_type="other", name="notes.txt")
+    chat = Messenger(survivor)
+    conversation = chat.create_conversation(case_id, [counsel.account.id])
+    chat.send(conversation.id, "hello, I am safe for now")
+    Messenger(counsel).send(conversation.id, "thank you, I have your passport")
+    gone = chat.send(conversation.id, "this one I take back")
+    chat.delete(conversation.id, gone["id"])
+    chat.send(conversation.id, "attached my visa", attachments=[private])
+    return {
+        "counsel": counsel,
+        "survivor": survivor,
+        "stranger": stranger,
+        "recovery": recovery,
+        "case_id": case_id,
+        "cid": conversation.id,
+    }
+
+
+def snapshot(w: dict[str, Any]) -> dict[str, Any]:
+    """What each person can read now."""
+    return {
+        who: (readable_documents(w[who], w["case_id"]), readable_messages(w[who], w["cid"]))
+        for who in ("counsel", "survivor")
+    }
+
+
+@pytest.mark.parametrize("database_url", ["postgresql", "sqlite"], indirect=True)
+def test_after_a_rotation_everything_stays_readable_by_exactly_the_same_people(
+    app: Flask, create_account: Make, live_server: LiveServer
+) -> None:
+    w = world(create_account)
+    survivor: HavenClient = w["survivor"]
+    assert survivor.account is not None
+    before = snapshot(w)
+    # The survivor: passport, diary, the order shared with them; counsel: the passport,
+    # the diary (attached to a message), and both of their own.
+    assert len(before["survivor"][0]) == 3 and len(before["counsel"][0]) == 4
+    assert len(before["survivor"][1]) == 3 == len(before["counsel"][1])
+    # Each account's reseal set is what it can read, and only that.
+    counsel_set = w["counsel"].get("/account/keys/reseal")
+    assert {d["id"] for d in counsel_set["documents"]} == set(before["counsel"][0])
+    assert {m["id"] for m in counsel_set["messages"]} == set(before["counsel"][1])
+    assert w["stranger"].get("/account/keys/reseal") == {
+        "key_version": 1,
+        "documents": [],
+        "messages": [],
+    }
+    lost_phone = HavenClient(live_server.url)
+    lost_phone.login("maria", PASSPHRASE)
+
+    new_recovery = survivor.rotate_keys(PASSPHRASE)
+
+    assert survivor.account.keys.version == 2
+    assert new_recovery != w["recovery"]
+    assert snapshot(w) == before
+    # The lost phone's session is over; a fresh device signs in at version 2.
+    with pytest.raises(ApiError) as ended:
+        lost_phone.get("/account")
+    assert ended.value.status == 401
+    fresh = HavenClient(live_server.url)
+    assert fresh.login("maria", PASSPHRASE).keys.version == 2
+    assert readable_documents(fresh, w["case_id"]) == before["survivor"][0]
+    assert readable_messages(fresh, w["cid"]) == before["survivor"][1]
+    # The stranger could read nothing before and can read nothing now.
+    with pytest.raises(ApiError) as refused:
+        w["stranger"].get(f"/cases/{w['case_id']}/documents")
+    assert refused.value.status == 404
+    # The new recovery key works; the old one, which wrapped the old keys, does not.
+    with pytest.raises(ApiError):
+        HavenClient(live_server.url).recover("maria", w["recovery"], "a brand new passphrase 1")
+    recovered = HavenClient(live_server.url).recover("maria", new_recovery, PASSPHRASE + " 2")
+    assert recovered.keys.version == 2
+
+
+def test_new_messages_and_grants_go_to_the_new_key_and_the_log_shows_the_change(
+    app: Flask, create_account: Make, live_server: LiveServer
+) -> None:
+    w = world(create_account)
+    survivor, counsel = w["survivor"], w["counsel"]
+    survivor.rotate_keys(PASSPHRASE)
+    assert survivor.account is not None and counsel.account is not None
+    # Counsel's client sees version 2 (in the log) and seals new messages to it.
+    reply = Messenger(counsel).send(w["cid"], "new key, same conversation")
+    assert {
+        r["key_version"] for r in reply["recipients"] if r["user_id"] == survivor.account.id
+    } == {2}
+    assert readable_messages(survivor, w["cid"])[reply["id"]] == "new key, same conversation"
+    late = _docs(counsel).upload(
+        w["case_id"], io.BytesIO(b"late filing"), doc_type="other", name="late.pdf"
+    )
+    grant = _docs(counsel).grant(late.id, survivor.account.id)
+    assert grant["key_version"] == 2
+    assert late.id in readable_documents(survivor, w["case_id"])
+    keys = counsel.get(f"/users/{survivor.account.id}/keys")["keys"]
+    assert [(k["version"], k["status"]) for k in keys] == [(1, "superseded"), (2, "current")]
+    kinds = [e["kind"] for e in survivor.get("/directory/mine")["entries"]]
+    assert kinds[-2:] == ["publish", "supersede"]
+    with app.app_context():
+        db = database(app).sessions()
+        assert directory.verify_log(db) >= 5
+        rotated = db.scalars(select(AuditEntry).where(AuditEntry.kind == "keys_rotated")).one()
+        assert json.loads(rotated.detail) == {"from": 1, "to": 2, "documents": 3, "messages": 3}
+        db.close()
+    # A second rotation re-seals the reseals and what was sealed to version 2.
+    messages, documents = (
+        readable_messages(survivor, w["cid"]),
+        readable_documents(survivor, w["case_id"]),
+    )
+    survivor.rotate_keys(PASSPHRASE)
+    assert survivor.account.keys.version == 3
+    assert readable_messages(survivor, w["cid"]) == messages and len(messages) == 4
+    assert readable_documents(survivor, w["case_id"]) == documents and len(documents) == 4
+
+
+def test_a_compromised_key_must_rotate_and_rotation_clears_the_flag(
+    app: Flask, create_account: Make, live_server: LiveServer
+) -> None:
+    w = world(create_account)
+    boss, _ = create_account("admin", username="boss")
+    survivor_id = w["survivor"].account.id
+    boss.post(f"/admin/accounts/{survivor_id}/compromised")
+    again = HavenClient(live_server.url)
+    again.login("maria", PASSPHRASE)
+    assert again.get("/account")["account"]["must_rotate_keys"] is True
+    with pytest.raises(ApiError) as blocked:
+        Messenger(again).send(w["cid"], "can I still send?")
+    assert blocked.value.code == "must_rotate_keys"
+    again.rotate_keys(PASSPHRASE, new_passphrase="a new passphrase after the scare")
+    assert again.get("/account")["account"]["must_rotate_keys"] is False
+    with pytest.raises(ApiError):
+        HavenClient(live_server.url).login("maria", PASSPHRASE)
+    HavenClient(live_server.url).login("maria", "a new passphrase after the scare")
+    Messenger(again).send(w["cid"], "new keys now")
+    keys = w["counsel"].get(f"/users/{survivor_id}/keys")["keys"]
+    statuses = {k["version"]: k["status"] for k in keys}
+    assert statuses == {1: "compromised", 2: "current"}
+    assert len(readable_messages(w["counsel"], w["cid"])) == 4
+
+
+def _rotation_body(client: HavenClient, **overrides: Any) -> dict[str, Any]:
+    """A well-formed rotation request for a signed-in client (documents and messages
+    re-sealed as the client would), with some fields replaced."""
+    from vault.client.api import _public_json, reseal_file_key, reseal_message_key
+    from vault.protocol.kdf import passphrase_keys, recovery_keys
+
+    assert client.account is not None
+    old, name = client.account.keys, client.account.username
+    new = pkeys.KeyPairs.generate(version=old.version + 1)
+    rkeys = recovery_keys(pkeys.generate_recovery_key())
+    found = client.get("/account/keys/reseal")
+    body = {
+        "current_auth_key": b64encode(passphrase_keys(PASSPHRASE, client.prelogin(name)).auth_key),
+        "public_keys": _public_json(new.public(name)),
+        "passphrase": client._new_passphrase(PASSPHRASE, new, name),
+        "recovery_auth_key": b64encode(rkeys.auth_key),
+        "recovery_wrapped_keys": b64encode(pkeys.wrap_bundle(new, name, rkeys.wrap_key)),
+        "documents": [
+            {"id": d["id"], "sealed_key": b64encode(reseal_file_key(d, old, new))}
+            for d in found["documents"]
+        ],
+        "messages": [
+            {
+                "id": m["id"],
+                "sealed_key": b64encode(reseal_message_key(m, old, new.public(name).x25519)),
+            }
+            for m in found["messages"]
+        ],
+    }
+    return body | overrides
+
+
+def test_a_rotation_that_misses_or_invents_an_item_changes_nothing(
+    app: Flask, create_account: Make, live_server: LiveServer
+) -> None:
+    w = world(create_account)
+    survivor: HavenClient = w["survivor"]
+    body = _rotation_body(survivor)
+    before = row_counts(app)
+    cases = {
+        "missing document": (body | {"documents": body["documents"][1:]}, 409),
+        "missing message": (body | {"messages": body["messages"][1:]}, 409),
+        "invented message": (
+            body | {"messages": [*body["messages"], {**body["messages"][0], "id": "x" * 22}]},
+            409,
+        ),
+        "listed twice": (body | {"documents": body["documents"] * 2}, 400),
+        "wrong version": (body | {"public_keys": {**body["public_keys"], "version": 3}}, 409),
+        "old version seal": (
+            body
+            | {
+                "documents": [
+                    {
+                        **d,
+                        "sealed_key": survivor.get("/account/keys/reseal")["documents"][0][
+                            "sealed_key"
+                        ],
+                    }
+                    for d in body["documents"][:1]
+                ]
+                + body["documents"][1:]
+            },
+            400,
+        ),
+        "wrong passphrase": (body | {"current_auth_key": b64encode(bytes(32))}, 401),
+        "bad signature": (
+            body | {"public_keys": {**body["public_keys"], "signature": b64encode(bytes(64))}},
+            400,
+        ),
+    }
+    # Larger than the general JSON limit (256 KiB) but within the rotation limit: read,
+    # and refused for what it says, not for its size.
+    padding = [
+        {"id": f"d{i:020d}", "sealed_key": body["documents"][0]["sealed_key"]} for i in range(2500)
+    ]
+    cases["a large set"] = (body | {"documents": body["documents"] + padding}, 409)
+    for label, (bad, status) in cases.items():
+        answer = survivor.http.post(f"{live_server.url}/api/v1/account/keys", json=bad, timeout=30)
+        assert answer.status_code == status, (label, answer.text)
+        assert set(answer.json()) == {"error"}, label
+    assert _counts_without_audit(row_counts(app)) == _counts_without_audit(before)
+    with app.app_context():
+        db = database(app).sessions()
+        user = db.get(User, survivor.account.id)  # type: ignore[union-attr]
+        assert user is not None and user.key_version == 1
+        assert [
+            k.status for k in db.scalars(select(UserKey).where(UserKey.user_id == user.id))
+        ] == [KeyStatus.CURRENT]
+        db.close()
+    # The untouched body still works.
+    answer = survivor.http.post(f"{live_server.url}/api/v1/account/keys", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+
+
+def _counts_without_audit(counts: dict[str, int]) -> dict[str, int]:
+    """Row counts except the audit chain, which records failed attempts by design."""
+    return {t: n for t, n in counts.items() if t not in {"audit_log", "audit_checkpoints"}}
+
+
+def test_a_message_sent_to_the_old_key_during_a_rotation_is_refused_or_resealed(
+    app: Flask, create_account: Make, live_server: LiveServer
+) -> None:
+    """The race of §14: counsel composes to version 1, the survivor rotates, then the
+    message arrives. It must be refused (stale key) rather than stored unreadable."""
+    w = world(create_account)
+    counsel, survivor = w["counsel"], w["survivor"]
+    chat = Messenger(counsel)
+    conversation = chat.conversation(w["cid"])
+    envelope = chat.compose(conversation, "composed before the rotation")
+    survivor.rotate_keys(PASSPHRASE)
+    with pytest.raises(ApiError) as stale:
+        chat.send_envelope(envelope)
+    assert stale.value.code == "stale_key_version"
+    assert chat.send(w["cid"], "sent again after fetching keys")["recipients"]
+    texts = set(readable_messages(survivor, w["cid"]).values())
+    assert "sent again after fetching keys" in texts
+    assert "composed before the rotation" not in texts
+
+
+def test_messages_sent_while_a_rotation_runs_all_stay_readable(
+    app: Flask, create_account: Make, live_server: LiveServer
+) -> None:
+    """Counsel keeps sending while the survivor rotates twice: every message the server
+    accepted is readable by the survivor afterwards, whichever side of the rotation it
+    landed on; the only refusal a sender may see is a stale key, which it retries."""
+    w = world(create_account)
+    counsel, survivor = w["counsel"], w["survivor"]
+    accepted: list[str] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        chat = Messenger(counsel)
+        i = 0
+        while not stop.is_set():
+            try:
+                accepted.append(chat.send(w["cid"], f"during rotation {i}")["id"])
+            except ApiError as exc:
+                if exc.code != "stale_key_version":
+                    failures.append(exc)
+                    return
+            except BaseException as exc:
+                failures.append(exc)
+                return
+            i += 1
+
+    thread = threading.Thread(target=traffic)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        survivor.rotate_keys(PASSPHRASE)
+        time.sleep(0.3)
+        survivor.rotate_keys(PASSPHRASE)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert failures == []
+    assert len(accepted) > 3
+    readable = readable_messages(survivor, w["cid"])
+    assert set(accepted) <= set(readable)
