@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
 
@@ -21,6 +22,7 @@ from tests.conftest import PASSPHRASE, LiveServer
 from tests.factories import row_counts
 from vault.accounts.models import KeyStatus, User, UserKey
 from vault.audit.models import AuditEntry
+from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client.documents import Documents
 from vault.client.messages import Messenger
@@ -388,3 +390,23 @@ def test_messages_sent_while_a_rotation_runs_all_stay_readable(
     assert len(accepted) > 3
     readable = readable_messages(survivor, w["cid"])
     assert set(accepted) <= set(readable)
+
+
+def test_haven_account_rotate_keys_from_the_command_line(
+    app: Flask, create_account: Make, live_server: LiveServer
+) -> None:
+    w = world(create_account)
+    before = readable_messages(w["counsel"], w["cid"])
+    env = {"HAVEN_URL": live_server.url, "HAVEN_USERNAME": "maria", "HAVEN_PASSPHRASE": PASSPHRASE}
+    result = CliRunner(env=env).invoke(main, ["account", "rotate-keys"])
+    assert result.exit_code == 0, result.output
+    assert "version 2" in result.output
+    recovery = result.output.strip().splitlines()[-1]
+    pkeys.parse_recovery_key(recovery)  # a well-formed key, printed once
+    fresh = HavenClient(live_server.url)
+    assert fresh.login("maria", PASSPHRASE).keys.version == 2
+    assert readable_messages(fresh, w["cid"]) == before == readable_messages(w["counsel"], w["cid"])
+    wrong = CliRunner(env=env | {"HAVEN_PASSPHRASE": "not the passphrase at all"}).invoke(
+        main, ["account", "rotate-keys"]
+    )
+    assert wrong.exit_code != 0 and "sign-in failed" in wrong.output

@@ -1,4 +1,5 @@
-"""`haven docs`: counsel's document commands (list, pull) and the server's upload janitor."""
+"""`haven docs`: counsel's document commands (list, pull) and the server's upload janitor;
+`haven account`: replacing one's own keys from the Python client."""
 
 from __future__ import annotations
 
@@ -23,8 +24,12 @@ CHECKSUMS = "SHA256SUMS"
 MAX_NAME = 200
 
 
-def _client(server: str, username: str) -> HavenClient:
-    passphrase = os.environ.get("HAVEN_PASSPHRASE") or click.prompt("Passphrase", hide_input=True)
+def _passphrase() -> str:
+    return os.environ.get("HAVEN_PASSPHRASE") or click.prompt("Passphrase", hide_input=True)
+
+
+def _client(server: str, username: str, passphrase: str | None = None) -> HavenClient:
+    passphrase = passphrase or _passphrase()
     client = HavenClient(server)
     try:
         client.login(username, passphrase)
@@ -267,3 +272,25 @@ def janitor_command(every: int) -> None:
         db.database(app).engine.dispose()
     if report.errors:
         raise SystemExit(1)
+
+
+@click.group("account")
+def account_group() -> None:
+    """Your own account, from the Python client."""
+
+
+@account_group.command("rotate-keys")
+@_credentials
+def rotate_keys_command(server: str, username: str) -> None:
+    """Replace your keys (a lost or seized device): every document and message stays
+    readable, every other session ends, and a new recovery key is printed once."""
+    passphrase = _passphrase()
+    client = _client(server, username, passphrase)
+    try:
+        recovery = client.rotate_keys(passphrase)
+    except ApiError as exc:
+        raise click.ClickException(f"key rotation failed: {exc.message}") from exc
+    assert client.account is not None
+    click.echo(f"Your keys are now version {client.account.keys.version}.")
+    click.echo("Your new recovery key (the old one no longer works). Write it down now:")
+    click.echo(recovery)
