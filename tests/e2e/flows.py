@@ -126,3 +126,35 @@ def assert_holds_none_of(page: Page, secrets: list[str]) -> None:
 def visible_text(page: Page) -> str:
     """The page's visible text, whitespace collapsed."""
     return re.sub(r"\\s+", " ", page.locator("body").inner_text())
+
+
+def sign_in(page: Page, username: str, passphrase: str = PASSPHRASE) -> None:
+    """Send the login form without assuming which screen comes next."""
+    page.fill("input[name=username]", username)
+    page.fill("input[name=passphrase]", passphrase)
+    page.click("form button[type=submit]")
+
+
+def replace_keys(page: Page, passphrase: str = PASSPHRASE) -> str:
+    """On the "Replace your keys" screen: re-enter the passphrase, wait for the new
+    recovery key, type two of its groups back; return the new key."""
+    page.fill("input[name=passphrase]", passphrase)
+    page.click("form button[type=submit]")
+    expect(page.locator(".key-groups")).to_be_visible(timeout=90_000)
+    key = read_recovery_key(page)
+    confirm_recovery_key(page, key)
+    expect(page.locator("#logout")).to_be_visible()
+    return key
+
+
+def open_conversation(page: Page) -> None:
+    """From the home screen to the first case's conversation, live."""
+    page.locator(".case-actions button[data-messages]").first.click()
+    expect(page.locator("ol.messages")).to_have_attribute("data-live", "true")
+
+
+def send_message(page: Page, text: str) -> None:
+    """Type and send a message; wait until it shows as mine."""
+    page.fill("textarea[name=text]", text)
+    page.click("form.compose button[type=submit]")
+    expect(page.locator("li.message.mine", has_text=text)).to_be_visible(timeout=30_000)

@@ -334,9 +334,11 @@ def test_a_key_missing_from_the_log_hides_the_document(
         data["entry"]["data"] = b64encode(bytes(raw))
         route.fulfill(response=answer, json=data)
 
-    other.route("**/api/v1/directory/proofs/inclusion*", lie)
     other.goto(f"{live_server.url}/app/")
+    # Signed in first: the page checks its own key in the log at login, and a log that
+    # lies then refuses the sign-in (tests/e2e/test_rotation_web.py).
     login(other, counsel_name, PY_PASSPHRASE)
+    other.route("**/api/v1/directory/proofs/inclusion*", lie)
     open_documents(other)
     expect(other.locator(".doc-list .error-box")).to_contain_text("failed the security check")
     expect(other.locator(".document")).to_have_count(0)

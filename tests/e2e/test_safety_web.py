@@ -101,7 +101,7 @@ def test_idle_lock_drops_keys_and_returns_to_login(
     cookies = page.context.cookies()
     page.clock.run_for(4 * 60 * 1000)
     expect(page.locator("#logout")).to_be_visible()
-    page.click("main")  # activity restarts the count
+    page.click("main h1")  # activity restarts the count
     page.clock.run_for(4 * 60 * 1000)
     expect(page.locator("#logout")).to_be_visible()
     page.clock.run_for(70 * 1000)

@@ -35,6 +35,7 @@ SCREENS = (
     "home",
     "safety-number",
     "change-passphrase",
+    "replace-keys",
     "login",
     "login-error",
     "recover",
@@ -83,6 +84,10 @@ def walk_every_screen(
     expect(page.locator("input[name=current]")).to_be_visible()
     at("change-passphrase")
     page.locator("main button.link").click()
+    page.click("#replace-keys")
+    expect(page.locator("input[name=passphrase]")).to_be_visible()
+    at("replace-keys")
+    page.locator("main p button.link").click()
     page.click("#logout")
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     at("login")

@@ -11,16 +11,18 @@ import { language, languages, onLanguageChange, preferredLanguage, setLanguage, 
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
 import * as homeScreens from "./screens/home.js";
+import * as keyScreens from "./screens/keys.js";
 import { forgetSigners } from "./docs.js";
 import { forgetSenders } from "./chat.js";
 import * as messageScreens from "./screens/messages.js";
+import { cancelRotation } from "./rotate.js";
 import { parseInviteFragment, session } from "./session.js";
 import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation"]);
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation"]);
 
 let current = { name: "login", params: {} };
 let main;
@@ -64,12 +66,18 @@ const ctx = {
   },
 };
 
-function lock(noticeKey) {
+/** Forget everything the screens hold: decrypted files, streams, keys, work under way. */
+function forgetAll() {
+  cancelRotation();
   releaseBlobs();
   closeStreams();
   forgetSigners();
   forgetSenders();
   session.lock();
+}
+
+function lock(noticeKey) {
+  forgetAll();
   current = { name: "login", params: { notice: noticeKey } };
   render(true);
 }
@@ -128,13 +136,7 @@ function header() {
 }
 
 function leave() {
-  quickExit(() => {
-    releaseBlobs();
-    closeStreams();
-    forgetSigners();
-    forgetSenders();
-    session.lock();
-  });
+  quickExit(forgetAll);
 }
 
 function boot() {

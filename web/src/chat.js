@@ -7,6 +7,7 @@
 
 import { API, get, post, request } from "./api.js";
 import { b64encode } from "./crypto/encoding.js";
+import { sealFileKey } from "./crypto/documents.js";
 import { ProtocolError, verifyPublicRecord } from "./crypto/keys.js";
 import * as M from "./crypto/messages.js";
 import { session } from "./session.js";
@@ -63,8 +64,10 @@ async function senderEd25519(sodium, conv, userId, version) {
 }
 
 /**
- * Verify and open one stored message: {id, seq, senderId, text, sentAt, receivedAt,
- * expiresAt, ttl, deleted} or {refused: true}. Nothing unverified is returned as text.
+ * Verify and open one stored message: {id, seq, senderId, text, attachments, sentAt,
+ * receivedAt, expiresAt, ttl, deleted} or {refused: true, reason}. Nothing unverified is
+ * returned as text. A message whose key I re-sealed in a key rotation opens from its
+ * `reseal` with my keys of that version (§14); its signature is still the sender's.
  */
 export async function openMessage(conv, message) {
   const base = {
@@ -86,9 +89,9 @@ export async function openMessage(conv, message) {
       keys: session.account.keys,
       senderEd25519: ed,
     });
-    return { ...base, text };
+    return { ...base, text, attachments: [...(message.attachments ?? [])] };
   } catch (error) {
-    if (error instanceof ProtocolError) return { ...base, refused: true };
+    if (error instanceof ProtocolError) return { ...base, refused: true, reason: error.code };
     throw error;
   }
 }
@@ -118,14 +121,42 @@ export async function fetchMessage(conv, id) {
   return openMessage(conv, message);
 }
 
-/** Encrypt, seal to every member's checked current key, sign and send a text. */
-export async function sendText(conv, text) {
+/**
+ * File keys of attached documents for the members who cannot read them yet (§9.8): only
+ * the owner can add them, sealed to each member's checked current key like a grant.
+ */
+export function attachmentKeys(sodium, conv, documents, checked) {
+  const me = session.account;
+  const keys = [];
+  for (const doc of documents) {
+    if (doc.ownerId !== me.id) continue;
+    const readers = new Set((doc.data?.grants ?? []).map((g) => g.user_id));
+    for (const m of conv.members) {
+      if (m.user_id === me.id || readers.has(m.user_id)) continue;
+      const record = checked[m.user_id];
+      keys.push({
+        document_id: doc.id,
+        user_id: m.user_id,
+        sealed_key: b64encode(sealFileKey(sodium, doc.fileKey, doc.rawId, record.x25519, record.version)),
+      });
+    }
+  }
+  return keys;
+}
+
+/**
+ * Encrypt, seal to every member's checked current key, sign and send a text, with
+ * `documents` (opened documents of the case) attached.
+ */
+export async function sendText(conv, text, documents = []) {
   const sodium = await sodiumReady();
   const me = session.account;
   const x25519 = {};
+  const checked = {};
   const recipients = [];
   for (const m of conv.members) {
     const record = verifyPublicRecord(sodium, m.public_keys, m.username);
+    checked[m.user_id] = record;
     if (record.version !== m.key_version) throw new ProtocolError("member key version mismatch", "bad_public_keys");
     if (m.user_id === me.id && record.version !== me.keys.version) throw new ProtocolError("my keys changed", "keys_mismatch");
     if (m.user_id !== me.id) await verifyLoggedKey(m.user_id, m.public_keys);
@@ -141,10 +172,12 @@ export async function sendText(conv, text) {
     sentAt: Date.now(),
     ttl: conv.ttl,
     recipients: sorted,
-    attachments: [],
+    attachments: M.sortByBytes([...new Set(documents.map((d) => d.id))]),
   };
   const envelope = M.compose(sodium, header, text, me.keys, x25519);
-  return (await post(`/conversations/${encodeURIComponent(conv.id)}/messages`, envelope)).message;
+  const keys = attachmentKeys(sodium, conv, documents, checked);
+  const body = keys.length ? { ...envelope, attachment_keys: keys } : envelope;
+  return (await post(`/conversations/${encodeURIComponent(conv.id)}/messages`, body)).message;
 }
 
 /** Move my read marker forward. */

@@ -85,6 +85,15 @@ export async function verifyLoggedKey(userId, record) {
   verified.add(cacheKey);
 }
 
+/**
+ * Self-monitoring (§12 step 3, §14): refuse unless the log's `publish` entries in my name
+ * are one per version 1 … current and the current one holds my keys (`record`, verified).
+ */
+export async function monitorSelf(userId, record) {
+  const { entries } = await get("/directory/mine");
+  KT.checkOwnEntries(entries, { userId, version: record.version, x25519: record.x25519, ed25519: record.ed25519 });
+}
+
 /** The pinned head (for tests and diagnostics). */
 export function pinnedHead() {
   return pinned ? { size: pinned.size } : null;

@@ -39,11 +39,15 @@ export class FileChanged extends ProtocolError {
   }
 }
 
-/** A document that failed a check; named by id. */
+/**
+ * A document that failed a check; named by id. `reason` is the failed check's code:
+ * `other_key_version` when its key is sealed to a key version this device does not hold.
+ */
 export class DocumentRefused extends Error {
-  constructor(id, reason) {
-    super(`document ${id} refused: ${reason}`);
-    this.code = "document_refused";
+  constructor(id, message, reason = null) {
+    super(`document ${id} refused: ${message}`);
+    this.code = reason === "other_key_version" ? reason : "document_refused";
+    this.reason = reason;
     this.documentId = id;
   }
 }
@@ -84,7 +88,7 @@ export async function openDocument(data, members) {
     return D.openDocumentRecord(sodium, data, session.account.keys, signer);
   } catch (error) {
     if (error instanceof ApiError) throw error;
-    throw new DocumentRefused(data?.id ?? "?", error.message);
+    throw new DocumentRefused(data?.id ?? "?", error.message, error.code ?? null);
   }
 }
 
@@ -376,6 +380,17 @@ export async function grantAccess(doc, member, expiresAt = null) {
   const body = { user_id: member.user_id, sealed_key: b64encode(sealed) };
   if (expiresAt) body.expires_at = expiresAt;
   return (await post(`/documents/${encodeURIComponent(doc.id)}/grants`, body)).grant;
+}
+
+/** One document by id, verified and opened (a message's attachment). */
+export async function fetchDocument(id, members) {
+  const { document } = await get(`/documents/${encodeURIComponent(id)}`);
+  return openDocument(document, members);
+}
+
+/** Delete my document for everyone: the object, its metadata and every sealed key (§8.8). */
+export async function deleteDocument(doc) {
+  await request("DELETE", `/documents/${encodeURIComponent(doc.id)}`);
 }
 
 /** Stop sharing a document with a reader. */

@@ -23,6 +23,7 @@ import {
   wrapBundle,
 } from "./crypto/keys.js";
 import { fingerprint, KeyMemory, safetyNumber } from "./crypto/safety.js";
+import { monitorSelf, verifyLoggedKey } from "./directory.js";
 import { sodiumReady } from "./sodium.js";
 
 const INVITE_BYTES = 32;
@@ -40,6 +41,15 @@ export function parseInviteFragment(hash) {
 
 function wipe(sodium, ...buffers) {
   for (const b of buffers) if (b instanceof Uint8Array) sodium.memzero(b);
+}
+
+/** The key log does not hold my own keys as they should be (§12 step 3, §14): signed out. */
+export class OwnKeysRefused extends Error {
+  constructor(reason) {
+    super(`my own keys failed the key-log check: ${reason}`);
+    this.name = "OwnKeysRefused";
+    this.code = "own_keys";
+  }
 }
 
 class Session {
@@ -81,8 +91,50 @@ class Session {
     const sameAccount = this.account?.id === acct.id;
     if (this.account) wipeKeyPairs(sodium, this.account.keys);
     if (!sameAccount) this.keyMemory.clear();
-    this.account = { id: acct.id, role: acct.role, username: acct.username, keys, record };
+    this.account = {
+      id: acct.id,
+      role: acct.role,
+      username: acct.username,
+      keys,
+      record,
+      published: acct.public_keys,
+      wrappedKeys: acct.wrapped_keys,
+      mustRotate: acct.must_rotate_keys === true,
+    };
     return this.account;
+  }
+
+  /**
+   * Check my own keys in the key log (§12 steps 2–3, §14): the current key is included
+   * under a verified head, and the log's `publish` entries in my name are exactly one per
+   * version up to the current one, the current one holding my keys. Otherwise sign out.
+   */
+  async verifyOwnKeys() {
+    const me = this.account;
+    try {
+      await verifyLoggedKey(me.id, me.published);
+      await monitorSelf(me.id, me.record);
+    } catch (error) {
+      try {
+        await this.logout();
+      } catch {
+        /* the keys are gone either way */
+      }
+      throw error instanceof ApiError ? error : new OwnKeysRefused(error.message);
+    }
+    return me;
+  }
+
+  /**
+   * Take the keys of a completed key rotation (§14 step 4's answer): the old private keys
+   * are wiped, the new ones are checked against the server's copy of their public record.
+   */
+  installRotatedKeys(sodium, acct, keys) {
+    if (!this.account || this.account.id !== acct.id) {
+      wipeKeyPairs(sodium, keys);
+      throw new ApiError(401, "unauthorized", "signed out during the key rotation");
+    }
+    return this.#setAccount(sodium, acct, keys);
   }
 
   /** Create an account from an invite; return the formatted recovery key to show once. */
@@ -120,10 +172,11 @@ class Session {
     const derived = await passphraseKeys(passphrase, kdf);
     try {
       const data = await post("/auth/login", { username: name, auth_key: b64encode(derived.authKey) });
-      return this.#unlock(sodium, data.account, derived.wrapKey);
+      this.#unlock(sodium, data.account, derived.wrapKey);
     } finally {
       wipe(sodium, derived.authKey, derived.wrapKey);
     }
+    return this.verifyOwnKeys();
   }
 
   #unlock(sodium, acct, wrapKey) {
@@ -146,10 +199,11 @@ class Session {
       const { body: pass, derived } = await this.#newPassphrase(sodium, newPassphrase, keys, name);
       wipe(sodium, derived.authKey, derived.wrapKey);
       const done = await post("/auth/recovery/complete", { ...proof, passphrase: pass });
-      return this.#setAccount(sodium, done.account, keys);
+      this.#setAccount(sodium, done.account, keys);
     } finally {
       wipe(sodium, rkeys.authKey, rkeys.wrapKey);
     }
+    return this.verifyOwnKeys();
   }
 
   /**
@@ -210,6 +264,7 @@ class Session {
           const theirs = fingerprint(sodium, m.user_id, record.version, record.x25519, record.ed25519);
           member.safetyNumber = safetyNumber(mine, theirs);
           member.keyChanged = this.keyMemory.observe(m.user_id, record.version, record.x25519, record.ed25519);
+          member.mustRotate = m.public_keys.status === "compromised";
         } catch {
           member.keysInvalid = true;
         }

@@ -93,8 +93,9 @@ export function errorMessage(error, context = "login") {
     if (error.status === 0) return t("error.network");
     if (error.status === 429 || code === "rate_limited") return t("error.rateLimited");
     if (code === "bad_credentials") {
-      return t({ recover: "error.badRecovery", change: "error.currentWrong" }[context] ?? "error.badCredentials");
+      return t({ recover: "error.badRecovery", change: "error.currentWrong", rotate: "error.currentWrong" }[context] ?? "error.badCredentials");
     }
+    if (code === "stale_key_version" && context === "rotate") return t("error.rotatedElsewhere");
     if (code === "invite_invalid") return t("error.inviteInvalid");
     if (code === "username_taken") return t("error.usernameTaken");
     const documentErrors = {
@@ -103,6 +104,12 @@ export function errorMessage(error, context = "login") {
       already_granted: "error.alreadyGranted",
       not_found: "error.notFound",
       stale_key_version: "error.keysMismatch",
+      must_rotate_keys: "error.mustRotate",
+      recipient_must_rotate: "error.recipientMustRotate",
+      reseal_set_changed: "error.resealChanged",
+      not_owner: "error.attachmentNotOwner",
+      missing_attachment_key: "error.attachmentNotOwner",
+      unknown_attachment: "error.notFound",
     };
     if (documentErrors[code]) return t(documentErrors[code]);
     if (error.status >= 500) return t("error.unavailable");
@@ -125,6 +132,10 @@ export function errorMessage(error, context = "login") {
     tampered_content: "error.documentRefused",
     file_changed: "error.fileChanged",
     bad_name: "error.badFileName",
+    own_keys: "error.ownKeys",
+    other_key_version: "error.otherKeyVersion",
+    reseal_failed: "error.resealFailed",
+    keys_changed: "error.rotatedElsewhere",
   };
   return t(byCode[code] ?? "error.generic");
 }

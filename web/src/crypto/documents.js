@@ -6,7 +6,7 @@
 
 import { ascii, b64decode, bytesEqual, concat, frame, u32, u64, utf8 } from "./encoding.js";
 import { deriveSubkey } from "./kdf.js";
-import { ProtocolError } from "./keys.js";
+import { keysOfVersion, ProtocolError } from "./keys.js";
 
 export const FORMAT_V1 = 1;
 export const KEY_BYTES = 32;
@@ -436,13 +436,15 @@ export function sealedKeyVersion(blob) {
   return new DataView(blob.buffer, blob.byteOffset + 1, 4).getUint32(0, false);
 }
 
-/** Open a sealed file key with my key pairs and check its document id. */
+/**
+ * Open a sealed file key with the key pair of the version it names (`keys`: one key pair
+ * set or a list of them) and check its document id.
+ */
 export function openFileKey(sodium, blob, documentId, keys) {
-  const version = sealedKeyVersion(blob);
-  if (version !== keys.version) throw new ProtocolError(`file key is sealed to key version ${version}`);
+  const mine = keysOfVersion(keys, sealedKeyVersion(blob));
   let plain;
   try {
-    plain = sodium.crypto_box_seal_open(blob.subarray(5), keys.x25519Public, keys.x25519Secret);
+    plain = sodium.crypto_box_seal_open(blob.subarray(5), mine.x25519Public, mine.x25519Secret);
   } catch {
     throw new ProtocolError("the sealed file key does not open with my key");
   }

@@ -111,6 +111,19 @@ export function verifyPublicRecord(sodium, record, username) {
   return { version, x25519, ed25519, signature };
 }
 
+/**
+ * The key pair set of `version` among `keys` (one set, or a list of sets). A sealed key
+ * names the version it was made for; without that version's private keys it cannot be
+ * opened, and this says so plainly (code `other_key_version`).
+ */
+export function keysOfVersion(keys, version) {
+  const found = (Array.isArray(keys) ? keys : [keys]).find((k) => k && k.version === version);
+  if (!found) {
+    throw new ProtocolError(`sealed to key version ${version}, which this device does not hold`, "other_key_version");
+  }
+  return found;
+}
+
 /** Whether a verified public record belongs to these private keys. */
 export function recordMatchesKeys(record, keys) {
   return (

@@ -5,7 +5,7 @@
  */
 
 import { b64decode, b64encode, concat, frame, lp, u32, u64, utf8 } from "./encoding.js";
-import { ProtocolError } from "./keys.js";
+import { keysOfVersion, ProtocolError } from "./keys.js";
 
 export const FORMAT_V1 = 1;
 export const MESSAGE_ID_BYTES = 16;
@@ -180,8 +180,26 @@ export function headerOf(envelope) {
 }
 
 /**
+ * The sealed message key meant for me and the key version it is sealed to: the reseal
+ * when I re-sealed it in a key rotation (§14), else my own `recipients` entry.
+ */
+export function mySealedKey(envelope, userId) {
+  const index = (envelope.recipients ?? []).findIndex((r) => r.user_id === userId);
+  if (index < 0) throw new ProtocolError("this message was not sealed to this account");
+  const reseal = envelope.reseal;
+  if (reseal) {
+    if (!versionOk(reseal.key_version)) throw new ProtocolError("reseal key version out of range");
+    return { sealed: b64decode(reseal.sealed_key), version: reseal.key_version };
+  }
+  const entry = envelope.recipients[index];
+  return { sealed: b64decode(entry.sealed_key), version: entry.key_version };
+}
+
+/**
  * Verify and open an envelope (§9.6): conversation, header rules, signature by the
- * sender's checked key `senderEd25519`, my entry at my key version, body. Returns text.
+ * sender's checked key `senderEd25519`, my sealed key (the reseal if there is one, §14)
+ * opened with my key pair of the version it names, body. `keys` is one key pair set or a
+ * list of them. Returns text.
  */
 export function openEnvelope(sodium, envelope, { conversationId, userId, keys, senderEd25519 }) {
   if (envelope.conversation_id !== conversationId) throw new ProtocolError("message from another conversation");
@@ -201,10 +219,8 @@ export function openEnvelope(sodium, envelope, { conversationId, userId, keys, s
     ok = false;
   }
   if (!ok) throw new ProtocolError("the message signature does not verify", "bad_signature");
-  const index = header.recipients.findIndex((r) => r.userId === userId);
-  if (index < 0) throw new ProtocolError("this message was not sealed to this account");
-  if (header.recipients[index].keyVersion !== keys.version) throw new ProtocolError("sealed to another key version");
-  const key = openKey(sodium, sealed[index], keys);
+  const mine = mySealedKey(envelope, userId);
+  const key = openKey(sodium, mine.sealed, keysOfVersion(keys, mine.version));
   try {
     return decryptBody(sodium, headerBytes, body, key);
   } finally {

@@ -5,7 +5,7 @@
  * announcements.
  */
 
-import { ascii, bytesEqual, concat, frame, u32, u64, utf8 } from "./encoding.js";
+import { ascii, b64decode, bytesEqual, concat, frame, u32, u64, utf8 } from "./encoding.js";
 
 export class TransparencyError extends Error {
   constructor(message) {
@@ -112,6 +112,85 @@ export function verifyConsistency(sodium, oldSize, newSize, proof, oldRoot, newR
 export function encodeEntry({ kind, userId, version, x25519, ed25519, signature, timestampMs }) {
   if (!KINDS.includes(kind)) throw new TransparencyError(`unknown entry kind ${kind}`);
   return frame("haven/v1/kt-entry", ascii(kind), utf8(userId), u32(version), x25519, ed25519, signature, u64(timestampMs));
+}
+
+/**
+ * Parse an encoded entry back into its fields; refuse anything that does not re-encode to
+ * the same bytes (wrong label, field count or sizes, trailing bytes).
+ */
+export function decodeEntry(data) {
+  const fields = [];
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let at = 0;
+  while (at < data.length) {
+    if (at + 4 > data.length) throw new TransparencyError("log entry is truncated");
+    const length = view.getUint32(at, false);
+    at += 4;
+    if (at + length > data.length) throw new TransparencyError("log entry is truncated");
+    fields.push(data.subarray(at, at + length));
+    at += length;
+  }
+  const sizes = [null, null, null, 4, 32, 32, 64, 8];
+  if (fields.length !== sizes.length || sizes.some((n, i) => n !== null && fields[i].length !== n)) {
+    throw new TransparencyError("log entry has the wrong shape");
+  }
+  let entry;
+  try {
+    const strict = new TextDecoder("utf-8", { fatal: true });
+    const t = new DataView(fields[7].buffer, fields[7].byteOffset, 8).getBigUint64(0, false);
+    if (t > BigInt(Number.MAX_SAFE_INTEGER)) throw new Error("time");
+    entry = {
+      kind: strict.decode(fields[1]),
+      userId: strict.decode(fields[2]),
+      version: new DataView(fields[3].buffer, fields[3].byteOffset, 4).getUint32(0, false),
+      x25519: Uint8Array.from(fields[4]),
+      ed25519: Uint8Array.from(fields[5]),
+      signature: Uint8Array.from(fields[6]),
+      timestampMs: Number(t),
+    };
+  } catch {
+    throw new TransparencyError("log entry is not valid text");
+  }
+  if (!KINDS.includes(entry.kind) || !bytesEqual(encodeEntry(entry), data)) {
+    throw new TransparencyError("log entry is not canonical");
+  }
+  return entry;
+}
+
+/**
+ * Self-monitoring (§12 step 3, with the rule of §14): among the log's `publish` entries in
+ * my name there must be exactly one per version 1 … `version`, none above it, and the
+ * current one must hold the keys I hold. `entries` are GET /directory/mine's.
+ */
+export function checkOwnEntries(entries, { userId, version, x25519, ed25519 }) {
+  const published = new Map();
+  for (const item of entries) {
+    let data;
+    try {
+      data = b64decode(item.data);
+    } catch {
+      throw new TransparencyError("log entry is not canonical base64url");
+    }
+    const entry = decodeEntry(data);
+    if (entry.kind !== item.kind || entry.userId !== item.user_id || entry.version !== item.key_version) {
+      throw new TransparencyError(`log entry ${item.index} does not say what it is listed as`);
+    }
+    if (entry.userId !== userId || entry.kind !== "publish") continue;
+    if (published.has(entry.version)) {
+      throw new TransparencyError(`the log holds key version ${entry.version} twice in my name`);
+    }
+    published.set(entry.version, entry);
+  }
+  for (const v of published.keys()) {
+    if (v > version) throw new TransparencyError(`the log holds a key version ${v} in my name that I never made`);
+  }
+  for (let v = 1; v <= version; v++) {
+    if (!published.has(v)) throw new TransparencyError(`key version ${v} of mine is missing from the log`);
+  }
+  const current = published.get(version);
+  if (!bytesEqual(current.x25519, x25519) || !bytesEqual(current.ed25519, ed25519)) {
+    throw new TransparencyError(`the log holds a key version ${version} in my name that I never made`);
+  }
 }
 
 /** frame("haven/v1/tree-head", u64(size), root, u64(t_ms), u32(k)). */

@@ -58,14 +58,15 @@ export function login(ctx, params) {
     context: "login",
     validate: () => required(user, pass) ?? checkUsername(user),
     action: async () => {
-      await session.login(user.input.value, pass.input.value);
+      const account = await session.login(user.input.value, pass.input.value);
       pass.input.value = "";
-      ctx.go("home");
+      ctx.go(account.mustRotate ? "rotate" : "home", account.mustRotate ? { forced: true } : {});
     },
   });
   return [
     heading(t("login.title")),
     notice(params.notice),
+    params.error ? h("p", { class: "error-box", role: "alert" }, t(params.error)) : null,
     form,
     h("p", {}, button(t("login.forgot"), () => ctx.go("recover"), "link")),
     h("p", { class: "hint" }, t("exit.hint")),
@@ -98,7 +99,10 @@ export function register(ctx, params) {
   return [heading(t("register.title")), h("p", {}, t("register.intro")), form];
 }
 
-/** Show the recovery key once, in numbered groups. */
+/**
+ * Show the recovery key once, in numbered groups (after registration, or the new one
+ * after replacing the keys: `params.rotated`).
+ */
 export function recoveryShow(ctx, params) {
   const groups = params.formatted.split("-");
   const list = h(
@@ -109,8 +113,9 @@ export function recoveryShow(ctx, params) {
     ),
   );
   return [
-    heading(t("recoveryShow.title")),
-    h("p", {}, t("recoveryShow.intro")),
+    heading(t(params.rotated ? "recoveryShow.newTitle" : "recoveryShow.title")),
+    params.rotated ? h("p", { class: "notice", role: "status" }, t("rotate.done")) : null,
+    h("p", {}, t(params.rotated ? "recoveryShow.newIntro" : "recoveryShow.intro")),
     list,
     h("p", {}, button(t("recoveryShow.done"), async () => {
       const sodium = await sodiumReady();
@@ -118,7 +123,7 @@ export function recoveryShow(ctx, params) {
       let b = a;
       while (b === a) b = 1 + sodium.randombytes_uniform(13);
       if (a > b) [a, b] = [b, a];
-      ctx.go("recoveryConfirm", { formatted: params.formatted, ask: [a, b] });
+      ctx.go("recoveryConfirm", { formatted: params.formatted, ask: [a, b], rotated: params.rotated });
     }, "primary")),
   ];
 }
@@ -152,12 +157,12 @@ export function recoveryConfirm(ctx, params) {
         : clean(second.input.value) !== groups[b - 1]
           ? { field: second, message: t("error.confirmMismatch") }
           : null),
-    action: async () => ctx.go("home"),
+    action: async () => ctx.go("home", params.rotated ? { notice: "home.keysReplaced" } : {}),
   });
   return [
     heading(t("recoveryConfirm.title")),
     form,
-    h("p", {}, button(t("recoveryConfirm.again"), () => ctx.go("recoveryShow", { formatted: params.formatted }), "link")),
+    h("p", {}, button(t("recoveryConfirm.again"), () => ctx.go("recoveryShow", { formatted: params.formatted, rotated: params.rotated }), "link")),
   ];
 }
 
@@ -189,11 +194,11 @@ export function recover(ctx) {
     context: "recover",
     validate: () => required(user, key, pass, again) ?? checkUsername(user) ?? checkKey() ?? checkNewPassphrase(pass, again),
     action: async () => {
-      await session.recover(user.input.value, key.input.value, pass.input.value);
+      const account = await session.recover(user.input.value, key.input.value, pass.input.value);
       key.input.value = "";
       pass.input.value = "";
       again.input.value = "";
-      ctx.go("home", { notice: "home.recovered" });
+      ctx.go(account.mustRotate ? "rotate" : "home", account.mustRotate ? { forced: true } : { notice: "home.recovered" });
     },
   });
   return [

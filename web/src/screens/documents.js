@@ -10,6 +10,7 @@ import { DOCUMENT_TYPES } from "../crypto/documents.js";
 import {
   caseEvents,
   caseRecord,
+  deleteDocument,
   downloadDocument,
   grantAccess,
   listDocuments,
@@ -159,7 +160,47 @@ function shareControls(ctx, doc, caseRec, reload) {
   return h("div", { class: "sharing" }, h("ul", { class: "grants" }, rows), alert);
 }
 
-function documentItem(ctx, doc, caseRec, viewer, reload) {
+/** The owner's delete button and its confirm step ("Delete for everyone?"). */
+function deleteControls(ctx, doc, reload) {
+  const name = doc.info.name;
+  const area = h("div", { class: "confirm-area" });
+  const alert = h("p", { class: "form-error", role: "alert" });
+  const ask = button(t("docs.delete"), () => {
+    const questionId = uid("delete-q");
+    const keep = button(t("docs.deleteKeep"), () => {
+      area.replaceChildren();
+      ask.hidden = false;
+      ask.focus();
+    }, "secondary small");
+    const confirm = button(t("docs.deleteConfirm"), async () => {
+      confirm.disabled = true;
+      keep.disabled = true;
+      alert.textContent = "";
+      try {
+        await ctx.authenticated(() => deleteDocument(doc));
+        reload(t("docs.deleted", { name }));
+      } catch (error) {
+        confirm.disabled = false;
+        keep.disabled = false;
+        alert.textContent = errorMessage(error, "documents");
+      }
+    }, "danger small", { "aria-describedby": questionId, "data-confirm-delete": doc.id });
+    ask.hidden = true;
+    area.replaceChildren(
+      h(
+        "div",
+        { class: "warn-box", role: "group", "aria-labelledby": questionId },
+        h("p", { id: questionId, dir: "auto" }, t("docs.deleteQuestion", { name })),
+        h("div", { class: "actions" }, confirm, keep),
+        alert,
+      ),
+    );
+    keep.focus();
+  }, "secondary small", { "aria-label": t("docs.deleteLabel", { name }) });
+  return { ask, area };
+}
+
+function documentItem(ctx, doc, caseRec, viewer, reload, openers) {
   const info = doc.info;
   const isOwner = doc.ownerId === session.account.id;
   const owner = caseRec.members.find((m) => m.user_id === doc.ownerId);
@@ -175,8 +216,7 @@ function documentItem(ctx, doc, caseRec, viewer, reload) {
       status.textContent = "";
     }
   };
-  const view = viewable(info.mimeType)
-    ? button(t("docs.view"), async () => {
+  const openViewer = async () => {
         alert.textContent = "";
         try {
           const blob = await fetchBlob();
@@ -198,8 +238,11 @@ function documentItem(ctx, doc, caseRec, viewer, reload) {
         } catch (error) {
           alert.textContent = errorMessage(error, "documents");
         }
-      }, "secondary small", { "aria-label": t("docs.viewLabel", { name: info.name }) })
+      };
+  const view = viewable(info.mimeType)
+    ? button(t("docs.view"), openViewer, "secondary small", { "aria-label": t("docs.viewLabel", { name: info.name }) })
     : null;
+  openers?.set(doc.id, view ? openViewer : null);
   const download = button(t("docs.download"), async () => {
     alert.textContent = "";
     try {
@@ -218,9 +261,10 @@ function documentItem(ctx, doc, caseRec, viewer, reload) {
       alert.textContent = errorMessage(error, "documents");
     }
   }, "secondary small", { "aria-label": t("docs.downloadLabel", { name: info.name }) });
+  const remove = isOwner ? deleteControls(ctx, doc, reload) : null;
   return h(
     "li",
-    { class: "document", "data-id": doc.id },
+    { class: "document", "data-id": doc.id, tabindex: "-1" },
     h("h3", { dir: "auto" }, info.name),
     h(
       "p",
@@ -232,7 +276,8 @@ function documentItem(ctx, doc, caseRec, viewer, reload) {
         isOwner ? t("docs.mine") : t("docs.from", { name: owner?.username ?? "?" }),
       ].filter(Boolean).join(" · "),
     ),
-    h("div", { class: "actions" }, view, download),
+    h("div", { class: "actions" }, view, download, remove?.ask),
+    remove?.area,
     isOwner ? shareControls(ctx, doc, caseRec, reload) : null,
     alert,
     status,
@@ -271,29 +316,53 @@ function checklist(documents) {
   );
 }
 
-/** The documents of one case. */
+/**
+ * The documents of one case. `params.open` names a document to open at once (a message's
+ * attachment); `params.from` is the conversation to go back to.
+ */
 export function documents(ctx, params) {
   const { caseId } = params;
   const listRegion = h("div", { class: "doc-list", "aria-busy": "true" }, h("p", { role: "status" }, t("common.loading")));
   const viewer = h("section", { class: "viewer", "aria-live": "polite" });
   const checklistRegion = h("div");
   const uploadRegion = h("div");
+  const done = h("p", { role: "status", class: "busy", id: "docs-status" });
+  const openers = new Map();
+  let pending = params.open ?? null;
   let caseRec = null;
-  const load = async () => {
+  const load = async (message = null) => {
+    done.textContent = typeof message === "string" ? message : "";
     try {
       caseRec = await ctx.authenticated(() => caseRecord(caseId));
       if (!uploadRegion.firstChild) uploadRegion.append(uploadForm(ctx, caseRec, load));
       const { documents: docs, refused } = await ctx.authenticated(() => listDocuments(caseId, caseRec.members));
       if (session.account?.role === "counsel") checklistRegion.replaceChildren(checklist(docs));
+      const locked = refused.filter((r) => r.reason === "other_key_version").length;
+      const failed = refused.length - locked;
+      openers.clear();
       listRegion.replaceChildren(
         ...[
         h("h2", { id: "doc-list-title" }, t("docs.listTitle")),
         docs.length
-          ? h("ul", { class: "documents", "aria-labelledby": "doc-list-title" }, docs.map((d) => documentItem(ctx, d, caseRec, viewer, load)))
+          ? h("ul", { class: "documents", "aria-labelledby": "doc-list-title" }, docs.map((d) => documentItem(ctx, d, caseRec, viewer, load, openers)))
           : h("p", { class: "empty" }, t("docs.none")),
-        refused.length ? h("p", { class: "error-box", role: "alert" }, t("docs.refused", { count: refused.length })) : null,
+        failed ? h("p", { class: "error-box", role: "alert" }, t("docs.refused", { count: failed })) : null,
+        locked ? h("p", { class: "error-box", role: "alert", "data-locked": String(locked) }, t("docs.otherKeyVersion", { count: locked })) : null,
         ].filter(Boolean),
       );
+      if (pending) {
+        const id = pending;
+        pending = null;
+        const item = listRegion.querySelector(`.document[data-id="${CSS.escape(id)}"]`);
+        if (!item) {
+          done.textContent = t("chat.attachmentGone");
+        } else if (openers.get(id)) {
+          await openers.get(id)();
+        } else {
+          item.scrollIntoView({ block: "center" });
+          item.focus();
+        }
+      }
     } catch (error) {
       listRegion.replaceChildren(h("p", { class: "error-box", role: "alert" }, errorMessage(error, "documents")));
     }
@@ -306,10 +375,12 @@ export function documents(ctx, params) {
     uploadRegion,
     listRegion,
     viewer,
+    done,
     h(
       "div",
       { class: "actions" },
       session.account?.role === "survivor" ? button(t("history.open"), () => ctx.go("history", { caseId })) : null,
+      params.from ? button(t("docs.backToMessages"), () => ctx.go("conversation", params.from), "secondary") : null,
       button(t("common.back"), () => ctx.go("home"), "link"),
     ),
   ];

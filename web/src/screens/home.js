@@ -20,7 +20,9 @@ function memberItem(ctx, member) {
     ? h("span", { class: "badge danger" }, t("home.keysInvalid"))
     : member.keyChanged
       ? h("span", { class: "badge warn" }, t("home.keyChanged"))
-      : null;
+      : member.mustRotate
+        ? h("span", { class: "badge warn" }, t("home.keysBeingReplaced"))
+        : null;
   return h(
     "li",
     { class: "member", "data-user": member.userId },
@@ -91,6 +93,14 @@ export function home(ctx, params) {
     heading(t(isMember ? "home.title" : "home.adminTitle")),
     params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
     h("p", { class: "whoami" }, t("home.signedInAs", { name: account.username })),
+    account.mustRotate
+      ? h(
+          "div",
+          { class: "warn-box", id: "must-rotate" },
+          h("p", {}, t("home.mustRotate")),
+          button(t("home.replaceNow"), () => ctx.go("rotate", { forced: true }), "primary"),
+        )
+      : null,
     inviteRole
       ? h("p", {}, button(t(inviteRole === "survivor" ? "home.inviteSurvivor" : "home.inviteCounsel"), () => ctx.go("invite", { role: inviteRole }), "primary"))
       : null,
@@ -99,6 +109,7 @@ export function home(ctx, params) {
       "div",
       { class: "actions" },
       button(t("home.changePassphrase"), () => ctx.go("change")),
+      button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
       button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
     ),
   ];

@@ -5,17 +5,31 @@
  */
 
 import { caseConversation, getConversation, listConversations, markRead, messagesAfter, fetchMessage, sendText, setTimer, subscribe, TIMERS } from "../chat.js";
+import { caseRecord, fetchDocument, listDocuments } from "../docs.js";
 import { h, uid } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
 import { button, errorMessage, heading } from "../ui.js";
 
 let closeStream = null;
+let heldDocuments = null;
 
-/** Close the live stream of the open conversation (screen change, lock, exit). */
+function wipeDocuments(docs) {
+  for (const doc of docs?.values() ?? []) {
+    if (doc?.fileKey instanceof Uint8Array) globalThis.sodium?.memzero?.(doc.fileKey);
+  }
+  docs?.clear();
+}
+
+/**
+ * Close the live stream of the open conversation and forget the documents opened for
+ * attaching (screen change, lock, exit).
+ */
 export function closeStreams() {
   closeStream?.();
   closeStream = null;
+  wipeDocuments(heldDocuments);
+  heldDocuments = null;
 }
 
 /** Unread counts per case id, from the conversation list. */
@@ -33,6 +47,46 @@ function timerLabel(seconds) {
   return t(`timer.${seconds}`);
 }
 
+/**
+ * Attaching documents: a disclosure with one checkbox per document of the case this
+ * account can read. Returns {el, chosen(), clear(), fill(docs)}.
+ */
+function attachPicker() {
+  const list = h("div", { class: "attach-list" }, h("p", { role: "status" }, t("common.loading")));
+  const count = h("span", { class: "attach-count" });
+  const el = h(
+    "details",
+    { class: "attach" },
+    h("summary", {}, t("chat.attach"), " ", count),
+    h("fieldset", {}, h("legend", {}, t("chat.attachLegend")), h("p", { class: "hint" }, t("chat.attachHint")), list),
+  );
+  let boxes = [];
+  const update = () => {
+    const n = boxes.filter((b) => b.box.checked).length;
+    count.textContent = n ? t("chat.attachCount", { count: n }) : "";
+  };
+  return {
+    el,
+    chosen: () => boxes.filter((b) => b.box.checked).map((b) => b.doc),
+    clear: () => {
+      for (const b of boxes) b.box.checked = false;
+      update();
+    },
+    fill: (docs) => {
+      const keep = new Set(boxes.filter((b) => b.box.checked).map((b) => b.doc.id));
+      boxes = docs.map((doc) => {
+        const id = uid("attach");
+        const box = h("input", { type: "checkbox", id, class: "check", value: doc.id, name: "attach", onChange: update });
+        box.checked = keep.has(doc.id);
+        return { doc, box, row: h("div", { class: "check-row" }, box, h("label", { for: id, dir: "auto" }, doc.info.name)) };
+      });
+      list.replaceChildren(...(boxes.length ? boxes.map((b) => b.row) : [h("p", { class: "empty" }, t("chat.attachNone"))]));
+      update();
+    },
+    failed: (message) => list.replaceChildren(h("p", { class: "error-box" }, message)),
+  };
+}
+
 /** The conversation of a case. */
 export function conversation(ctx, params) {
   const { caseId, memberIds } = params;
@@ -44,10 +98,12 @@ export function conversation(ctx, params) {
   const textId = uid("text");
   const text = h("textarea", { id: textId, name: "text", rows: "3", dir: "auto", maxlength: "20000" });
   const send = h("button", { type: "submit", class: "btn primary" }, t("chat.send"));
+  const picker = attachPicker();
   const form = h(
     "form",
     { class: "compose" },
     h("div", { class: "field" }, h("label", { for: textId }, t("chat.message")), text),
+    picker.el,
     send,
   );
   form.noValidate = true;
@@ -55,6 +111,50 @@ export function conversation(ctx, params) {
   let conv = null;
   let lastSeq = 0;
   let names = new Map();
+
+  // The case's documents I can read: for the picker and for naming attachments.
+  const docs = new Map();
+  heldDocuments = docs;
+  let caseRec = null;
+  const loadDocuments = async () => {
+    caseRec = await ctx.authenticated(() => caseRecord(caseId));
+    const listing = await ctx.authenticated(() => listDocuments(caseId, caseRec.members));
+    if (heldDocuments !== docs) return;
+    wipeDocuments(docs);
+    for (const doc of listing.documents) docs.set(doc.id, doc);
+    picker.fill(listing.documents);
+  };
+  let docsReady = loadDocuments().catch((error) => picker.failed(errorMessage(error, "documents")));
+  const attachmentOf = async (id) => {
+    await docsReady;
+    if (docs.has(id)) return docs.get(id);
+    if (!caseRec || heldDocuments !== docs) return null;
+    try {
+      const doc = await ctx.authenticated(() => fetchDocument(id, caseRec.members));
+      if (heldDocuments === docs) docs.set(id, doc);
+      return doc;
+    } catch {
+      return null;
+    }
+  };
+  const attachmentList = (ids) => {
+    if (!ids?.length) return null;
+    return h(
+      "ul",
+      { class: "attachments", "aria-label": t("chat.attachments") },
+      ids.map((id) => {
+        const li = h("li", { "data-attachment": id }, h("span", { class: "hint" }, t("common.loading")));
+        attachmentOf(id).then((doc) => {
+          li.replaceChildren(
+            doc
+              ? button(t("chat.openAttachment", { name: doc.info.name }), () => ctx.go("documents", { caseId, open: id, from: { caseId, memberIds } }), "link small")
+              : h("span", { class: "hint" }, t("chat.attachmentGone")),
+          );
+        });
+        return li;
+      }),
+    );
+  };
 
   const render = (m) => {
     if (shown.has(m.id)) return;
@@ -65,8 +165,8 @@ export function conversation(ctx, params) {
     const body = m.deleted
       ? h("p", { class: "hint" }, t("chat.deleted"))
       : m.refused
-        ? h("p", { class: "error-box" }, t("chat.refused"))
-        : h("p", { class: "text", dir: "auto" }, m.text);
+        ? h("p", { class: "error-box" }, t(m.reason === "other_key_version" ? "chat.otherKeyVersion" : "chat.refused"))
+        : [m.text ? h("p", { class: "text", dir: "auto" }, m.text) : null, attachmentList(m.attachments)];
     const item = h(
       "li",
       { class: `message ${mine ? "mine" : "theirs"}`, "data-id": m.id, "data-seq": String(m.seq) },
@@ -94,7 +194,8 @@ export function conversation(ctx, params) {
       timer.value = String(conv.ttl);
       await catchUp();
       status.textContent = "";
-      closeStreams();
+      if (heldDocuments !== docs) return; // the screen was left (or the page locked) meanwhile
+      closeStream?.();
       closeStream = subscribe({
         ready: () => {
           list.dataset.live = "true";
@@ -145,20 +246,24 @@ export function conversation(ctx, params) {
     event.preventDefault();
     alert.textContent = "";
     const value = text.value;
-    if (!value.trim() || !conv) return;
+    const attached = picker.chosen();
+    if ((!value.trim() && attached.length === 0) || !conv) return;
     send.disabled = true;
     try {
       let sent;
       try {
-        sent = await ctx.authenticated(() => sendText(conv, value));
+        sent = await ctx.authenticated(() => sendText(conv, value, attached));
       } catch (error) {
         if (!["stale_key_version", "timer_changed", "recipients_mismatch"].includes(error?.code)) throw error;
         conv = await ctx.authenticated(() => getFresh());
         timer.value = String(conv.ttl);
-        sent = await ctx.authenticated(() => sendText(conv, value));
+        sent = await ctx.authenticated(() => sendText(conv, value, attached));
       }
       text.value = "";
-      render({ id: sent.id, seq: sent.seq, senderId: session.account.id, sentAt: sent.sent_at, ttl: sent.ttl, expiresAt: sent.expires_at, text: value });
+      picker.clear();
+      render({ id: sent.id, seq: sent.seq, senderId: session.account.id, sentAt: sent.sent_at, ttl: sent.ttl, expiresAt: sent.expires_at, text: value, attachments: sent.attachments ?? [] });
+      // Attaching shared the documents: list them again so their grants are current.
+      if (attached.length) docsReady = loadDocuments().catch(() => {});
       text.focus();
     } catch (error) {
       alert.textContent = errorMessage(error, "chat");
