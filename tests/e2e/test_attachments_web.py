@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from playwright.sync_api import Page, expect
 
 from tests.conftest import PASSPHRASE as PY_PASSPHRASE
@@ -29,13 +28,6 @@ SCREEN_390: dict[str, Any] = {
     "screen": {"width": 390, "height": 844},
     "device_scale_factor": 1,
 }
-
-
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    """The app, with room for the live streams of two people moving between screens (a
-    closed stream is noticed at the next heartbeat)."""
-    return make_app(HAVEN_SSE_MAX_STREAMS="16", HAVEN_SSE_HEARTBEAT_SECONDS="2")
 
 
 def home_from_documents(page: Page) -> None:

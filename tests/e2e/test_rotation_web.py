@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import PASSPHRASE as PY_PASSPHRASE
@@ -37,14 +36,6 @@ from tests.e2e.test_safety_web import session_is_ended
 from vault.client import ApiError, HavenClient
 from vault.client.messages import Messenger
 from vault.protocol.encoding import b64decode, b64encode
-
-
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    """The app, with room for the live streams of two people moving between screens (a
-    closed stream is noticed at the next heartbeat)."""
-    return make_app(HAVEN_SSE_MAX_STREAMS="16", HAVEN_SSE_HEARTBEAT_SECONDS="2")
-
 
 SCREEN_390: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},

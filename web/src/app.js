@@ -4,7 +4,7 @@
  * fragment is read once and removed.
  */
 
-import { ApiError, logoutBeacon } from "./api.js";
+import { ApiError, get, logoutBeacon } from "./api.js";
 import { h } from "./dom.js";
 import { quickExit, installIdleLock, installShiftExit, NEUTRAL_URL } from "./exit.js";
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
@@ -13,7 +13,7 @@ import * as documentScreens from "./screens/documents.js";
 import * as homeScreens from "./screens/home.js";
 import * as keyScreens from "./screens/keys.js";
 import { forgetSigners } from "./docs.js";
-import { forgetSenders } from "./chat.js";
+import { forgetSenders, setSessionCheck } from "./chat.js";
 import * as messageScreens from "./screens/messages.js";
 import { cancelRotation } from "./rotate.js";
 import { parseInviteFragment, session } from "./session.js";
@@ -148,6 +148,8 @@ function boot() {
     document.body.append(bar, main);
   }
   onLanguageChange(rerender);
+  // Before the live stream is reopened after a failure: an ended session locks the page.
+  setSessionCheck(() => ctx.authenticated(() => get("/account")));
   installShiftExit(leave);
   installIdleLock({
     isActive: () => session.isSignedIn,

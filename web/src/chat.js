@@ -1,8 +1,8 @@
 /**
  * Conversations as the signed-in account sees them (docs/protocol.md §9), mirroring
  * vault/client/messages.py: compose and send signed envelopes, verify and open every
- * message before it is shown, live delivery over server-sent events (ids only).
- * Decrypted text lives in this page's memory only.
+ * message before it is shown, live delivery over one shared server-sent event stream
+ * (ids only). Decrypted text lives in this page's memory only.
  */
 
 import { API, get, post, request } from "./api.js";
@@ -13,6 +13,7 @@ import * as M from "./crypto/messages.js";
 import { session } from "./session.js";
 import { verifyLoggedKey } from "./directory.js";
 import { sodiumReady } from "./sodium.js";
+import { createLiveStream } from "./live.js";
 
 export const TIMERS = M.TIMERS;
 
@@ -191,28 +192,34 @@ export async function setTimer(convId, seconds) {
 }
 
 /**
- * Live events (ids only): `handlers.message({conversation_id, message_id, seq})`,
- * `deleted`, `conversation`, `resync`, `end`. Returns a function that closes the stream.
- * EventSource reconnects by itself with Last-Event-ID.
+ * The page's one live stream (§9.9), shared by every screen and closed when the keys are
+ * dropped (logout, lock, quick exit, ended session). Opened on first use.
+ */
+let checkSession = () => get("/account");
+const live = createLiveStream({
+  url: `${API}/events`,
+  open: (url) => new EventSource(url, { withCredentials: true }),
+  check: () => checkSession(),
+});
+session.onLock(() => live.close());
+
+/**
+ * What runs before the stream is reopened after a failure or an `end`: the app passes a
+ * call that locks the page when the session is gone.
+ */
+export function setSessionCheck(check) {
+  checkSession = check;
+}
+
+/**
+ * Live events (ids only) on the shared stream: `handlers.message({conversation_id,
+ * message_id, seq})`, `deleted`, `conversation`, `resync`, `ready`, `end`, plus
+ * `live(isLive)` and `poll()` (called about every 10 s while the stream is down). Returns
+ * the function that unregisters them; the stream itself stays open for other screens.
  */
 export function subscribe(handlers) {
-  const source = new EventSource(`${API}/events`, { withCredentials: true });
-  for (const kind of ["message", "deleted", "conversation", "resync", "ready"]) {
-    source.addEventListener(kind, (event) => {
-      let data = {};
-      try {
-        data = JSON.parse(event.data || "{}");
-      } catch {
-        data = {};
-      }
-      handlers[kind]?.(data);
-    });
-  }
-  source.addEventListener("end", () => {
-    source.close();
-    handlers.end?.();
-  });
-  return () => source.close();
+  if (!session.isSignedIn) return () => {};
+  return live.on(handlers);
 }
 
 export { b64encode };

@@ -56,6 +56,12 @@ class Session {
   constructor() {
     this.account = null;
     this.keyMemory = new KeyMemory();
+    this.lockHooks = new Set();
+  }
+
+  /** Run `hook` whenever the keys are dropped (logout, lock, quick exit, failed checks). */
+  onLock(hook) {
+    this.lockHooks.add(hook);
   }
 
   /** Whether an account is signed in on this page. */
@@ -90,7 +96,11 @@ class Session {
     }
     const sameAccount = this.account?.id === acct.id;
     if (this.account) wipeKeyPairs(sodium, this.account.keys);
-    if (!sameAccount) this.keyMemory.clear();
+    if (!sameAccount) {
+      // Another account (or the first one): nothing of the previous one carries over.
+      this.keyMemory.clear();
+      this.#runLockHooks();
+    }
     this.account = {
       id: acct.id,
       role: acct.role,
@@ -242,6 +252,17 @@ class Session {
     if (this.account && sodium?.memzero) wipeKeyPairs(sodium, this.account.keys);
     this.account = null;
     this.keyMemory.clear();
+    this.#runLockHooks();
+  }
+
+  #runLockHooks() {
+    for (const hook of this.lockHooks) {
+      try {
+        hook();
+      } catch {
+        /* the keys are gone either way */
+      }
+    }
   }
 
   /**

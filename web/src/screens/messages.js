@@ -1,7 +1,8 @@
 /**
- * A case's conversation: verified messages, live arrival over server-sent events,
- * sending, the disappearing-message timer. Nothing is shown before its signature and
- * header binding verified.
+ * A case's conversation: verified messages, live arrival over the page's shared
+ * server-sent event stream (fetching every ~10 s while it is down), sending, the
+ * disappearing-message timer. Nothing is shown before its signature and header binding
+ * verified.
  */
 
 import { caseConversation, getConversation, listConversations, markRead, messagesAfter, fetchMessage, sendText, setTimer, subscribe, TIMERS } from "../chat.js";
@@ -11,7 +12,7 @@ import { t } from "../i18n.js";
 import { session } from "../session.js";
 import { button, errorMessage, heading } from "../ui.js";
 
-let closeStream = null;
+let unsubscribe = null;
 let heldDocuments = null;
 
 function wipeDocuments(docs) {
@@ -22,12 +23,13 @@ function wipeDocuments(docs) {
 }
 
 /**
- * Close the live stream of the open conversation and forget the documents opened for
- * attaching (screen change, lock, exit).
+ * Stop listening to the page's live stream for the open conversation (the stream stays
+ * open for the next screen) and forget the documents opened for attaching (screen
+ * change, lock, exit).
  */
 export function closeStreams() {
-  closeStream?.();
-  closeStream = null;
+  unsubscribe?.();
+  unsubscribe = null;
   wipeDocuments(heldDocuments);
   heldDocuments = null;
 }
@@ -181,10 +183,66 @@ export function conversation(ctx, params) {
     }
   };
 
-  const catchUp = async () => {
-    const fresh = await ctx.authenticated(() => messagesAfter(conv, lastSeq));
-    fresh.forEach(render);
-    if (lastSeq) markRead(conv.id, lastSeq).catch(() => {});
+  // New messages since the last one shown; one fetch at a time, again if asked meanwhile.
+  let catching = null;
+  let again = false;
+  const catchUp = () => {
+    if (catching) {
+      again = true;
+      return catching;
+    }
+    catching = (async () => {
+      do {
+        again = false;
+        const fresh = await ctx.authenticated(() => messagesAfter(conv, lastSeq));
+        fresh.forEach(render);
+      } while (again);
+      if (lastSeq) markRead(conv.id, lastSeq).catch(() => {});
+    })().finally(() => {
+      catching = null;
+    });
+    return catching;
+  };
+
+  // Live delivery on the page's shared stream: registered before the first fetch, so
+  // nothing sent meanwhile is missed (render skips what is already shown).
+  let loaded = false;
+  let streamUp = false;
+  let registering = false;
+  const showLive = () => {
+    list.dataset.live = String(loaded && streamUp);
+  };
+  const handlers = {
+    live: (up) => {
+      const back = up && !streamUp;
+      streamUp = up;
+      showLive();
+      // (Back) live: fetch what came before the stream's starting point.
+      if (back && !registering) catchUp().catch(() => {});
+    },
+    // The stream is down (server busy, connection lost): fetch instead, every ~10 s.
+    poll: () => catchUp().catch(() => {}),
+    message: async (e) => {
+      if (e.conversation_id !== conv.id) return;
+      try {
+        render(await fetchMessage(conv, e.message_id));
+        markRead(conv.id, lastSeq).catch(() => {});
+      } catch {
+        /* expired or removed meanwhile */
+      }
+    },
+    deleted: (e) => {
+      if (e.conversation_id !== conv.id) return;
+      const li = list.querySelector(`[data-id="${CSS.escape(e.message_id)}"]`);
+      if (li) li.replaceChildren(li.firstChild, h("p", { class: "hint" }, t("chat.deleted")));
+    },
+    conversation: async (e) => {
+      if (e.conversation_id !== conv.id) return;
+      conv = await getFresh();
+      timer.value = String(conv.ttl);
+      status.textContent = t("chat.timerNow", { timer: timerLabel(conv.ttl) });
+    },
+    resync: () => catchUp().catch(() => {}),
   };
 
   (async () => {
@@ -192,37 +250,18 @@ export function conversation(ctx, params) {
       conv = await ctx.authenticated(() => caseConversation(caseId, memberIds));
       names = new Map(conv.members.map((m) => [m.user_id, m.username]));
       timer.value = String(conv.ttl);
-      await catchUp();
-      status.textContent = "";
       if (heldDocuments !== docs) return; // the screen was left (or the page locked) meanwhile
-      closeStream?.();
-      closeStream = subscribe({
-        ready: () => {
-          list.dataset.live = "true";
-        },
-        message: async (e) => {
-          if (e.conversation_id !== conv.id) return;
-          try {
-            render(await fetchMessage(conv, e.message_id));
-            markRead(conv.id, lastSeq).catch(() => {});
-          } catch {
-            /* expired or removed meanwhile */
-          }
-        },
-        deleted: (e) => {
-          if (e.conversation_id !== conv.id) return;
-          const li = list.querySelector(`[data-id="${CSS.escape(e.message_id)}"]`);
-          if (li) li.replaceChildren(li.firstChild, h("p", { class: "hint" }, t("chat.deleted")));
-        },
-        conversation: async (e) => {
-          if (e.conversation_id !== conv.id) return;
-          conv = await getFresh();
-          timer.value = String(conv.ttl);
-          status.textContent = t("chat.timerNow", { timer: timerLabel(conv.ttl) });
-        },
-        resync: () => catchUp().catch(() => {}),
-        end: () => ctx.go("login", { notice: "login.sessionEnded" }),
-      });
+      unsubscribe?.();
+      registering = true;
+      try {
+        unsubscribe = subscribe(handlers);
+      } finally {
+        registering = false;
+      }
+      await catchUp();
+      loaded = true;
+      showLive();
+      status.textContent = "";
     } catch (error) {
       status.textContent = "";
       alert.textContent = errorMessage(error, "chat");
