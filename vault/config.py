@@ -76,6 +76,9 @@ def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_SESSION_MAX_SECONDS": _int(env, "HAVEN_SESSION_MAX_HOURS", 12, minimum=1) * 3600,
         "REMEMBER_COOKIE_DURATION": 0,
         "MAX_CONTENT_LENGTH": _int(env, "HAVEN_MAX_JSON_BYTES", 256 * 1024, minimum=1024),
+        "HAVEN_ROTATION_FREEZE_SECONDS": _int(
+            env, "HAVEN_ROTATION_FREEZE_SECONDS", 600, minimum=10
+        ),
         "HAVEN_ROTATION_MAX_BYTES": _int(
             env, "HAVEN_ROTATION_MAX_BYTES", 16 * 1024 * 1024, minimum=64 * 1024
         ),
@@ -129,6 +132,7 @@ def _load_limiter(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_LIMIT_LOGIN_IP": _str(env, "HAVEN_LIMIT_LOGIN_IP", "30/minute;200/hour"),
         "HAVEN_LIMIT_LOGIN_ACCOUNT": _str(env, "HAVEN_LIMIT_LOGIN_ACCOUNT", "10/minute;50/day"),
         "HAVEN_LIMIT_RECOVERY": _str(env, "HAVEN_LIMIT_RECOVERY", "5/minute;20/day"),
+        "HAVEN_LIMIT_ROTATION_BEGIN": _str(env, "HAVEN_LIMIT_ROTATION_BEGIN", "10/minute;50/day"),
         "HAVEN_LIMIT_REDEEM": _str(env, "HAVEN_LIMIT_REDEEM", "10/minute;50/hour"),
     }
 

@@ -129,7 +129,7 @@ def _rotate(app: Flask, person: Person) -> tuple[float, float, float, int]:
         user.auth_hash = accounts.hash_auth_key(AUTH_KEY, cost)
         db.commit()
         t0 = time.perf_counter()
-        found = rotation.reseal_set(db, user)
+        found = rotation.begin(db, user.id, timedelta(minutes=10))
         t1 = time.perf_counter()
         new = pkeys.KeyPairs.generate(version=2)
         new_x = bytes(new.box_key.public_key)

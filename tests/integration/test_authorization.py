@@ -30,7 +30,7 @@ CORE_ROUTES: list[Route] = [
     Route("POST", "/api/v1/auth/logout", signed_in(204)),
     Route("POST", "/api/v1/account/passphrase", signed_in(400), body={}),
     Route("GET", "/api/v1/account", signed_in(200)),
-    Route("GET", "/api/v1/account/keys/reseal", signed_in(200)),
+    Route("POST", "/api/v1/account/keys/reseal", signed_in(200)),
     Route("POST", "/api/v1/account/keys", signed_in(400), body={}),
     Route(
         "POST",

@@ -28,6 +28,7 @@ from vault.client.documents import Documents
 from vault.client.messages import Messenger
 from vault.db import database
 from vault.directory import services as directory
+from vault.messages.models import MessageReseal
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
 from vault.protocol.encoding import b64encode
@@ -37,8 +38,9 @@ Make = Callable[..., tuple[HavenClient, str]]
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Flask:
-    """The app, with the rotation limit out of the way of the refusal table."""
-    return make_app(HAVEN_LIMIT_RECOVERY="1000/minute")
+    """The app, with the rotation and send limits out of the way of the refusal table and
+    of the traffic generator."""
+    return make_app(HAVEN_LIMIT_RECOVERY="1000/minute", HAVEN_LIMIT_MESSAGE_SEND="100000/minute")
 
 
 def _docs(client: HavenClient) -> Documents:
@@ -129,10 +131,10 @@ def test_after_a_rotation_everything_stays_readable_by_exactly_the_same_people(
     assert len(before["survivor"][0]) == 3 and len(before["counsel"][0]) == 4
     assert len(before["survivor"][1]) == 3 == len(before["counsel"][1])
     # Each account's reseal set is what it can read, and only that.
-    counsel_set = w["counsel"].get("/account/keys/reseal")
+    counsel_set = w["counsel"].post("/account/keys/reseal")
     assert {d["id"] for d in counsel_set["documents"]} == set(before["counsel"][0])
     assert {m["id"] for m in counsel_set["messages"]} == set(before["counsel"][1])
-    assert w["stranger"].get("/account/keys/reseal") == {
+    assert w["stranger"].post("/account/keys/reseal") == {
         "key_version": 1,
         "documents": [],
         "messages": [],
@@ -239,7 +241,7 @@ def _rotation_body(client: HavenClient, **overrides: Any) -> dict[str, Any]:
     old, name = client.account.keys, client.account.username
     new = pkeys.KeyPairs.generate(version=old.version + 1)
     rkeys = recovery_keys(pkeys.generate_recovery_key())
-    found = client.get("/account/keys/reseal")
+    found = client.post("/account/keys/reseal")
     body = {
         "current_auth_key": b64encode(passphrase_keys(PASSPHRASE, client.prelogin(name)).auth_key),
         "public_keys": _public_json(new.public(name)),
@@ -271,10 +273,6 @@ def test_a_rotation_that_misses_or_invents_an_item_changes_nothing(
     cases = {
         "missing document": (body | {"documents": body["documents"][1:]}, 409),
         "missing message": (body | {"messages": body["messages"][1:]}, 409),
-        "invented message": (
-            body | {"messages": [*body["messages"], {**body["messages"][0], "id": "x" * 22}]},
-            409,
-        ),
         "listed twice": (body | {"documents": body["documents"] * 2}, 400),
         "wrong version": (body | {"public_keys": {**body["public_keys"], "version": 3}}, 409),
         "old version seal": (
@@ -283,7 +281,7 @@ def test_a_rotation_that_misses_or_invents_an_item_changes_nothing(
                 "documents": [
                     {
                         **d,
-                        "sealed_key": survivor.get("/account/keys/reseal")["documents"][0][
+                        "sealed_key": survivor.post("/account/keys/reseal")["documents"][0][
                             "sealed_key"
                         ],
                     }
@@ -300,11 +298,11 @@ def test_a_rotation_that_misses_or_invents_an_item_changes_nothing(
         ),
     }
     # Larger than the general JSON limit (256 KiB) but within the rotation limit: read,
-    # and refused for what it says, not for its size.
+    # and refused for what it says (a document missing), not for its size.
     padding = [
         {"id": f"d{i:020d}", "sealed_key": body["documents"][0]["sealed_key"]} for i in range(2500)
     ]
-    cases["a large set"] = (body | {"documents": body["documents"] + padding}, 409)
+    cases["a large set"] = (body | {"documents": body["documents"][1:] + padding}, 409)
     for label, (bad, status) in cases.items():
         answer = survivor.http.post(f"{live_server.url}/api/v1/account/keys", json=bad, timeout=30)
         assert answer.status_code == status, (label, answer.text)
@@ -318,9 +316,16 @@ def test_a_rotation_that_misses_or_invents_an_item_changes_nothing(
             k.status for k in db.scalars(select(UserKey).where(UserKey.user_id == user.id))
         ] == [KeyStatus.CURRENT]
         db.close()
-    # The untouched body still works.
-    answer = survivor.http.post(f"{live_server.url}/api/v1/account/keys", json=body, timeout=30)
+    # The untouched body still works; an id that is not (or no longer) readable is ignored.
+    invented = {**body["messages"][0], "id": "x" * 22}
+    good = body | {"messages": [*body["messages"], invented]}
+    answer = survivor.http.post(f"{live_server.url}/api/v1/account/keys", json=good, timeout=30)
     assert answer.status_code == 200, answer.text
+    with app.app_context():
+        db = database(app).sessions()
+        reseals = db.scalars(select(MessageReseal.message_id)).all()
+        assert sorted(reseals) == sorted(m["id"] for m in body["messages"])
+        db.close()
 
 
 def _counts_without_audit(counts: dict[str, int]) -> dict[str, int]:
@@ -353,7 +358,8 @@ def test_messages_sent_while_a_rotation_runs_all_stay_readable(
 ) -> None:
     """Counsel keeps sending while the survivor rotates twice: every message the server
     accepted is readable by the survivor afterwards, whichever side of the rotation it
-    landed on; the only refusal a sender may see is a stale key, which it retries."""
+    landed on. The refusals a sender may see are a stale key and a recipient preparing a
+    rotation, both of which it retries; the rotation itself never has to give up."""
     w = world(create_account)
     counsel, survivor = w["counsel"], w["survivor"]
     accepted: list[str] = []
@@ -367,9 +373,10 @@ def test_messages_sent_while_a_rotation_runs_all_stay_readable(
             try:
                 accepted.append(chat.send(w["cid"], f"during rotation {i}")["id"])
             except ApiError as exc:
-                if exc.code != "stale_key_version":
+                if exc.code not in {"stale_key_version", "keys_rotating"}:
                     failures.append(exc)
                     return
+                time.sleep(0.05)
             except BaseException as exc:
                 failures.append(exc)
                 return
@@ -410,3 +417,43 @@ def test_haven_account_rotate_keys_from_the_command_line(
         main, ["account", "rotate-keys"]
     )
     assert wrong.exit_code != 0 and "sign-in failed" in wrong.output
+
+
+def test_while_a_rotation_is_prepared_nothing_new_is_sealed_to_the_account(
+    app: Flask, create_account: Make, live_server: LiveServer
+) -> None:
+    """Starting a rotation freezes the account: sends and grants to it are refused with
+    keys_rotating until it publishes (or the freeze runs out), so the set its client
+    re-seals cannot grow under it."""
+    w = world(create_account)
+    counsel, survivor = w["counsel"], w["survivor"]
+    assert survivor.account is not None
+    late = _docs(counsel).upload(
+        w["case_id"], io.BytesIO(b"late filing"), doc_type="other", name="late.pdf"
+    )
+    body = _rotation_body(survivor)  # starts the rotation
+    with pytest.raises(ApiError) as frozen:
+        Messenger(counsel).send(w["cid"], "while you rotate")
+    assert (frozen.value.status, frozen.value.code) == (409, "keys_rotating")
+    with pytest.raises(ApiError) as frozen_grant:
+        _docs(counsel).grant(late.id, survivor.account.id)
+    assert (frozen_grant.value.status, frozen_grant.value.code) == (409, "keys_rotating")
+    with pytest.raises(ApiError) as own_upload:
+        _docs(survivor).upload(w["case_id"], io.BytesIO(b"x"), doc_type="other", name="x.txt")
+    assert own_upload.value.code == "keys_rotating"
+    # A freeze that ran out lets traffic through; the set then grows, and the stale
+    # request is sent back for the new set rather than leaving a message unreadable.
+    with app.app_context():
+        db = database(app).sessions()
+        user = db.get(User, survivor.account.id)
+        assert user is not None
+        user.rotation_freeze_until = user.created_at
+        db.commit()
+        db.close()
+    arrived = Messenger(counsel).send(w["cid"], "after the freeze ran out")
+    answer = survivor.http.post(f"{live_server.url}/api/v1/account/keys", json=body, timeout=30)
+    assert (answer.status_code, answer.json()["error"]["code"]) == (409, "reseal_set_changed")
+    survivor.rotate_keys(PASSPHRASE)  # starts again and publishes
+    assert readable_messages(survivor, w["cid"])[arrived["id"]] == "after the freeze ran out"
+    _docs(counsel).grant(late.id, survivor.account.id)  # the freeze is over
+    assert late.id in readable_documents(survivor, w["case_id"])

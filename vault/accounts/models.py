@@ -57,6 +57,9 @@ class User(Base):
     key_version: Mapped[int] = mapped_column(Integer, default=1)
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     is_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # While a key rotation is being prepared (§14), nothing new is sealed to the account,
+    # so the set its client re-seals cannot grow under it.
+    rotation_freeze_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     keys: Mapped[list[UserKey]] = relationship(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -43,7 +43,7 @@ class SealedMessage:
 
 @dataclass(frozen=True)
 class ResealSet:
-    """Everything an account must re-seal to rotate: §14 step 1."""
+    """Everything an account must re-seal to rotate (§14 step 1)."""
 
     key_version: int
     documents: dict[str, bytes]
@@ -119,12 +119,43 @@ def _sealed_messages(db: Session, user_id: str, now: datetime) -> list[SealedMes
     return out
 
 
-def reseal_set(db: Session, user: User) -> ResealSet:
-    """Every file key and message key the account can read, as sealed to it now."""
+def _lock_account(db: Session, user_id: str, freeze_until: datetime | None) -> User:
+    """Lock the account's row (setting its freeze) and then its conversations' rows in id
+    order; on SQLite the first write takes the database. A send takes its conversation's
+    row before it re-reads its recipients (§9.5), and a grant re-reads its reader under a
+    share lock on the reader's row, so neither can slip a key sealed to the old version
+    past what is read after this."""
+    db.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(rotation_freeze_until=freeze_until)
+        .execution_options(synchronize_session=False)
+    )
+    user = db.get(User, user_id, populate_existing=True)
+    if user is None:
+        raise NotFound("no such account")
+    mine = select(ConversationMember.conversation_id).where(ConversationMember.user_id == user_id)
+    db.execute(
+        select(Conversation.id)
+        .where(Conversation.id.in_(mine))
+        .order_by(Conversation.id)
+        .with_for_update()
+    ).all()
+    return user
+
+
+def begin(db: Session, user_id: str, freeze: timedelta) -> ResealSet:
+    """Start preparing a rotation: freeze the account, so nothing new is sealed to it for
+    ``freeze``, and return every file key and message key it can read as sealed now."""
     now = utcnow()
+    serialise_appends(db, chain.ADVISORY_LOCK_ID)  # first, as in rotate()
+    user = _lock_account(db, user_id, now + freeze)
     documents = _owned(db, user.id)
     documents |= {doc_id: sealed for doc_id, (_, sealed) in _granted(db, user.id, now).items()}
-    return ResealSet(user.key_version, documents, _sealed_messages(db, user.id, now))
+    found = ResealSet(user.key_version, documents, _sealed_messages(db, user.id, now))
+    chain.append(db, "key_rotation_started", actor_id=user.id, subject_id=user.id)
+    db.commit()
+    return found
 
 
 def _check_shapes(rotation: Rotation, username: str, new_version: int) -> None:
@@ -179,35 +210,23 @@ def rotate(
     auth_hash = accounts.hash_auth_key(rotation.passphrase.auth_key, cost)
     recovery_hash = accounts.hash_auth_key(rotation.recovery_auth_key, cost)
 
-    # Locks, always in this order: the log's append lock, the account's row, then the
-    # rows of its conversations in id order. A send takes its conversation's row before
-    # it re-reads the recipients' key versions, so a message sealed to the old version
-    # is either in the set read below or refused; a grant to this account re-reads the
-    # version under a share lock on the account's row. Only this account's conversations
-    # and grants wait for the rotation; on SQLite the first write takes the database.
+    # Locks, always in this order: the key log's and the audit chain's append locks (a
+    # grant holds the chain's before it share-locks its reader), the account's row
+    # (clearing its freeze), the rows of its conversations in id order.
     serialise_appends(db, ADVISORY_LOCK_ID)
-    db.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(session_version=User.session_version)
-        .execution_options(synchronize_session=False)
-    )
-    user = db.get(User, user_id, populate_existing=True)
-    assert user is not None
+    serialise_appends(db, chain.ADVISORY_LOCK_ID)
+    user = _lock_account(db, user_id, None)
     if new_version != user.key_version + 1:
         raise _stale(new_version, user)
-    mine = select(ConversationMember.conversation_id).where(ConversationMember.user_id == user.id)
-    db.execute(
-        select(Conversation.id)
-        .where(Conversation.id.in_(mine))
-        .order_by(Conversation.id)
-        .with_for_update()
-    ).all()
     now = utcnow()
     owned = _owned(db, user.id)
     granted = _granted(db, user.id, now)
     readable = {m.id for m in _sealed_messages(db, user.id, now)}
-    if set(rotation.documents) != set(owned) | set(granted) or set(rotation.messages) != readable:
+    # Ids no longer readable (deleted or expired since the set was read) are ignored;
+    # anything readable that was not re-sealed sends the client back for the set.
+    if not (set(owned) | set(granted)) <= set(rotation.documents) or not readable <= set(
+        rotation.messages
+    ):
         db.rollback()
         raise Conflict(
             "what this account can read changed while the keys were being re-sealed; "
@@ -229,12 +248,13 @@ def rotate(
             ],
         )
     db.execute(delete(MessageReseal).where(MessageReseal.user_id == user.id))
-    if rotation.messages:
+    if readable:
         db.execute(
             insert(MessageReseal),
             [
                 {"message_id": m, "user_id": user.id, "key_version": new_version, "sealed_key": k}
                 for m, k in rotation.messages.items()
+                if m in readable
             ],
         )
 
@@ -265,8 +285,8 @@ def rotate(
         detail={
             "from": new_version - 1,
             "to": new_version,
-            "documents": len(rotation.documents),
-            "messages": len(rotation.messages),
+            "documents": len(owned) + len(granted),
+            "messages": len(readable),
         },
         ring=ring,
     )

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import nacl.exceptions
 import nacl.hash
@@ -372,13 +374,34 @@ def current_keys(user: User) -> UserKey:
     raise NotFound("account has no current key")
 
 
-def key_versions(db: Session, user_ids: list[str], *, lock: bool = False) -> dict[str, int]:
-    """Current key versions of some accounts, read fresh; ``lock`` takes a share lock on
-    their rows (PostgreSQL) so a key rotation waits for this transaction."""
-    query = select(User.id, User.key_version).where(User.id.in_(user_ids))
+def sealable_versions(
+    db: Session, user_ids: list[str], *, lock: bool = False
+) -> dict[str, int | None]:
+    """Current key versions of some accounts, read fresh, or None for an account that is
+    preparing a key rotation (nothing may be sealed to it until it is done). ``lock``
+    takes a share lock on their rows (PostgreSQL) so a rotation waits for this
+    transaction."""
+    query = select(User.id, User.key_version, User.rotation_freeze_until).where(
+        User.id.in_(user_ids)
+    )
     if lock:
         query = query.with_for_update(read=True)
-    return {uid: int(version) for uid, version in db.execute(query)}
+    return sealable(db.execute(query), utcnow())
+
+
+def sealable(rows: Iterable[Any], now: datetime) -> dict[str, int | None]:
+    """(id, key version, freeze) rows as {id: version, or None while frozen}."""
+    return {
+        uid: None if frozen is not None and frozen > now else int(version)
+        for uid, version, frozen in rows
+    }
+
+
+def frozen_error() -> Conflict:
+    """The refusal for sealing anything to an account preparing a key rotation."""
+    return Conflict(
+        "someone here is replacing their keys; try again in a minute", code="keys_rotating"
+    )
 
 
 def count_users(db: Session) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, Literal
 
 import nacl.hash
@@ -320,11 +321,18 @@ def account() -> Response:
     return jsonify({"account": account_json(me())})
 
 
-@bp.get("/account/keys/reseal")
-@endpoint("Every file key and message key this account must re-seal to rotate", roles=ANY_ROLE)
+@bp.post("/account/keys/reseal")
+@limiter.limit(
+    _limit("HAVEN_LIMIT_ROTATION_BEGIN"), key_func=lambda: f"begin:{current_user.get_id()}"
+)
+@endpoint(
+    "Start a key rotation: freeze the account and list every key it must re-seal",
+    roles=ANY_ROLE,
+)
 def reseal_set() -> Response:
-    """What the client re-seals before POST /account/keys (§14 step 1)."""
-    found = rotation.reseal_set(db.session(), me())
+    """Nothing new is sealed to the account for a while; here is what to re-seal (§14)."""
+    freeze = timedelta(seconds=current_app.config["HAVEN_ROTATION_FREEZE_SECONDS"])
+    found = rotation.begin(db.session(), me().id, freeze)
     return jsonify(
         {
             "key_version": found.key_version,

@@ -243,19 +243,26 @@ class HavenClient:
             "recovery_auth_key": b64encode(rkeys.auth_key),
             "recovery_wrapped_keys": b64encode(pkeys.wrap_bundle(new, name, rkeys.wrap_key)),
         }
+        done: dict[tuple[str, str], bytes] = {}  # (id, sealed key) -> re-sealed, across tries
+
+        def reseal(item: dict[str, Any], kind: str) -> dict[str, str]:
+            key = (item["id"], item["sealed_key"])
+            if key not in done:
+                done[key] = (
+                    reseal_file_key(item, old, new)
+                    if kind == "document"
+                    else reseal_message_key(item, old, new_x25519)
+                )
+            return {"id": item["id"], "sealed_key": b64encode(done[key])}
+
         for attempt in range(attempts):
-            found = self.get("/account/keys/reseal")
+            # Starting freezes the account: nothing new is sealed to it meanwhile.
+            found = self.post("/account/keys/reseal")
             if found["key_version"] != old.version:
                 raise pkeys.ProtocolError("the server names a key version I do not hold")
             body = keys_part | {
-                "documents": [
-                    {"id": d["id"], "sealed_key": b64encode(reseal_file_key(d, old, new))}
-                    for d in found["documents"]
-                ],
-                "messages": [
-                    {"id": m["id"], "sealed_key": b64encode(reseal_message_key(m, old, new_x25519))}
-                    for m in found["messages"]
-                ],
+                "documents": [reseal(d, "document") for d in found["documents"]],
+                "messages": [reseal(m, "message") for m in found["messages"]],
             }
             try:
                 acct = self.post("/account/keys", body)["account"]

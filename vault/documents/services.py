@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vault.accounts.models import User, UserKey
-from vault.accounts.services import key_versions
+from vault.accounts.services import frozen_error, sealable, sealable_versions
 from vault.audit import services as audit
 from vault.audit.models import Event, EventKind
 from vault.cases.models import CaseMember
@@ -216,9 +216,16 @@ def create_document(
     document_id = b64encode(new.document_id)
     # Lock the owner's row so concurrent creates cannot both fit in the same quota, and
     # a key rotation (§14) either sees this document or makes it refuse.
-    version = db.scalar(select(User.key_version).where(User.id == user.id).with_for_update())
+    owner = db.execute(
+        select(User.id, User.key_version, User.rotation_freeze_until)
+        .where(User.id == user.id)
+        .with_for_update()
+    )
+    version = sealable(owner, utcnow()).get(user.id)
     if version != new.key_version:
         db.rollback()
+        if version is None:
+            raise frozen_error()
         raise InvalidRequest(
             f"sign with your current key version {version}", code="stale_key_version"
         )
@@ -622,8 +629,11 @@ def grant_access(db: Session, user: User, document_id: str, new: NewGrant) -> Gr
     # Read the reader's key version again under a share lock: a key rotation (§14) that
     # took their row first has committed by now and is refused here; one that comes
     # later waits for this grant and re-seals it.
-    if key_versions(db, [new.grantee_id], lock=True).get(new.grantee_id) != version:
+    current = sealable_versions(db, [new.grantee_id], lock=True).get(new.grantee_id)
+    if current != version:
         db.rollback()
+        if current is None:
+            raise frozen_error()
         raise InvalidRequest(
             "the reader's key version changed; fetch it again", code="stale_key_version"
         )

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from vault.accounts import services as accounts
 from vault.accounts.models import KeyStatus, Role, User, UserKey
 from vault.cases.models import Case, CaseMember
 from vault.db import utcnow
@@ -459,9 +460,11 @@ def _recheck_key_versions(db: Session, header: pmsg.Header) -> None:
     that committed since the members were read is caught here; one that comes later
     waits for this commit and re-seals this message."""
     ids = [r.user_id for r in header.recipients]
-    now = {uid: version for uid, version in db.execute(sql.KEY_VERSIONS, {"ids": ids})}
+    now = accounts.sealable(db.execute(sql.KEY_VERSIONS, {"ids": ids}), utcnow())
     if any(now.get(r.user_id) != r.key_version for r in header.recipients):
         db.rollback()
+        if any(now.get(r.user_id, 0) is None for r in header.recipients):
+            raise accounts.frozen_error()
         raise Conflict(
             "a recipient's key version changed; fetch the conversation again",
             code="stale_key_version",

@@ -109,8 +109,8 @@ MEMBER_KEYS = (
     .where(Conversation.id == bindparam("conversation_id"))
 )
 
-# Current key versions of some accounts: param ids (expanding).
-KEY_VERSIONS = select(User.id, User.key_version).where(
+# Current key versions and rotation freezes of some accounts: param ids (expanding).
+KEY_VERSIONS = select(User.id, User.key_version, User.rotation_freeze_until).where(
     User.id.in_(bindparam("ids", expanding=True))
 )
 

@@ -6,7 +6,7 @@
  * key log. The old private keys are wiped; the new recovery key is returned to show once.
  */
 
-import { ApiError, get, logoutBeacon, post } from "./api.js";
+import { ApiError, logoutBeacon, post } from "./api.js";
 import { passphraseKeys } from "./crypto/argon2.js";
 import { b64decode, b64encode } from "./crypto/encoding.js";
 import { newKdfParams, recoverySubkeys } from "./crypto/kdf.js";
@@ -94,7 +94,7 @@ export async function rotateKeys(passphrase, { onProgress = () => {} } = {}) {
     let answer = null;
     for (let attempt = 1; ; attempt++) {
       onProgress({ phase: "fetch" });
-      const set = await get("/account/keys/reseal");
+      const set = await post("/account/keys/reseal", {});
       live();
       const total = resealCount(set);
       const sealed = await resealSet(sodium, set, oldKeys, newKeys, {

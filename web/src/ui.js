@@ -106,6 +106,7 @@ export function errorMessage(error, context = "login") {
       stale_key_version: "error.keysMismatch",
       must_rotate_keys: "error.mustRotate",
       recipient_must_rotate: "error.recipientMustRotate",
+      keys_rotating: "error.recipientMustRotate",
       reseal_set_changed: "error.resealChanged",
       not_owner: "error.attachmentNotOwner",
       missing_attachment_key: "error.attachmentNotOwner",

@@ -43,7 +43,7 @@ export function resealMessageKey(sodium, sealed, oldKeys, newKeys) {
 export const resealCount = (set) => (set.documents?.length ?? 0) + (set.messages?.length ?? 0);
 
 /**
- * Re-seal a whole set from GET /account/keys/reseal (§14 steps 1–2) for POST /account/keys:
+ * Re-seal a whole set from POST /account/keys/reseal (§14 steps 1–2) for POST /account/keys:
  * `{documents: [{id, sealed_key}], messages: [{id, sealed_key}]}`. Refuses a set made for
  * another key version than the one held, and names the first item that does not open.
  * `onProgress(done, total)`; `pause()` is awaited now and then so a page can repaint.
