@@ -11,8 +11,9 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
-from tests.e2e.conftest import ANDROID, IPHONE, Contexts
+from tests.e2e.conftest import ANDROID, IPHONE, NEUTRAL, Contexts
 from tests.e2e.flows import (
+    assert_holds_none_of,
     choose_language,
     counsel_with_invite,
     login,
@@ -105,6 +106,12 @@ def test_attach_a_document_counsel_opens_it_then_the_owner_deletes_it(
         "no longer available"
     )
     assert survivor_watch.console_errors == [] and counsel_watch.console_errors == []
+
+    # Quick exit from the conversation: nothing of it is left in the browser's storage.
+    page.click("#quick-exit")
+    page.wait_for_url(NEUTRAL)
+    page.goto(f"{live_server.url}/app/")
+    assert_holds_none_of(page, ["police report", "Here is the police report", "salma"])
 
 
 @pytest.mark.parametrize("lang", ["en", "ar"])
