@@ -111,6 +111,9 @@ def make_app(
 
     yield _make_app
     for app in apps:
+        purger = app.extensions.get("haven.purger")
+        if purger is not None:
+            purger.stop()  # its database goes away with the test
         database(app).engine.dispose()
 
 
