@@ -250,10 +250,10 @@ def send_message(conversation_id: str) -> tuple[Response, int]:
     message, is_new = services.send_message(
         db.session(), _fanout(), place, body.envelope(), _send_rules(), body.attachment_grants()
     )
+    if is_new:  # sealed at current key versions just now: it has no reseal
+        return jsonify({"message": message_json(message)}), 201
     reseals = services.reseals_for(db.session(), me(), [message.id])
-    return jsonify({"message": message_json(message, reseals.get(message.id))}), (
-        201 if is_new else 200
-    )
+    return jsonify({"message": message_json(message, reseals.get(message.id))}), 200
 
 
 @bp.get("/conversations/<conversation_id>/messages")
