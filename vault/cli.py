@@ -196,13 +196,20 @@ def log_group() -> None:
 @log_group.command("verify")
 @with_appcontext
 def log_verify() -> None:
-    """Recompute every leaf, node, head signature and log-key announcement."""
+    """Recompute the log from its entries' bytes and name every row that disagrees."""
+    from sqlalchemy import select
+
+    from vault.accounts.models import UserKey
     from vault.directory.services import verify_log
     from vault.protocol.transparency import TransparencyError
 
     session = db.database().sessions()
     try:
-        size = verify_log(session)
+        rows = [
+            (k.user_id, k.version, k.x25519, k.ed25519, k.signature, k.log_index)
+            for k in session.scalars(select(UserKey))
+        ]
+        size = verify_log(session, rows)
     except TransparencyError as exc:
         raise click.ClickException(f"key transparency log is NOT intact: {exc}") from exc
     finally:

@@ -51,6 +51,12 @@ CORE_ROUTES: list[Route] = [
         signed_in(200, **NOT_ADMIN_OWNER),
         path=lambda w: f"/api/v1/users/{w.people['survivor'].id}/keys",
     ),
+    Route(
+        "GET",
+        "/api/v1/users/<user_id>/keys/<int:version>",
+        signed_in(200, **NOT_ADMIN_OWNER),
+        path=lambda w: f"/api/v1/users/{w.people['survivor'].id}/keys/1",
+    ),
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -13,11 +14,14 @@ from tests.conftest import PASSPHRASE, LiveServer
 from vault.accounts import services as accounts
 from vault.accounts.models import UserKey
 from vault.client import ApiError, HavenClient
+from vault.client.directory import record_entry
 from vault.db import database
 from vault.directory import services as directory
 from vault.directory.models import LogEntry, TreeHeadRow
 from vault.protocol import keys as pkeys
+from vault.protocol import merkle
 from vault.protocol import transparency as kt
+from vault.protocol.encoding import b64decode
 
 
 def _case_pair(
@@ -49,8 +53,18 @@ def _substitute(app: Flask, user_id: str, username: str, *, log_it: bool) -> Non
         db = database(app).sessions()
         key = db.scalars(select(UserKey).where(UserKey.user_id == user_id)).one()
         key.x25519, key.ed25519, key.signature = fake.x25519, fake.ed25519, fake.signature
-        if log_it:
-            accounts.publish_key(db, app.extensions["haven.keyring"], key)
+        if log_it:  # the operator signs it into the log, skipping the one-publish rule
+            key.logged_at_ms = int(time.time() * 1000)
+            entry = kt.KeyEntry(
+                "publish",
+                user_id,
+                key.version,
+                fake.x25519,
+                fake.ed25519,
+                fake.signature,
+                key.logged_at_ms,
+            )
+            key.log_index = directory.write_entry(db, app.extensions["haven.keyring"], entry)
         db.commit()
         db.close()
 
@@ -61,7 +75,7 @@ def test_substituted_key_not_in_the_log_is_caught_by_the_other_party(
     counsel, survivor = _case_pair(create_account)
     assert survivor.account is not None
     _substitute(app, survivor.account.id, "kt-survivor", log_it=False)
-    with pytest.raises(kt.TransparencyError, match="different key"):
+    with pytest.raises(kt.TransparencyError, match="not in the log"):
         counsel.cases()
 
 
@@ -119,7 +133,8 @@ def test_a_forked_log_fails_consistency(
         for level, hashes in enumerate(tree.levels[1:], start=1):
             for index, value in enumerate(hashes):
                 db.add(LogNode(level=level, index=index, hash=value))
-        accounts.publish_key(db, ring, db.scalars(select(UserKey)).first())  # type: ignore[arg-type]
+        key = db.scalars(select(UserKey)).first()
+        accounts.publish_key(db, ring, key, kind="supersede")  # type: ignore[arg-type]
         db.commit()
         db.close()
     with pytest.raises(Exception, match="consistency proof"):
@@ -163,3 +178,31 @@ def test_inclusion_bounds_are_checked(
     with pytest.raises(ApiError) as err:
         counsel.get("/directory/proofs/inclusion", index="x", size=1)
     assert err.value.status == 400
+
+
+def test_any_published_key_version_is_served_with_its_inclusion_proof(
+    create_account: Callable[..., tuple[HavenClient, str]],
+) -> None:
+    counsel, survivor = _case_pair(create_account)
+    assert counsel.account is not None
+    old = counsel.account.public_keys
+    counsel.rotate_keys(PASSPHRASE)
+    head = survivor.directory.refresh()
+    for version in (1, 2):
+        answer = survivor.get(f"/users/{counsel.account.id}/keys/{version}")
+        record = answer["key"]
+        assert record["version"] == version and answer["size"] == head.size
+        merkle.verify_inclusion(
+            record_entry(counsel.account.id, record).leaf(),
+            record["log_index"],
+            answer["size"],
+            [b64decode(p) for p in answer["proof"]],
+            head.root,
+        )
+    assert (
+        b64decode(survivor.get(f"/users/{counsel.account.id}/keys/1")["key"]["x25519"])
+        == old.x25519
+    )
+    with pytest.raises(ApiError) as err:
+        survivor.get(f"/users/{counsel.account.id}/keys/3")
+    assert (err.value.status, err.value.code) == (404, "no_such_key_version")

@@ -1,5 +1,5 @@
-"""Monitoring one's own keys in the transparency log (docs/protocol.md §12 step 3, §14):
-exactly one publish entry per version 1 … current, the current one holding my keys."""
+"""The history rule (docs/protocol.md §12.4), for one's own keys and for a contact's:
+exactly one publish entry per version 1 … current, in order, decoded from the entry bytes."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class FakeLog:
     """Answers GET /directory/mine with a fixed list of entries."""
 
     def __init__(self, entries: list[dict[str, Any]]) -> None:
-        self.entries = entries
+        self.entries = [e | {"index": i} for i, e in enumerate(entries)]
 
     def get(self, path: str, **_: Any) -> dict[str, Any]:
         assert path == "/directory/mine"
@@ -46,8 +46,7 @@ def check(entries: list[dict[str, Any]], mine: pkeys.KeyPairs = V2) -> None:
 def test_a_rotated_account_with_every_version_once_passes() -> None:
     check([entry("publish", V1), entry("publish", V2), entry("supersede", V1)])
     check([entry("publish", V1)], mine=V1)
-    # Another account's entries are not mine to judge.
-    check([entry("publish", V1), entry("publish", V2), entry("publish", V3, user_id="other")])
+    check([entry("publish", V1), entry("compromise", V1), entry("publish", V2)])
 
 
 @pytest.mark.parametrize(
@@ -63,8 +62,41 @@ def test_a_rotated_account_with_every_version_once_passes() -> None:
             id="a newer version I never made",
         ),
         pytest.param([entry("publish", V1), entry("publish", OTHER_V2)], id="substituted"),
+        pytest.param(
+            [entry("publish", V1), entry("publish", V2), entry("publish", V3, user_id="other")],
+            id="an entry naming another account",
+        ),
+        pytest.param(
+            [entry("publish", V1), entry("supersede", V2), entry("publish", V2)],
+            id="superseding a version not yet published",
+        ),
+        pytest.param(
+            [entry("publish", V1), entry("publish", V2) | {"data": "AAAA"}], id="not an entry"
+        ),
     ],
 )
 def test_a_log_holding_keys_i_never_made_is_refused(entries: list[dict[str, Any]]) -> None:
     with pytest.raises(kt.TransparencyError):
         check(entries)
+
+
+def test_the_leaf_bytes_are_read_not_the_labels_beside_them() -> None:
+    # The server's labels say "another account, version 3"; the bytes say my version 2.
+    relabelled = entry("publish", V2) | {"user_id": "x", "kind": "supersede", "key_version": 3}
+    check([entry("publish", V1), relabelled])
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        pytest.param(lambda b: b + b"\x00", id="trailing byte"),
+        pytest.param(lambda b: b[:-1], id="truncated"),
+        pytest.param(lambda b: b.replace(b"publish", b"publisX"), id="unknown kind"),
+    ],
+)
+def test_an_entry_that_is_not_canonical_is_refused(mutate: Any) -> None:
+    public = V1.public("maria")
+    data = kt.KeyEntry("publish", ME, 1, public.x25519, public.ed25519, public.signature, 7)
+    assert kt.KeyEntry.decode(data.encode()) == data
+    with pytest.raises(kt.TransparencyError):
+        kt.KeyEntry.decode(mutate(data.encode()))

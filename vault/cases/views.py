@@ -14,7 +14,11 @@ from vault.accounts.views import key_json
 from vault.api import Body, endpoint, me, parse_body
 from vault.cases import services
 from vault.cases.models import Case
+from vault.directory import services as directory
+from vault.directory.views import entry_json
+from vault.errors import NotFound
 from vault.keyring import keyring
+from vault.protocol.encoding import b64encode
 
 bp = Blueprint("cases", __name__, url_prefix="/api/v1")
 
@@ -57,15 +61,34 @@ def get_case(case_id: str) -> Response:
 @bp.get("/users/<user_id>/keys")
 @endpoint("Published key versions of yourself or someone who shares a case with you", roles=MEMBERS)
 def user_keys(user_id: str) -> Response:
-    """All key versions of a contact, oldest first."""
-    other = services.contact_keys(db.session(), me(), user_id)
+    """All key versions of a contact, oldest first, and every log entry naming it (§12.4)."""
+    session = db.session()
+    other = services.contact_keys(session, me(), user_id)
     return jsonify(
         {
             "user_id": other.id,
             "current_version": other.key_version,
             "keys": [key_json(k) for k in other.keys],
+            "entries": [entry_json(e) for e in directory.entries_for(session, other.id)],
         }
     )
+
+
+@bp.get("/users/<user_id>/keys/<int:version>")
+@endpoint(
+    "One published key version of yourself or a contact, with its inclusion proof",
+    roles=MEMBERS,
+)
+def user_key_version(user_id: str, version: int) -> Response:
+    """A key version (a current or an older one) and its proof in the newest tree."""
+    session = db.session()
+    other = services.contact_keys(session, me(), user_id)
+    key = next((k for k in other.keys if k.version == version), None)
+    if key is None or key.log_index is None:
+        raise NotFound("no such key version", code="no_such_key_version")
+    size = directory.latest_head(session).size
+    proof = directory.inclusion(session, key.log_index, size)
+    return jsonify({"key": key_json(key), "size": size, "proof": [b64encode(p) for p in proof]})
 
 
 class AddCounselBody(Body):

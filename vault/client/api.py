@@ -288,6 +288,7 @@ class HavenClient:
         return cases
 
     def verify_contact(self, user_id: str, username: str, record: dict[str, Any]) -> None:
-        """Check a contact's key record: self-signature, then inclusion in the log."""
+        """Check a contact's key record: self-signature, inclusion, history and my pins."""
         parse_public_keys(record).verify(username)
         self.directory.verify_key(user_id, record)
+        self.directory.check_contact(user_id, record)

@@ -25,6 +25,7 @@ class KeyDirectory:
     client: HavenClient
     log_keys: dict[int, bytes] = field(default_factory=dict)
     head: kt.TreeHead | None = None
+    pins: dict[tuple[str, int], tuple[bytes, bytes]] = field(default_factory=dict)
 
     def _trust_log_keys(self) -> None:
         """Follow announcements from the pinned log key to the newest (first use pins v1)."""
@@ -83,46 +84,76 @@ class KeyDirectory:
         if record.get("log_index") is None or record.get("logged_at_ms") is None:
             raise kt.TransparencyError(f"key {record.get('version')} of {user_id} is not logged")
         head = self.head if self.head and self.head.size > record["log_index"] else self.refresh()
-        entry = kt.KeyEntry(
-            "publish",
-            user_id,
-            int(record["version"]),
-            b64decode(record["x25519"]),
-            b64decode(record["ed25519"]),
-            b64decode(record["signature"]),
-            int(record["logged_at_ms"]),
-        )
+        entry = record_entry(user_id, record)
         answer = self.client.get(
             "/directory/proofs/inclusion", index=record["log_index"], size=head.size
         )
-        if b64decode(answer["entry"]["data"]) != entry.encode():
-            raise kt.TransparencyError(f"the log holds a different key for {user_id}")
         proof = [b64decode(p) for p in answer["proof"]]
         try:
             merkle.verify_inclusion(entry.leaf(), record["log_index"], head.size, proof, head.root)
         except merkle.ProofError as exc:
             raise kt.TransparencyError(f"key of {user_id} is not in the log") from exc
 
-    def monitor_self(self, user_id: str, mine: PublicKeys) -> None:
-        """Refuse if the log holds a key in my name that I did not make (§12, §14).
+    def check_contact(self, user_id: str, record: dict[str, Any]) -> None:
+        """Refuse a contact whose log history breaks the one-publish rule (§12.4).
 
-        Exactly one ``publish`` entry per version 1 … current, and the current one holds
-        my keys: a newer version, a gap or a second entry for a version is refused.
+        Every entry naming the contact is decoded from its own bytes; the record must be
+        the one ``publish`` of its version, and no version may differ from what I pinned.
         """
-        versions: dict[int, bytes] = {}
-        for entry in self.client.get("/directory/mine")["entries"]:
-            if entry["user_id"] != user_id or entry["kind"] != "publish":
-                continue
-            version = int(entry["key_version"])
-            if version in versions or not 1 <= version <= mine.version:
-                raise kt.TransparencyError(
-                    f"the log holds a key version {version} in my name that I never made"
-                )
-            versions[version] = b64decode(entry["data"])
-        if sorted(versions) != list(range(1, mine.version + 1)):
-            raise kt.TransparencyError("the log is missing a version of my keys")
-        data = versions[mine.version]
-        if mine.x25519 not in data or mine.ed25519 not in data:
-            raise kt.TransparencyError(
-                f"the log holds a key version {mine.version} in my name that I never made"
+        answer = self.client.get(f"/users/{user_id}/keys")
+        entries = [(int(e["index"]), b64decode(e["data"])) for e in answer["entries"]]
+        published = kt.check_history(user_id, entries)
+        if len(published) != int(answer["current_version"]):
+            raise kt.EquivocationError(
+                f"the server's current version of {user_id} is not the log's newest"
             )
+        for entry in published.values():
+            self.pin(entry)
+        held = published.get(int(record["version"]))
+        if held is None or held.encode() != record_entry(user_id, record).encode():
+            raise kt.EquivocationError(
+                f"the log holds other keys for version {record['version']} of {user_id}"
+            )
+
+    def pin(self, entry: kt.KeyEntry) -> None:
+        """Pin a contact's key version on first use; refuse other bytes for it later."""
+        keys = (entry.x25519, entry.ed25519)
+        pinned = self.pins.setdefault((entry.user_id, entry.version), keys)
+        if pinned != keys:
+            raise kt.EquivocationError(
+                f"version {entry.version} of {entry.user_id} is not the key I pinned for it"
+            )
+
+    def monitor_self(self, user_id: str, mine: PublicKeys) -> None:
+        """Refuse if the log holds a key in my name that I did not make (§12.4).
+
+        Exactly one ``publish`` entry per version 1 … current, read from each entry's own
+        bytes, and the current one holds my keys: a newer version, a gap or a second entry
+        for a version is refused.
+        """
+        entries = [
+            (int(e["index"]), b64decode(e["data"]))
+            for e in self.client.get("/directory/mine")["entries"]
+        ]
+        current = kt.KeyEntry(
+            "publish", user_id, mine.version, mine.x25519, mine.ed25519, mine.signature, 0
+        )
+        try:
+            kt.check_history(user_id, entries, current)
+        except kt.TransparencyError as exc:
+            raise kt.TransparencyError(
+                f"the log holds a key in my name that I never made: {exc}"
+            ) from exc
+
+
+def record_entry(user_id: str, record: dict[str, Any]) -> kt.KeyEntry:
+    """The ``publish`` entry a published key record stands for, rebuilt byte for byte."""
+    return kt.KeyEntry(
+        "publish",
+        user_id,
+        int(record["version"]),
+        b64decode(record["x25519"]),
+        b64decode(record["ed25519"]),
+        b64decode(record["signature"]),
+        int(record["logged_at_ms"]),
+    )

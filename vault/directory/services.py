@@ -8,9 +8,10 @@ entry and the new signed head are committed with it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from vault.db import serialise_appends
@@ -19,6 +20,7 @@ from vault.errors import InvalidRequest, NotFound
 from vault.keyring import Keyring, KeyringError
 from vault.protocol import merkle
 from vault.protocol import transparency as kt
+from vault.protocol.encoding import lp
 
 ADVISORY_LOCK_ID = 6962
 
@@ -74,6 +76,22 @@ def append(db: Session, ring: Keyring, entry: kt.KeyEntry) -> int:
     """Append an entry, store the perfect nodes it completes, sign the new head."""
     serialise_appends(db, ADVISORY_LOCK_ID)
     ensure_log_key(db, ring)
+    if entry.kind == "publish":
+        published = publish_entries(db, entry.user_id)
+        if entry.version in published or entry.version != len(published) + 1:
+            raise kt.EquivocationError(
+                f"version {entry.version} of {entry.user_id} would break the one-publish rule"
+            )
+    return write_entry(db, ring, entry)
+
+
+def write_entry(db: Session, ring: Keyring, entry: kt.KeyEntry) -> int:
+    """Store an entry and sign the new head, checking no rule (``append`` checks them).
+
+    Anyone holding the database and the log key can do this much; it is kept apart so the
+    tests can play that operator, whom witnesses and clients must catch.
+    """
+    serialise_appends(db, ADVISORY_LOCK_ID)
     index = tree_size(db)
     leaf = entry.leaf()
     db.add(
@@ -131,13 +149,11 @@ def head_at(db: Session, size: int) -> TreeHeadRow:
     return head
 
 
-def inclusion(db: Session, index: int, size: int) -> tuple[LogEntry, list[bytes]]:
-    """An entry and its inclusion proof in the tree of ``size`` leaves."""
+def inclusion(db: Session, index: int, size: int) -> list[bytes]:
+    """The inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
     if not 0 <= index < size <= tree_size(db):
         raise InvalidRequest("need 0 <= index < size <= the log's size")
-    entry = db.get(LogEntry, index)
-    assert entry is not None
-    return entry, merkle.inclusion_proof(index, size, subtree_oracle(db))
+    return merkle.inclusion_proof(index, size, subtree_oracle(db))
 
 
 def consistency(db: Session, old_size: int, new_size: int) -> list[bytes]:
@@ -148,9 +164,36 @@ def consistency(db: Session, old_size: int, new_size: int) -> list[bytes]:
 
 
 def entries_for(db: Session, user_id: str) -> list[LogEntry]:
-    """Every entry about one account, oldest first (for self-monitoring)."""
-    query = select(LogEntry).where(LogEntry.user_id == user_id).order_by(LogEntry.index)
-    return list(db.scalars(query))
+    """Every entry whose leaf names one account, oldest first (for monitoring, §12.4).
+
+    The search reads the hashed entry bytes, never the ``user_id`` column: a column edited
+    in the database cannot hide an entry from its owner or from a contact's client.
+    """
+    needle = lp(user_id.encode("utf-8"))
+    match: Any
+    if db.get_bind().dialect.name == "postgresql":
+        match = text("position(:needle in kt_entries.data) > 0").bindparams(needle=needle)
+    else:
+        match = func.instr(LogEntry.data, needle) > 0
+    query = select(LogEntry).where(match).order_by(LogEntry.index)
+    found = []
+    for entry in db.scalars(query):
+        try:
+            if kt.KeyEntry.decode(entry.data).user_id == user_id:
+                found.append(entry)
+        except kt.TransparencyError:
+            found.append(entry)  # let the client see and refuse a malformed entry
+    return found
+
+
+def publish_entries(db: Session, user_id: str) -> dict[int, LogEntry]:
+    """The ``publish`` entries naming one account, by version, decoded from their leaves."""
+    published: dict[int, LogEntry] = {}
+    for entry in entries_for(db, user_id):
+        decoded = kt.KeyEntry.decode(entry.data)
+        if decoded.kind == "publish":
+            published.setdefault(decoded.version, entry)
+    return published
 
 
 def log_keys(db: Session) -> list[LogKey]:
@@ -158,35 +201,95 @@ def log_keys(db: Session) -> list[LogKey]:
     return list(db.scalars(select(LogKey).order_by(LogKey.version)))
 
 
-def verify_log(db: Session) -> int:
-    """Recompute every leaf, node and head from the entries; return the size checked."""
+KeyRow = tuple[str, int, bytes, bytes, bytes, int | None]
+
+
+def verify_log(db: Session, key_rows: Iterable[KeyRow] = ()) -> int:
+    """Recompute every leaf, node and head from the entry bytes; return the size checked.
+
+    Every problem is named (up to 50): an entry whose columns disagree with its own leaf,
+    a broken history rule (§12.4), a published key row that is not its log entry, a node,
+    head or log key that does not verify.
+    """
+    problems: list[str] = []
     tree = merkle.MemoryTree()
     keys = {k.version: k.public_key for k in log_keys(db)}
     previous: LogKey | None = None
     for key in log_keys(db):
         if previous is not None:
-            if key.announcement is None:
-                raise kt.TransparencyError(f"log key {key.version} was never announced")
-            kt.verify_announcement(
-                previous.public_key, previous.version, key.version, key.public_key, key.announcement
-            )
+            try:
+                if key.announcement is None:
+                    raise kt.TransparencyError(f"log key {key.version} was never announced")
+                kt.verify_announcement(
+                    previous.public_key,
+                    previous.version,
+                    key.version,
+                    key.public_key,
+                    key.announcement,
+                )
+            except kt.TransparencyError as exc:
+                problems.append(str(exc))
         previous = key
+    histories: dict[str, list[tuple[int, bytes]]] = {}
     for entry in db.scalars(select(LogEntry).order_by(LogEntry.index)):
         if entry.index != tree.size:
             raise kt.TransparencyError(f"entry {tree.size} is missing")
         if merkle.leaf_hash(entry.data) != entry.leaf_hash:
-            raise kt.TransparencyError(f"entry {entry.index} does not match its leaf hash")
-        tree.append(entry.leaf_hash)
+            problems.append(f"entry {entry.index} does not match its leaf hash")
+        tree.append(merkle.leaf_hash(entry.data))
         stored = db.get(LogNode, (0, entry.index))
-        if stored is None or stored.hash != entry.leaf_hash:
-            raise kt.TransparencyError(f"leaf node {entry.index} differs from its entry")
+        if stored is None or stored.hash != tree.perfect(0, entry.index):
+            problems.append(f"leaf node {entry.index} differs from its entry")
+        try:
+            decoded = kt.KeyEntry.decode(entry.data)
+        except kt.TransparencyError as exc:
+            problems.append(f"entry {entry.index}: {exc}")
+            continue
+        columns = (entry.kind, entry.user_id, entry.key_version)
+        if columns != (decoded.kind, decoded.user_id, decoded.version):
+            problems.append(
+                f"entry {entry.index}: columns (kind, user_id, key_version) disagree with its leaf"
+            )
+        histories.setdefault(decoded.user_id, []).append((entry.index, entry.data))
+    for node in db.scalars(select(LogNode).where(LogNode.level > 0)):
+        levels = tree.levels
+        if node.level >= len(levels) or node.index >= len(levels[node.level]):
+            problems.append(f"node {node.level}/{node.index} is beyond the log")
+        elif levels[node.level][node.index] != node.hash:
+            problems.append(f"node {node.level}/{node.index} differs from its leaves")
+    for user_id, history in histories.items():
+        try:
+            kt.check_history(user_id, history)
+        except kt.TransparencyError as exc:
+            problems.append(str(exc))
+    data_at = {index: data for history in histories.values() for index, data in history}
+    for user_id, version, x25519, ed25519, signature, log_index in key_rows:
+        data = data_at.get(log_index) if log_index is not None else None
+        held = kt.KeyEntry.decode(data) if data is not None else None
+        if held is None or (
+            held.kind,
+            held.user_id,
+            held.version,
+            held.x25519,
+            held.ed25519,
+            held.signature,
+        ) != ("publish", user_id, version, x25519, ed25519, signature):
+            problems.append(f"key row {user_id} version {version} is not its log entry")
     for head in db.scalars(select(TreeHeadRow).order_by(TreeHeadRow.size)):
         if head.size > tree.size or tree.root(head.size) != head.root:
-            raise kt.TransparencyError(f"tree head of size {head.size} has the wrong root")
+            problems.append(f"tree head of size {head.size} has the wrong root")
+            continue
         signed = kt.TreeHead(
             head.size, head.root, head.timestamp_ms, head.key_version, head.signature
         )
         if head.key_version not in keys:
-            raise kt.TransparencyError(f"tree head {head.size} names an unknown log key")
-        signed.verify(keys[head.key_version])
+            problems.append(f"tree head {head.size} names an unknown log key")
+            continue
+        try:
+            signed.verify(keys[head.key_version])
+        except kt.TransparencyError as exc:
+            problems.append(f"tree head {head.size}: {exc}")
+    if problems:
+        more = f" (and {len(problems) - 50} more)" if len(problems) > 50 else ""
+        raise kt.TransparencyError("; ".join(problems[:50]) + more)
     return tree.size

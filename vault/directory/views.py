@@ -10,6 +10,7 @@ from vault import db
 from vault.api import ANY_ROLE, endpoint, me, query_int
 from vault.directory import services
 from vault.directory.models import LogEntry, TreeHeadRow
+from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64encode
 
 bp = Blueprint("directory", __name__, url_prefix="/api/v1/directory")
@@ -27,14 +28,17 @@ def head_json(head: TreeHeadRow) -> dict[str, Any]:
 
 
 def entry_json(entry: LogEntry) -> dict[str, Any]:
-    """A log entry as JSON (its encoded bytes are what the leaf hashes)."""
-    return {
-        "index": entry.index,
-        "kind": entry.kind,
-        "user_id": entry.user_id,
-        "key_version": entry.key_version,
-        "data": b64encode(entry.data),
-    }
+    """A log entry as JSON: its index and the exact bytes its leaf hashes (§12.5).
+
+    ``kind``, ``user_id`` and ``key_version`` are read from those bytes, never from the
+    table's columns; clients decode ``data`` themselves and trust nothing else.
+    """
+    item: dict[str, Any] = {"index": entry.index, "data": b64encode(entry.data)}
+    try:
+        decoded = kt.KeyEntry.decode(entry.data)
+    except kt.TransparencyError:
+        return item
+    return item | {"kind": decoded.kind, "user_id": decoded.user_id, "key_version": decoded.version}
 
 
 @bp.get("/head")
@@ -52,13 +56,11 @@ def head_of_size(size: int) -> Response:
 
 
 @bp.get("/proofs/inclusion")
-@endpoint("An entry and its inclusion proof (?index=&size=)", roles=ANY_ROLE)
+@endpoint("The inclusion proof of leaf index in a tree of size (?index=&size=)", roles=ANY_ROLE)
 def inclusion() -> Response:
-    """Prove that entry ``index`` is in the tree of ``size`` leaves."""
-    entry, proof = services.inclusion(
-        db.session(), query_int("index"), query_int("size", minimum=1)
-    )
-    return jsonify({"entry": entry_json(entry), "proof": [b64encode(p) for p in proof]})
+    """Prove that leaf ``index`` is in the tree of ``size`` leaves (no entry: §12.6)."""
+    proof = services.inclusion(db.session(), query_int("index"), query_int("size", minimum=1))
+    return jsonify({"proof": [b64encode(p) for p in proof]})
 
 
 @bp.get("/proofs/consistency")

@@ -50,3 +50,23 @@ def lp(data: bytes) -> bytes:
 def frame(label: str, *fields: bytes) -> bytes:
     """Build associated data or a signed message: a domain label then length-prefixed fields."""
     return lp(label.encode("ascii")) + b"".join(lp(f) for f in fields)
+
+
+def unframe(label: str, data: bytes, count: int) -> list[bytes]:
+    """Split a frame built by :func:`frame` with ``count`` fields; refuse any other shape."""
+    fields: list[bytes] = []
+    offset = 0
+    while offset < len(data):
+        if offset + 4 > len(data):
+            raise EncodingError("truncated frame")
+        (size,) = struct.unpack(">I", data[offset : offset + 4])
+        offset += 4
+        if offset + size > len(data):
+            raise EncodingError("truncated frame")
+        fields.append(data[offset : offset + size])
+        offset += size
+    if not fields or fields[0] != label.encode("ascii"):
+        raise EncodingError(f"not a {label} frame")
+    if len(fields) != count + 1:
+        raise EncodingError(f"a {label} frame has {count} fields")
+    return fields[1:]

@@ -1,0 +1,162 @@
+"""An active operator forges keys or blinds monitoring: both clients refuse before sealing."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from sqlalchemy import func, select
+
+from tests.conftest import PASSPHRASE, LiveServer
+from tests.integration.attacks import forge_key, hide_entries
+from vault.client import HavenClient
+from vault.client.documents import Documents
+from vault.client.messages import Messenger
+from vault.db import database
+from vault.documents.models import Grant
+from vault.messages.models import Message
+from vault.protocol import keys as pkeys
+from vault.protocol import transparency as kt
+
+
+def _pair(
+    create_account: Callable[..., tuple[HavenClient, str]],
+) -> tuple[HavenClient, HavenClient, str]:
+    counsel, _ = create_account("counsel", username="op-counsel")
+    survivor, _ = create_account("survivor", username="op-survivor", invited_by=counsel)
+    [case] = survivor.get("/cases")["cases"]
+    return counsel, survivor, case["id"]
+
+
+def _count(app: Flask, model: type) -> int:
+    with app.app_context():
+        db = database(app).sessions()
+        try:
+            return int(db.scalar(select(func.count()).select_from(model)) or 0)
+        finally:
+            db.close()
+
+
+def _log_verify(app: Flask, monkeypatch: pytest.MonkeyPatch) -> str:
+    from vault.cli import main
+
+    monkeypatch.setenv("HAVEN_DATABASE_URL", app.config["HAVEN_DATABASE_URL"])
+    monkeypatch.setenv("HAVEN_KEYS_DIR", app.config["HAVEN_KEYS_DIR"])
+    result = CliRunner().invoke(main, ["log", "verify"])
+    assert result.exit_code != 0, result.output
+    return result.output
+
+
+def test_forged_same_version_publish_is_refused_before_anything_is_sealed(
+    create_account: Callable[..., tuple[HavenClient, str]],
+    app: Flask,
+    live_server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counsel, survivor, case_id = _pair(create_account)
+    assert counsel.account is not None
+    pinned = HavenClient(live_server.url)
+    pinned.login("op-survivor", PASSPHRASE)
+    pinned.cases()  # this device pins the counsel's real key first
+    docs = Documents(survivor)
+    passport = docs.upload(case_id, io.BytesIO(b"passport scan"), doc_type="passport", name="p.pdf")
+    grants, messages = _count(app, Grant), _count(app, Message)
+
+    forge_key(app, counsel.account.id)
+
+    with pytest.raises(kt.EquivocationError, match="two different keys for version 1"):
+        docs.grant(passport.id, counsel.account.id)
+    with pytest.raises(kt.EquivocationError):
+        Messenger(survivor).create_conversation(case_id, [counsel.account.id])
+    with pytest.raises(kt.EquivocationError):
+        Documents(pinned).grant(passport.id, counsel.account.id)
+    with pytest.raises(kt.EquivocationError):
+        pinned.cases()
+    assert (_count(app, Grant), _count(app, Message)) == (grants, messages)
+    # The counsel's own device refuses to sign in: the server serves a key it never made.
+    with pytest.raises(pkeys.ProtocolError, match="does not match my keys"):
+        HavenClient(live_server.url).login("op-counsel", PASSPHRASE)
+    assert "two different keys for version 1" in _log_verify(app, monkeypatch)
+
+
+def test_a_key_logged_but_hidden_from_its_owner_is_caught_by_the_owner(
+    create_account: Callable[..., tuple[HavenClient, str]],
+    app: Flask,
+    live_server: LiveServer,
+) -> None:
+    counsel, survivor, _ = _pair(create_account)
+    assert counsel.account is not None
+    forge_key(app, counsel.account.id, serve=False)
+    # The counsel is shown their real key, but the log holds a second version 1 in their name.
+    with pytest.raises(kt.TransparencyError, match="never made"):
+        HavenClient(live_server.url).login("op-counsel", PASSPHRASE)
+    with pytest.raises(kt.EquivocationError, match="two different keys"):
+        survivor.cases()
+
+
+def test_a_pinned_key_served_with_other_bytes_is_refused(
+    create_account: Callable[..., tuple[HavenClient, str]],
+    app: Flask,
+) -> None:
+    counsel, survivor, _ = _pair(create_account)
+    assert counsel.account is not None
+    survivor.cases()
+    original = survivor.directory.pins[(counsel.account.id, 1)]
+    # The client's pin is what it holds: a record for version 1 with other bytes is refused
+    # even by the history rule alone, and the pin refuses it before any history is read.
+    forged = kt.KeyEntry(
+        "publish", counsel.account.id, 1, b"\x01" * 32, b"\x02" * 32, b"\x03" * 64, 1
+    )
+    with pytest.raises(kt.EquivocationError, match="not the key I pinned"):
+        survivor.directory.pin(forged)
+    assert survivor.directory.pins[(counsel.account.id, 1)] == original
+
+
+def test_a_hidden_column_is_caught_by_the_owner_and_by_log_verify(
+    create_account: Callable[..., tuple[HavenClient, str]],
+    app: Flask,
+    live_server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    counsel, survivor, _ = _pair(create_account)
+    assert counsel.account is not None
+    size = survivor.directory.refresh().size
+    forge_key(app, counsel.account.id, version=2, serve=False)
+    hide_entries(app, counsel.account.id, after=size)
+    # /directory/mine reads the entry bytes, not the edited column.
+    mine = counsel.get("/directory/mine")["entries"]
+    assert [e["index"] for e in mine][-1] == size
+    with pytest.raises(kt.TransparencyError, match="never made"):
+        HavenClient(live_server.url).login("op-counsel", PASSPHRASE)
+    output = _log_verify(app, monkeypatch)
+    assert f"entry {size}: columns (kind, user_id, key_version) disagree with its leaf" in output
+
+
+def test_the_server_refuses_a_second_publish_for_a_version(
+    create_account: Callable[..., tuple[HavenClient, str]], app: Flask
+) -> None:
+    from vault.accounts import services as accounts
+    from vault.accounts.models import UserKey
+
+    counsel, _, _ = _pair(create_account)
+    assert counsel.account is not None
+    with app.app_context():
+        db = database(app).sessions()
+        try:
+            key = db.scalars(select(UserKey).where(UserKey.user_id == counsel.account.id)).one()
+            with pytest.raises(kt.EquivocationError, match="one-publish rule"):
+                accounts.publish_key(db, app.extensions["haven.keyring"], key)
+            db.rollback()
+        finally:
+            db.close()
+
+
+def test_inclusion_proofs_hand_out_no_entries(
+    create_account: Callable[..., tuple[HavenClient, str]],
+) -> None:
+    _, survivor, _ = _pair(create_account)
+    answer = survivor.get("/directory/proofs/inclusion", index=0, size=2)
+    assert set(answer) == {"proof"}
