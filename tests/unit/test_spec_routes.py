@@ -1,4 +1,4 @@
-"""Every route the app serves is in docs/protocol.md, so the spec cannot fall behind."""
+"""Every route the app serves and every error code it sends is in docs/protocol.md."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from vault import create_app
 from vault.db import database
 from vault.openapi import endpoint_specs
 
-SPEC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
+ROOT = Path(__file__).resolve().parents[2]
+SPEC = ROOT / "docs" / "protocol.md"
 API_PREFIX = "/api/v1"
 # The web client's files are not part of the protocol; the page itself is (§4.4).
 ASSETS = {"/assets/<name>"}
@@ -100,3 +101,37 @@ def test_every_route_is_in_the_spec(app: Flask) -> None:
 )
 def test_spec_pattern(method: str, rule: str, text: str, found: bool) -> None:
     assert bool(spec_pattern(method, rule).search(text)) is found
+
+
+# Codes the server sets: `code="…"` in a raise, a class default `code = "…"`, the JSON
+# written by hand in /readyz; the Python client only reads them.
+CODE_RE = re.compile(r'\bcode\s*=\s*"([a-z_]+)"|"code":\s*"([a-z_]+)"')
+# Written by werkzeug or the error handlers from the HTTP status, not by a literal.
+HTTP_CODES = {"not_found", "method_not_allowed", "request_entity_too_large"}
+HANDLER_CODES = {"rate_limited", "database_unavailable", "internal_error"}
+
+
+def server_codes() -> set[str]:
+    """Every error code a literal in vault/ (the client excepted) sets."""
+    found: set[str] = set()
+    for path in (ROOT / "vault").rglob("*.py"):
+        if "client" in path.relative_to(ROOT / "vault").parts:
+            continue
+        for match in CODE_RE.finditer(path.read_text(encoding="utf-8")):
+            found.add(match.group(1) or match.group(2))
+    return found
+
+
+def error_table() -> str:
+    """The text of §10.2."""
+    text = SPEC.read_text(encoding="utf-8")
+    start = text.index("### 10.2 Error codes")
+    return text[start : text.index("\n## ", start)]
+
+
+def test_every_error_code_is_in_the_error_table() -> None:
+    codes = server_codes()
+    assert {"invalid_size", "not_ready", "invalid_request", "message_too_large"} <= codes
+    table = error_table()
+    missing = sorted(c for c in codes | HTTP_CODES | HANDLER_CODES if f"| `{c}` |" not in table)
+    assert not missing, "error codes missing from §10.2 of docs/protocol.md: " + ", ".join(missing)
