@@ -139,8 +139,14 @@ CREATE_MUTATIONS: dict[str, tuple[Callable[[Body, Scene], Body], int, str]] = {
     "impossible size": (
         lambda b, s: {**b, "ciphertext_size": pdoc.CHUNK_CIPHERTEXT_BYTES + 1},
         400,
-        "invalid_request",
+        "invalid_size",
     ),
+    "size 65570: an empty chunk after a full one": (
+        lambda b, s: {**b, "ciphertext_size": 65570},
+        400,
+        "invalid_size",
+    ),
+    "size 16, below one chunk": (lambda b, s: {**b, "ciphertext_size": 16}, 400, "invalid_field"),
     "chunk count off": (lambda b, s: {**b, "chunk_count": 2}, 400, "invalid_size"),
     "size as text": (lambda b, s: {**b, "ciphertext_size": "29"}, 400, "invalid_field"),
     "negative size": (lambda b, s: {**b, "ciphertext_size": -5}, 400, "invalid_field"),
@@ -148,17 +154,23 @@ CREATE_MUTATIONS: dict[str, tuple[Callable[[Body, Scene], Body], int, str]] = {
     "part size off the chunk grid": (
         lambda b, s: {**b, "part_size": 5 * 1024 * 1024},
         400,
-        "invalid_request",
+        "invalid_size",
     ),
     "part size under 5 MiB": (
         lambda b, s: {**b, "part_size": 79 * pdoc.CHUNK_CIPHERTEXT_BYTES},
         400,
-        "invalid_request",
+        "invalid_size",
     ),
     "part size over 2048 chunks": (
         lambda b, s: {**b, "part_size": pdoc.MAX_PART_BYTES + pdoc.CHUNK_CIPHERTEXT_BYTES},
         400,
-        "invalid_field",
+        "invalid_size",
+    ),
+    "part size 0": (lambda b, s: {**b, "part_size": 0}, 400, "invalid_field"),
+    "part size 80 chunks minus one byte": (
+        lambda b, s: {**b, "part_size": 5_244_239},
+        400,
+        "invalid_size",
     ),
     "size changed after signing": (
         lambda b, s: {**b, "ciphertext_size": b["ciphertext_size"] + 1},

@@ -31,7 +31,7 @@ from vault.directory import services as directory
 from vault.messages.models import MessageReseal
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
-from vault.protocol.encoding import b64encode
+from vault.protocol.encoding import b64decode, b64encode
 
 Make = Callable[..., tuple[HavenClient, str]]
 
@@ -291,6 +291,17 @@ def test_a_rotation_that_misses_or_invents_an_item_changes_nothing(
             },
             400,
         ),
+        "message key format 2": (
+            body
+            | {
+                "messages": [
+                    {**m, "sealed_key": b64encode(b"\x02" + b64decode(m["sealed_key"])[1:])}
+                    for m in body["messages"][:1]
+                ]
+                + body["messages"][1:]
+            },
+            400,
+        ),
         "wrong passphrase": (body | {"current_auth_key": b64encode(bytes(32))}, 401),
         "bad signature": (
             body | {"public_keys": {**body["public_keys"], "signature": b64encode(bytes(64))}},
@@ -303,10 +314,20 @@ def test_a_rotation_that_misses_or_invents_an_item_changes_nothing(
         {"id": f"d{i:020d}", "sealed_key": body["documents"][0]["sealed_key"]} for i in range(2500)
     ]
     cases["a large set"] = (body | {"documents": body["documents"][1:] + padding}, 409)
+    codes = {
+        "missing document": "reseal_set_changed",
+        "listed twice": "invalid_field",
+        "old version seal": "invalid_field",
+        "message key format 2": "invalid_field",
+        "wrong passphrase": "bad_credentials",
+        "wrong version": "stale_key_version",
+    }
     for label, (bad, status) in cases.items():
         answer = survivor.http.post(f"{live_server.url}/api/v1/account/keys", json=bad, timeout=30)
         assert answer.status_code == status, (label, answer.text)
         assert set(answer.json()) == {"error"}, label
+        if label in codes:
+            assert answer.json()["error"]["code"] == codes[label], (label, answer.text)
     assert _counts_without_audit(row_counts(app)) == _counts_without_audit(before)
     with app.app_context():
         db = database(app).sessions()

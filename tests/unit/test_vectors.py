@@ -7,7 +7,9 @@ import json
 import pytest
 
 from tests.vectors import generate
+from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
+from vault.protocol import messages as pmsg
 from vault.protocol.encoding import b64decode
 
 
@@ -38,3 +40,37 @@ def test_public_key_vector_verifies() -> None:
     record.verify(data["username"])
     with pytest.raises(pkeys.ProtocolError):
         record.verify("another.name")
+
+
+def test_metadata_frame_of_exactly_one_block_gets_no_padding() -> None:
+    data = json.loads((generate.HERE / "documents.json").read_text())
+    full, meta = data["metadata_full_block"], data["metadata"]
+    plain = b64decode(full["plaintext"])
+    fields, rest = pdoc.parse_frame(plain, pdoc.LABEL_INFO, 6)
+    assert len(plain) == full["plaintext_bytes"] == pdoc.METADATA_BLOCK
+    assert rest == b""
+    assert fields[0] == full["name"].encode()
+    envelope = b64decode(full["envelope"])
+    assert len(envelope) == pdoc.METADATA_OVERHEAD + pdoc.METADATA_BLOCK == 297
+    assert envelope[1 : 1 + pdoc.NONCE_BYTES] == b64decode(full["nonce"])
+    info = pdoc.open_metadata(
+        envelope,
+        b64decode(data["file_key"]["file_key"]),
+        b64decode(meta["document_id"]),
+        meta["case_id"],
+        meta["uploader_id"],
+        b64decode(data["signature"]["content_header"]),
+    )
+    assert info.name == full["name"]
+    assert info.encode() == plain
+
+
+def test_message_text_of_exactly_one_block_takes_a_second_block() -> None:
+    envelopes = json.loads((generate.HERE / "messages.json").read_text())["envelopes"]
+    case = next(e for e in envelopes if e["label"] == "exactly 256 bytes")
+    text = case["text"].encode()
+    padded = b64decode(case["padded_plaintext"])
+    assert len(text) == pmsg.PAD_BLOCK
+    assert len(padded) == 2 * pmsg.PAD_BLOCK
+    assert padded == text + b"\x80" + bytes(pmsg.PAD_BLOCK - 1)
+    assert len(b64decode(case["envelope"]["body"])) == 1 + 24 + 2 * pmsg.PAD_BLOCK + 16

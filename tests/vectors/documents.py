@@ -8,6 +8,7 @@ BLAKE2b-192(ephemeral public key || recipient public key)), so it is reproducibl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 from typing import Any
@@ -18,7 +19,7 @@ import nacl.hash
 
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
-from vault.protocol.encoding import b64encode
+from vault.protocol.encoding import b64encode, frame, u64
 
 SIZES = (0, 1, 65535, 65536, 65537, 131072, 1_000_000, 8_388_608, 536_870_912)
 
@@ -35,6 +36,24 @@ def deterministic_seal(message: bytes, recipient: bytes, ephemeral_secret: bytes
         ephemeral_public + recipient, digest_size=24, encoder=nacl.encoding.RawEncoder
     )
     return ephemeral_public + sodium.crypto_box(message, nonce, recipient, ephemeral_secret)
+
+
+def _full_block_name(info: pdoc.DocumentInfo) -> str:
+    """A file name that makes the metadata frame exactly one 256-byte block."""
+    expires = info.expires_on.isoformat() if info.expires_on else ""
+    frame_without_name = len(
+        frame(
+            pdoc.LABEL_INFO,
+            b"",
+            info.mime_type.encode(),
+            u64(info.size),
+            info.doc_type.encode(),
+            expires.encode(),
+            info.sha256,
+        )
+    )
+    stem = "permiso-de-trabajo-" * 10
+    return stem[: pdoc.METADATA_BLOCK - frame_without_name - 4] + ".pdf"
 
 
 def _content(file_key: bytes, stream_header: bytes, size: int, label: str) -> dict[str, Any]:
@@ -83,6 +102,13 @@ def documents_vectors() -> dict[str, Any]:
     )
     nonce = _bytes("metadata-nonce", pdoc.NONCE_BYTES)
     envelope = pdoc.seal_metadata(info, file_key, document_id, case_id, uploader_id, header, nonce)
+    # The same record under a name that makes the info frame exactly 256 bytes: no zero
+    # byte is appended, the plaintext stays one block and the envelope 297 bytes (§8.3).
+    full_block = dataclasses.replace(info, name=_full_block_name(info))
+    full_nonce = _bytes("metadata-nonce:full-block", pdoc.NONCE_BYTES)
+    full_envelope = pdoc.seal_metadata(
+        full_block, file_key, document_id, case_id, uploader_id, header, full_nonce
+    )
     record = pdoc.SignedDocument(
         document_id, case_id, uploader_id, 1, header, len(ciphertext), envelope
     )
@@ -148,6 +174,13 @@ def documents_vectors() -> dict[str, Any]:
             ),
             "nonce": b64encode(nonce),
             "envelope": b64encode(envelope),
+        },
+        "metadata_full_block": {
+            "name": full_block.name,
+            "plaintext_bytes": len(full_block.encode()),
+            "plaintext": b64encode(full_block.encode()),
+            "nonce": b64encode(full_nonce),
+            "envelope": b64encode(full_envelope),
         },
         "signature": {
             "uploader_ed25519_seed": b64encode(uploader.ed25519_seed),

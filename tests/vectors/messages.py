@@ -47,6 +47,8 @@ CASES = [
     ("unicode and timer", "Mi pasaporte está con él — ¿qué hago? 🙏", 3600, ()),
     ("empty", "", 86400, ()),
     ("attachments", "Here is my visa page.", 0, ("doc-a", "doc-b")),
+    # Text of exactly 256 bytes: sodium_pad always appends 0x80, so it takes a second block.
+    ("exactly 256 bytes", "Necesito ayuda. " * 16, 0, ()),
 ]
 
 

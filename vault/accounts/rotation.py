@@ -181,7 +181,9 @@ def _check_shapes(rotation: Rotation, username: str, new_version: int) -> None:
             )
     for mid, sealed in rotation.messages.items():
         if len(sealed) != pmsg.SEALED_KEY_BYTES or sealed[0] != pmsg.FORMAT_V1:
-            raise InvalidRequest(f"message {mid}: a sealed key has the wrong format")
+            raise InvalidRequest(
+                f"message {mid}: a sealed key has the wrong format", code="invalid_field"
+            )
 
 
 def _stale(version: int, user: User) -> Conflict:

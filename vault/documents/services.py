@@ -169,10 +169,13 @@ def _check_new_document(db: Session, user: User, case_id: str, new: NewDocument)
         pdoc.parse_content_header(new.header)
         pdoc.check_metadata_shape(new.metadata)
         sealed_version = pdoc.sealed_key_version(new.sealed_key)
+    except ProtocolError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    try:
         plain = pdoc.plaintext_size(new.ciphertext_size)
         pdoc.check_part_bytes(new.part_size)
     except ProtocolError as exc:
-        raise InvalidRequest(str(exc)) from exc
+        raise InvalidRequest(str(exc), code="invalid_size") from exc
     if sealed_version != user.key_version:
         raise InvalidRequest(
             "seal the file key to your current key version", code="stale_key_version"

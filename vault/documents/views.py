@@ -59,7 +59,9 @@ class CreateDocumentBody(Body):
     sealed_key: b64_exact(pdoc.SEALED_KEY_BYTES)  # type: ignore[valid-type]
     ciphertext_size: int = Field(ge=pdoc.CHUNK_OVERHEAD_BYTES, le=MAX_CIPHERTEXT)
     chunk_count: int = Field(ge=1, le=2**31)
-    part_size: int = Field(default=pdoc.PART_BYTES, ge=1, le=pdoc.MAX_PART_BYTES)
+    # Bounds as for ciphertext_size; the part rule (80 to 2048 whole chunks) is checked by
+    # the service, which answers invalid_size like every other size rule (§8.6).
+    part_size: int = Field(default=pdoc.PART_BYTES, ge=1, le=MAX_CIPHERTEXT)
 
 
 class GrantBody(Body):

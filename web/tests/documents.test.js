@@ -128,6 +128,25 @@ describe("document vectors: metadata, signature, sealed key", () => {
     assert.throws(() => D.decodeInfo(dirty), /padding/);
     assert.equal(D.encodeInfo({ ...info(), name: "x".repeat(255) }).length % 256, 0);
   });
+  test("metadata frame of exactly 256 bytes: no padding, one block, 297-byte envelope", () => {
+    const f = v.metadata_full_block;
+    const header = b64decode(v.signature.content_header);
+    const id = b64decode(m().document_id);
+    const fileKey = b64decode(v.file_key.file_key);
+    const full = { ...info(), name: f.name };
+    const enc = new TextEncoder();
+    const fields = [enc.encode(f.name), enc.encode(full.mimeType), new Uint8Array(8), enc.encode(full.docType), enc.encode(full.expiresOn), full.sha256];
+    const frameBytes = 4 + "haven/v1/document-info".length + fields.reduce((n, x) => n + 4 + x.length, 0);
+    assert.equal(frameBytes, 256);
+    const plain = D.encodeInfo(full);
+    assert.equal(plain.length, f.plaintext_bytes);
+    assert.equal(plain.length, D.METADATA_BLOCK);
+    assert.equal(b64encode(plain), f.plaintext);
+    const env = D.sealMetadata(sodium, full, fileKey, id, m().case_id, m().uploader_id, header, b64decode(f.nonce));
+    assert.equal(env.length, 297);
+    assert.equal(b64encode(env), f.envelope);
+    assert.deepEqual(D.openMetadata(sodium, env, fileKey, id, m().case_id, m().uploader_id, header), full);
+  });
   test("signed message and signature", () => {
     const s = v.signature;
     const record = {

@@ -63,6 +63,17 @@ describe("message vectors", () => {
       }
     });
   }
+  test("a text of exactly 256 bytes takes a second block (0x80 then 255 zeros)", () => {
+    const e = v.envelopes.find((x) => x.label === "exactly 256 bytes");
+    const text = new TextEncoder().encode(e.text);
+    assert.equal(text.length, 256);
+    const padded = b64decode(e.padded_plaintext);
+    assert.equal(padded.length, 512);
+    assert.deepEqual(padded.subarray(0, 256), text);
+    assert.equal(padded[256], 0x80);
+    assert.ok(padded.subarray(257).every((b) => b === 0));
+    assert.equal(b64decode(e.envelope.body).length, 1 + 24 + 512 + 16);
+  });
   test("refusals: another conversation, timer, recipient set, signer, tampered body", () => {
     const keys = people();
     const sender = keys[v.sender.user_id];
