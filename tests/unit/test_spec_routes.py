@@ -19,9 +19,6 @@ SPEC = ROOT / "docs" / "protocol.md"
 API_PREFIX = "/api/v1"
 # The web client's files are not part of the protocol; the page itself is (§4.4).
 ASSETS = {"/assets/<name>"}
-# §12 (key transparency) is being rewritten; until it lands, its routes are not required
-# here. Remove this skip once the new §12 documents every /api/v1/directory route.
-SKIPPED_PREFIXES = ("/api/v1/directory/",)
 # A spec path segment in braces stands for one URL variable: `{case}`, `{id}`, `{c}`.
 PATH_CHAR = r"[A-Za-z0-9_./{}-]"
 
@@ -63,7 +60,7 @@ def served_routes(app: Flask) -> list[tuple[str, str]]:
     return sorted(
         (method, rule)
         for rule, method, _, _ in endpoint_specs(app)
-        if rule not in ASSETS and not rule.startswith(SKIPPED_PREFIXES)
+        if rule not in ASSETS
     )
 
 
