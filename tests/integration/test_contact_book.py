@@ -362,3 +362,27 @@ def test_a_book_left_under_a_replaced_key_is_lost_not_fatal(create_account: Make
     c = _member(survivor, counsel.account.id)
     assert after.pin(c["user_id"], c["username"], c["public_keys"]) == "new"
     assert not after.lost and after.counter == 2
+
+
+def test_a_rotation_with_a_book_under_the_old_keys_changes_nothing(
+    app: Flask, create_account: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counsel, survivor = _case(create_account)
+    assert counsel.account and survivor.account
+    book = ContactBook(survivor)
+    c = _member(survivor, counsel.account.id)
+    book.pin(c["user_id"], c["username"], c["public_keys"])
+    old_keys = survivor.account.keys
+    real = book.rotation_body
+    monkeypatch.setattr(book, "rotation_body", lambda new: real(old_keys))
+    before = row_counts(app)
+    with pytest.raises(ApiError) as refused:
+        _rotate_with_book(survivor, book, monkeypatch)
+    assert refused.value.status == 409 and refused.value.code == "stale_key_version"
+    assert survivor.get("/account")["account"]["key_version"] == 1
+    assert _stored(app, survivor.account.id) is not None
+    assert _stored(app, survivor.account.id)[0] == 1  # type: ignore[index]
+    after = row_counts(app)
+    assert {k: v for k, v in after.items() if not k.startswith("audit")} == {
+        k: v for k, v in before.items() if not k.startswith("audit")
+    }
