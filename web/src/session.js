@@ -308,7 +308,8 @@ class Session {
           member.verified = seen.verified;
           member.mustRotate = m.public_keys.status === "compromised";
         } catch (error) {
-          if (error instanceof ApiError) throw error;
+          // The server or the book failing is not about this member: say so for the page.
+          if (error instanceof ApiError || String(error?.code).startsWith("contact_book")) throw error;
           if (error?.code === "equivocation") member.equivocation = error.message;
           member.keysInvalid = true;
         }
