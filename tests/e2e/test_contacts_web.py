@@ -10,7 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
@@ -26,7 +28,11 @@ from tests.e2e.flows import (
 )
 from tests.e2e.test_documents_web import open_documents, png, upload
 from tests.e2e.test_rotation_web import SCREEN_390, back_home
+from vault.accounts import services as accounts
+from vault.accounts.models import UserKey
 from vault.client.messages import Messenger
+from vault.db import database
+from vault.protocol import keys as pkeys
 
 
 def member_row(page: Page, name: str) -> Any:
@@ -159,4 +165,49 @@ def test_accepting_on_the_safety_screen_and_sharing_asks_too(
     expect(member_row(page, name).locator("[data-badge=key-changed]")).to_have_count(0)
     open_conversation(page)
     send_message(page, "Accepted on the safety screen.")
+    assert watch.console_errors == []
+
+
+def test_a_forged_key_at_a_pinned_version_is_refused_before_anything_is_sent(
+    app: Flask, contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    counsel, token = counsel_with_invite(create_account)
+    assert counsel.account is not None
+    name = counsel.account.username
+    page, watch = contexts.page(IPHONE)
+    register(page, live_server.url, token, "farah")
+    expect(member_row(page, name)).to_be_visible(timeout=30_000)  # pinned at version 1
+    logout(page)
+
+    # The operator's attack (issue 11, 1): another key pair for the counsel at version 1,
+    # correctly self-signed over the username, published in the log with the server's own
+    # log key, and the counsel's key row pointed at it.
+    with app.app_context():
+        db = database(app).sessions()
+        key = db.execute(
+            select(UserKey).where(UserKey.user_id == counsel.account.id, UserKey.version == 1)
+        ).scalar_one()
+        forged = pkeys.KeyPairs.generate(version=1).public(name)
+        key.x25519, key.ed25519, key.signature = forged.x25519, forged.ed25519, forged.signature
+        db.flush()
+        accounts.publish_key(db, app.extensions["haven.keyring"], key)
+        db.commit()
+        db.close()
+
+    # A fresh session: the contact book on the server remembers the real version 1.
+    login(page, "farah")
+    row = member_row(page, name)
+    expect(row.locator("[data-badge=refused]")).to_have_text("Keys refused", timeout=30_000)
+    page.get_by_role("button", name=f"Safety number with {name}").click()
+    expect(page.locator("[data-equivocation]")).to_contain_text("Only the server can do that")
+    expect(page.locator("[data-accept-keys]")).to_have_count(0)
+    expect(page.locator("#mark-verified")).to_have_count(0)
+    page.get_by_role("button", name="Back").click()
+    open_conversation(page)
+    page.fill("textarea[name=text]", "This must not reach the forged key.")
+    page.click("form.compose button[type=submit]")
+    expect(page.locator("main .form-error")).to_contain_text("shown before with other keys")
+    expect(page.locator("[data-accept-keys]")).to_have_count(0)
+    [conv] = counsel.get("/conversations")["conversations"]
+    assert counsel.get(f"/conversations/{conv['id']}/messages")["messages"] == []
     assert watch.console_errors == []
