@@ -9,18 +9,19 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from tests.conftest import PASSPHRASE
 from tests.factories import Person, make_person, row_counts, session_cookie_for
-from vault.accounts.models import Role
+from vault.accounts import services as accounts
+from vault.accounts.models import Role, UserKey
 from vault.client import ApiError, HavenClient
 from vault.client.contacts import ContactBook, EquivocationError, KeyChanged, RollbackError
 from vault.contacts.models import ContactBook as ContactBookRow
 from vault.db import database
 from vault.protocol import contacts as pcb
 from vault.protocol import keys as pkeys
-from vault.protocol.encoding import b64encode
+from vault.protocol.encoding import b64decode, b64encode
 
 Make = Callable[..., tuple[HavenClient, str]]
 URL = "/api/v1/account/contact-book"
@@ -386,3 +387,35 @@ def test_a_rotation_with_a_book_under_the_old_keys_changes_nothing(
     assert {k: v for k, v in after.items() if not k.startswith("audit")} == {
         k: v for k, v in before.items() if not k.startswith("audit")
     }
+
+
+def test_a_forged_same_version_publish_is_refused_before_anything_is_sealed(
+    app: Flask, create_account: Make
+) -> None:
+    counsel, survivor = _case(create_account)
+    assert counsel.account
+    book = ContactBook(survivor)
+    c = _member(survivor, counsel.account.id)
+    book.pin(c["user_id"], c["username"], c["public_keys"])
+    # The operator writes another version 1 for the counsel, self-signed, and logs it.
+    with app.app_context():
+        db = database(app).sessions()
+        key = db.execute(
+            select(UserKey).where(UserKey.user_id == counsel.account.id, UserKey.version == 1)
+        ).scalar_one()
+        forged = pkeys.KeyPairs.generate(version=1).public(c["username"])
+        key.x25519, key.ed25519, key.signature = forged.x25519, forged.ed25519, forged.signature
+        db.flush()
+        accounts.publish_key(db, app.extensions["haven.keyring"], key)
+        db.commit()
+        db.close()
+    # Another session of the survivor: the log check passes, the pin does not.
+    fresh = ContactBook(survivor)
+    shown = _member(survivor, counsel.account.id)
+    assert b64decode(shown["public_keys"]["x25519"]) == forged.x25519
+    with pytest.raises(EquivocationError, match="shown before with other keys"):
+        fresh.pin(shown["user_id"], shown["username"], shown["public_keys"])
+    assert (
+        fresh.book["contacts"][counsel.account.id]["keys"]["1"]["x25519"]
+        == c["public_keys"]["x25519"]
+    )
