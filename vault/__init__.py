@@ -65,6 +65,9 @@ def _register_blueprints(app: Flask) -> None:
     blueprints.append(directory_bp)
     blueprints.append(admin_bp)
     blueprints.append(audit_bp)
+    from vault.contacts.views import bp as contacts_bp
+
+    blueprints.append(contacts_bp)
     from vault.webapp.views import bp as webapp_bp
 
     blueprints.append(webapp_bp)

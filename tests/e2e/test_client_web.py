@@ -22,6 +22,7 @@ from tests.e2e.flows import (
     login,
     register,
 )
+from vault.accounts import services as accounts
 from vault.accounts.models import User, UserKey
 from vault.client import ApiError, HavenClient
 from vault.db import database
@@ -209,22 +210,23 @@ def test_warning_when_a_contacts_key_changes(
     expect(page.locator(".warn-box")).to_have_count(0)
     page.get_by_role("button", name="Back").click()
 
-    # The counsel's account gets a new key version (as a key rotation would publish it).
+    # The counsel's account gets a new key version, logged as a key rotation publishes it.
     with app.app_context():
         db = database(app).sessions()
         user = db.get(User, counsel.account.id)
         assert user is not None
         fresh = pkeys.KeyPairs.generate(version=2).public(name)
-        db.add(
-            UserKey(
-                user_id=user.id,
-                version=2,
-                x25519=fresh.x25519,
-                ed25519=fresh.ed25519,
-                signature=fresh.signature,
-            )
+        key = UserKey(
+            user_id=user.id,
+            version=2,
+            x25519=fresh.x25519,
+            ed25519=fresh.ed25519,
+            signature=fresh.signature,
         )
+        db.add(key)
         user.key_version = 2
+        db.flush()
+        accounts.publish_key(db, app.extensions["haven.keyring"], key)
         db.commit()
         db.close()
 
@@ -235,5 +237,5 @@ def test_warning_when_a_contacts_key_changes(
     expect(page.locator(".warn-box")).to_contain_text("key changed")
     after = page.locator("#safety-number").get_attribute("data-number")
     assert after != before
-    page.get_by_role("button", name="I compared the new number").click()
+    page.get_by_role("button", name="Accept the new keys").click()
     expect(page.locator(".warn-box")).to_have_count(0)

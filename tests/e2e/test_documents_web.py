@@ -326,19 +326,25 @@ def test_a_key_missing_from_the_log_hides_the_document(
 
     other, _ = contexts.page(ANDROID)
 
+    own_index = counsel.get("/account")["account"]["public_keys"]["log_index"]
+
     def lie(route: Route) -> None:
         answer = route.fetch()
         data = answer.json()
-        raw = bytearray(b64decode(data["entry"]["data"]))
-        raw[-1] ^= 1  # another time stamp: not the entry the record describes
-        data["entry"]["data"] = b64encode(bytes(raw))
+        if f"index={own_index}&" in route.request.url:
+            route.fulfill(response=answer, json=data)
+            return
+        raw = bytearray(b64decode(data["proof"][0]))
+        raw[0] ^= 1  # a proof that does not lead from the record's entry to the root
+        data["proof"][0] = b64encode(bytes(raw))
         route.fulfill(response=answer, json=data)
 
-    other.goto(f"{live_server.url}/app/")
-    # Signed in first: the page checks its own key in the log at login, and a log that
-    # lies then refuses the sign-in (tests/e2e/test_rotation_web.py).
-    login(other, counsel_name, PY_PASSPHRASE)
+    # The log lies about every key but the counsel's own (a log that lies about one's own
+    # key refuses the sign-in: tests/e2e/test_rotation_web.py).
     other.route("**/api/v1/directory/proofs/inclusion*", lie)
+    other.goto(f"{live_server.url}/app/")
+    login(other, counsel_name, PY_PASSPHRASE)
+    expect(other.locator(".member[data-user] .badge.danger")).to_have_text("Keys do not verify")
     open_documents(other)
     expect(other.locator(".doc-list .error-box")).to_contain_text("failed the security check")
     expect(other.locator(".document")).to_have_count(0)

@@ -156,11 +156,24 @@ def test_survivor_replaces_compromised_keys_and_everything_stays_readable(
     back_home(survivor)
     open_conversation(survivor)
 
-    # Counsel still reads everything, and the page warns that her key changed.
+    # Counsel still reads everything; the page warns that her keys changed and asks
+    # before the next send (§16), which goes out once counsel accepts the new keys.
+    page.get_by_role("button", name="Safety number with rania").click()
+    page.get_by_role("button", name="Back").click()  # home again, members checked afresh
+    expect(page.locator(".member[data-user] .badge.warn")).to_have_text("Key changed")
+    page.get_by_role("button", name="Safety number with rania").click()
+    expect(page.locator(".warn-box")).to_contain_text("key changed")
+    assert page.locator("#safety-number").get_attribute("data-number") != number_before
+    page.get_by_role("button", name="Back").click()
     open_conversation(page)
     expect(page.locator("li.message.theirs")).to_contain_text("Before: my phone is still mine.")
     expect(page.locator("li.message.mine")).to_contain_text("Before: counsel here.")
     expect(page.locator("li.message .error-box")).to_have_count(0)
+    page.fill("textarea[name=text]", "After: your new keys work.")
+    page.click("form.compose button[type=submit]")
+    expect(page.locator("[data-key-changed]")).to_contain_text("This person's keys changed: rania")
+    page.click("[data-accept-keys]")
+    expect(page.locator("[data-accepted]")).to_be_visible()
     send_message(page, "After: your new keys work.")
     expect(
         survivor.locator("li.message.theirs", has_text="After: your new keys work.")
@@ -170,11 +183,7 @@ def test_survivor_replaces_compromised_keys_and_everything_stays_readable(
         timeout=15_000
     )
     back_home(page)
-    expect(page.locator(".member[data-user] .badge.warn")).to_have_text("Key changed")
-    page.get_by_role("button", name="Safety number with rania").click()
-    expect(page.locator(".warn-box")).to_contain_text("key changed")
-    assert page.locator("#safety-number").get_attribute("data-number") != number_before
-    page.get_by_role("button", name="Back").click()
+    expect(page.locator(".member[data-user] .badge.warn")).to_have_count(0)
     open_documents(page)
     view_image(page, "id card.png")
 

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from click.testing import CliRunner
@@ -24,6 +24,7 @@ from vault.accounts.models import KeyStatus, User, UserKey
 from vault.audit.models import AuditEntry
 from vault.cli import main
 from vault.client import ApiError, HavenClient
+from vault.client.contacts import KeyChanged
 from vault.client.documents import Documents
 from vault.client.messages import Messenger
 from vault.db import database
@@ -34,6 +35,7 @@ from vault.protocol import keys as pkeys
 from vault.protocol.encoding import b64decode, b64encode
 
 Make = Callable[..., tuple[HavenClient, str]]
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -70,6 +72,15 @@ def readable_messages(client: HavenClient, conversation_id: str) -> dict[str, st
         out |= {m["id"]: chat.open(conversation_id, m).text for m in page if not m["deleted"]}
         if before is None:
             return out
+
+
+def accepting_key_changes(client: HavenClient, action: Callable[[], T]) -> T:
+    """Do ``action``; if a contact's keys changed, accept them as the person would, and redo it."""
+    try:
+        return action()
+    except KeyChanged as changed:
+        client.contacts.acknowledge(changed.user_id)
+        return action()
 
 
 def world(make: Make) -> dict[str, Any]:
@@ -173,7 +184,11 @@ def test_new_messages_and_grants_go_to_the_new_key_and_the_log_shows_the_change(
     survivor, counsel = w["survivor"], w["counsel"]
     survivor.rotate_keys(PASSPHRASE)
     assert survivor.account is not None and counsel.account is not None
-    # Counsel's client sees version 2 (in the log) and seals new messages to it.
+    # Counsel's client sees version 2 (in the log): a key change it must accept (§16) ...
+    with pytest.raises(KeyChanged):
+        Messenger(counsel).send(w["cid"], "not before I accept")
+    counsel.contacts.acknowledge(survivor.account.id)
+    # ... and then it seals new messages to it.
     reply = Messenger(counsel).send(w["cid"], "new key, same conversation")
     assert {
         r["key_version"] for r in reply["recipients"] if r["user_id"] == survivor.account.id
@@ -368,7 +383,10 @@ def test_a_message_sent_to_the_old_key_during_a_rotation_is_refused_or_resealed(
     with pytest.raises(ApiError) as stale:
         chat.send_envelope(envelope)
     assert stale.value.code == "stale_key_version"
-    assert chat.send(w["cid"], "sent again after fetching keys")["recipients"]
+    sent = accepting_key_changes(
+        counsel, lambda: chat.send(w["cid"], "sent again after fetching keys")
+    )
+    assert sent["recipients"]
     texts = set(readable_messages(survivor, w["cid"]).values())
     assert "sent again after fetching keys" in texts
     assert "composed before the rotation" not in texts
@@ -398,6 +416,8 @@ def test_messages_sent_while_a_rotation_runs_all_stay_readable(
                     failures.append(exc)
                     return
                 time.sleep(0.05)
+            except KeyChanged as exc:  # the person accepts the new keys and goes on
+                counsel.contacts.acknowledge(exc.user_id)
             except BaseException as exc:
                 failures.append(exc)
                 return
@@ -476,5 +496,6 @@ def test_while_a_rotation_is_prepared_nothing_new_is_sealed_to_the_account(
     assert (answer.status_code, answer.json()["error"]["code"]) == (409, "reseal_set_changed")
     survivor.rotate_keys(PASSPHRASE)  # starts again and publishes
     assert readable_messages(survivor, w["cid"])[arrived["id"]] == "after the freeze ran out"
-    _docs(counsel).grant(late.id, survivor.account.id)  # the freeze is over
+    # The freeze is over; counsel accepts the survivor's new keys and shares.
+    accepting_key_changes(counsel, lambda: _docs(counsel).grant(late.id, survivor.account.id))
     assert late.id in readable_documents(survivor, w["case_id"])

@@ -58,9 +58,7 @@ def spec_pattern(method: str, rule: str) -> re.Pattern[str]:
 def served_routes(app: Flask) -> list[tuple[str, str]]:
     """(method, rule) of every route that the spec must describe."""
     return sorted(
-        (method, rule)
-        for rule, method, _, _ in endpoint_specs(app)
-        if rule not in ASSETS
+        (method, rule) for rule, method, _, _ in endpoint_specs(app) if rule not in ASSETS
     )
 
 

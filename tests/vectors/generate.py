@@ -151,6 +151,7 @@ GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     # -- feature vectors --
     "messages": lambda: __import__("tests.vectors.messages", fromlist=["_"]).messages_vectors(),
     "documents": lambda: __import__("tests.vectors.documents", fromlist=["_"]).documents_vectors(),
+    "contacts": lambda: __import__("tests.vectors.contacts", fromlist=["_"]).contacts_vectors(),
 }
 
 

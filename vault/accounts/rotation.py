@@ -19,6 +19,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 from vault.accounts import services as accounts
 from vault.accounts.models import KeyStatus, User, UserKey
 from vault.audit import chain
+from vault.contacts import services as contact_books
 from vault.db import serialise_appends, utcnow
 from vault.directory.services import ADVISORY_LOCK_ID
 from vault.documents.models import Document, Grant
@@ -61,6 +62,8 @@ class Rotation:
     recovery_wrapped_keys: bytes
     documents: Mapping[str, bytes]
     messages: Mapping[str, bytes]
+    # The contact book re-encrypted under v+1 (§16) as (counter, blob), stored atomically.
+    contact_book: tuple[int, bytes] | None = None
 
 
 def _live(expires_at: InstrumentedAttribute[datetime | None], now: datetime) -> ColumnElement[bool]:
@@ -184,6 +187,9 @@ def _check_shapes(rotation: Rotation, username: str, new_version: int) -> None:
             raise InvalidRequest(
                 f"message {mid}: a sealed key has the wrong format", code="invalid_field"
             )
+    if rotation.contact_book is not None:
+        counter, blob = rotation.contact_book
+        contact_books.check_blob(blob, counter, new_version)
 
 
 def _stale(version: int, user: User) -> Conflict:
@@ -235,6 +241,13 @@ def rotate(
             "fetch the set again and retry",
             code="reseal_set_changed",
         )
+
+    if rotation.contact_book is not None:
+        try:
+            contact_books.store_book(db, user.id, *rotation.contact_book)
+        except Conflict:
+            db.rollback()
+            raise
 
     if owned:
         db.execute(

@@ -14,6 +14,7 @@ from vault import db
 from vault.accounts import rotation, services
 from vault.accounts.models import Role, User, UserKey
 from vault.api import ANONYMOUS, ANY_ROLE, Body, b64_exact, endpoint, me, parse_body
+from vault.contacts.views import ContactBookBody
 from vault.errors import InvalidRequest
 from vault.extensions import limiter
 from vault.keyring import keyring
@@ -125,6 +126,7 @@ class RotateKeysBody(Body):
     recovery_wrapped_keys: b64_exact(WRAPPED)  # type: ignore[valid-type]
     documents: list[ResealedDocumentBody] = Field(max_length=1_000_000)
     messages: list[ResealedMessageBody] = Field(max_length=1_000_000)
+    contact_book: ContactBookBody | None = None
 
 
 class InviteBody(Body):
@@ -389,6 +391,9 @@ def rotate_keys() -> Response:
             recovery_wrapped_keys=body.recovery_wrapped_keys,
             documents=_unique(body.documents, "document"),
             messages=_unique(body.messages, "message"),
+            contact_book=None
+            if body.contact_book is None
+            else (body.contact_book.counter, body.contact_book.book),
         ),
     )
     start_session(user)

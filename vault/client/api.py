@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 
+from vault.client.contacts import ContactBook
 from vault.client.directory import KeyDirectory
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
@@ -102,6 +103,7 @@ class HavenClient:
         self.timeout = timeout
         self.account: Account | None = None
         self.directory = KeyDirectory(self)
+        self.contacts = ContactBook(self)
 
     # -- transport -------------------------------------------------------------------
 
@@ -264,6 +266,9 @@ class HavenClient:
                 "documents": [reseal(d, "document") for d in found["documents"]],
                 "messages": [reseal(m, "message") for m in found["messages"]],
             }
+            book = self.contacts.rotation_body(new)  # the book moves to the new keys (§16)
+            if book is not None:
+                body["contact_book"] = book
             try:
                 acct = self.post("/account/keys", body)["account"]
             except ApiError as exc:
@@ -280,15 +285,26 @@ class HavenClient:
         return link
 
     def cases(self) -> list[dict[str, Any]]:
-        """My cases, with every member's public keys checked against their self-signature."""
+        """My cases; every member's keys verified (§12.5) and pinned in my contact book."""
         cases: list[dict[str, Any]] = self.get("/cases")["cases"]
         for case in cases:
             for member in case["members"]:
                 self.verify_contact(member["user_id"], member["username"], member["public_keys"])
+                if self.account is not None and member["user_id"] != self.account.id:
+                    self.contacts.pin(member["user_id"], member["username"], member["public_keys"])
         return cases
 
     def verify_contact(self, user_id: str, username: str, record: dict[str, Any]) -> None:
-        """Check a contact's key record: self-signature, inclusion, history and my pins."""
+        """Check a contact's key record of any version: self-signature, inclusion, history."""
         parse_public_keys(record).verify(username)
         self.directory.verify_key(user_id, record)
         self.directory.check_contact(user_id, record)
+
+    def trust_contact(self, user_id: str, username: str, record: dict[str, Any]) -> None:
+        """Before sealing to a contact's current record: verify it, pin it in the contact
+        book, and raise KeyChanged until the user accepted a key change (§12.5, §16)."""
+        if user_id == (self.account.id if self.account else None):
+            return
+        self.verify_contact(user_id, username, record)
+        self.contacts.pin(user_id, username, record)
+        self.contacts.require_acknowledged(user_id)

@@ -26,6 +26,7 @@ class KeyDirectory:
     log_keys: dict[int, bytes] = field(default_factory=dict)
     head: kt.TreeHead | None = None
     pins: dict[tuple[str, int], tuple[bytes, bytes]] = field(default_factory=dict)
+    included: set[tuple[bytes, int, int]] = field(default_factory=set)
 
     def _trust_log_keys(self) -> None:
         """Follow announcements from the pinned log key to the newest (first use pins v1)."""
@@ -85,6 +86,8 @@ class KeyDirectory:
             raise kt.TransparencyError(f"key {record.get('version')} of {user_id} is not logged")
         head = self.head if self.head and self.head.size > record["log_index"] else self.refresh()
         entry = record_entry(user_id, record)
+        if (entry.leaf(), record["log_index"], head.size) in self.included:
+            return
         answer = self.client.get(
             "/directory/proofs/inclusion", index=record["log_index"], size=head.size
         )
@@ -93,6 +96,7 @@ class KeyDirectory:
             merkle.verify_inclusion(entry.leaf(), record["log_index"], head.size, proof, head.root)
         except merkle.ProofError as exc:
             raise kt.TransparencyError(f"key of {user_id} is not in the log") from exc
+        self.included.add((entry.leaf(), record["log_index"], head.size))
 
     def check_contact(self, user_id: str, record: dict[str, Any]) -> None:
         """Refuse a contact whose log history breaks the one-publish rule (§12.4).

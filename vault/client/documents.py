@@ -204,7 +204,7 @@ class Documents:
         member = self._members(case_id).get(user_id)
         if member is None:
             raise ApiError(400, "not_a_case_member", "that account is not in the case")
-        self.client.verify_contact(user_id, member["username"], member["public_keys"])
+        self.client.trust_contact(user_id, member["username"], member["public_keys"])
         return parse_public_keys(member["public_keys"])
 
     # -- reading --------------------------------------------------------------------------

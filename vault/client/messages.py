@@ -247,6 +247,8 @@ class Messenger:
             conversation_id
         )
         for attempt in (1, 2):
+            for m in conversation.raw["members"]:  # pinned, and any key change accepted
+                self.client.trust_contact(m["user_id"], m["username"], m["public_keys"])
             envelope = self.compose(conversation, text, attachments=[d.id for d in attachments])
             try:
                 return self.send_envelope(envelope, self.attachment_keys(conversation, attachments))

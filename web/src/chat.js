@@ -11,6 +11,7 @@ import { sealFileKey } from "./crypto/documents.js";
 import { ProtocolError, verifyPublicRecord } from "./crypto/keys.js";
 import * as M from "./crypto/messages.js";
 import { session } from "./session.js";
+import { checkPinned, trustContacts } from "./contacts.js";
 import { verifyLoggedKey } from "./directory.js";
 import { sodiumReady } from "./sodium.js";
 import { createLiveStream } from "./live.js";
@@ -60,6 +61,7 @@ async function senderEd25519(sodium, conv, userId, version) {
   if (!key) throw new ProtocolError("the sender has no such key version");
   const record = verifyPublicRecord(sodium, key, member.username);
   await verifyLoggedKey(userId, key);
+  if (userId !== me.id) await checkPinned(userId, version, record.x25519, record.ed25519);
   senderKeys.set(cacheKey, record.ed25519);
   return record.ed25519;
 }
@@ -155,12 +157,14 @@ export async function sendText(conv, text, documents = []) {
   const x25519 = {};
   const checked = {};
   const recipients = [];
+  // Every other member's keys checked and pinned (§16): a key change not yet accepted
+  // stops the send (KeyChangedError), equivocation refuses it (EquivocationError).
+  await trustContacts(conv.members.filter((m) => m.user_id !== me.id));
   for (const m of conv.members) {
     const record = verifyPublicRecord(sodium, m.public_keys, m.username);
     checked[m.user_id] = record;
     if (record.version !== m.key_version) throw new ProtocolError("member key version mismatch", "bad_public_keys");
     if (m.user_id === me.id && record.version !== me.keys.version) throw new ProtocolError("my keys changed", "keys_mismatch");
-    if (m.user_id !== me.id) await verifyLoggedKey(m.user_id, m.public_keys);
     x25519[m.user_id] = record.x25519;
     recipients.push({ userId: m.user_id, keyVersion: record.version });
   }

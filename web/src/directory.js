@@ -1,17 +1,25 @@
 /**
  * Key transparency in the page (docs/protocol.md §12), mirroring vault/client/directory.py:
- * pin the log key (first use) and the newest verified head, in memory only; check every
- * new head's signature and its consistency with the pinned one; refuse a contact key
- * unless the log includes exactly that key under a verified head.
+ * pin the log key (first use) and the newest verified head (in memory, and in the
+ * account's contact book, §16, so the pin outlives the page); check every new head's
+ * signature and its consistency with the pinned one; refuse a key unless the log includes
+ * exactly that key under a verified head, and unless the log's publish history for its
+ * account is one entry per version in order, the current one holding that key.
  */
 
 import { get } from "./api.js";
-import { b64decode } from "./crypto/encoding.js";
+import { b64decode, b64encode } from "./crypto/encoding.js";
 import * as KT from "./crypto/transparency.js";
 import { sodiumReady } from "./sodium.js";
 
 const logKeys = new Map();
 let pinned = null;
+let headStore = { head: () => null, pin: async () => {} };
+
+/** Where heads are pinned beyond this page's memory: {head() → {size, root}|null, pin(size, root)}. */
+export function setHeadStore(store) {
+  headStore = store;
+}
 
 async function trustLogKeys(sodium) {
   const { log_keys: chain } = await get("/directory/log-keys");
@@ -46,13 +54,17 @@ export async function refreshHead() {
   if (!logKeys.has(head.keyVersion)) await trustLogKeys(sodium);
   if (!logKeys.has(head.keyVersion)) throw new KT.TransparencyError("tree head signed by a log key that does not chain to mine");
   KT.verifyHead(sodium, head, logKeys.get(head.keyVersion));
-  const old = pinned;
-  if (old) {
+  // The head pinned in this page and the one pinned in the contact book (by this or
+  // another session of the account): the new head must extend both.
+  const stored = headStore.head();
+  const olds = [pinned, stored && (!pinned || stored.size !== pinned.size) ? stored : null].filter(Boolean);
+  for (const old of olds) {
     if (head.size < old.size) throw new KT.TransparencyError("the log shrank: the server rolled it back");
     const { proof } = await get(`/directory/proofs/consistency?from=${old.size}&to=${head.size}`);
     KT.verifyConsistency(sodium, old.size, head.size, proof.map(b64decode), old.root, head.root);
   }
   pinned = head;
+  await headStore.pin(head.size, head.root);
   return head;
 }
 
@@ -76,13 +88,34 @@ export async function verifyLoggedKey(userId, record) {
     signature: b64decode(record.signature),
     timestampMs: Number(record.logged_at_ms),
   });
-  const answer = await get(`/directory/proofs/inclusion?index=${record.log_index}&size=${head.size}`);
-  const data = b64decode(answer.entry.data);
-  if (data.length !== entry.length || data.some((b, i) => b !== entry[i])) {
-    throw new KT.TransparencyError(`the log holds a different key for ${userId}`);
+  // The answer is {proof} only: the entry is rebuilt from the record, so a proof that
+  // leads to the root proves the log holds exactly this record at that index.
+  const { proof } = await get(`/directory/proofs/inclusion?index=${record.log_index}&size=${head.size}`);
+  if (!Array.isArray(proof)) throw new KT.TransparencyError(`key of ${userId} is not in the log`);
+  try {
+    KT.verifyInclusion(sodium, KT.leafHash(sodium, entry), record.log_index, head.size, proof.map(b64decode), head.root);
+  } catch {
+    throw new KT.TransparencyError(`the log does not hold this key for ${userId}`);
   }
-  KT.verifyInclusion(sodium, KT.leafHash(sodium, entry), record.log_index, head.size, answer.proof.map(b64decode), head.root);
   verified.add(cacheKey);
+}
+
+const histories = new Set();
+
+/**
+ * A contact's publish history (§12, §14): GET /users/{id}/keys lists every log entry whose
+ * leaf names them; refuse unless it holds exactly one publish per version 1 … current in
+ * log order and the current one is `record` ({version, x25519, ed25519, signature} bytes).
+ */
+export async function verifyContactHistory(userId, record) {
+  const cacheKey = [userId, record.version, ...[record.x25519, record.ed25519, record.signature].map(b64encode)].join("|");
+  if (histories.has(cacheKey)) return;
+  const answer = await get(`/users/${encodeURIComponent(userId)}/keys`);
+  if (!Array.isArray(answer.entries)) {
+    throw new KT.TransparencyError(`the server does not show the log's history of ${userId}`);
+  }
+  KT.checkPublishHistory(answer.entries, { userId, ...record });
+  histories.add(cacheKey);
 }
 
 /**
@@ -91,7 +124,13 @@ export async function verifyLoggedKey(userId, record) {
  */
 export async function monitorSelf(userId, record) {
   const { entries } = await get("/directory/mine");
-  KT.checkOwnEntries(entries, { userId, version: record.version, x25519: record.x25519, ed25519: record.ed25519 });
+  KT.checkPublishHistory(entries, { userId, version: record.version, x25519: record.x25519, ed25519: record.ed25519 }, { mine: true });
+}
+
+/** Forget what was verified (lock, logout): the next account checks everything again. */
+export function forgetVerified() {
+  verified.clear();
+  histories.clear();
 }
 
 /** The pinned head (for tests and diagnostics). */

@@ -10,6 +10,7 @@ import { b64decode, b64encode } from "./crypto/encoding.js";
 import * as D from "./crypto/documents.js";
 import { ProtocolError, verifyPublicRecord } from "./crypto/keys.js";
 import { session } from "./session.js";
+import { checkPinned, trustContacts } from "./contacts.js";
 import { verifyLoggedKey } from "./directory.js";
 import { sodiumReady } from "./sodium.js";
 
@@ -66,6 +67,7 @@ async function signerKey(sodium, caseId, userId, version, members) {
   if (!key) throw new ProtocolError(`the uploader has no key version ${version}`);
   const record = verifyPublicRecord(sodium, key, member.username);
   await verifyLoggedKey(userId, key);
+  if (userId !== me.id) await checkPinned(userId, version, record.x25519, record.ed25519);
   signers.set(cacheKey, record.ed25519);
   return record.ed25519;
 }
@@ -374,8 +376,8 @@ export async function downloadDocument(doc, onProgress = () => {}) {
 /** Share a document with a case member, sealed to their current, self-signed key. */
 export async function grantAccess(doc, member, expiresAt = null) {
   const sodium = await sodiumReady();
-  const record = verifyPublicRecord(sodium, member.public_keys, member.username);
-  await verifyLoggedKey(member.user_id, member.public_keys);
+  // Checked and pinned (§16): a key change not yet accepted stops the share.
+  const record = (await trustContacts([member]))[member.user_id];
   const sealed = D.sealFileKey(sodium, doc.fileKey, doc.rawId, record.x25519, record.version);
   const body = { user_id: member.user_id, sealed_key: b64encode(sealed) };
   if (expiresAt) body.expires_at = expiresAt;

@@ -2,11 +2,12 @@
  * Replacing the account's key pairs (docs/protocol.md §14, client steps 1–5), mirroring
  * the Python reference client: fetch the set of sealed keys, re-seal each to new key pairs
  * of the next version, wrap the new bundle under the passphrase (fresh salt) and a new
- * recovery key, send it all in one request, then take the new keys and check them in the
- * key log. The old private keys are wiped; the new recovery key is returned to show once.
+ * recovery key, send it all in one request (with the contact book re-encrypted under the
+ * new keys, §16), then take the new keys and check them in the key log. The old private keys are wiped; the new recovery key is returned to show once.
  */
 
 import { ApiError, logoutBeacon, post } from "./api.js";
+import { bookForRotation } from "./contacts.js";
 import { passphraseKeys } from "./crypto/argon2.js";
 import { b64decode, b64encode } from "./crypto/encoding.js";
 import { newKdfParams, recoverySubkeys } from "./crypto/kdf.js";
@@ -107,10 +108,15 @@ export async function rotateKeys(passphrase, { onProgress = () => {} } = {}) {
       onProgress({ phase: "send", done: total, total });
       live();
       try {
-        answer = await post("/account/keys", { ...base, documents: sealed.documents, messages: sealed.messages });
+        // The contact book moves to the new keys in the same request (§16), loaded afresh
+        // on every attempt so its counter is the stored one plus one.
+        const contactBook = await bookForRotation(newKeys);
+        live();
+        answer = await post("/account/keys", { ...base, documents: sealed.documents, messages: sealed.messages, contact_book: contactBook });
         break;
       } catch (error) {
-        if (!(error instanceof ApiError) || error.code !== "reseal_set_changed" || attempt >= ATTEMPTS) throw error;
+        const again = ["reseal_set_changed", "contact_book_conflict"];
+        if (!(error instanceof ApiError) || !again.includes(error.code) || attempt >= ATTEMPTS) throw error;
       }
     }
     // The server answered with the account at v+1 and a fresh session for this page; if

@@ -22,8 +22,9 @@ import {
   wipeKeyPairs,
   wrapBundle,
 } from "./crypto/keys.js";
-import { fingerprint, KeyMemory, safetyNumber } from "./crypto/safety.js";
-import { monitorSelf, verifyLoggedKey } from "./directory.js";
+import { fingerprint, safetyNumber } from "./crypto/safety.js";
+import { attachAccount, forgetBook, inspectContact, loadBook } from "./contacts.js";
+import { forgetVerified, monitorSelf, refreshHead, verifyLoggedKey } from "./directory.js";
 import { sodiumReady } from "./sodium.js";
 
 const INVITE_BYTES = 32;
@@ -55,8 +56,8 @@ export class OwnKeysRefused extends Error {
 class Session {
   constructor() {
     this.account = null;
-    this.keyMemory = new KeyMemory();
     this.lockHooks = new Set();
+    attachAccount(() => this.account);
   }
 
   /** Run `hook` whenever the keys are dropped (logout, lock, quick exit, failed checks). */
@@ -98,7 +99,7 @@ class Session {
     if (this.account) wipeKeyPairs(sodium, this.account.keys);
     if (!sameAccount) {
       // Another account (or the first one): nothing of the previous one carries over.
-      this.keyMemory.clear();
+      forgetBook();
       this.#runLockHooks();
     }
     this.account = {
@@ -125,14 +126,27 @@ class Session {
       await verifyLoggedKey(me.id, me.published);
       await monitorSelf(me.id, me.record);
     } catch (error) {
-      try {
-        await this.logout();
-      } catch {
-        /* the keys are gone either way */
-      }
+      await this.#signOutQuietly();
       throw error instanceof ApiError ? error : new OwnKeysRefused(error.message);
     }
+    // Then the contact book (§16), opened with my current keys; the head pinned in it
+    // must be extended by the log as it is now.
+    try {
+      await loadBook();
+      await refreshHead();
+    } catch (error) {
+      await this.#signOutQuietly();
+      throw error;
+    }
     return me;
+  }
+
+  async #signOutQuietly() {
+    try {
+      await this.logout();
+    } catch {
+      /* the keys are gone either way */
+    }
   }
 
   /**
@@ -246,12 +260,13 @@ class Session {
     }
   }
 
-  /** Drop the keys and everything learnt about contacts from memory. */
+  /** Drop the keys and everything learnt about contacts (the contact book) from memory. */
   lock() {
     const sodium = globalThis.sodium;
     if (this.account && sodium?.memzero) wipeKeyPairs(sodium, this.account.keys);
     this.account = null;
-    this.keyMemory.clear();
+    forgetBook();
+    forgetVerified();
     this.#runLockHooks();
   }
 
@@ -266,32 +281,42 @@ class Session {
   }
 
   /**
-   * My cases, each member's public keys checked against their self-signature, with the
-   * safety number for every other member and whether their key changed since last seen.
+   * My cases. Every other member's current keys are checked (self-signature, key log,
+   * publish history) and pinned in the contact book (§16), with their safety number,
+   * whether their keys changed since I accepted them, whether I verified them, and
+   * whether they were refused (`equivocation`: shown before with other keys).
    */
   async cases() {
     const sodium = await sodiumReady();
     const me = this.account;
     const { cases } = await get("/cases");
     const mine = fingerprint(sodium, me.id, me.record.version, me.record.x25519, me.record.ed25519);
-    return cases.map((c) => ({
-      id: c.id,
-      createdAt: c.created_at,
-      members: c.members.map((m) => {
+    const out = [];
+    for (const c of cases) {
+      const members = [];
+      for (const m of c.members) {
         const member = { userId: m.user_id, role: m.role, username: m.username, isMe: m.user_id === me.id };
-        if (member.isMe) return member;
+        members.push(member);
+        if (member.isMe) continue;
         try {
-          const record = verifyPublicRecord(sodium, m.public_keys, m.username);
+          const seen = await inspectContact(m.user_id, m.username, m.public_keys);
+          const { record } = seen;
           const theirs = fingerprint(sodium, m.user_id, record.version, record.x25519, record.ed25519);
+          member.keyVersion = record.version;
           member.safetyNumber = safetyNumber(mine, theirs);
-          member.keyChanged = this.keyMemory.observe(m.user_id, record.version, record.x25519, record.ed25519);
+          member.keyChanged = seen.changed;
+          member.verified = seen.verified;
           member.mustRotate = m.public_keys.status === "compromised";
-        } catch {
+        } catch (error) {
+          // The server or the book failing is not about this member: say so for the page.
+          if (error instanceof ApiError || String(error?.code).startsWith("contact_book")) throw error;
+          if (error?.code === "equivocation") member.equivocation = error.message;
           member.keysInvalid = true;
         }
-        return member;
-      }),
-    }));
+      }
+      out.push({ id: c.id, createdAt: c.created_at, members });
+    }
+    return out;
   }
 
   /** Create a one-time invite link (counsel: survivors; admins: counsel). */

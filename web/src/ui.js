@@ -137,6 +137,9 @@ export function errorMessage(error, context = "login") {
     other_key_version: "error.otherKeyVersion",
     reseal_failed: "error.resealFailed",
     keys_changed: "error.rotatedElsewhere",
+    equivocation: "error.equivocation",
+    contact_book: "error.contactBook",
+    contact_book_rollback: "error.contactBook",
   };
   return t(byCode[code] ?? "error.generic");
 }
@@ -202,4 +205,33 @@ export function checkNewPassphrase(first, second) {
 /** A plain button. */
 export function button(text, onClick, kind = "secondary", attrs = {}) {
   return h("button", { type: "button", class: `btn ${kind}`, onClick, ...attrs }, text);
+}
+
+/**
+ * "This person's keys changed" (§16 rule 3), shown instead of sending or sharing: who,
+ * what it may mean, and the explicit step to accept the new keys. `accept(contacts)`
+ * records the acceptance; the person then tries again.
+ */
+export function keyChangeNotice(error, accept) {
+  const names = error.contacts.map((c) => c.username).join(", ");
+  const box = h("div", { class: "warn-box", role: "alert", "data-key-changed": error.contacts.map((c) => c.userId).join(" ") });
+  const ok = button(
+    t("keys.accept"),
+    async () => {
+      ok.disabled = true;
+      try {
+        await accept(error.contacts);
+        box.replaceChildren(h("p", { role: "status", "data-accepted": "true" }, t("keys.accepted", { name: names })));
+        box.classList.replace("warn-box", "notice");
+        box.removeAttribute("role");
+      } catch (failure) {
+        ok.disabled = false;
+        box.append(h("p", { class: "form-error" }, errorMessage(failure)));
+      }
+    },
+    "primary",
+    { "data-accept-keys": "true" },
+  );
+  box.append(h("p", { dir: "auto" }, t("keys.changed", { name: names })), ok);
+  return box;
 }

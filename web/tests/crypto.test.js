@@ -24,7 +24,6 @@ import {
   verifyPublicRecord,
   wrapBundle,
 } from "../src/crypto/keys.js";
-import { KeyMemory } from "../src/crypto/safety.js";
 import { loadSodium } from "./helpers.js";
 
 let sodium;
@@ -196,22 +195,5 @@ describe("key bundles and public records", () => {
     assert.throws(() => verifyPublicRecord(sodium, { ...record, x25519: record.ed25519 }, "amira"), ProtocolError);
     assert.throws(() => verifyPublicRecord(sodium, { ...record, signature: "AA" }, "amira"), ProtocolError);
     assert.throws(() => verifyPublicRecord(sodium, { ...record, x25519: `${record.x25519}=` }, "amira"), ProtocolError);
-  });
-});
-
-describe("key memory (safety-number warnings)", () => {
-  test("warns when a contact's key changes, until acknowledged", () => {
-    const memory = new KeyMemory();
-    const x = new Uint8Array(32);
-    const e = new Uint8Array(32).fill(1);
-    assert.equal(memory.observe("u1", 1, x, e), false);
-    assert.equal(memory.observe("u1", 1, x, e), false);
-    assert.equal(memory.observe("u1", 2, x, e), true);
-    assert.equal(memory.hasChanged("u1"), true);
-    assert.equal(memory.observe("u1", 2, x, e), true, "still warns until acknowledged");
-    memory.acknowledge("u1");
-    assert.equal(memory.observe("u1", 2, x, e), false);
-    memory.clear();
-    assert.equal(memory.hasChanged("u1"), false);
   });
 });

@@ -201,16 +201,22 @@ describe("own-key monitoring (§12 step 3 with §14)", () => {
     refused([], k1, /version 1 of mine is missing/);
   });
 
-  test("entries must say what they are listed as, and be canonical", () => {
+  test("the logged bytes count, not the fields listed beside them; entries must be canonical", () => {
     const [k1, k2] = keysOf();
-    // Listed as a supersede, but the logged bytes publish a key.
-    refused([item(0, "publish", k1), { ...item(5, "publish", k2), kind: "supersede" }], k1, /does not say/);
-    refused([item(0, "publish", k1), { ...item(5, "publish", k2), key_version: 1 }], k1, /does not say/);
+    // Listed as a supersede (or as version 1, or as someone else's), but the logged bytes
+    // publish a second key version in my name: that is what is checked.
+    refused([item(0, "publish", k1), { ...item(5, "publish", k2), kind: "supersede" }], k1, /version 2 in my name that I never made/);
+    refused([item(0, "publish", k1), { ...item(5, "publish", k2), key_version: 1, user_id: "x" }], k1, /version 2 in my name/);
+    // Versions must appear in increasing log order, each index once.
+    refused([item(5, "publish", k1), item(2, "publish", k2)], k2, /out of order/);
+    refused([item(0, "publish", k1), item(0, "supersede", k1)], k1, /listed twice/);
     const extended = b64encode(new Uint8Array([...b64decode(item(0, "publish", k1).data), 0]));
     refused([{ ...item(0, "publish", k1), data: extended }], k1, /truncated|shape|canonical/);
     refused([{ ...item(0, "publish", k1), data: "not base64url!" }], k1, /base64url/);
-    // Someone else's entries (if any were listed) do not count for me.
-    KT.checkOwnEntries([item(0, "publish", k1), item(2, "publish", k2, "user-other")], holding(k1));
+    // The server searched the log by my id: an entry naming someone else is refused (§12.4),
+    // and so is a supersede of a version never published.
+    refused([item(0, "publish", k1), item(2, "publish", k2, "user-other")], k1, /names another account/);
+    refused([item(0, "supersede", k2), item(1, "publish", k1)], k1, /never published/);
     const decoded = KT.decodeEntry(b64decode(item(3, "publish", k2).data));
     assert.equal(decoded.version, 2);
     assert.equal(decoded.userId, me);

@@ -3,7 +3,7 @@
  * both people can compare in person, as 60 digits and as a QR code.
  */
 
-import { b64encode, frame, u32, utf8 } from "./encoding.js";
+import { frame, u32, utf8 } from "./encoding.js";
 
 export const LABEL_FINGERPRINT = "haven/v1/fingerprint";
 export const QR_PREFIX = "HAVEN-SN1:";
@@ -38,45 +38,4 @@ export function formatSafetyNumber(number) {
 /** The text a safety-number QR code carries. */
 export function qrPayload(number) {
   return QR_PREFIX + number;
-}
-
-/**
- * Remembers, in memory only, the key each contact had when last seen, and tells whether
- * it changed since. Nothing is persisted: a reload or an idle lock forgets everything.
- */
-export class KeyMemory {
-  constructor() {
-    this.seen = new Map();
-  }
-
-  /** Record a contact's current key; return true when it differs from the one seen before. */
-  observe(userId, version, x25519, ed25519) {
-    const current = `${version}:${b64encode(x25519)}:${b64encode(ed25519)}`;
-    const before = this.seen.get(userId);
-    if (before === undefined) {
-      this.seen.set(userId, { key: current, changed: false });
-      return false;
-    }
-    if (before.key !== current) {
-      this.seen.set(userId, { key: current, changed: true });
-      return true;
-    }
-    return before.changed;
-  }
-
-  /** Whether the contact's key changed since first seen and the change was not acknowledged. */
-  hasChanged(userId) {
-    return this.seen.get(userId)?.changed === true;
-  }
-
-  /** The person compared the new number: stop warning until the key changes again. */
-  acknowledge(userId) {
-    const entry = this.seen.get(userId);
-    if (entry) entry.changed = false;
-  }
-
-  /** Forget everything (logout, lock). */
-  clear() {
-    this.seen.clear();
-  }
 }

@@ -158,40 +158,67 @@ export function decodeEntry(data) {
 }
 
 /**
- * Self-monitoring (§12 step 3, with the rule of §14): among the log's `publish` entries in
- * my name there must be exactly one per version 1 … `version`, none above it, and the
- * current one must hold the keys I hold. `entries` are GET /directory/mine's.
+ * The rule of §12 step 3 and §14, for my own keys and for a contact's alike: decode every
+ * listed log entry (the logged bytes, never the fields listed beside them); among the
+ * `publish` entries naming `userId` there must be exactly one per version 1 … `version`,
+ * in increasing log order, none above it, and the current one must hold exactly the keys
+ * of the record in hand. `entries` are [{index, data}] (GET /directory/mine, or the
+ * `entries` of GET /users/{id}/keys). `mine` chooses the wording of the refusal.
  */
-export function checkOwnEntries(entries, { userId, version, x25519, ed25519 }) {
-  const published = new Map();
-  for (const item of entries) {
+export function checkPublishHistory(entries, { userId, version, x25519, ed25519, signature = null }, { mine = false } = {}) {
+  if (!Array.isArray(entries)) throw new TransparencyError("the server sent no log entries");
+  const say = mine
+    ? {
+        twice: (v) => `the log holds key version ${v} twice in my name`,
+        order: (v) => `the log holds key version ${v} in my name out of order`,
+        above: (v) => `the log holds a key version ${v} in my name that I never made`,
+        missing: (v) => `key version ${v} of mine is missing from the log`,
+      }
+    : {
+        twice: (v) => `the log holds key version ${v} of this person twice`,
+        order: (v) => `the log holds key version ${v} of this person out of order`,
+        above: (v) => `the log holds a key version ${v} of this person newer than the one shown`,
+        missing: (v) => `key version ${v} of this person is missing from the log`,
+      };
+  const decoded = entries.map((item) => {
     let data;
     try {
       data = b64decode(item.data);
     } catch {
       throw new TransparencyError("log entry is not canonical base64url");
     }
-    const entry = decodeEntry(data);
-    if (entry.kind !== item.kind || entry.userId !== item.user_id || entry.version !== item.key_version) {
-      throw new TransparencyError(`log entry ${item.index} does not say what it is listed as`);
+    if (!Number.isSafeInteger(item.index) || item.index < 0) throw new TransparencyError("log entry has no valid index");
+    return { index: item.index, entry: decodeEntry(data) };
+  });
+  decoded.sort((a, b) => a.index - b.index);
+  const published = new Map();
+  let last = 0;
+  for (const [i, { index, entry }] of decoded.entries()) {
+    if (i > 0 && decoded[i - 1].index === index) throw new TransparencyError(`log entry ${index} is listed twice`);
+    if (entry.userId !== userId) throw new TransparencyError(`log entry ${index} names another account`);
+    if (entry.kind !== "publish") {
+      if (!published.has(entry.version)) throw new TransparencyError(`log entry ${index} is about version ${entry.version}, never published`);
+      continue;
     }
-    if (entry.userId !== userId || entry.kind !== "publish") continue;
-    if (published.has(entry.version)) {
-      throw new TransparencyError(`the log holds key version ${entry.version} twice in my name`);
-    }
+    if (published.has(entry.version)) throw new TransparencyError(say.twice(entry.version));
+    if (entry.version < last) throw new TransparencyError(say.order(entry.version));
+    last = entry.version;
     published.set(entry.version, entry);
   }
   for (const v of published.keys()) {
-    if (v > version) throw new TransparencyError(`the log holds a key version ${v} in my name that I never made`);
+    if (v > version) throw new TransparencyError(say.above(v));
   }
   for (let v = 1; v <= version; v++) {
-    if (!published.has(v)) throw new TransparencyError(`key version ${v} of mine is missing from the log`);
+    if (!published.has(v)) throw new TransparencyError(say.missing(v));
   }
   const current = published.get(version);
-  if (!bytesEqual(current.x25519, x25519) || !bytesEqual(current.ed25519, ed25519)) {
-    throw new TransparencyError(`the log holds a key version ${version} in my name that I never made`);
+  if (!bytesEqual(current.x25519, x25519) || !bytesEqual(current.ed25519, ed25519) || (signature && !bytesEqual(current.signature, signature))) {
+    throw new TransparencyError(mine ? `the log holds a key version ${version} in my name that I never made` : `the log holds other keys for version ${version} of this person`);
   }
 }
+
+/** Self-monitoring (§12 step 3, §14): checkPublishHistory for my own keys. */
+export const checkOwnEntries = (entries, held) => checkPublishHistory(entries, held, { mine: true });
 
 /** frame("haven/v1/tree-head", u64(size), root, u64(t_ms), u32(k)). */
 export function headMessage({ size, root, timestampMs, keyVersion }) {

@@ -20,7 +20,8 @@ import {
 } from "../docs.js";
 import { formatDate, t } from "../i18n.js";
 import { session } from "../session.js";
-import { button, errorMessage, heading } from "../ui.js";
+import { acknowledgeContact } from "../contacts.js";
+import { button, errorMessage, heading, keyChangeNotice } from "../ui.js";
 
 const blobUrls = new Set();
 
@@ -119,6 +120,7 @@ function shareControls(ctx, doc, caseRec, reload) {
   if (others.length === 0) return null;
   const grants = new Map((doc.data.grants ?? []).map((g) => [g.user_id, g]));
   const alert = h("p", { class: "form-error", role: "alert" });
+  const keyNotice = h("div", { class: "key-notice" });
   const rows = others.map((member) => {
     const grant = grants.get(member.user_id);
     const name = member.username;
@@ -146,18 +148,31 @@ function shareControls(ctx, doc, caseRec, reload) {
       h("div", { class: "field inline" }, h("label", { for: id }, t("docs.shareUntil", { name })), until),
       button(t("docs.share"), async (e) => {
         e.currentTarget.disabled = true;
+        const target = e.currentTarget;
+        alert.textContent = "";
+        keyNotice.replaceChildren();
         try {
           const expiresAt = until.value ? new Date(`${until.value}T23:59:59`).toISOString() : null;
           await ctx.authenticated(() => grantAccess(doc, member, expiresAt));
           reload();
         } catch (error) {
-          e.target.disabled = false;
-          alert.textContent = errorMessage(error, "documents");
+          target.disabled = false;
+          if (error?.code === "key_changed") {
+            // "This person's keys changed", with the accept step, before sharing (§16).
+            keyNotice.replaceChildren(
+              keyChangeNotice(error, async (contacts) => {
+                for (const c of contacts) await ctx.authenticated(() => acknowledgeContact(c.userId));
+              }),
+            );
+            keyNotice.querySelector("button")?.focus();
+          } else {
+            alert.textContent = errorMessage(error, "documents");
+          }
         }
       }, "secondary small", { "aria-label": t("docs.shareLabel", { name, doc: doc.info.name }) }),
     );
   });
-  return h("div", { class: "sharing" }, h("ul", { class: "grants" }, rows), alert);
+  return h("div", { class: "sharing" }, h("ul", { class: "grants" }, rows), keyNotice, alert);
 }
 
 /** The owner's delete button and its confirm step ("Delete for everyone?"). */

@@ -4,6 +4,7 @@ import { h } from "../dom.js";
 import { formatSafetyNumber, qrPayload } from "../crypto/safety.js";
 import { formatDate, t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
+import { acknowledgeContact, markContactVerified } from "../contacts.js";
 import { session } from "../session.js";
 import { button, errorMessage, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
@@ -17,18 +18,21 @@ function memberItem(ctx, member) {
     return h("li", { class: "member" }, name, h("span", { class: "role" }, `${role} · ${t("home.you")}`));
   }
   const badge = member.keysInvalid
-    ? h("span", { class: "badge danger" }, t("home.keysInvalid"))
+    ? h("span", { class: "badge danger", "data-badge": member.equivocation ? "refused" : "invalid" }, t(member.equivocation ? "home.keysRefused" : "home.keysInvalid"))
     : member.keyChanged
-      ? h("span", { class: "badge warn" }, t("home.keyChanged"))
+      ? h("span", { class: "badge warn", "data-badge": "key-changed" }, t("home.keyChanged"))
       : member.mustRotate
         ? h("span", { class: "badge warn" }, t("home.keysBeingReplaced"))
         : null;
+  // Verified only while the safety number was compared for their current keys (§16).
+  const verified = !member.keysInvalid && member.verified ? h("span", { class: "badge ok", "data-badge": "verified" }, t("home.verified")) : null;
   return h(
     "li",
     { class: "member", "data-user": member.userId },
     name,
     h("span", { class: "role" }, role),
     badge,
+    verified,
     button(t("home.safety"), () => ctx.go("safety", { member }), "secondary small", {
       "aria-label": t("home.safetyLabel", { name: member.username }),
     }),
@@ -171,21 +175,37 @@ export function invite(ctx, params) {
   ];
 }
 
-/** A contact's safety number as 12 groups of digits and a QR code, with key-change warnings. */
+/**
+ * A contact's safety number as 12 groups of digits and a QR code; the key-change warning
+ * with its accept step; "Mark as verified" once the numbers matched (§7, §16).
+ */
 export function safety(ctx, params) {
   const { member } = params;
   const name = member.username;
   const parts = [heading(t("safety.title", { name }))];
   if (member.keysInvalid) {
-    parts.push(h("p", { class: "error-box", role: "alert" }, t("safety.invalid", { name })));
+    parts.push(h("p", { class: "error-box", role: "alert", "data-equivocation": member.equivocation ? "true" : null }, t(member.equivocation ? "safety.equivocation" : "safety.invalid", { name })));
   } else {
-    if (session.keyMemory.hasChanged(member.userId)) {
-      const ack = button(t("safety.acknowledge"), () => {
-        session.keyMemory.acknowledge(member.userId);
-        warning.remove();
-        ctx.focusTitle();
-      });
-      const warning = h("div", { class: "warn-box", role: "alert" }, h("p", {}, t("safety.changed", { name })), ack);
+    const alert = h("p", { class: "form-error", role: "alert" });
+    if (member.keyChanged) {
+      const ack = button(
+        t("safety.acknowledge"),
+        async () => {
+          ack.disabled = true;
+          try {
+            await ctx.authenticated(() => acknowledgeContact(member.userId));
+            member.keyChanged = false;
+            warning.remove();
+            ctx.focusTitle();
+          } catch (error) {
+            ack.disabled = false;
+            alert.textContent = errorMessage(error);
+          }
+        },
+        "primary",
+        { "data-accept-keys": "true" },
+      );
+      const warning = h("div", { class: "warn-box", role: "alert", "data-key-changed": member.userId }, h("p", {}, t("safety.changed", { name })), ack);
       parts.push(warning);
     }
     const groups = formatSafetyNumber(member.safetyNumber).split(" ");
@@ -195,6 +215,33 @@ export function safety(ctx, params) {
         groups.map((g) => h("span", {}, g))),
       h("div", { class: "qr-wrap" }, qrSvg(qrPayload(member.safetyNumber), t("safety.qr"))),
     );
+    if (member.verified) {
+      parts.push(h("p", { class: "notice", id: "safety-verified" }, h("span", { class: "badge ok", "data-badge": "verified" }, t("home.verified")), " ", t("safety.verified", { name })));
+    } else {
+      const mark = button(
+        t("safety.markVerified"),
+        async () => {
+          mark.disabled = true;
+          try {
+            await ctx.authenticated(() => markContactVerified(member.userId, member.keyVersion));
+            member.verified = true;
+            member.keyChanged = false;
+            ctx.go("safety", { member });
+          } catch (error) {
+            mark.disabled = false;
+            alert.textContent = errorMessage(error);
+          }
+        },
+        "primary",
+        { id: "mark-verified", "aria-describedby": "mark-verified-hint" },
+      );
+      parts.push(
+        h("p", { id: "safety-not-verified" }, t("safety.notVerified")),
+        h("p", { class: "hint", id: "mark-verified-hint" }, t("safety.markVerifiedHint")),
+        h("p", {}, mark),
+      );
+    }
+    parts.push(alert);
   }
   parts.push(h("p", {}, button(t("common.back"), () => ctx.go("home"), "secondary")));
   return parts;

@@ -10,7 +10,8 @@ import { caseRecord, fetchDocument, listDocuments } from "../docs.js";
 import { h, uid } from "../dom.js";
 import { t } from "../i18n.js";
 import { session } from "../session.js";
-import { button, errorMessage, heading } from "../ui.js";
+import { acknowledgeContact } from "../contacts.js";
+import { button, errorMessage, heading, keyChangeNotice } from "../ui.js";
 
 let unsubscribe = null;
 let heldDocuments = null;
@@ -95,6 +96,8 @@ export function conversation(ctx, params) {
   const list = h("ol", { class: "messages", "aria-live": "polite", "aria-relevant": "additions", "aria-labelledby": "screen-title" });
   const status = h("p", { role: "status", class: "busy" }, t("common.loading"));
   const alert = h("p", { class: "form-error", role: "alert" });
+  // "This person's keys changed", with the accept step, before anything is sent (§16).
+  const keyNotice = h("div", { class: "key-notice" });
   const timerId = uid("timer");
   const timer = h("select", { id: timerId, name: "timer" }, TIMERS.map((s) => h("option", { value: String(s) }, timerLabel(s))));
   const textId = uid("text");
@@ -106,6 +109,7 @@ export function conversation(ctx, params) {
     { class: "compose" },
     h("div", { class: "field" }, h("label", { for: textId }, t("chat.message")), text),
     picker.el,
+    keyNotice,
     send,
   );
   form.noValidate = true;
@@ -284,6 +288,7 @@ export function conversation(ctx, params) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     alert.textContent = "";
+    keyNotice.replaceChildren();
     const value = text.value;
     const attached = picker.chosen();
     if ((!value.trim() && attached.length === 0) || !conv) return;
@@ -305,7 +310,16 @@ export function conversation(ctx, params) {
       if (attached.length) docsReady = loadDocuments().catch(() => {});
       text.focus();
     } catch (error) {
-      alert.textContent = errorMessage(error, "chat");
+      if (error?.code === "key_changed") {
+        keyNotice.replaceChildren(
+          keyChangeNotice(error, async (contacts) => {
+            for (const c of contacts) await ctx.authenticated(() => acknowledgeContact(c.userId));
+          }),
+        );
+        keyNotice.querySelector("button")?.focus();
+      } else {
+        alert.textContent = errorMessage(error, "chat");
+      }
     } finally {
       send.disabled = false;
     }
