@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 from flask import Flask
 
 from tests.authz import World, build_world
+from tests.conftest import PASSPHRASE, LiveServer
 from tests.factories import make_person, row_counts, session_cookie_for
 from tests.integration.documents_fixtures import fast_documents, pair  # noqa: F401
 from vault.accounts.models import Role, User
+from vault.cli import main
 from vault.client import HavenClient
 from vault.client.api import ApiError
 from vault.db import database
@@ -328,3 +331,47 @@ def test_event_ids_count_each_cases_events_alone(app: Flask) -> None:
     assert ids(p["survivor"], world.case_id, "?limit=2") == [3, 2]
     assert ids(p["survivor"], world.case_id, "?before=2") == [1]
     assert ids(p["survivor"], world.case_id, "?before=1") == []
+
+
+def _cli(live_server: LiveServer, client: HavenClient, *args: str) -> Result:
+    assert client.account is not None
+    env = {
+        "HAVEN_URL": live_server.url,
+        "HAVEN_USERNAME": client.account.username,
+        "HAVEN_PASSPHRASE": PASSPHRASE,
+    }
+    return CliRunner(env=env).invoke(main, ["case", *args])
+
+
+def test_the_cli_asks_lists_approves_and_declines(
+    pair: Pair,  # noqa: F811
+    create_account: Callable[..., tuple[HavenClient, str]],
+    live_server: LiveServer,
+) -> None:
+    survivor, counsel, case_id = pair
+    first, _ = create_account("counsel")
+    second, _ = create_account("counsel")
+    assert first.account is not None and second.account is not None
+    for colleague in (first, second, survivor):
+        assert colleague.account is not None
+        asked = _cli(live_server, counsel, "add-counsel", case_id, colleague.account.username)
+        assert asked.exit_code == 0, asked.output
+        assert "Request recorded" in asked.output
+    listed = _cli(live_server, survivor, "requests", case_id)
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.strip().splitlines()
+    assert [line.split()[1] for line in lines] == [
+        first.account.username,
+        second.account.username,
+    ]
+    ids = [line.split()[0] for line in lines]
+    approved = _cli(live_server, survivor, "approve", case_id, ids[0])
+    assert approved.exit_code == 0 and "Approved" in approved.output
+    declined = _cli(live_server, survivor, "decline", case_id, ids[1])
+    assert declined.exit_code == 0 and "Declined" in declined.output
+    assert [c["id"] for c in first.cases()] == [case_id]
+    assert second.cases() == []
+    again = _cli(live_server, survivor, "approve", case_id, ids[1])
+    assert again.exit_code != 0
+    refused = _cli(live_server, counsel, "requests", case_id)
+    assert refused.exit_code != 0
