@@ -24,6 +24,7 @@ from vault.cli import main
 from vault.client import HavenClient
 from vault.client.api import ApiError
 from vault.db import database
+from vault.protocol.encoding import b64encode
 
 Pair = tuple[HavenClient, HavenClient, str]
 
@@ -111,9 +112,16 @@ def test_a_requested_counsel_sees_nothing_until_the_survivor_approves(
             {"members": [ids["survivor"], colleague.account.id]},
         )
     assert err.value.code == "not_case_members"
-    # Nor share a document with them.
+    # Nor share a document with them: the client finds no keys, the server no member.
     with pytest.raises(ApiError) as err:
         fast_documents(survivor).grant(ids["doc"], colleague.account.id)
+    assert err.value.code == "not_a_case_member"
+    forged = b"\x01" + (1).to_bytes(4, "big") + bytes(96)
+    with pytest.raises(ApiError) as err:
+        survivor.post(
+            f"/documents/{ids['doc']}/grants",
+            {"user_id": colleague.account.id, "sealed_key": b64encode(forged)},
+        )
     assert err.value.code == "not_a_case_member"
 
     (pending,) = survivor.member_requests(case_id)
