@@ -1,4 +1,4 @@
-"""Authorization cases of membership requests (protocol §17): the case's survivor only.
+"""Authorization cases of membership requests and removal (protocol §17): the case's survivor only.
 
 ``build`` has the case's counsel ask for a third counsel, so each row has a pending request
 to list, approve or decline. Counsel and admins are refused by role (403); another case's
@@ -63,5 +63,11 @@ ROUTES = [
         "/api/v1/cases/<case_id>/member-requests/<request_id>/decline",
         signed_in(204, **SURVIVOR_ONLY),
         path=_answer("decline"),
+    ),
+    Route(
+        "DELETE",
+        "/api/v1/cases/<case_id>/members/<user_id>",
+        signed_in(204, **SURVIVOR_ONLY),
+        path=lambda w: f"/api/v1/cases/{w.case_id}/members/{w.people['counsel'].id}",
     ),
 ]

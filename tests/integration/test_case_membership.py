@@ -383,3 +383,39 @@ def test_the_cli_asks_lists_approves_and_declines(
     assert again.exit_code != 0
     refused = _cli(live_server, counsel, "requests", case_id)
     assert refused.exit_code != 0
+    removed = _cli(live_server, survivor, "remove", case_id, first.account.username)
+    assert removed.exit_code == 0, removed.output
+    assert first.cases() == []
+
+
+def test_the_survivor_removes_a_counsel_who_loses_the_case_and_every_grant(
+    scene: tuple[HavenClient, HavenClient, HavenClient, str, dict[str, str]],
+) -> None:
+    survivor, counsel, colleague, case_id, ids = scene
+    assert colleague.account is not None and counsel.account is not None
+    counsel.request_counsel(case_id, colleague.account.username)
+    (pending,) = survivor.member_requests(case_id)
+    survivor.approve_member(case_id, pending["id"])
+    fast_documents(survivor).grant(ids["doc"], colleague.account.id)
+    assert colleague.get(f"/documents/{ids['doc']}")["document"]["id"] == ids["doc"]
+    # Only the survivor may remove, and only counsel of the case.
+    with pytest.raises(ApiError) as err:
+        counsel.request("DELETE", f"/cases/{case_id}/members/{colleague.account.id}")
+    assert err.value.status == 403
+    for who in (ids["survivor"], "nobody"):
+        with pytest.raises(ApiError) as err:
+            survivor.request("DELETE", f"/cases/{case_id}/members/{who}")
+        assert err.value.status == 404
+
+    survivor.remove_counsel(case_id, colleague.account.id)
+    assert _sees_the_case(colleague, case_id, ids) == STRANGER
+    events = survivor.get(f"/cases/{case_id}/events")["events"]
+    assert [e["kind"] for e in events[:2]] == ["member_remove", "revoke"]
+    assert {e["subject_id"] for e in events[:2]} == {colleague.account.id}
+    # Let in again, they do not get the old grant back.
+    counsel.request_counsel(case_id, colleague.account.username)
+    (again,) = survivor.member_requests(case_id)
+    survivor.approve_member(case_id, again["id"])
+    assert colleague.get(f"/cases/{case_id}/documents")["documents"] == []
+    # The first counsel keeps their grant.
+    assert counsel.get(f"/documents/{ids['doc']}")["document"]["id"] == ids["doc"]

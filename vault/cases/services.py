@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -11,6 +13,18 @@ from vault.audit import services as audit
 from vault.audit.models import EventKind
 from vault.cases.models import Case, CaseMember, CaseMemberRequest
 from vault.errors import Conflict, Forbidden, NotFound
+
+# Called inside the transaction that removes a member, with (db, case_id, user_id, actor_id):
+# features above cases (documents) register what must go with the membership.
+MemberRemovedHook = Callable[[Session, str, str, str], None]
+_member_removed_hooks: list[MemberRemovedHook] = []
+
+
+def on_member_removed(hook: MemberRemovedHook) -> MemberRemovedHook:
+    """Register a hook run when a counsel leaves a case (no commit inside a hook)."""
+    if hook not in _member_removed_hooks:
+        _member_removed_hooks.append(hook)
+    return hook
 
 
 def list_cases(db: Session, user: User) -> list[Case]:
@@ -163,6 +177,27 @@ def decline_request(db: Session, user: User, case_id: str, request_id: str) -> N
     audit.record(
         db,
         EventKind.MEMBER_DECLINE,
+        case_id=case.id,
+        owner_id=case.survivor_id,
+        actor_id=user.id,
+        subject_id=counsel_id,
+    )
+    db.commit()
+
+
+def remove_counsel(db: Session, user: User, case_id: str, counsel_id: str) -> None:
+    """The survivor takes a counsel out of the case: membership and their grants go at once."""
+    case = _survivors_case(db, user, case_id)
+    _lock_case(db, case.id)
+    member = db.get(CaseMember, (case.id, counsel_id))
+    if member is None or member.role != Role.COUNSEL:
+        raise NotFound("no such counsel in this case")
+    for hook in _member_removed_hooks:
+        hook(db, case.id, counsel_id, user.id)
+    db.delete(member)
+    audit.record(
+        db,
+        EventKind.MEMBER_REMOVE,
         case_id=case.id,
         owner_id=case.survivor_id,
         actor_id=user.id,

@@ -138,3 +138,14 @@ def decline_request(case_id: str, request_id: str) -> tuple[str, int]:
     """Decline a request: it is deleted."""
     services.decline_request(db.session(), me(), case_id, request_id)
     return "", 204
+
+
+@bp.delete("/cases/<case_id>/members/<user_id>")
+@endpoint(
+    "Take a counsel out of your case: they lose the case and every grant in it",
+    roles={Role.SURVIVOR},
+)
+def remove_counsel(case_id: str, user_id: str) -> tuple[str, int]:
+    """Remove a counsel from my case."""
+    services.remove_counsel(db.session(), me(), case_id, user_id)
+    return "", 204

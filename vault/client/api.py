@@ -313,6 +313,10 @@ class HavenClient:
         """Refuse a requested counsel: nothing of my case reaches them."""
         self.post(f"/cases/{case_id}/member-requests/{request_id}/decline")
 
+    def remove_counsel(self, case_id: str, user_id: str) -> None:
+        """Take a counsel out of my case: they lose it and every grant in it (survivors)."""
+        self.request("DELETE", f"/cases/{case_id}/members/{user_id}")
+
     def verify_contact(self, user_id: str, username: str, record: dict[str, Any]) -> None:
         """Check a contact's key record: self-signature, then inclusion in the log."""
         parse_public_keys(record).verify(username)

@@ -366,3 +366,21 @@ def approve_command(server: str, username: str, case_id: str, request_id: str) -
 def decline_command(server: str, username: str, case_id: str, request_id: str) -> None:
     """Refuse the counsel of REQUEST_ID: nothing of CASE_ID reaches them."""
     _answer(server, username, case_id, request_id, approve=False)
+
+
+@case_group.command("remove")
+@_credentials
+@click.argument("case_id")
+@click.argument("counsel")
+def remove_command(server: str, username: str, case_id: str, counsel: str) -> None:
+    """Take COUNSEL (a username) out of CASE_ID: they lose the case and every grant in it."""
+    client = _client(server, username)
+    try:
+        members = client.get(f"/cases/{case_id}")["case"]["members"]
+        found = [m["user_id"] for m in members if m["username"] == counsel]
+        if not found:
+            raise click.ClickException(f"{counsel} is not in this case")
+        client.remove_counsel(case_id, found[0])
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{counsel} is no longer in the case.")

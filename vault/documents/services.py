@@ -23,6 +23,7 @@ from vault.accounts.models import User, UserKey
 from vault.accounts.services import frozen_error, sealable, sealable_versions
 from vault.audit import services as audit
 from vault.audit.models import Event, EventKind
+from vault.cases import services as cases
 from vault.cases.models import CaseMember
 from vault.cases.services import get_case
 from vault.db import utcnow
@@ -709,6 +710,22 @@ def remove_grant(
         at=now,
     )
     db.delete(grant)
+
+
+@cases.on_member_removed
+def revoke_grants_of_former_member(db: Session, case_id: str, user_id: str, actor_id: str) -> None:
+    """A counsel leaving a case loses every grant in it (each a revoke event), so being
+    let in again later does not bring old grants back."""
+    grants = db.execute(
+        select(Grant, Document)
+        .join(Document, Document.id == Grant.document_id)
+        .where(Document.case_id == case_id, Grant.grantee_id == user_id)
+        .order_by(Grant.id)
+        .with_for_update(of=Grant)
+    ).all()
+    now = utcnow()
+    for grant, document in grants:
+        remove_grant(db, document, grant, actor_id, now)
 
 
 def revoke_access(db: Session, user: User, document_id: str, grantee_id: str) -> None:
