@@ -1,4 +1,4 @@
-"""Case membership by consent in the page: a counsel asks, the survivor approves."""
+"""Case membership by consent in the page: a counsel asks, the survivor approves, then removes."""
 
 from __future__ import annotations
 
@@ -54,11 +54,19 @@ def test_counsel_asks_and_the_survivor_approves_in_the_page(
     expect(page.locator(".member-request")).to_have_count(0)
     expect(page.locator(f'.member[data-user="{colleague.account.id}"]')).to_be_visible()
     assert [c["id"] for c in colleague.cases()] == [case_id]
+    # The survivor can take them out again, after a second confirmation.
+    page.get_by_role("button", name=f"Remove {colleague.account.username} from this case").click()
+    confirm = page.locator(f'[data-remove-confirm="{colleague.account.id}"]')
+    expect(confirm).to_be_focused()
+    assert run_axe(page, "home-survivor-remove") == []
+    confirm.click()
+    expect(page.locator(".notice")).to_contain_text("Removed")
+    expect(page.locator(".member")).to_have_count(2)
+    assert colleague.cases() == []
     # The history names both steps.
     page.locator(f'button[data-case="{case_id}"]').click()
     page.get_by_role("button", name="Who opened my documents").click()
     expect(page.locator('li.event[data-kind="member_request"]')).to_have_count(1)
-    expect(page.locator('li.event[data-kind="member_add"]')).to_contain_text(
-        colleague.account.username
-    )
+    expect(page.locator('li.event[data-kind="member_add"]')).to_have_count(1)
+    expect(page.locator('li.event[data-kind="member_remove"]')).to_have_count(1)
     assert watch.console_errors == [] and asking_watch.console_errors == []

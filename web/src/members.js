@@ -3,7 +3,7 @@
  * case's survivor approves or declines. Nothing of the case reaches the colleague before.
  */
 
-import { get, post } from "./api.js";
+import { get, post, request } from "./api.js";
 
 const casePath = (caseId) => `/cases/${encodeURIComponent(caseId)}`;
 
@@ -29,4 +29,9 @@ export async function approveRequest(caseId, requestId) {
 /** Refuse a requested counsel; the request is deleted. */
 export async function declineRequest(caseId, requestId) {
   await post(`${casePath(caseId)}/member-requests/${encodeURIComponent(requestId)}/decline`);
+}
+
+/** Take a counsel out of the case: they lose it and every grant in it (the survivor only). */
+export async function removeCounsel(caseId, userId) {
+  await request("DELETE", `${casePath(caseId)}/members/${encodeURIComponent(userId)}`);
 }

@@ -387,7 +387,7 @@ export function documents(ctx, params) {
   ];
 }
 
-const EVENT_KINDS = new Set(["upload", "download", "grant", "revoke", "expiry", "delete", "member_add", "member_request", "member_decline"]);
+const EVENT_KINDS = new Set(["upload", "download", "grant", "revoke", "expiry", "delete", "member_add", "member_request", "member_decline", "member_remove"]);
 
 /** "Who opened my documents": the case's access history. */
 export function history(ctx, params) {

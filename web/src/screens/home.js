@@ -5,13 +5,13 @@ import { formatSafetyNumber, qrPayload } from "../crypto/safety.js";
 import { formatDate, t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
 import { session } from "../session.js";
-import { approveRequest, declineRequest, memberRequests, requestCounsel } from "../members.js";
+import { approveRequest, declineRequest, memberRequests, removeCounsel, requestCounsel } from "../members.js";
 import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
 
 const INVITES = { counsel: "survivor", admin: "counsel" };
 
-function memberItem(ctx, member) {
+function memberItem(ctx, member, caseId) {
   const role = t(`role.${member.role}`);
   const name = h("span", { class: "member-name", dir: "auto" }, member.username);
   if (member.isMe) {
@@ -33,7 +33,35 @@ function memberItem(ctx, member) {
     button(t("home.safety"), () => ctx.go("safety", { member }), "secondary small", {
       "aria-label": t("home.safetyLabel", { name: member.username }),
     }),
+    caseId && member.role === "counsel" && session.account.role === "survivor" ? removeButton(ctx, caseId, member) : null,
   );
+}
+
+/** The survivor's "Remove" for a counsel, asking once more before it acts. */
+function removeButton(ctx, caseId, member) {
+  const wrap = h("div", { class: "remove-member" });
+  const alert = h("p", { class: "form-error", role: "alert" });
+  const ask = button(t("members.remove"), () => {
+    const yes = button(t("members.removeYes"), async () => {
+      yes.disabled = true;
+      alert.textContent = "";
+      try {
+        await ctx.authenticated(() => removeCounsel(caseId, member.userId));
+        ctx.go("home", { notice: "members.removed" });
+      } catch (error) {
+        yes.disabled = false;
+        alert.textContent = errorMessage(error, "documents");
+      }
+    }, "danger small", { "data-remove-confirm": member.userId });
+    const cancel = button(t("common.cancel"), () => {
+      wrap.replaceChildren(ask);
+      ask.focus();
+    }, "secondary small");
+    wrap.replaceChildren(h("p", { class: "warn-box", role: "alert" }, t("members.removeConfirm", { name: member.username })), yes, cancel, alert);
+    yes.focus();
+  }, "secondary small", { "aria-label": t("members.removeLabel", { name: member.username }), "data-remove": member.userId });
+  wrap.append(ask);
+  return wrap;
 }
 
 /** The survivor's pending membership requests of one case, with Approve and Decline. */
@@ -131,7 +159,7 @@ function caseList(ctx, cases) {
         "li",
         { class: "case" },
         h("h2", { id }, t("home.case", { date: formatDate(c.createdAt) })),
-        h("ul", { class: "members", "aria-labelledby": id }, c.members.map((m) => memberItem(ctx, m))),
+        h("ul", { class: "members", "aria-labelledby": id }, c.members.map((m) => memberItem(ctx, m, c.id))),
         h("div", { class: "requests-region", "data-requests": c.id }),
         h(
           "p",
