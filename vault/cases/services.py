@@ -192,9 +192,12 @@ def remove_counsel(db: Session, user: User, case_id: str, counsel_id: str) -> No
     member = db.get(CaseMember, (case.id, counsel_id))
     if member is None or member.role != Role.COUNSEL:
         raise NotFound("no such counsel in this case")
+    # The membership goes first: that waits for any grant to them under way (it holds a
+    # share lock on the row), so the hooks below then see it and delete it too.
+    db.delete(member)
+    db.flush()
     for hook in _member_removed_hooks:
         hook(db, case.id, counsel_id, user.id)
-    db.delete(member)
     audit.record(
         db,
         EventKind.MEMBER_REMOVE,

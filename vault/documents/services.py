@@ -594,7 +594,13 @@ def grant_access(db: Session, user: User, document_id: str, new: NewGrant) -> Gr
     if document.owner_id != user.id:
         raise Forbidden("only the document's owner may share it", code="not_owner")
     now = utcnow()
-    member = db.get(CaseMember, (document.case_id, new.grantee_id))
+    # A share lock on the reader's membership: a survivor removing them (§17.3) waits for
+    # this grant and then deletes it, or went first and this finds no member.
+    member = db.scalars(
+        select(CaseMember)
+        .where(CaseMember.case_id == document.case_id, CaseMember.user_id == new.grantee_id)
+        .with_for_update(read=True)
+    ).first()
     if member is None or new.grantee_id == user.id:
         raise InvalidRequest(
             "grants go to another member of the document's case", code="not_a_case_member"
