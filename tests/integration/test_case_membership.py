@@ -153,6 +153,7 @@ def test_a_requested_counsel_sees_nothing_until_the_survivor_approves(
     assert "member_add" in [e["kind"] for e in events]
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_a_declined_request_leaves_only_the_survivors_history(
     scene: tuple[HavenClient, HavenClient, HavenClient, str, dict[str, str]],
     app: Flask,
@@ -313,6 +314,7 @@ def test_a_disabled_counsel_cannot_be_approved(app: Flask) -> None:
     assert row_counts(app) == before
 
 
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
 def test_event_ids_count_each_cases_events_alone(app: Flask) -> None:
     world = build_world(app)
     p = world.people
