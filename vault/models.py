@@ -4,7 +4,7 @@ from vault.accounts.models import Invite, User, UserKey
 
 # -- feature models --
 from vault.audit.models import Event
-from vault.cases.models import Case, CaseMember
+from vault.cases.models import Case, CaseMember, CaseMemberRequest
 from vault.contacts.models import ContactBook
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.documents.models import Document, Grant, UploadPart
@@ -21,6 +21,7 @@ from vault.messages.models import (
 __all__ = [
     "Case",
     "CaseMember",
+    "CaseMemberRequest",
     "ContactBook",
     "Conversation",
     "ConversationMember",

@@ -437,7 +437,7 @@ def test_minio_killed_while_a_part_streams_gives_503_and_keeps_nothing(
     assert docs.download(done.id, tmp_path / "copy.pdf").sha256 == digest
 
 
-def test_a_case_counsel_adds_another_counsel_and_the_survivor_sees_it(
+def test_a_counsel_brought_in_by_consent_sees_documents_only_once_shared(
     pair: Pair, create_account: Callable[..., tuple[HavenClient, str]], tmp_path: Path
 ) -> None:
     survivor, counsel, case_id = pair
@@ -449,15 +449,18 @@ def test_a_case_counsel_adds_another_counsel_and_the_survivor_sees_it(
     with pytest.raises(ApiError) as err:
         colleague.post(f"/cases/{case_id}/members", {"username": colleague.account.username})
     assert err.value.status == 404
-    added = counsel.post(f"/cases/{case_id}/members", {"username": colleague.account.username})
-    assert added["case"]["id"] == case_id
+    counsel.request_counsel(case_id, colleague.account.username)
+    (pending,) = survivor.member_requests(case_id)
+    case = survivor.approve_member(case_id, pending["id"])
+    assert case["id"] == case_id
     seen = {m["user_id"]: m for m in survivor.get(f"/cases/{case_id}")["case"]["members"]}
     assert seen[colleague.account.id]["added_by"] == counsel.account.id
     assert seen[colleague.account.id]["role"] == "counsel"
     events = fast_documents(survivor).events(case_id)
-    assert events[0]["kind"] == "member_add"
-    assert events[0]["actor_id"] == counsel.account.id
-    assert events[0]["subject_id"] == colleague.account.id
+    assert [e["kind"] for e in events[:2]] == ["member_add", "member_request"]
+    assert events[0]["actor_id"] == survivor.account.id  # type: ignore[union-attr]
+    assert events[1]["actor_id"] == counsel.account.id
+    assert {e["subject_id"] for e in events[:2]} == {colleague.account.id}
     # The new counsel is in the case but sees no document until one is shared.
     source = tmp_path / "order.pdf"
     source.write_bytes(b"protective order")

@@ -458,9 +458,8 @@ def test_adding_counsel_refuses_bad_requests(scene: Scene) -> None:
     cases_: list[tuple[dict[str, Any], int, str]] = [
         ({}, 400, "invalid_field"),
         ({"username": "x" * 65}, 400, "invalid_field"),
-        ({"username": "nobody.here"}, 404, "no_such_counsel"),
-        ({"username": scene.survivor.username}, 404, "no_such_counsel"),
-        ({"username": scene.counsel.username}, 409, "already_member"),
+        ({"username": 5}, 400, "invalid_field"),
+        ({"username": "counsel.z", "role": "counsel"}, 400, "invalid_field"),
     ]
     for body, status, code in cases_:
         before = row_counts(scene.app)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db import Base, UTCDateTime, str_enum, utcnow
@@ -21,10 +21,22 @@ class EventKind(enum.StrEnum):
     EXPIRY = "expiry"
     DELETE = "delete"
     MEMBER_ADD = "member_add"
+    MEMBER_REQUEST = "member_request"
+    MEMBER_DECLINE = "member_decline"
+    MEMBER_REMOVE = "member_remove"
+
+
+# Seen by the case's survivor only: a counsel who asked could otherwise learn from their own
+# history whether a username belongs to a counsel account (protocol §17).
+SURVIVOR_ONLY_KINDS = frozenset({EventKind.MEMBER_REQUEST, EventKind.MEMBER_DECLINE})
 
 
 class Event(Base):
-    """One event. Ids are plain strings, not foreign keys: receipts outlive what they name."""
+    """One event. Ids are plain strings, not foreign keys: receipts outlive what they name.
+
+    ``id`` is internal; clients see ``seq``, the event's number within its case (1, 2, 3, …),
+    so a case's history says nothing about how much happened in other cases.
+    """
 
     __tablename__ = "events"
 
@@ -33,6 +45,7 @@ class Event(Base):
     )
     kind: Mapped[EventKind] = mapped_column(str_enum(EventKind))
     case_id: Mapped[str] = mapped_column(String(32))
+    seq: Mapped[int] = mapped_column(BigInteger)
     document_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     owner_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     actor_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
@@ -44,7 +57,7 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (
-        Index("ix_events_case_id_id", "case_id", "id"),
+        UniqueConstraint("case_id", "seq", name="uq_events_case_id_seq"),
         Index("ix_events_document_id", "document_id"),
     )
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from vault.audit import chain
-from vault.audit.models import Event, EventKind
-from vault.db import utcnow
+from vault.audit.models import SURVIVOR_ONLY_KINDS, Event, EventKind
+from vault.db import serialise_appends, utcnow
 
 MAX_PAGE = 500
 
@@ -32,6 +32,7 @@ def record(
     event = Event(
         kind=kind,
         case_id=case_id,
+        seq=_next_seq(db, case_id),
         document_id=document_id,
         owner_id=owner_id,
         actor_id=actor_id,
@@ -56,6 +57,19 @@ def record(
     return event
 
 
+def _next_seq(db: Session, case_id: str) -> int:
+    """The case's next event number, taken under the audit chain's append lock.
+
+    Every event is also a link of the chain (below), so event appends already take turns on
+    that lock, held until the transaction ends: the highest number of the case is read after
+    every earlier append committed, and no other lock is added. Events are never deleted, so
+    a number is never handed out twice; ``uq_events_case_id_seq`` guards it anyway.
+    """
+    serialise_appends(db, chain.ADVISORY_LOCK_ID)
+    last = db.scalar(select(func.max(Event.seq)).where(Event.case_id == case_id))
+    return (last or 0) + 1
+
+
 def case_events(
     db: Session,
     case_id: str,
@@ -65,7 +79,10 @@ def case_events(
     before: int | None = None,
     limit: int = 100,
 ) -> list[Event]:
-    """Events of a case, newest first: all of them, or those that involve the viewer."""
+    """Events of a case, newest first: all of them, or those that involve the viewer.
+
+    ``before`` is an event number of this case (``Event.seq``).
+    """
     query = select(Event).where(Event.case_id == case_id)
     if not sees_all:
         query = query.where(
@@ -73,9 +90,10 @@ def case_events(
                 Event.owner_id == viewer_id,
                 Event.actor_id == viewer_id,
                 Event.subject_id == viewer_id,
-            )
+            ),
+            Event.kind.not_in(SURVIVOR_ONLY_KINDS),
         )
     if before is not None:
-        query = query.where(Event.id < before)
-    query = query.order_by(Event.id.desc()).limit(min(max(limit, 1), MAX_PAGE))
+        query = query.where(Event.seq < before)
+    query = query.order_by(Event.seq.desc()).limit(min(max(limit, 1), MAX_PAGE))
     return list(db.scalars(query))

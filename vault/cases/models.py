@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from vault.accounts.models import Role, User
@@ -44,3 +44,25 @@ class CaseMember(Base):
 
     case: Mapped[Case] = relationship(back_populates="members")
     user: Mapped[User] = relationship(foreign_keys=[user_id], lazy="selectin")
+
+
+class CaseMemberRequest(Base):
+    """A counsel's request to bring another counsel into a case, until its survivor answers.
+
+    It is not a membership: nothing of the case reaches ``counsel_id`` until the survivor
+    approves, which turns it into a CaseMember; declining deletes it.
+    """
+
+    __tablename__ = "case_member_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    counsel_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    requested_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    counsel: Mapped[User] = relationship(foreign_keys=[counsel_id], lazy="selectin")
+
+    __table_args__ = (UniqueConstraint("case_id", "counsel_id"),)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
+from flask_limiter.util import get_remote_address
+from flask_login import current_user
 from pydantic import Field
 
 from vault import db
@@ -13,10 +15,11 @@ from vault.accounts.models import Role
 from vault.accounts.views import key_json
 from vault.api import Body, endpoint, me, parse_body
 from vault.cases import services
-from vault.cases.models import Case
+from vault.cases.models import Case, CaseMemberRequest
 from vault.directory import services as directory
 from vault.directory.views import entry_json
 from vault.errors import NotFound
+from vault.extensions import limiter
 from vault.keyring import keyring
 from vault.protocol.encoding import b64encode
 
@@ -97,17 +100,75 @@ class AddCounselBody(Body):
     username: str = Field(max_length=64)
 
 
+def _per_account() -> str:
+    if current_user.is_authenticated:
+        return f"member-request:{current_user.id}"
+    return f"member-request-anon:{get_remote_address()}"
+
+
+def _request_limit() -> str:
+    return str(current_app.config["HAVEN_LIMIT_MEMBER_REQUEST"])
+
+
 @bp.post("/cases/<case_id>/members")
+@limiter.limit(_request_limit, key_func=_per_account)
 @endpoint(
-    "Add another counsel to a case you are counsel in (the survivor sees it)",
+    "Ask the case's survivor to let another counsel in (202 whether or not such a counsel exists)",
     roles={Role.COUNSEL},
     body=AddCounselBody,
 )
 def add_counsel(case_id: str) -> tuple[Response, int]:
-    """Add a counsel by username."""
+    """Record a membership request by username; the answer never says whether it matched."""
     session = db.session()
     services.get_case(session, me(), case_id)
     body = parse_body(AddCounselBody)
     counsel = accounts.find_user(session, keyring(), body.username)
-    case = services.add_counsel(session, me(), case_id, counsel)
-    return jsonify({"case": case_json(case)}), 201
+    services.request_counsel(session, me(), case_id, counsel)
+    return jsonify({"status": "recorded"}), 202
+
+
+def request_json(request: CaseMemberRequest) -> dict[str, Any]:
+    """A pending membership request as its survivor sees it."""
+    return {
+        "id": request.id,
+        "case_id": request.case_id,
+        "counsel_id": request.counsel_id,
+        "username": accounts.display_name(keyring(), request.counsel),
+        "requested_by": request.requested_by,
+        "requested_at": request.requested_at.isoformat(),
+    }
+
+
+@bp.get("/cases/<case_id>/member-requests")
+@endpoint("Counsel waiting for your approval to join your case", roles={Role.SURVIVOR})
+def member_requests(case_id: str) -> Response:
+    """List the pending requests of my case."""
+    pending = services.member_requests(db.session(), me(), case_id)
+    return jsonify({"requests": [request_json(r) for r in pending]})
+
+
+@bp.post("/cases/<case_id>/member-requests/<request_id>/approve")
+@endpoint("Let the requested counsel into your case", roles={Role.SURVIVOR})
+def approve_request(case_id: str, request_id: str) -> Response:
+    """Approve a request: the counsel becomes a member."""
+    case = services.approve_request(db.session(), me(), case_id, request_id)
+    return jsonify({"case": case_json(case)})
+
+
+@bp.post("/cases/<case_id>/member-requests/<request_id>/decline")
+@endpoint("Refuse the requested counsel; nothing of the case reaches them", roles={Role.SURVIVOR})
+def decline_request(case_id: str, request_id: str) -> tuple[str, int]:
+    """Decline a request: it is deleted."""
+    services.decline_request(db.session(), me(), case_id, request_id)
+    return "", 204
+
+
+@bp.delete("/cases/<case_id>/members/<user_id>")
+@endpoint(
+    "Take a counsel out of your case: they lose the case and every grant in it",
+    roles={Role.SURVIVOR},
+)
+def remove_counsel(case_id: str, user_id: str) -> tuple[str, int]:
+    """Remove a counsel from my case."""
+    services.remove_counsel(db.session(), me(), case_id, user_id)
+    return "", 204

@@ -294,6 +294,36 @@ class HavenClient:
                     self.contacts.pin(member["user_id"], member["username"], member["public_keys"])
         return cases
 
+    def request_counsel(self, case_id: str, username: str) -> None:
+        """Ask my client to let another counsel into the case (protocol §17).
+
+        The server answers the same whether or not ``username`` is a counsel account, so
+        there is nothing to return: the survivor sees the request if it is one.
+        """
+        self.post(f"/cases/{case_id}/members", {"username": username})
+
+    def member_requests(self, case_id: str) -> list[dict[str, Any]]:
+        """Counsel waiting for my approval to join my case, oldest first (survivors)."""
+        requests_: list[dict[str, Any]] = self.get(f"/cases/{case_id}/member-requests")["requests"]
+        return requests_
+
+    def approve_member(self, case_id: str, request_id: str) -> dict[str, Any]:
+        """Let a requested counsel into my case; returns the case with its new member."""
+        case: dict[str, Any] = self.post(f"/cases/{case_id}/member-requests/{request_id}/approve")[
+            "case"
+        ]
+        for member in case["members"]:
+            self.verify_contact(member["user_id"], member["username"], member["public_keys"])
+        return case
+
+    def decline_member(self, case_id: str, request_id: str) -> None:
+        """Refuse a requested counsel: nothing of my case reaches them."""
+        self.post(f"/cases/{case_id}/member-requests/{request_id}/decline")
+
+    def remove_counsel(self, case_id: str, user_id: str) -> None:
+        """Take a counsel out of my case: they lose it and every grant in it (survivors)."""
+        self.request("DELETE", f"/cases/{case_id}/members/{user_id}")
+
     def verify_contact(self, user_id: str, username: str, record: dict[str, Any]) -> None:
         """Check a contact's key record of any version: self-signature, inclusion, history."""
         parse_public_keys(record).verify(username)

@@ -294,3 +294,93 @@ def rotate_keys_command(server: str, username: str) -> None:
     click.echo(f"Your keys are now version {client.account.keys.version}.")
     click.echo("Your new recovery key (the old one no longer works). Write it down now:")
     click.echo(recovery)
+
+
+@click.group("case")
+def case_group() -> None:
+    """Who is in a case: counsel ask to add a colleague, the survivor approves or declines."""
+
+
+@case_group.command("add-counsel")
+@_credentials
+@click.argument("case_id")
+@click.argument("colleague")
+def add_counsel_command(server: str, username: str, case_id: str, colleague: str) -> None:
+    """Ask your client to let COLLEAGUE (a counsel's username) into CASE_ID."""
+    client = _client(server, username)
+    try:
+        client.request_counsel(case_id, colleague)
+    except ApiError as exc:
+        raise click.ClickException(f"could not ask: {exc.message}") from exc
+    click.echo(
+        f"Request recorded. If {colleague} is a counsel account, your client will be asked "
+        "to approve it; until then they see nothing of the case."
+    )
+
+
+@case_group.command("requests")
+@_credentials
+@click.argument("case_id")
+def requests_command(server: str, username: str, case_id: str) -> None:
+    """List counsel waiting for your approval to join CASE_ID (survivors)."""
+    client = _client(server, username)
+    try:
+        pending = client.member_requests(case_id)
+        members = {
+            m["user_id"]: m["username"] for m in client.get(f"/cases/{case_id}")["case"]["members"]
+        }
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    if not pending:
+        click.echo("No one is waiting for your approval.")
+    for item in pending:
+        asker = members.get(item["requested_by"], "a former member")
+        click.echo(f"{item['id']}  {item['username']}  (asked by {asker}, {item['requested_at']})")
+
+
+def _answer(server: str, username: str, case_id: str, request_id: str, approve: bool) -> None:
+    client = _client(server, username)
+    try:
+        if approve:
+            client.approve_member(case_id, request_id)
+        else:
+            client.decline_member(case_id, request_id)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo("Approved: they are now in the case." if approve else "Declined.")
+
+
+@case_group.command("approve")
+@_credentials
+@click.argument("case_id")
+@click.argument("request_id")
+def approve_command(server: str, username: str, case_id: str, request_id: str) -> None:
+    """Let the counsel of REQUEST_ID into CASE_ID."""
+    _answer(server, username, case_id, request_id, approve=True)
+
+
+@case_group.command("decline")
+@_credentials
+@click.argument("case_id")
+@click.argument("request_id")
+def decline_command(server: str, username: str, case_id: str, request_id: str) -> None:
+    """Refuse the counsel of REQUEST_ID: nothing of CASE_ID reaches them."""
+    _answer(server, username, case_id, request_id, approve=False)
+
+
+@case_group.command("remove")
+@_credentials
+@click.argument("case_id")
+@click.argument("counsel")
+def remove_command(server: str, username: str, case_id: str, counsel: str) -> None:
+    """Take COUNSEL (a username) out of CASE_ID: they lose the case and every grant in it."""
+    client = _client(server, username)
+    try:
+        members = client.get(f"/cases/{case_id}")["case"]["members"]
+        found = [m["user_id"] for m in members if m["username"] == counsel]
+        if not found:
+            raise click.ClickException(f"{counsel} is not in this case")
+        client.remove_counsel(case_id, found[0])
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{counsel} is no longer in the case.")

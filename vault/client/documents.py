@@ -579,9 +579,18 @@ class Documents:
         """Delete my document (crypto-shredding: its keys and metadata go with it)."""
         self.client.request("DELETE", f"/documents/{document_id}")
 
-    def events(self, case_id: str) -> list[dict[str, Any]]:
-        """The case's events I may see, newest first."""
-        events: list[dict[str, Any]] = self.client.get(f"/cases/{case_id}/events")["events"]
+    def events(
+        self, case_id: str, *, before: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The case's events I may see, newest first; ``before`` is an event id of this case."""
+        params: dict[str, Any] = {}
+        if before is not None:
+            params["before"] = before
+        if limit is not None:
+            params["limit"] = limit
+        events: list[dict[str, Any]] = self.client.get(f"/cases/{case_id}/events", **params)[
+            "events"
+        ]
         return events
 
 

@@ -23,6 +23,7 @@ from vault.accounts.models import User, UserKey
 from vault.accounts.services import frozen_error, sealable, sealable_versions
 from vault.audit import services as audit
 from vault.audit.models import Event, EventKind
+from vault.cases import services as cases
 from vault.cases.models import CaseMember
 from vault.cases.services import get_case
 from vault.db import utcnow
@@ -596,7 +597,13 @@ def grant_access(db: Session, user: User, document_id: str, new: NewGrant) -> Gr
     if document.owner_id != user.id:
         raise Forbidden("only the document's owner may share it", code="not_owner")
     now = utcnow()
-    member = db.get(CaseMember, (document.case_id, new.grantee_id))
+    # A share lock on the reader's membership: a survivor removing them (§17.3) waits for
+    # this grant and then deletes it, or went first and this finds no member.
+    member = db.scalars(
+        select(CaseMember)
+        .where(CaseMember.case_id == document.case_id, CaseMember.user_id == new.grantee_id)
+        .with_for_update(read=True)
+    ).first()
     if member is None or new.grantee_id == user.id:
         raise InvalidRequest(
             "grants go to another member of the document's case", code="not_a_case_member"
@@ -712,6 +719,22 @@ def remove_grant(
         at=now,
     )
     db.delete(grant)
+
+
+@cases.on_member_removed
+def revoke_grants_of_former_member(db: Session, case_id: str, user_id: str, actor_id: str) -> None:
+    """A counsel leaving a case loses every grant in it (each a revoke event), so being
+    let in again later does not bring old grants back."""
+    grants = db.execute(
+        select(Grant, Document)
+        .join(Document, Document.id == Grant.document_id)
+        .where(Document.case_id == case_id, Grant.grantee_id == user_id)
+        .order_by(Grant.id)
+        .with_for_update(of=Grant)
+    ).all()
+    now = utcnow()
+    for grant, document in grants:
+        remove_grant(db, document, grant, actor_id, now)
 
 
 def revoke_access(db: Session, user: User, document_id: str, grantee_id: str) -> None:

@@ -136,7 +136,7 @@ def upload_json(doc: Document) -> dict[str, Any]:
 def event_json(event: Event) -> dict[str, Any]:
     """One event."""
     out: dict[str, Any] = {
-        "id": event.id,
+        "id": event.seq,
         "kind": event.kind.value,
         "case_id": event.case_id,
         "document_id": event.document_id,

@@ -21,6 +21,7 @@ import {
 import { formatDate, t } from "../i18n.js";
 import { session } from "../session.js";
 import { acknowledgeContact } from "../contacts.js";
+import { memberRequests } from "../members.js";
 import { button, errorMessage, heading, keyChangeNotice } from "../ui.js";
 
 const blobUrls = new Set();
@@ -401,7 +402,7 @@ export function documents(ctx, params) {
   ];
 }
 
-const EVENT_KINDS = new Set(["upload", "download", "grant", "revoke", "expiry", "delete", "member_add"]);
+const EVENT_KINDS = new Set(["upload", "download", "grant", "revoke", "expiry", "delete", "member_add", "member_request", "member_decline", "member_remove"]);
 
 /** "Who opened my documents": the case's access history. */
 export function history(ctx, params) {
@@ -410,11 +411,14 @@ export function history(ctx, params) {
   (async () => {
     try {
       const caseRec = await ctx.authenticated(() => caseRecord(caseId));
-      const [events, listing] = await Promise.all([
+      const [events, listing, requests] = await Promise.all([
         ctx.authenticated(() => caseEvents(caseId)),
         ctx.authenticated(() => listDocuments(caseId, caseRec.members)),
+        session.account.role === "survivor" ? ctx.authenticated(() => memberRequests(caseId)) : [],
       ]);
-      const names = new Map(caseRec.members.map((m) => [m.user_id, m.user_id === session.account.id ? t("history.you") : m.username]));
+      // Counsel waiting for approval are named from their request (they are not members yet).
+      const names = new Map(requests.map((r) => [r.counsel_id, r.username]));
+      for (const m of caseRec.members) names.set(m.user_id, m.user_id === session.account.id ? t("history.you") : m.username);
       const docNames = new Map(listing.documents.map((d) => [d.id, d.info.name]));
       const items = events
         .filter((e) => EVENT_KINDS.has(e.kind))

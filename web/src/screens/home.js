@@ -6,12 +6,13 @@ import { formatDate, t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
 import { acknowledgeContact, markContactVerified } from "../contacts.js";
 import { session } from "../session.js";
-import { button, errorMessage, heading } from "../ui.js";
+import { approveRequest, declineRequest, memberRequests, removeCounsel, requestCounsel } from "../members.js";
+import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
 
 const INVITES = { counsel: "survivor", admin: "counsel" };
 
-function memberItem(ctx, member) {
+function memberItem(ctx, member, caseId) {
   const role = t(`role.${member.role}`);
   const name = h("span", { class: "member-name", dir: "auto" }, member.username);
   if (member.isMe) {
@@ -36,7 +37,119 @@ function memberItem(ctx, member) {
     button(t("home.safety"), () => ctx.go("safety", { member }), "secondary small", {
       "aria-label": t("home.safetyLabel", { name: member.username }),
     }),
+    caseId && member.role === "counsel" && session.account.role === "survivor" ? removeButton(ctx, caseId, member) : null,
   );
+}
+
+/** The survivor's "Remove" for a counsel, asking once more before it acts. */
+function removeButton(ctx, caseId, member) {
+  const wrap = h("div", { class: "remove-member" });
+  const alert = h("p", { class: "form-error", role: "alert" });
+  const ask = button(t("members.remove"), () => {
+    const yes = button(t("members.removeYes"), async () => {
+      yes.disabled = true;
+      alert.textContent = "";
+      try {
+        await ctx.authenticated(() => removeCounsel(caseId, member.userId));
+        ctx.go("home", { notice: "members.removed" });
+      } catch (error) {
+        yes.disabled = false;
+        alert.textContent = errorMessage(error, "documents");
+      }
+    }, "danger small", { "data-remove-confirm": member.userId });
+    const cancel = button(t("common.cancel"), () => {
+      wrap.replaceChildren(ask);
+      ask.focus();
+    }, "secondary small");
+    wrap.replaceChildren(h("p", { class: "warn-box", role: "alert" }, t("members.removeConfirm", { name: member.username })), yes, cancel, alert);
+    yes.focus();
+  }, "secondary small", { "aria-label": t("members.removeLabel", { name: member.username }), "data-remove": member.userId });
+  wrap.append(ask);
+  return wrap;
+}
+
+/** The survivor's pending membership requests of one case, with Approve and Decline. */
+function pendingRequests(ctx, caseRec, requests) {
+  const headingId = `requests-${caseRec.id}`;
+  const alert = h("p", { class: "form-error", role: "alert" });
+  const names = new Map(caseRec.members.map((m) => [m.userId, m.username]));
+  const answer = (request, approve) => async (event) => {
+    const row = event.currentTarget.closest("li");
+    for (const b of row.querySelectorAll("button")) b.disabled = true;
+    alert.textContent = "";
+    try {
+      await ctx.authenticated(() => (approve ? approveRequest : declineRequest)(caseRec.id, request.id));
+      ctx.go("home", { notice: approve ? "members.approved" : "members.declined" });
+    } catch (error) {
+      for (const b of row.querySelectorAll("button")) b.disabled = false;
+      alert.textContent = errorMessage(error, "documents");
+    }
+  };
+  return h(
+    "section",
+    { class: "warn-box member-requests", "aria-labelledby": headingId },
+    h("h3", { id: headingId }, t("members.requests")),
+    h("p", {}, t("members.requestsIntro")),
+    h(
+      "ul",
+      { class: "requests" },
+      requests.map((r) =>
+        h(
+          "li",
+          { class: "member-request", "data-request": r.id },
+          h("span", { dir: "auto" }, t("members.requestedBy", {
+            name: r.username,
+            by: names.get(r.requested_by) ?? t("history.someone"),
+            date: formatDate(r.requested_at),
+          })),
+          button(t("members.approve"), answer(r, true), "primary small", {
+            "aria-label": t("members.approveLabel", { name: r.username }),
+            "data-approve": r.id,
+          }),
+          button(t("members.decline"), answer(r, false), "secondary small", {
+            "aria-label": t("members.declineLabel", { name: r.username }),
+            "data-decline": r.id,
+          }),
+        ),
+      ),
+    ),
+    alert,
+  );
+}
+
+/** A counsel's form to ask the client to let a colleague into the case. */
+function addColleague(ctx, caseRec) {
+  const f = field({ label: t("members.addField"), name: `colleague-${caseRec.id}`, attrs: { spellcheck: "false", autocapitalize: "none", maxlength: "64" } });
+  const status = h("p", { role: "status", class: "notice", hidden: true });
+  const submit = h("button", { type: "submit", class: "btn secondary" }, t("members.addSubmit"));
+  const form = h(
+    "form",
+    { class: "add-colleague", "data-add-colleague": caseRec.id, novalidate: true },
+    h("h3", {}, t("members.addTitle")),
+    f.el,
+    submit,
+    status,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const username = f.input.value.trim();
+    if (!username) {
+      f.setError(t("members.addEmpty"));
+      f.input.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      await ctx.authenticated(() => requestCounsel(caseRec.id, username));
+      status.textContent = t("members.addSent", { name: username });
+      status.hidden = false;
+      f.input.value = "";
+    } catch (error) {
+      f.setError(errorMessage(error, "documents"));
+    }
+    submit.disabled = false;
+  });
+  return form;
 }
 
 function caseList(ctx, cases) {
@@ -50,7 +163,8 @@ function caseList(ctx, cases) {
         "li",
         { class: "case" },
         h("h2", { id }, t("home.case", { date: formatDate(c.createdAt) })),
-        h("ul", { class: "members", "aria-labelledby": id }, c.members.map((m) => memberItem(ctx, m))),
+        h("ul", { class: "members", "aria-labelledby": id }, c.members.map((m) => memberItem(ctx, m, c.id))),
+        h("div", { class: "requests-region", "data-requests": c.id }),
         h(
           "p",
           { class: "case-actions" },
@@ -63,7 +177,20 @@ function caseList(ctx, cases) {
             "data-messages": c.id,
           }),
         ),
+        session.account.role === "counsel" ? addColleague(ctx, c) : null,
       );
+    }),
+  );
+}
+
+/** Fill each of the survivor's cases with the requests waiting for an answer. */
+async function showRequests(ctx, region, cases) {
+  if (session.account.role !== "survivor") return;
+  await Promise.all(
+    cases.map(async (c) => {
+      const requests = await ctx.authenticated(() => memberRequests(c.id));
+      const target = region.querySelector(`[data-requests="${CSS.escape(c.id)}"]`);
+      if (target && requests.length) target.replaceChildren(pendingRequests(ctx, c, requests));
     }),
   );
 }
@@ -79,7 +206,7 @@ export function home(ctx, params) {
       .then((cases) => {
         region.replaceChildren(caseList(ctx, cases));
         region.removeAttribute("aria-busy");
-        return unreadByCase().then((unread) => {
+        return Promise.all([showRequests(ctx, region, cases), unreadByCase()]).then(([, unread]) => {
           for (const [caseId, count] of unread) {
             const target = count > 0 ? region.querySelector(`[data-messages="${CSS.escape(caseId)}"]`) : null;
             if (!target) continue;
