@@ -185,7 +185,7 @@ def create_account(
         passphrase: str = PASSPHRASE,
         invited_by: HavenClient | None = None,
     ) -> tuple[HavenClient, str]:
-        client = HavenClient(live_server.url)
+        client = HavenClient(live_server.url, witnesses=live_server.witnesses)
         link = invited_by.create_invite(role) if invited_by is not None else invite(role)
         name = username or f"{role}{next(counter)}"
         recovery = client.register(link, name, passphrase)

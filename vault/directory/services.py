@@ -21,6 +21,7 @@ from vault.protocol import merkle
 from vault.protocol import transparency as kt
 
 ADVISORY_LOCK_ID = 6962
+APPENDED = "haven.kt.appended"  # session flag: the request then asks witnesses to cosign (§15)
 
 
 def tree_size(db: Session) -> int:
@@ -112,6 +113,7 @@ def append(db: Session, ring: Keyring, entry: kt.KeyEntry) -> int:
         )
     )
     db.flush()
+    db.info[APPENDED] = True
     return index
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from vault import db
 from vault.api import ANY_ROLE, endpoint, me, query_int
-from vault.directory import services
+from vault.directory import services, witnesses
 from vault.directory.models import LogEntry, TreeHeadRow
+from vault.keyring import keyring
 from vault.protocol.encoding import b64encode
 
 bp = Blueprint("directory", __name__, url_prefix="/api/v1/directory")
@@ -42,6 +43,22 @@ def entry_json(entry: LogEntry) -> dict[str, Any]:
 def head() -> Response:
     """Return the newest signed head."""
     return jsonify({"head": head_json(services.latest_head(db.session()))})
+
+
+@bp.get("/checkpoint")
+@endpoint("The newest witness-cosigned checkpoint of the key log (C2SP signed note)")
+def checkpoint() -> Response:
+    """Return the newest checkpoint with a quorum of cosignatures (§15)."""
+    app, session = current_app._get_current_object(), db.session()  # type: ignore[attr-defined]
+    witnesses.retry_if_due(app, session)
+    size, note = witnesses.served_checkpoint(
+        session,
+        keyring(),
+        app.config["HAVEN_LOG_ORIGIN"],
+        witnesses.configured(app),
+        app.config["HAVEN_WITNESS_QUORUM"],
+    )
+    return jsonify({"size": size, "checkpoint": note})
 
 
 @bp.get("/heads/<int:size>")
