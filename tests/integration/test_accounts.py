@@ -56,7 +56,9 @@ def test_wrong_passphrase_is_refused(
 ) -> None:
     create_account("counsel", username="bashir")
     with pytest.raises(ApiError) as err:
-        HavenClient(live_server.url, witnesses=live_server.witnesses).login("bashir", "not the passphrase at all")
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+            "bashir", "not the passphrase at all"
+        )
     assert err.value.status == 401
     assert err.value.code == "bad_credentials"
 
@@ -73,7 +75,12 @@ def test_recovery_key_sets_new_passphrase_and_old_one_fails(
     with pytest.raises(ApiError) as err:
         HavenClient(live_server.url, witnesses=live_server.witnesses).login("chen", PASSPHRASE)
     assert err.value.status == 401
-    assert HavenClient(live_server.url, witnesses=live_server.witnesses).login("chen", NEW_PASSPHRASE).keys == original
+    assert (
+        HavenClient(live_server.url, witnesses=live_server.witnesses)
+        .login("chen", NEW_PASSPHRASE)
+        .keys
+        == original
+    )
     # Recovery ended the sessions that existed before it.
     with pytest.raises(ApiError) as err:
         first.get("/account")
@@ -86,7 +93,9 @@ def test_wrong_recovery_key_is_refused(
     create_account("counsel", username="dara")
     wrong = pkeys.format_recovery_key(pkeys.generate_recovery_key())
     with pytest.raises(ApiError) as err:
-        HavenClient(live_server.url, witnesses=live_server.witnesses).recover("dara", wrong, NEW_PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+            "dara", wrong, NEW_PASSPHRASE
+        )
     assert err.value.status == 401
 
 
@@ -175,7 +184,12 @@ def test_passphrase_change_rewraps_and_ends_other_sessions(
     assert err.value.status == 401
     with pytest.raises(ApiError):
         HavenClient(live_server.url, witnesses=live_server.witnesses).login("hana", PASSPHRASE)
-    assert HavenClient(live_server.url, witnesses=live_server.witnesses).login("hana", NEW_PASSPHRASE).keys == keys
+    assert (
+        HavenClient(live_server.url, witnesses=live_server.witnesses)
+        .login("hana", NEW_PASSPHRASE)
+        .keys
+        == keys
+    )
     assert phone.get("/account")["account"]["username"] == "hana"
 
 
@@ -232,9 +246,13 @@ def test_invite_cannot_be_redeemed_twice(
     invite: Callable[..., str], live_server: LiveServer
 ) -> None:
     token = invite("counsel")
-    HavenClient(live_server.url, witnesses=live_server.witnesses).register(token, "mona", PASSPHRASE)
+    HavenClient(live_server.url, witnesses=live_server.witnesses).register(
+        token, "mona", PASSPHRASE
+    )
     with pytest.raises(ApiError) as err:
-        HavenClient(live_server.url, witnesses=live_server.witnesses).register(token, "nour", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).register(
+            token, "nour", PASSPHRASE
+        )
     assert err.value.status == 400
     assert err.value.code == "invite_invalid"
     assert invite_token(f"http://x/app/#invite={token}") == invite_token(token)

@@ -161,8 +161,12 @@ def test_after_a_rotation_everything_stays_readable_by_exactly_the_same_people(
     assert refused.value.status == 404
     # The new recovery key works; the old one, which wrapped the old keys, does not.
     with pytest.raises(ApiError):
-        HavenClient(live_server.url, witnesses=live_server.witnesses).recover("maria", w["recovery"], "a brand new passphrase 1")
-    recovered = HavenClient(live_server.url, witnesses=live_server.witnesses).recover("maria", new_recovery, PASSPHRASE + " 2")
+        HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+            "maria", w["recovery"], "a brand new passphrase 1"
+        )
+    recovered = HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+        "maria", new_recovery, PASSPHRASE + " 2"
+    )
     assert recovered.keys.version == 2
 
 
@@ -223,7 +227,9 @@ def test_a_compromised_key_must_rotate_and_rotation_clears_the_flag(
     assert again.get("/account")["account"]["must_rotate_keys"] is False
     with pytest.raises(ApiError):
         HavenClient(live_server.url, witnesses=live_server.witnesses).login("maria", PASSPHRASE)
-    HavenClient(live_server.url, witnesses=live_server.witnesses).login("maria", "a new passphrase after the scare")
+    HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+        "maria", "a new passphrase after the scare"
+    )
     Messenger(again).send(w["cid"], "new keys now")
     keys = w["counsel"].get(f"/users/{survivor_id}/keys")["keys"]
     statuses = {k["version"]: k["status"] for k in keys}

@@ -1,0 +1,182 @@
+"""Witnessed key-log heads with a real litewitness: cosigned appends, a refused fork, a witness down."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import closing
+
+import pytest
+import requests
+from flask import Flask
+
+from tests.conftest import PASSPHRASE, LiveServer
+from tests.services import PostgresServer
+from vault.accounts import services as accounts
+from vault.accounts.models import Role
+from vault.client import HavenClient
+from vault.db import database
+from vault.directory import services as directory
+from vault.directory.models import Cosignature
+from vault.embedded import Litewitness
+from vault.keyring import keyring
+from vault.protocol import checkpoint as cp
+from vault.protocol import transparency as kt
+from vault.protocol.encoding import b64encode
+
+
+@pytest.fixture
+def app(make_witnessed_app: Callable[..., Flask]) -> Flask:
+    """The app, its key log cosigned by the session's litewitness."""
+    return make_witnessed_app()
+
+
+def _tree_size(app: Flask) -> int:
+    db = database(app).sessions()
+    try:
+        return directory.tree_size(db)
+    finally:
+        db.close()
+
+
+def _witness_state(witness: Litewitness, origin: str) -> tuple[int, str]:
+    """What the witness itself recorded for the log: (size, base64 root)."""
+    with closing(sqlite3.connect(witness.db)) as conn:
+        row = conn.execute(
+            "SELECT tree_size, tree_hash FROM log WHERE origin = ?", (origin,)
+        ).fetchone()
+    return int(row[0]), str(row[1])
+
+
+def _log_verifier(app: Flask) -> cp.VerifierKey:
+    with app.app_context():
+        public = kt.log_public_key(keyring().current("logsign"))
+    return cp.log_verifier(app.config["HAVEN_LOG_ORIGIN"], public)
+
+
+def test_every_append_is_cosigned_and_the_client_accepts_the_head(
+    app: Flask,
+    create_account: Callable[..., tuple[HavenClient, str]],
+    live_server: LiveServer,
+    litewitness: Litewitness,
+) -> None:
+    counsel, _ = create_account("counsel", username="w-counsel")
+    survivor, _ = create_account("survivor", username="w-survivor", invited_by=counsel)
+    size = _tree_size(app)
+    assert size >= 2
+    answer = counsel.get("/directory/checkpoint")
+    assert answer["size"] == size
+    witness_key = cp.parse_verifier_key(litewitness.vkey)
+    checked = cp.verify_cosigned(answer["checkpoint"], [_log_verifier(app)], [witness_key], 1)
+    assert checked.size == size and checked.origin == app.config["HAVEN_LOG_ORIGIN"]
+    # The witness advanced, with consistency proofs, to exactly this head.
+    witness_root = cp.Checkpoint(checked.origin, size, checked.root).body().split("\n")[2]
+    assert _witness_state(litewitness, checked.origin) == (size, witness_root)
+    head = survivor.directory.refresh()
+    assert head.size == size and head.root == checked.root
+    [case] = counsel.cases()  # every member key verified under the cosigned head
+    assert len(case["members"]) == 2
+
+
+def test_a_forked_log_with_the_same_key_is_refused_by_the_witness_and_the_client(
+    make_witnessed_app: Callable[..., Flask],
+    app: Flask,
+    create_account: Callable[..., tuple[HavenClient, str]],
+    live_server: LiveServer,
+    litewitness: Litewitness,
+    postgres: PostgresServer,
+) -> None:
+    counsel, _ = create_account("counsel", username="real-counsel")
+    create_account("survivor", username="real-survivor", invited_by=counsel)
+    origin = app.config["HAVEN_LOG_ORIGIN"]
+    before = _witness_state(litewitness, origin)
+    # The operator runs a second database behind the same log key and origin: a split view
+    # in which the counsel's key is one the operator made.
+    name = f"t_{secrets.token_hex(6)}"
+    postgres.execute(f"CREATE DATABASE {name} TEMPLATE haven_template")
+    fork = make_witnessed_app(HAVEN_DATABASE_URL=postgres.url(name))
+    assert _log_verifier(fork) == _log_verifier(app)
+    with LiveServer(fork) as forked:
+        for name in ("real-counsel", "forged-1", "forged-2"):
+            with fork.app_context():
+                db = database(fork).sessions()
+                _, token = accounts.create_invite(db, Role.COUNSEL, None, 24)
+                db.close()
+            # The fork publishes, but its client refuses every head of it: none is cosigned.
+            victim = HavenClient(forked.url, witnesses=forked.witnesses)
+            with pytest.raises(kt.TransparencyError, match="cosigned by 0 of the 1"):
+                victim.register(b64encode(token), name, PASSPHRASE)
+        assert _tree_size(fork) > before[0]  # longer than the real log: a proof was demanded
+        with pytest.raises(kt.TransparencyError, match="cosigned by 0 of the 1"):
+            victim.directory.refresh()
+    # The witness kept the real log's head, and the real log goes on being cosigned.
+    assert _witness_state(litewitness, origin) == before
+    create_account("survivor", username="real-survivor-2", invited_by=counsel)
+    assert _witness_state(litewitness, origin)[0] == _tree_size(app)
+    counsel.directory.refresh()
+
+
+@pytest.fixture
+def witness_down(litewitness: Litewitness) -> Iterator[Litewitness]:
+    """Stop the session's witness for one test and start it again afterwards."""
+    litewitness.stop()
+    try:
+        yield litewitness
+    finally:
+        if litewitness.proc is None:
+            litewitness.start()
+
+
+def test_publishing_works_while_the_witness_is_down_and_clients_wait_for_the_cosignature(
+    app: Flask,
+    invite: Callable[..., str],
+    live_server: LiveServer,
+    witness_down: Litewitness,
+) -> None:
+    early = HavenClient(live_server.url, witnesses=live_server.witnesses)
+    # The account and its key are published; the client refuses the uncosigned head.
+    with pytest.raises(kt.TransparencyError, match="cosigned by 0 of the 1 witnesses"):
+        early.register(invite("counsel"), "early", PASSPHRASE)
+    assert _tree_size(app) == 1
+    witness_down.start()
+    counsel = HavenClient(live_server.url, witnesses=live_server.witnesses)
+    counsel.login("early", PASSPHRASE)  # the checkpoint request retried the witness
+    assert counsel.directory.head is not None and counsel.directory.head.size == 1
+    witness_down.stop()
+    late = HavenClient(live_server.url, witnesses=live_server.witnesses)
+    with pytest.raises(kt.TransparencyError, match="not yet in a checkpoint"):
+        late.register(counsel.create_invite("survivor"), "late", PASSPHRASE)
+    assert _tree_size(app) == 2
+    # The newest cosigned checkpoint does not hold the survivor's key yet.
+    with pytest.raises(kt.TransparencyError, match="not yet in a checkpoint"):
+        counsel.cases()
+    witness_down.start()
+    [case] = counsel.cases()
+    assert {m["username"] for m in case["members"]} == {"early", "late"}
+    assert counsel.directory.head is not None and counsel.directory.head.size == 2
+
+
+def test_the_witness_answers_409_with_its_size_and_the_server_follows_it(
+    app: Flask,
+    create_account: Callable[..., tuple[HavenClient, str]],
+    live_server: LiveServer,
+    litewitness: Litewitness,
+) -> None:
+    counsel, _ = create_account("counsel", username="first")
+    create_account("survivor", username="second", invited_by=counsel)
+    origin = app.config["HAVEN_LOG_ORIGIN"]
+    note = cp.parse_note(counsel.get("/directory/checkpoint")["checkpoint"])
+    body = f"old 0\n\n{cp.Note(note.text, note.signatures[:1]).encode()}"
+    answer = requests.post(f"{litewitness.url}/add-checkpoint", data=body.encode(), timeout=5)
+    assert answer.status_code == 409
+    assert answer.headers["Content-Type"] == "text/x.tlog.size"
+    assert answer.text == f"{_tree_size(app)}\n"
+    # Forget what we stored: the server starts again from 0 and follows the 409.
+    db = database(app).sessions()
+    db.query(Cosignature).delete()
+    db.commit()
+    db.close()
+    create_account("survivor", username="third", invited_by=counsel)
+    assert _witness_state(litewitness, origin)[0] == _tree_size(app)
+    counsel.directory.refresh()
