@@ -151,6 +151,9 @@ GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     # -- feature vectors --
     "messages": lambda: __import__("tests.vectors.messages", fromlist=["_"]).messages_vectors(),
     "documents": lambda: __import__("tests.vectors.documents", fromlist=["_"]).documents_vectors(),
+    "checkpoint": lambda: __import__(
+        "tests.vectors.checkpoint", fromlist=["_"]
+    ).checkpoint_vectors(),
 }
 
 

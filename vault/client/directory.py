@@ -113,7 +113,7 @@ class KeyDirectory:
             try:
                 checked = cp.verify_cosigned(note, logs, self.witnesses.keys, self.witnesses.quorum)
             except cp.CheckpointError as exc:
-                if "log key" not in str(exc):
+                if exc.reason != "log":
                     raise
                 self._trust_log_keys()  # a newer log key may have been announced
                 logs = [cp.log_verifier(origin, k) for k in self.log_keys.values()]

@@ -27,7 +27,15 @@ _STD_B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}$")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint, note, signature or verifier key is malformed or does not verify."""
+    """A checkpoint, note, signature or verifier key is malformed or does not verify.
+
+    ``reason`` is ``"quorum"`` (too few cosignatures), ``"log"`` (no signature by a trusted
+    log key) or ``"malformed"`` (anything else, including a signature that fails to verify).
+    """
+
+    def __init__(self, message: str, reason: str = "malformed") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _b64std_decode(text: str) -> bytes:
@@ -293,11 +301,12 @@ def verify_cosigned(
                 verify_signature(parsed.text, sig, key)
                 signed_by_log = True
     if not signed_by_log:
-        raise CheckpointError("the checkpoint is not signed by a log key I trust")
+        raise CheckpointError("the checkpoint is not signed by a log key I trust", "log")
     count = len(cosigners(parsed, witness_keys))
     if count < quorum:
         raise CheckpointError(
             f"the checkpoint of size {checkpoint.size} is cosigned by {count} of the "
-            f"{quorum} witnesses required: not yet witnessed, or a split view"
+            f"{quorum} witnesses required: not yet witnessed, or a split view",
+            "quorum",
         )
     return checkpoint
