@@ -95,3 +95,11 @@ def test_note_parsing_refuses_control_characters_and_missing_signatures() -> Non
         cp.parse_note(VECTORS["checkpoint"]["text"])
     with pytest.raises(cp.CheckpointError):
         cp.parse_note(VECTORS["note"].replace("\n", "\r\n", 1))
+
+
+def test_a_witness_listed_twice_counts_once() -> None:
+    log = [cp.parse_verifier_key(VECTORS["log"]["vkey"])]
+    [case] = [c for c in VECTORS["cases"] if c["name"] == "quorum not met"]
+    twice = _witness_keys([0, 0])
+    with pytest.raises(cp.CheckpointError):
+        cp.verify_cosigned(case["note"], log, twice, 2)

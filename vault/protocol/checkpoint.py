@@ -265,7 +265,7 @@ def cosigners(note: Note, witness_keys: Iterable[VerifierKey]) -> list[VerifierK
     (signed-note); lines from unknown keys are ignored.
     """
     found = []
-    for key in witness_keys:
+    for key in dict.fromkeys(witness_keys):  # a key listed twice still counts once
         if key.alg != ALG_COSIGNATURE_V1:
             raise CheckpointError(f"witness key {key.name} is not a cosignature/v1 key")
         lines = [s for s in note.signatures if _matches(s, key)]
