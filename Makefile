@@ -61,7 +61,7 @@ deps: system-deps venv minio litewitness web
 serve: venv minio litewitness web
 	HAVEN_SECURE_COOKIES=$${HAVEN_SECURE_COOKIES:-false} \
 	HAVEN_DATABASE_URL=$${HAVEN_DATABASE_URL:-sqlite:///$(CURDIR)/var/haven.db} \
-	$(VENV)/bin/haven serve --embedded-minio
+	$(VENV)/bin/haven serve --embedded-minio --embedded-witness
 
 lint: venv
 	$(VENV)/bin/ruff check vault tests
