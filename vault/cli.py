@@ -134,7 +134,7 @@ def _register_with_witness(app: Flask, witness: Litewitness) -> None:
             checkpoint.log_verifier(origin, log_public_key(ring.get("logsign", v))).encode()
             for v in ring.versions("logsign")
         ]
-    register_log(witness.db, origin, vkeys)
+    register_log(witness.db, origin, vkeys)  # what witnessctl add-log/add-key do
     click.echo(f"embedded witness: HAVEN_WITNESS_KEYS={witness.vkey}")
 
 
@@ -253,6 +253,32 @@ def log_verify() -> None:
     finally:
         session.close()
     click.echo(f"key transparency log intact: {size} entries")
+
+
+@log_group.command("vkey")
+@with_appcontext
+def log_vkey() -> None:
+    """Print "<origin> <verifier key>" for each live log key: what a witness registers."""
+    from vault.keyring import keyring
+    from vault.protocol import checkpoint
+    from vault.protocol.transparency import log_public_key
+
+    origin = current_app.config["HAVEN_LOG_ORIGIN"]
+    ring = keyring()
+    for version in ring.versions("logsign"):
+        public = log_public_key(ring.get("logsign", version))
+        click.echo(f"{origin} {checkpoint.log_verifier(origin, public).encode()}")
+
+
+@log_group.command("cosign")
+@with_appcontext
+def log_cosign() -> None:
+    """Ask every configured witness to cosign the newest head now."""
+    from vault.directory.witnesses import configured, cosign_for_app
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    done = cosign_for_app(app)
+    click.echo(f"newest head cosigned by {done} of {len(configured(app))} witnesses")
 
 
 @main.group("keys")

@@ -9,12 +9,14 @@ from contextlib import closing
 
 import pytest
 import requests
+from click.testing import CliRunner
 from flask import Flask
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.services import PostgresServer
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
+from vault.cli import main
 from vault.client import HavenClient
 from vault.db import database
 from vault.directory import services as directory
@@ -180,3 +182,31 @@ def test_the_witness_answers_409_with_its_size_and_the_server_follows_it(
     create_account("survivor", username="third", invited_by=counsel)
     assert _witness_state(litewitness, origin)[0] == _tree_size(app)
     counsel.directory.refresh()
+
+
+def test_log_vkey_prints_what_the_witness_registers_and_log_cosign_catches_up(
+    app: Flask,
+    invite: Callable[..., str],
+    live_server: LiveServer,
+    witness_down: Litewitness,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = {
+        "HAVEN_DATABASE_URL": app.config["HAVEN_DATABASE_URL"],
+        "HAVEN_KEYS_DIR": app.config["HAVEN_KEYS_DIR"],
+        "HAVEN_LOG_ORIGIN": app.config["HAVEN_LOG_ORIGIN"],
+        "HAVEN_WITNESSES": f"{witness_down.vkey} {witness_down.url}",
+        "HAVEN_SECURE_COOKIES": "false",
+    }
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    printed = CliRunner().invoke(main, ["log", "vkey"])
+    assert printed.output == f"{app.config['HAVEN_LOG_ORIGIN']} {_log_verifier(app).encode()}\n"
+    client = HavenClient(live_server.url, witnesses=live_server.witnesses)
+    with pytest.raises(kt.TransparencyError, match="cosigned by 0"):
+        client.register(invite("counsel"), "catch-up", PASSPHRASE)
+    witness_down.start()
+    cosigned = CliRunner().invoke(main, ["log", "cosign"])
+    assert cosigned.exit_code == 0, cosigned.output
+    assert "cosigned by 1 of 1 witnesses" in cosigned.output
+    assert _witness_state(witness_down, app.config["HAVEN_LOG_ORIGIN"])[0] == 1

@@ -13,7 +13,7 @@ from vault.client.cli import witness_policy
 from vault.config import ConfigError, load_config
 
 VECTORS = json.loads((generate.HERE / "checkpoint.json").read_text())
-W1, W2 = (w["vkey"] for w in VECTORS["witnesses"])
+W1, W2, W3 = (w["vkey"] for w in VECTORS["witnesses"])
 LOG_VKEY = VECTORS["log"]["vkey"]
 
 
@@ -25,11 +25,12 @@ def test_no_witness_is_a_working_default() -> None:
 
 def test_witnesses_are_parsed() -> None:
     config = load_config(
-        {"HAVEN_WITNESSES": f"{W1} https://w1.example/;\n{W2} http://10.0.0.2:7380"}
+        {"HAVEN_WITNESSES": f"{W1} https://w1.example/;\n{W2} http://10.0.0.2:7380; {W3} http://w3"}
     )
     assert [url for _, url in config["HAVEN_WITNESSES"]] == [
         "https://w1.example",
         "http://10.0.0.2:7380",
+        "http://w3",
     ]
     assert config["HAVEN_WITNESS_QUORUM"] == 1
 

@@ -17,8 +17,8 @@ from vault.protocol import checkpoint as cp
 from vault.protocol.encoding import b64encode
 
 ORIGIN = "haven.example/key-log"
-WITNESSES = ("witness.example/bar-association", "witness.example/ngo")
-TIMESTAMPS = (1_795_000_000, 1_795_000_042)
+WITNESSES = ("witness.example/bar-association", "witness.example/ngo", "witness.example/plus")
+TIMESTAMPS = (1_795_000_000, 1_795_000_042, 1_795_000_099)
 
 
 def _bytes(label: str, n: int) -> bytes:
@@ -36,11 +36,21 @@ def _flip(line: cp.Signature) -> cp.Signature:
     return cp.Signature(line.name, line.key_hash, sig)
 
 
+def _plus_seed() -> bytes:
+    """The first labelled seed whose cosigner vkey holds a '+' in its base64 (a parser trap)."""
+    for n in range(1000):
+        seed = _bytes(f"checkpoint:plus:{n}", 32)
+        vkey = cp.VerifierKey(WITNESSES[2], cp.ALG_COSIGNATURE_V1, _public(seed)).encode()
+        if "+" in vkey.split("+", 2)[2]:
+            return seed
+    raise AssertionError("no seed found")
+
+
 def checkpoint_vectors() -> dict[str, Any]:
     """Checkpoint bodies, vkeys, key hashes, cosignature messages and acceptance cases."""
     log_seed = _bytes("checkpoint:log", 32)
     log_key = cp.log_verifier(ORIGIN, _public(log_seed))
-    seeds = [_bytes(f"checkpoint:{name}", 32) for name in WITNESSES]
+    seeds = [_bytes(f"checkpoint:{name}", 32) for name in WITNESSES[:2]] + [_plus_seed()]
     keys = [
         cp.VerifierKey(n, cp.ALG_COSIGNATURE_V1, _public(s))
         for n, s in zip(WITNESSES, seeds, strict=True)
@@ -61,7 +71,8 @@ def checkpoint_vectors() -> dict[str, Any]:
 
     everything = note(text, log_sig, *cosigs)
     cases = [
-        ("two of two", everything, [0, 1], 2, "accept"),
+        ("three of three", everything, [0, 1, 2], 3, "accept"),
+        ("a '+' inside the key's base64", note(text, log_sig, cosigs[2]), [2], 1, "accept"),
         ("one of two", note(text, log_sig, cosigs[1]), [0, 1], 1, "accept"),
         (
             "unknown signatures are ignored",

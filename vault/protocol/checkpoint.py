@@ -121,7 +121,7 @@ class VerifierKey:
 
 def parse_verifier_key(vkey: str) -> VerifierKey:
     """Parse a vkey of an Ed25519 log key (0x01) or an Ed25519 cosigner (0x04)."""
-    parts = vkey.split("+")
+    parts = vkey.split("+", 2)  # standard base64 may itself hold '+'
     if len(parts) != 3:
         raise CheckpointError("a verifier key is name+hash+key")
     name, hash_hex, key_b64 = parts

@@ -75,9 +75,11 @@ export function parseBody(sodium, text) {
 
 /** A verifier key {name, alg, publicKey, keyHash} from the vkey string name+hash+base64. */
 export function parseVerifierKey(sodium, vkey) {
-  const parts = vkey.split("+");
-  if (parts.length !== 3) throw new CheckpointError("a verifier key is name+hash+key");
-  const [name, hashHex, keyText] = parts;
+  // Split at the first two '+' only: standard base64 may itself hold '+'.
+  const first = vkey.indexOf("+");
+  const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
+  if (second < 0) throw new CheckpointError("a verifier key is name+hash+key");
+  const [name, hashHex, keyText] = [vkey.slice(0, first), vkey.slice(first + 1, second), vkey.slice(second + 1)];
   if (!isValidName(name) || !/^[0-9a-f]{8}$/.test(hashHex)) {
     throw new CheckpointError("malformed verifier key");
   }
