@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from pathlib import Path
 
 import pytest
 import requests
@@ -16,12 +18,13 @@ from tests.conftest import PASSPHRASE, LiveServer
 from tests.services import PostgresServer
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
+from vault.admin import services as admin
 from vault.cli import main
 from vault.client import HavenClient
 from vault.db import database
 from vault.directory import services as directory
 from vault.directory.models import Cosignature
-from vault.embedded import Litewitness
+from vault.embedded import Litewitness, register_log
 from vault.keyring import keyring
 from vault.protocol import checkpoint as cp
 from vault.protocol import transparency as kt
@@ -210,3 +213,38 @@ def test_log_vkey_prints_what_the_witness_registers_and_log_cosign_catches_up(
     assert cosigned.exit_code == 0, cosigned.output
     assert "cosigned by 1 of 1 witnesses" in cosigned.output
     assert _witness_state(witness_down, app.config["HAVEN_LOG_ORIGIN"])[0] == 1
+
+
+REFRESH_WAIT = 2.2  # processes re-read keys/ at most every 2 s
+
+
+def test_a_log_key_rotation_is_cosigned_until_the_witness_needs_the_new_key(
+    app: Flask,
+    create_account: Callable[..., tuple[HavenClient, str]],
+    live_server: LiveServer,
+    litewitness: Litewitness,
+) -> None:
+    counsel, _ = create_account("counsel", username="rot-counsel")
+    origin = app.config["HAVEN_LOG_ORIGIN"]
+    path = Path(app.config["HAVEN_KEYS_DIR"])
+    db = database(app).sessions()
+    assert admin.rotate(db, path, "logsign") == 2
+    time.sleep(REFRESH_WAIT)
+    # Signed by v2 and v1; the witness knows only v1 and still cosigns.
+    create_account("survivor", username="rot-survivor", invited_by=counsel)
+    note = cp.parse_note(counsel.get("/directory/checkpoint")["checkpoint"])
+    assert [s.name for s in note.signatures] == [origin, origin, litewitness.name]
+    head = counsel.directory.refresh()
+    assert head.key_version == 2 and head.size == _tree_size(app) == 2
+    admin.retire(db, path, "logsign", 1, 0)
+    db.close()
+    time.sleep(REFRESH_WAIT)
+    late = HavenClient(live_server.url, witnesses=live_server.witnesses)
+    with pytest.raises(kt.TransparencyError, match="not yet in a checkpoint"):
+        late.register(counsel.create_invite("survivor"), "rot-late", PASSPHRASE)
+    assert _witness_state(litewitness, origin)[0] == 2  # v2 alone is a key it does not know
+    with app.app_context():
+        v2 = kt.log_public_key(keyring().current("logsign"))
+    register_log(litewitness.db, origin, [cp.log_verifier(origin, v2).encode()])
+    assert counsel.directory.refresh().size == 3  # the checkpoint request retried the witness
+    assert len(counsel.cases()) == 2
