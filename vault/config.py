@@ -164,6 +164,8 @@ def _load_witnesses(env: Mapping[str, str]) -> dict[str, Any]:
             raise ConfigError(f"HAVEN_WITNESSES: {parts[0]!r} is not a cosignature/v1 key")
         if urlsplit(parts[1]).scheme not in ("http", "https"):
             raise ConfigError(f"HAVEN_WITNESSES: {parts[1]!r} is not an http(s) URL")
+        if len(parts[0]) > 255:
+            raise ConfigError(f"HAVEN_WITNESSES: {parts[0]!r} is longer than 255 characters")
         if any(key == known for known, _ in witnesses):
             raise ConfigError(f"HAVEN_WITNESSES: {parts[0]!r} is listed twice")
         witnesses.append((key, parts[1].rstrip("/")))

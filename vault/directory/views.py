@@ -10,7 +10,6 @@ from vault import db
 from vault.api import ANY_ROLE, endpoint, me, query_int
 from vault.directory import services, witnesses
 from vault.directory.models import LogEntry, TreeHeadRow
-from vault.keyring import keyring
 from vault.protocol.encoding import b64encode
 
 bp = Blueprint("directory", __name__, url_prefix="/api/v1/directory")
@@ -49,15 +48,8 @@ def head() -> Response:
 @endpoint("The newest witness-cosigned checkpoint of the key log (C2SP signed note)")
 def checkpoint() -> Response:
     """Return the newest checkpoint with a quorum of cosignatures (§15)."""
-    app, session = current_app._get_current_object(), db.session()  # type: ignore[attr-defined]
-    witnesses.retry_if_due(app, session)
-    size, note = witnesses.served_checkpoint(
-        session,
-        keyring(),
-        app.config["HAVEN_LOG_ORIGIN"],
-        witnesses.configured(app),
-        app.config["HAVEN_WITNESS_QUORUM"],
-    )
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    size, note = witnesses.newest_checkpoint(app, db.session())
     return jsonify({"size": size, "checkpoint": note})
 
 

@@ -204,11 +204,26 @@ def retry_if_due(app: Flask, db: Session) -> None:
     cosign_for_app(app)
 
 
+def newest_checkpoint(app: Flask, db: Session) -> tuple[int, str]:
+    """What GET /directory/checkpoint serves, after a retry of the witnesses if one is due."""
+    retry_if_due(app, db)
+    return served_checkpoint(
+        db,
+        keyring(),
+        app.config["HAVEN_LOG_ORIGIN"],
+        configured(app),
+        app.config["HAVEN_WITNESS_QUORUM"],
+    )
+
+
 def _after_request(app: Flask) -> None:
     def hook(response: Response) -> Response:
         session: Session | None = g.get("db_session")
         if session is not None and session.info.pop(services.APPENDED, False):
-            cosign_for_app(app)
+            try:
+                cosign_for_app(app)
+            except Exception:  # the append is committed; a later retry cosigns it
+                log.exception("asking the witnesses to cosign failed")
         return response
 
     app.after_request(hook)
