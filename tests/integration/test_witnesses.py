@@ -20,7 +20,7 @@ from vault.accounts import services as accounts
 from vault.accounts.models import Role
 from vault.admin import services as admin
 from vault.cli import main
-from vault.client import HavenClient
+from vault.client import HavenClient, WitnessPolicy
 from vault.db import database
 from vault.directory import services as directory
 from vault.directory.models import Cosignature
@@ -248,3 +248,22 @@ def test_a_log_key_rotation_is_cosigned_until_the_witness_needs_the_new_key(
     register_log(litewitness.db, origin, [cp.log_verifier(origin, v2).encode()])
     assert counsel.directory.refresh().size == 3  # the checkpoint request retried the witness
     assert len(counsel.cases()) == 2
+
+
+def test_a_server_that_drops_its_witnesses_is_refused_by_witnessed_clients(
+    make_app: Callable[..., Flask],
+    invite: Callable[..., str],
+    litewitness: Litewitness,
+) -> None:
+    # The same database and keys, restarted without HAVEN_WITNESSES: heads are served with
+    # the log's signature only.
+    app = make_app()
+    with LiveServer(app) as server:
+        plain = HavenClient(server.url, witnesses=server.witnesses)
+        plain.register(invite("counsel"), "unwitnessed", PASSPHRASE)
+        note = cp.parse_note(plain.get("/directory/checkpoint")["checkpoint"])
+        assert [s.name for s in note.signatures] == [app.config["HAVEN_LOG_ORIGIN"]]
+        policy = WitnessPolicy.of([litewitness.vkey], 1)
+        careful = HavenClient(server.url, witnesses=policy)
+        with pytest.raises(kt.TransparencyError, match="cosigned by 0 of the 1"):
+            careful.login("unwitnessed", PASSPHRASE)
