@@ -134,7 +134,7 @@ class KeyDirectory:
         if self.witnesses.is_witnessed:
             size, root = self._witnessed_size()
             data = self.client.get(f"/directory/heads/{size}")["head"]
-            if b64decode(data["root"]) != root:
+            if data["size"] != size or b64decode(data["root"]) != root:
                 raise kt.TransparencyError("the signed head differs from the cosigned checkpoint")
         else:
             data = self.client.get("/directory/head")["head"]
