@@ -10,11 +10,15 @@ UV := $(TOOLS)/uv-$(UV_VERSION)/bin/uv
 MINIO_COMMIT := 7aac2a2c5b7c882e68c1ce017d8256be2feea27f
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 MINIO := $(TOOLS)/minio-$(shell echo $(MINIO_COMMIT) | cut -c1-8)/minio
+# The key-log witness (C2SP tlog-witness) that tests and `make serve` run (docs/deploy.md).
+LITEWITNESS_VERSION := v0.6.1
+LITEWITNESS := $(TOOLS)/litewitness-$(LITEWITNESS_VERSION)/litewitness
 VENV := .venv
 PY := $(VENV)/bin/python
 export HAVEN_MINIO_BIN := $(MINIO)
+export HAVEN_LITEWITNESS_BIN := $(LITEWITNESS)
 
-.PHONY: help serve test bench lint deps system-deps venv minio web
+.PHONY: help serve test bench lint deps system-deps venv minio litewitness web
 
 help:
 	@echo "make serve   install what is missing, start Haven on http://127.0.0.1:8000"
@@ -36,6 +40,11 @@ $(MINIO):
 
 minio: $(MINIO)
 
+$(LITEWITNESS):
+	scripts/build-litewitness $(LITEWITNESS_VERSION) $(LITEWITNESS)
+
+litewitness: $(LITEWITNESS)
+
 system-deps:
 	scripts/system-deps
 
@@ -47,12 +56,12 @@ web/dist/index.html: web/node_modules/.package-lock.json $(shell find web/src we
 
 web: web/dist/index.html
 
-deps: system-deps venv minio web
+deps: system-deps venv minio litewitness web
 
-serve: venv minio web
+serve: venv minio litewitness web
 	HAVEN_SECURE_COOKIES=$${HAVEN_SECURE_COOKIES:-false} \
 	HAVEN_DATABASE_URL=$${HAVEN_DATABASE_URL:-sqlite:///$(CURDIR)/var/haven.db} \
-	$(VENV)/bin/haven serve --embedded-minio
+	$(VENV)/bin/haven serve --embedded-minio --embedded-witness
 
 lint: venv
 	$(VENV)/bin/ruff check vault tests

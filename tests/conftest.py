@@ -13,12 +13,22 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from tests.services import MinioServer, PostgresServer, RedisServer
+from tests.services import (
+    MinioServer,
+    PostgresServer,
+    RedisServer,
+    free_port,
+    litewitness_binary,
+)
 from vault import create_app, migrate
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
-from vault.client import HavenClient
+from vault.client import HavenClient, WitnessPolicy
 from vault.db import database
+from vault.embedded import Litewitness, register_log
+from vault.keyring import keyring
+from vault.protocol import checkpoint
+from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64encode
 
 PASSPHRASE = "correct horse battery staple"
@@ -60,6 +70,58 @@ def minio(services_root: Path) -> Iterator[MinioServer]:
     server.start()
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def litewitness(services_root: Path) -> Iterator[Litewitness]:
+    """A real litewitness for the whole session: its own ssh-agent and fresh Ed25519 key."""
+    witness = Litewitness(
+        litewitness_binary(), services_root / "witness", "witness.test/w1", free_port()
+    )
+    witness.start()
+    yield witness
+    witness.close()
+
+
+@pytest.fixture
+def make_witnessed_app(
+    make_app: Callable[..., Flask], litewitness: Litewitness
+) -> Callable[..., Flask]:
+    """Return a callable that builds an app whose key log the session's witness cosigns.
+
+    Each test's log gets its own origin, registered with the witness with the app's log key
+    (what `witnessctl add-log` and `add-key` do), so tests never look like forks of each other.
+    """
+    origin = f"haven.test/{secrets.token_hex(6)}"
+
+    def _make(**overrides: str) -> Flask:
+        settings = {
+            "HAVEN_LOG_ORIGIN": origin,
+            "HAVEN_WITNESSES": f"{litewitness.vkey} {litewitness.url}",
+            "HAVEN_WITNESS_QUORUM": "1",
+            "HAVEN_WITNESS_TIMEOUT_SECONDS": "2",
+            "HAVEN_WITNESS_RETRY_SECONDS": "0",
+            **overrides,
+        }
+        app = make_app(**settings)
+        with app.app_context():
+            log_key = kt.log_public_key(keyring().current("logsign"))
+        register_log(
+            litewitness.db,
+            app.config["HAVEN_LOG_ORIGIN"],
+            [checkpoint.log_verifier(app.config["HAVEN_LOG_ORIGIN"], log_key).encode()],
+        )
+        return app
+
+    return _make
+
+
+def witness_policy(app: Flask) -> WitnessPolicy:
+    """The policy a client of this app is built with: the witnesses the test configured."""
+    keys = tuple(key for key, _ in app.config["HAVEN_WITNESSES"])
+    if not keys:
+        return WitnessPolicy.unwitnessed()
+    return WitnessPolicy(keys, app.config["HAVEN_WITNESS_QUORUM"])
 
 
 @pytest.fixture(scope="session")
@@ -136,6 +198,7 @@ class LiveServer:
         self.app = app
         self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.witnesses = witness_policy(app)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def __enter__(self) -> LiveServer:
@@ -185,7 +248,7 @@ def create_account(
         passphrase: str = PASSPHRASE,
         invited_by: HavenClient | None = None,
     ) -> tuple[HavenClient, str]:
-        client = HavenClient(live_server.url)
+        client = HavenClient(live_server.url, witnesses=live_server.witnesses)
         link = invited_by.create_invite(role) if invited_by is not None else invite(role)
         name = username or f"{role}{next(counter)}"
         recovery = client.register(link, name, passphrase)

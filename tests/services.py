@@ -1,4 +1,4 @@
-"""Real PostgreSQL, Redis and MinIO processes on free loopback ports, for the tests.
+"""Real PostgreSQL, Redis, MinIO and litewitness processes on free loopback ports, for the tests.
 
 Each server runs from a temporary folder and is stopped at the end. PostgreSQL refuses
 to run as root, so as root it runs as the unprivileged `nobody` user.
@@ -289,3 +289,11 @@ class MinioServer(_LogFile):
         """Stop for good and close the log."""
         self.stop()
         self._close_log()
+
+
+def litewitness_binary() -> str:
+    """litewitness built at the pinned version (HAVEN_LITEWITNESS_BIN), or one on PATH."""
+    binary = os.environ.get("HAVEN_LITEWITNESS_BIN") or shutil.which("litewitness")
+    if not binary or not Path(binary).exists():
+        raise RuntimeError("litewitness not found: set HAVEN_LITEWITNESS_BIN or run `make deps`")
+    return binary

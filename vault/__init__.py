@@ -60,9 +60,11 @@ def _register_blueprints(app: Flask) -> None:
     messages.init_app(app)
     from vault.admin.views import bp as admin_bp
     from vault.audit.views import bp as audit_bp
+    from vault.directory import witnesses
     from vault.directory.views import bp as directory_bp
 
     blueprints.append(directory_bp)
+    witnesses.init_app(app)
     blueprints.append(admin_bp)
     blueprints.append(audit_bp)
     from vault.contacts.views import bp as contacts_bp

@@ -14,6 +14,7 @@ from flask import Flask, current_app
 from vault import create_app, db, migrate
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
+from vault.embedded import Litewitness
 from vault.keyring import PURPOSES, init_keyring, load_keyring
 
 
@@ -66,7 +67,20 @@ def _link(token: bytes) -> str:
     help="Start a single-node MinIO under var/minio (binary from HAVEN_MINIO_BIN).",
 )
 @click.option("--minio-port", default=9000, show_default=True, type=int)
-def serve_command(host: str, port: int, embedded_minio: bool, minio_port: int) -> None:
+@click.option(
+    "--embedded-witness/--no-embedded-witness",
+    default=False,
+    help="Start a litewitness with its own key under var/witness (HAVEN_LITEWITNESS_BIN).",
+)
+@click.option("--witness-port", default=7380, show_default=True, type=int)
+def serve_command(
+    host: str,
+    port: int,
+    embedded_minio: bool,
+    minio_port: int,
+    embedded_witness: bool,
+    witness_port: int,
+) -> None:
     """Migrate, start the embedded services if asked, and serve."""
     from vault.embedded import start_minio
     from vault.server import serve
@@ -76,21 +90,52 @@ def serve_command(host: str, port: int, embedded_minio: bool, minio_port: int) -
     var.mkdir(exist_ok=True)
     env = dict(os.environ)
     minio = None
+    witness = None
     if embedded_minio:
         binary = env.get("HAVEN_MINIO_BIN", "minio")
         minio, settings = start_minio(binary, var, minio_port)
         env |= settings
     try:
+        if embedded_witness:
+            binary = env.get("HAVEN_LITEWITNESS_BIN", "litewitness")
+            witness = Litewitness(
+                binary, var / "witness", "haven.local/embedded-witness", witness_port
+            )
+            witness.start()
+            if not env.get("HAVEN_WITNESSES"):
+                env["HAVEN_WITNESSES"] = f"{witness.vkey} {witness.url}"
         app = create_app(env)
         migrate.upgrade(app.config["HAVEN_DATABASE_URL"])
         store(app).ensure_bucket()
+        if witness is not None:
+            _register_with_witness(app, witness)
         _first_admin_invite(app)
         click.echo(f"Haven is listening on http://{host}:{port}/")
         serve(app, host, port)
     finally:
+        if witness is not None:
+            witness.close()
         if minio is not None:
             minio.terminate()
             minio.wait(timeout=30)
+
+
+def _register_with_witness(app: Flask, witness: Litewitness) -> None:
+    """Make the embedded witness know this log's origin and every live log key (§15)."""
+    from vault.embedded import register_log
+    from vault.keyring import keyring
+    from vault.protocol import checkpoint
+    from vault.protocol.transparency import log_public_key
+
+    origin = app.config["HAVEN_LOG_ORIGIN"]
+    with app.app_context():
+        ring = keyring()
+        vkeys = [
+            checkpoint.log_verifier(origin, log_public_key(ring.get("logsign", v))).encode()
+            for v in ring.versions("logsign")
+        ]
+    register_log(witness.db, origin, vkeys)  # what witnessctl add-log/add-key do
+    click.echo(f"embedded witness: HAVEN_WITNESS_KEYS={witness.vkey}")
 
 
 @main.group("db")
@@ -216,6 +261,32 @@ def log_verify() -> None:
     finally:
         session.close()
     click.echo(f"key transparency log intact: {size} entries")
+
+
+@log_group.command("vkey")
+@with_appcontext
+def log_vkey() -> None:
+    """Print "<origin> <verifier key>" for each live log key: what a witness registers."""
+    from vault.keyring import keyring
+    from vault.protocol import checkpoint
+    from vault.protocol.transparency import log_public_key
+
+    origin = current_app.config["HAVEN_LOG_ORIGIN"]
+    ring = keyring()
+    for version in ring.versions("logsign"):
+        public = log_public_key(ring.get("logsign", version))
+        click.echo(f"{origin} {checkpoint.log_verifier(origin, public).encode()}")
+
+
+@log_group.command("cosign")
+@with_appcontext
+def log_cosign() -> None:
+    """Ask every configured witness to cosign the newest head now."""
+    from vault.directory.witnesses import configured, cosign_for_app
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    done = cosign_for_app(app)
+    click.echo(f"newest head cosigned by {done} of {len(configured(app))} witnesses")
 
 
 @main.group("keys")

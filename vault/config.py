@@ -142,6 +142,50 @@ def _load_keys(env: Mapping[str, str]) -> dict[str, Any]:
     return {"HAVEN_KEYS_DIR": _str(env, "HAVEN_KEYS_DIR", "keys")}
 
 
+def _load_witnesses(env: Mapping[str, str]) -> dict[str, Any]:
+    """HAVEN_LOG_ORIGIN, HAVEN_WITNESSES (``<verifier key> <url>`` entries split by ';')."""
+    from vault.protocol import checkpoint
+
+    public = urlsplit(_str(env, "HAVEN_PUBLIC_URL", "http://127.0.0.1:8000"))
+    origin = _str(env, "HAVEN_LOG_ORIGIN", f"{public.netloc}{public.path.rstrip('/')}/key-log")
+    if not checkpoint.is_valid_name(origin):
+        raise ConfigError(f"HAVEN_LOG_ORIGIN: no spaces or '+' allowed, got {origin!r}")
+    witnesses: list[tuple[checkpoint.VerifierKey, str]] = []
+    for item in (_get(env, "HAVEN_WITNESSES") or "").replace("\n", ";").split(";"):
+        if not item.strip():
+            continue
+        parts = item.split()
+        if len(parts) != 2:
+            raise ConfigError(f"HAVEN_WITNESSES: expected '<verifier key> <url>', got {item!r}")
+        try:
+            key = checkpoint.parse_verifier_key(parts[0])
+        except checkpoint.CheckpointError as exc:
+            raise ConfigError(f"HAVEN_WITNESSES: {parts[0]!r}: {exc}") from exc
+        if key.alg != checkpoint.ALG_COSIGNATURE_V1:
+            raise ConfigError(f"HAVEN_WITNESSES: {parts[0]!r} is not a cosignature/v1 key")
+        if urlsplit(parts[1]).scheme not in ("http", "https"):
+            raise ConfigError(f"HAVEN_WITNESSES: {parts[1]!r} is not an http(s) URL")
+        if len(parts[0]) > 255:
+            raise ConfigError(f"HAVEN_WITNESSES: {parts[0]!r} is longer than 255 characters")
+        if any(key == known for known, _ in witnesses):
+            raise ConfigError(f"HAVEN_WITNESSES: {parts[0]!r} is listed twice")
+        witnesses.append((key, parts[1].rstrip("/")))
+    quorum = _int(env, "HAVEN_WITNESS_QUORUM", 1 if witnesses else 0)
+    if quorum > len(witnesses):
+        raise ConfigError(
+            f"HAVEN_WITNESS_QUORUM: {quorum} is more than the {len(witnesses)} witnesses"
+        )
+    if witnesses and quorum < 1:
+        raise ConfigError("HAVEN_WITNESS_QUORUM: must be at least 1 when witnesses are listed")
+    return {
+        "HAVEN_LOG_ORIGIN": origin,
+        "HAVEN_WITNESSES": tuple(witnesses),
+        "HAVEN_WITNESS_QUORUM": quorum,
+        "HAVEN_WITNESS_TIMEOUT_SECONDS": _int(env, "HAVEN_WITNESS_TIMEOUT_SECONDS", 5, minimum=1),
+        "HAVEN_WITNESS_RETRY_SECONDS": _int(env, "HAVEN_WITNESS_RETRY_SECONDS", 30),
+    }
+
+
 def _load_messages(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "HAVEN_MESSAGE_MAX_BYTES": _int(env, "HAVEN_MESSAGE_MAX_BYTES", 64 * 1024, minimum=1024),
@@ -179,6 +223,7 @@ LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_object_store,
     _load_limiter,
     _load_keys,
+    _load_witnesses,
     _load_documents,
     _load_messages,
 )

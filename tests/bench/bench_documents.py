@@ -38,7 +38,7 @@ from tests.services import free_port, wait_for
 from vault import migrate
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
-from vault.client import HavenClient
+from vault.client import HavenClient, WitnessPolicy
 from vault.client.documents import DEFAULT_PART_CHUNKS, Documents
 from vault.db import make_engine
 from vault.protocol import documents as pdoc
@@ -135,9 +135,9 @@ def _accounts(server: str, settings: dict[str, str]) -> tuple[HavenClient, str]:
     with Session(engine) as db:
         _, token = accounts.create_invite(db, Role.COUNSEL, None, 1)
     engine.dispose()
-    counsel = HavenClient(server, timeout=600)
+    counsel = HavenClient(server, witnesses=WitnessPolicy.unwitnessed(), timeout=600)
     counsel.register(b64encode(token), "counsel.bench", PASSPHRASE)
-    survivor = HavenClient(server, timeout=600)
+    survivor = HavenClient(server, witnesses=WitnessPolicy.unwitnessed(), timeout=600)
     survivor.register(counsel.create_invite("survivor"), "survivor.bench", PASSPHRASE)
     return survivor, survivor.cases()[0]["id"]
 

@@ -32,7 +32,7 @@ def test_register_logout_login_elsewhere_and_recover(
     expect(page.locator(".member-name", has_text=counsel.account.username)).to_be_visible()
 
     # The browser's safety number is the Python client's, byte for byte.
-    survivor = HavenClient(live_server.url)
+    survivor = HavenClient(live_server.url, witnesses=live_server.witnesses)
     survivor.login("amira.web", PASSPHRASE)
     me, other = survivor.account, counsel.account
     assert me is not None and other is not None
@@ -65,7 +65,7 @@ def test_register_logout_login_elsewhere_and_recover(
     expect(phone3.locator(".notice")).to_be_visible()
 
     # The new passphrase works everywhere, the old one nowhere.
-    HavenClient(live_server.url).login("amira.web", NEW_PASSPHRASE)
+    HavenClient(live_server.url, witnesses=live_server.witnesses).login("amira.web", NEW_PASSPHRASE)
     logout(phone3)
     phone3.fill("input[name=username]", "amira.web")
     phone3.fill("input[name=passphrase]", PASSPHRASE)

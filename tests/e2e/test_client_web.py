@@ -160,7 +160,7 @@ def test_counsel_creates_an_invite_that_a_survivor_redeems(
     page.get_by_role("button", name="Create invite link").click()
     link = page.locator("#invite-link").input_value()
     assert "#invite=" in link
-    survivor = HavenClient(live_server.url)
+    survivor = HavenClient(live_server.url, witnesses=live_server.witnesses)
     survivor.register(
         f"{live_server.url}/app/#invite={invite_token(link)}", "new.client", "a survivor passphrase"
     )
@@ -188,9 +188,9 @@ def test_change_passphrase_in_the_browser(
     page.click("form button[type=submit]")
     expect(page.locator(".notice")).to_contain_text("Passphrase changed", timeout=60_000)
     expect(page.locator(".member")).to_have_count(2)
-    HavenClient(live_server.url).login("changer", NEW_PASSPHRASE)
+    HavenClient(live_server.url, witnesses=live_server.witnesses).login("changer", NEW_PASSPHRASE)
     try:
-        HavenClient(live_server.url).login("changer", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login("changer", PASSPHRASE)
         raise AssertionError("the old passphrase still works")
     except ApiError as err:
         assert err.status == 401

@@ -192,8 +192,12 @@ def test_survivor_replaces_compromised_keys_and_everything_stays_readable(
     assert keys["current_version"] == 2
     assert [k["status"] for k in keys["keys"]] == ["compromised", "current"]
     with pytest.raises(ApiError):
-        HavenClient(live_server.url).recover("rania", old_recovery, NEW_PASSPHRASE)
-    HavenClient(live_server.url).recover("rania", new_recovery, NEW_PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+            "rania", old_recovery, NEW_PASSPHRASE
+        )
+    HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+        "rania", new_recovery, NEW_PASSPHRASE
+    )
     assert survivor_watch.console_errors == [] and counsel_watch.console_errors == []
 
 

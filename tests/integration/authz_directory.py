@@ -6,6 +6,7 @@ from tests.authz import Route, signed_in
 
 ROUTES = [
     Route("GET", "/api/v1/directory/head", signed_in(200)),
+    Route("GET", "/api/v1/directory/checkpoint", signed_in(200)),
     Route(
         "GET",
         "/api/v1/directory/heads/<int:size>",

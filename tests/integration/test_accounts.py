@@ -43,7 +43,7 @@ def test_second_device_recovers_identical_private_keys(
 ) -> None:
     first, _ = create_account("counsel", username="amira")
     assert first.account is not None
-    device2 = HavenClient(live_server.url)
+    device2 = HavenClient(live_server.url, witnesses=live_server.witnesses)
     account = device2.login("amira", PASSPHRASE)
     assert account.keys == first.account.keys
     assert account.keys.x25519_secret == first.account.keys.x25519_secret
@@ -56,7 +56,9 @@ def test_wrong_passphrase_is_refused(
 ) -> None:
     create_account("counsel", username="bashir")
     with pytest.raises(ApiError) as err:
-        HavenClient(live_server.url).login("bashir", "not the passphrase at all")
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+            "bashir", "not the passphrase at all"
+        )
     assert err.value.status == 401
     assert err.value.code == "bad_credentials"
 
@@ -67,13 +69,18 @@ def test_recovery_key_sets_new_passphrase_and_old_one_fails(
     first, recovery = create_account("counsel", username="chen")
     assert first.account is not None
     original = first.account.keys
-    other = HavenClient(live_server.url)
+    other = HavenClient(live_server.url, witnesses=live_server.witnesses)
     recovered = other.recover("chen", recovery.lower(), NEW_PASSPHRASE)
     assert recovered.keys == original
     with pytest.raises(ApiError) as err:
-        HavenClient(live_server.url).login("chen", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login("chen", PASSPHRASE)
     assert err.value.status == 401
-    assert HavenClient(live_server.url).login("chen", NEW_PASSPHRASE).keys == original
+    assert (
+        HavenClient(live_server.url, witnesses=live_server.witnesses)
+        .login("chen", NEW_PASSPHRASE)
+        .keys
+        == original
+    )
     # Recovery ended the sessions that existed before it.
     with pytest.raises(ApiError) as err:
         first.get("/account")
@@ -86,7 +93,9 @@ def test_wrong_recovery_key_is_refused(
     create_account("counsel", username="dara")
     wrong = pkeys.format_recovery_key(pkeys.generate_recovery_key())
     with pytest.raises(ApiError) as err:
-        HavenClient(live_server.url).recover("dara", wrong, NEW_PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+            "dara", wrong, NEW_PASSPHRASE
+        )
     assert err.value.status == 401
 
 
@@ -109,7 +118,7 @@ def test_eleven_rapid_wrong_logins_are_throttled(
     assert r.json()["error"]["code"] == "rate_limited"
     # The correct passphrase is throttled too while the account is locked out.
     with pytest.raises(ApiError) as err:
-        HavenClient(live_server.url).login("eli", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login("eli", PASSPHRASE)
     assert err.value.status == 429
 
 
@@ -148,7 +157,7 @@ def test_logout_ends_every_session_of_the_account(
     create_account: Callable[..., tuple[HavenClient, str]], live_server: LiveServer
 ) -> None:
     phone, _ = create_account("counsel", username="gita")
-    laptop = HavenClient(live_server.url)
+    laptop = HavenClient(live_server.url, witnesses=live_server.witnesses)
     laptop.login("gita", PASSPHRASE)
     assert laptop.get("/account")["account"]["username"] == "gita"
     stolen_cookies = dict(phone.http.cookies)
@@ -167,15 +176,20 @@ def test_passphrase_change_rewraps_and_ends_other_sessions(
     phone, _ = create_account("counsel", username="hana")
     assert phone.account is not None
     keys = phone.account.keys
-    laptop = HavenClient(live_server.url)
+    laptop = HavenClient(live_server.url, witnesses=live_server.witnesses)
     laptop.login("hana", PASSPHRASE)
     phone.change_passphrase(PASSPHRASE, NEW_PASSPHRASE)
     with pytest.raises(ApiError) as err:
         laptop.get("/account")
     assert err.value.status == 401
     with pytest.raises(ApiError):
-        HavenClient(live_server.url).login("hana", PASSPHRASE)
-    assert HavenClient(live_server.url).login("hana", NEW_PASSPHRASE).keys == keys
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login("hana", PASSPHRASE)
+    assert (
+        HavenClient(live_server.url, witnesses=live_server.witnesses)
+        .login("hana", NEW_PASSPHRASE)
+        .keys
+        == keys
+    )
     assert phone.get("/account")["account"]["username"] == "hana"
 
 
@@ -232,9 +246,13 @@ def test_invite_cannot_be_redeemed_twice(
     invite: Callable[..., str], live_server: LiveServer
 ) -> None:
     token = invite("counsel")
-    HavenClient(live_server.url).register(token, "mona", PASSPHRASE)
+    HavenClient(live_server.url, witnesses=live_server.witnesses).register(
+        token, "mona", PASSPHRASE
+    )
     with pytest.raises(ApiError) as err:
-        HavenClient(live_server.url).register(token, "nour", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).register(
+            token, "nour", PASSPHRASE
+        )
     assert err.value.status == 400
     assert err.value.code == "invite_invalid"
     assert invite_token(f"http://x/app/#invite={token}") == invite_token(token)

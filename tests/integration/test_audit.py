@@ -33,7 +33,9 @@ def test_account_events_are_chained_and_readable_by_their_owner_and_admins(
 ) -> None:
     counsel, _ = create_account("counsel", username="audited")
     with pytest.raises(ApiError):
-        HavenClient(live_server.url).login("audited", "a wrong passphrase here")
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+            "audited", "a wrong passphrase here"
+        )
     boss, _ = create_account("admin", username="auditor")
     mine = [e["kind"] for e in counsel.get("/audit/mine")["entries"]]
     assert mine[0] == "login_failed"  # newest first

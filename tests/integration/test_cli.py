@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from tests.conftest import PASSPHRASE
 from tests.services import free_port, minio_binary
 from vault.cli import main
-from vault.client import HavenClient
+from vault.client import HavenClient, WitnessPolicy
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -146,7 +146,7 @@ def test_serve_starts_embedded_minio_and_prints_the_first_admin_invite(tmp_path:
             except requests.ConnectionError:
                 time.sleep(0.1)
         assert requests.get(f"{base}/readyz", timeout=5).json()["checks"]["object_store"] == "ok"
-        admin = HavenClient(base)
+        admin = HavenClient(base, witnesses=WitnessPolicy.unwitnessed())
         admin.register(link, "first-admin", PASSPHRASE)
         assert admin.account is not None and admin.account.role == "admin"
         assert (tmp_path / "var" / "minio" / "credentials").stat().st_mode & 0o777 == 0o600

@@ -413,7 +413,7 @@ def test_the_client_asks_before_sealing_to_a_changed_key(create_account: Make) -
     counsel.rotate_keys(PASSPHRASE)
 
     # A fresh device of the survivor remembers the pin through the book on the server.
-    device = HavenClient(survivor.base_url)
+    device = HavenClient(survivor.base_url, witnesses=survivor.directory.witnesses)
     device.login(survivor.account.username, PASSPHRASE)
     with pytest.raises(KeyChanged):
         Messenger(device).send(conversation.id, "after")

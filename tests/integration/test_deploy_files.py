@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 MINIO_DOCKERFILE = ROOT / "deploy" / "minio.Dockerfile"
+WITNESS_DOCKERFILE = ROOT / "deploy" / "witness.Dockerfile"
 TOOLS = Path(os.environ.get("TOOLS") or Path.home() / ".cache" / "haven-tools")
 VENV = ROOT / ".venv"
 # The MinIO commit ARCHITECTURE.md names: tests, `make serve` and production all run it.
@@ -284,12 +285,25 @@ def test_every_image_is_pinned_to_an_exact_version(services: dict[str, dict[str,
 def test_images_built_here_are_never_pulled(services: dict[str, dict[str, Any]]) -> None:
     """A service that builds its image never asks a registry for that name."""
     built = {name: s for name, s in services.items() if "build" in s}
-    assert set(built) == {"app", "keys", "migrate", "minio", "minio-setup"}
+    assert set(built) == {"app", "keys", "migrate", "minio", "minio-setup", "witness"}
     for name, service in built.items():
         assert service["pull_policy"] == "never", name
         assert service["image"].startswith("localhost/"), name
     assert services["app"]["build"]["dockerfile"] == "Dockerfile"
     assert services["minio"]["build"]["dockerfile"] == "deploy/minio.Dockerfile"
+    assert services["witness"]["build"]["dockerfile"] == "deploy/witness.Dockerfile"
+
+
+def test_witness_image_is_the_litewitness_the_tests_run(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The witness image builds the litewitness version that make test and make serve run."""
+    version = _dockerfile_arg(WITNESS_DOCKERFILE, "LITEWITNESS_VERSION")
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert f"LITEWITNESS_VERSION := {version}" in makefile
+    assert services["witness"]["image"].rpartition(":")[2] == version.removeprefix("v")
+    assert services["witness"]["profiles"] == ["witness"]
+    assert "ports" not in services["witness"]
 
 
 def test_minio_image_is_the_commit_the_tests_run(services: dict[str, dict[str, Any]]) -> None:
@@ -312,7 +326,7 @@ def test_minio_image_is_the_commit_the_tests_run(services: dict[str, dict[str, A
 def test_long_running_services_have_health_checks(services: dict[str, dict[str, Any]]) -> None:
     """Every service that stays up is health-checked and restarted; one-shots are not."""
     for name, service in services.items():
-        if name in ONE_SHOTS or service.get("profiles"):
+        if name in ONE_SHOTS or "tools" in service.get("profiles", []):
             assert service["restart"] == "no", name
             assert service["healthcheck"] == {"disable": True}, name
             continue
@@ -464,15 +478,24 @@ def test_named_volumes_hold_the_state(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
     """Database, objects and certificates live in named volumes declared at the top."""
-    assert set(compose["volumes"]) == {"caddy-config", "caddy-data", "minio-data", "postgres-data"}
+    assert set(compose["volumes"]) == {
+        "caddy-config",
+        "caddy-data",
+        "minio-data",
+        "postgres-data",
+        "witness-data",
+    }
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "minio-data:/data" in services["minio"]["volumes"]
+    assert "witness-data:/data" in services["witness"]["volumes"]
 
 
 # -- Dockerfiles -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [DOCKERFILE, MINIO_DOCKERFILE], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [DOCKERFILE, MINIO_DOCKERFILE, WITNESS_DOCKERFILE], ids=lambda p: p.name
+)
 def test_base_images_use_exact_tags(path: Path) -> None:
     """Every FROM names a full version of a Docker Hub image, or an earlier stage."""
     stages: set[str] = set()

@@ -87,7 +87,9 @@ def test_substituted_key_that_is_logged_is_caught_by_its_owner(
     _substitute(app, survivor.account.id, "kt-survivor", log_it=True)
     # The other party now sees a logged key, but the owner's client sees a key it never made.
     with pytest.raises((kt.TransparencyError, pkeys.ProtocolError)):
-        HavenClient(live_server.url).login("kt-survivor", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+            "kt-survivor", PASSPHRASE
+        )
 
 
 def test_a_rolled_back_log_is_refused(

@@ -145,7 +145,7 @@ def test_upload_resumes_from_the_last_acknowledged_part(
 
     # A new process (same account, another login) picks it up from part 2.
     assert survivor.account is not None
-    second = HavenClient(live_server.url)
+    second = HavenClient(live_server.url, witnesses=live_server.witnesses)
     second.login(survivor.account.username, PASSPHRASE)
     sent: list[int] = []
     done = fast_documents(second).resume(doc_id, source, on_part=sent.append)

@@ -32,6 +32,7 @@ def _run(live_server: LiveServer, client: HavenClient, *args: str) -> Result:
     assert client.account is not None
     env = {
         "HAVEN_URL": live_server.url,
+        "HAVEN_UNWITNESSED": "true",
         "HAVEN_USERNAME": client.account.username,
         "HAVEN_PASSPHRASE": PASSPHRASE,
     }
@@ -118,6 +119,7 @@ def test_wrong_passphrase_is_a_clear_error(pair: Pair, live_server: LiveServer) 
     assert counsel.account is not None
     env = {
         "HAVEN_URL": live_server.url,
+        "HAVEN_UNWITNESSED": "true",
         "HAVEN_USERNAME": counsel.account.username,
         "HAVEN_PASSPHRASE": "not the passphrase at all",
     }

@@ -61,7 +61,7 @@ def test_session_key_rotation_keeps_sessions_and_retire_ends_idle_ones(
     app: Flask, create_account: Callable[..., tuple[HavenClient, str]], live_server: LiveServer
 ) -> None:
     busy, _ = create_account("counsel", username="busy")
-    idle = HavenClient(live_server.url)
+    idle = HavenClient(live_server.url, witnesses=live_server.witnesses)
     idle.login("busy", PASSPHRASE)
     idle_cookies = idle.http.cookies.copy()  # signed with session key 1
     path = Path(app.config["HAVEN_KEYS_DIR"])
@@ -113,7 +113,7 @@ def test_data_key_rotation_reencrypts_online_and_retires_when_unused(
     assert statuses and set(statuses) == {200}, statuses
     assert status[("data", 2)] == 3
     assert ("data", 1) not in status
-    again = HavenClient(live_server.url).login("data2", PASSPHRASE)
+    again = HavenClient(live_server.url, witnesses=live_server.witnesses).login("data2", PASSPHRASE)
     assert again.username == "data2"
     new_counsel, _ = create_account("counsel", username="after-rotation")
     assert new_counsel.get("/account")["account"]["username"] == "after-rotation"
@@ -150,7 +150,7 @@ def test_admin_marks_a_key_compromised_and_contacts_see_it(
     assert answer["key"]["status"] == "compromised"
     with pytest.raises(ApiError):
         survivor.get("/account")  # sessions ended
-    again = HavenClient(live_server.url)
+    again = HavenClient(live_server.url, witnesses=live_server.witnesses)
     again.login("lost-phone", PASSPHRASE)
     assert again.get("/account")["account"]["must_rotate_keys"] is True
     [case] = counsel.get("/cases")["cases"]

@@ -19,7 +19,7 @@ from tests.factories import session_cookie_for
 from tests.integration.messages_fixtures import envelope_body, make_envelope, open_conversation
 from tests.services import wait_for
 from vault.accounts import services as accounts
-from vault.client import HavenClient
+from vault.client import HavenClient, WitnessPolicy
 from vault.client.messages import Event, Messenger, parse_events
 from vault.db import database
 from vault.messages import services
@@ -35,7 +35,7 @@ def http_client(app: Flask, base_url: str, person_id: str) -> HavenClient:
     name = app.config["SESSION_COOKIE_NAME"]
     cookie = test_client.get_cookie(name)
     assert cookie is not None
-    client = HavenClient(base_url)
+    client = HavenClient(base_url, witnesses=WitnessPolicy.unwitnessed())
     client.http.cookies.set(name, cookie.value)
     return client
 

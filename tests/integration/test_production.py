@@ -26,7 +26,7 @@ from tests.integration.documents_fixtures import fast_documents, sha256_file, wr
 from tests.integration.messages_fixtures import AppProcess
 from tests.services import MinioServer, PostgresServer, RedisServer
 from vault.cli import main
-from vault.client import HavenClient
+from vault.client import HavenClient, WitnessPolicy
 from vault.client.messages import Messenger
 from vault.migrate import upgrade
 from vault.storage import ObjectStore
@@ -49,7 +49,7 @@ class BehindTlsSession(requests.Session):
 
 def proxied_client(base: str) -> HavenClient:
     """A client whose requests arrive as they would from Caddy: one forwarded hop, HTTPS."""
-    client = HavenClient(base)
+    client = HavenClient(base, witnesses=WitnessPolicy.unwitnessed())
     client.http = BehindTlsSession()
     client.http.headers.update({"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"})
     return client

@@ -58,7 +58,7 @@ def test_forged_same_version_publish_is_refused_before_anything_is_sealed(
 ) -> None:
     counsel, survivor, case_id = _pair(create_account)
     assert counsel.account is not None
-    pinned = HavenClient(live_server.url)
+    pinned = HavenClient(live_server.url, witnesses=live_server.witnesses)
     pinned.login("op-survivor", PASSPHRASE)
     pinned.cases()  # this device pins the counsel's real key first
     docs = Documents(survivor)
@@ -78,7 +78,9 @@ def test_forged_same_version_publish_is_refused_before_anything_is_sealed(
     assert (_count(app, Grant), _count(app, Message)) == (grants, messages)
     # The counsel's own device refuses to sign in: the server serves a key it never made.
     with pytest.raises(pkeys.ProtocolError, match="does not match my keys"):
-        HavenClient(live_server.url).login("op-counsel", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+            "op-counsel", PASSPHRASE
+        )
     assert "two different keys for version 1" in _log_verify(app, monkeypatch)
 
 
@@ -92,7 +94,9 @@ def test_a_key_logged_but_hidden_from_its_owner_is_caught_by_the_owner(
     forge_key(app, counsel.account.id, serve=False)
     # The counsel is shown their real key, but the log holds a second version 1 in their name.
     with pytest.raises(kt.TransparencyError, match="never made"):
-        HavenClient(live_server.url).login("op-counsel", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+            "op-counsel", PASSPHRASE
+        )
     with pytest.raises(kt.EquivocationError, match="two different keys"):
         survivor.cases()
 
@@ -130,7 +134,9 @@ def test_a_hidden_column_is_caught_by_the_owner_and_by_log_verify(
     mine = counsel.get("/directory/mine")["entries"]
     assert [e["index"] for e in mine][-1] == size
     with pytest.raises(kt.TransparencyError, match="never made"):
-        HavenClient(live_server.url).login("op-counsel", PASSPHRASE)
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+            "op-counsel", PASSPHRASE
+        )
     output = _log_verify(app, monkeypatch)
     assert f"entry {size}: columns (kind, user_id, key_version) disagree with its leaf" in output
 

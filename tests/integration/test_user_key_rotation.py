@@ -150,7 +150,7 @@ def test_after_a_rotation_everything_stays_readable_by_exactly_the_same_people(
         "documents": [],
         "messages": [],
     }
-    lost_phone = HavenClient(live_server.url)
+    lost_phone = HavenClient(live_server.url, witnesses=live_server.witnesses)
     lost_phone.login("maria", PASSPHRASE)
 
     new_recovery = survivor.rotate_keys(PASSPHRASE)
@@ -162,7 +162,7 @@ def test_after_a_rotation_everything_stays_readable_by_exactly_the_same_people(
     with pytest.raises(ApiError) as ended:
         lost_phone.get("/account")
     assert ended.value.status == 401
-    fresh = HavenClient(live_server.url)
+    fresh = HavenClient(live_server.url, witnesses=live_server.witnesses)
     assert fresh.login("maria", PASSPHRASE).keys.version == 2
     assert readable_documents(fresh, w["case_id"]) == before["survivor"][0]
     assert readable_messages(fresh, w["cid"]) == before["survivor"][1]
@@ -172,8 +172,12 @@ def test_after_a_rotation_everything_stays_readable_by_exactly_the_same_people(
     assert refused.value.status == 404
     # The new recovery key works; the old one, which wrapped the old keys, does not.
     with pytest.raises(ApiError):
-        HavenClient(live_server.url).recover("maria", w["recovery"], "a brand new passphrase 1")
-    recovered = HavenClient(live_server.url).recover("maria", new_recovery, PASSPHRASE + " 2")
+        HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+            "maria", w["recovery"], "a brand new passphrase 1"
+        )
+    recovered = HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+        "maria", new_recovery, PASSPHRASE + " 2"
+    )
     assert recovered.keys.version == 2
 
 
@@ -228,7 +232,7 @@ def test_a_compromised_key_must_rotate_and_rotation_clears_the_flag(
     boss, _ = create_account("admin", username="boss")
     survivor_id = w["survivor"].account.id
     boss.post(f"/admin/accounts/{survivor_id}/compromised")
-    again = HavenClient(live_server.url)
+    again = HavenClient(live_server.url, witnesses=live_server.witnesses)
     again.login("maria", PASSPHRASE)
     assert again.get("/account")["account"]["must_rotate_keys"] is True
     with pytest.raises(ApiError) as blocked:
@@ -237,8 +241,10 @@ def test_a_compromised_key_must_rotate_and_rotation_clears_the_flag(
     again.rotate_keys(PASSPHRASE, new_passphrase="a new passphrase after the scare")
     assert again.get("/account")["account"]["must_rotate_keys"] is False
     with pytest.raises(ApiError):
-        HavenClient(live_server.url).login("maria", PASSPHRASE)
-    HavenClient(live_server.url).login("maria", "a new passphrase after the scare")
+        HavenClient(live_server.url, witnesses=live_server.witnesses).login("maria", PASSPHRASE)
+    HavenClient(live_server.url, witnesses=live_server.witnesses).login(
+        "maria", "a new passphrase after the scare"
+    )
     Messenger(again).send(w["cid"], "new keys now")
     keys = w["counsel"].get(f"/users/{survivor_id}/keys")["keys"]
     statuses = {k["version"]: k["status"] for k in keys}
@@ -445,13 +451,18 @@ def test_haven_account_rotate_keys_from_the_command_line(
 ) -> None:
     w = world(create_account)
     before = readable_messages(w["counsel"], w["cid"])
-    env = {"HAVEN_URL": live_server.url, "HAVEN_USERNAME": "maria", "HAVEN_PASSPHRASE": PASSPHRASE}
+    env = {
+        "HAVEN_URL": live_server.url,
+        "HAVEN_UNWITNESSED": "true",
+        "HAVEN_USERNAME": "maria",
+        "HAVEN_PASSPHRASE": PASSPHRASE,
+    }
     result = CliRunner(env=env).invoke(main, ["account", "rotate-keys"])
     assert result.exit_code == 0, result.output
     assert "version 2" in result.output
     recovery = result.output.strip().splitlines()[-1]
     pkeys.parse_recovery_key(recovery)  # a well-formed key, printed once
-    fresh = HavenClient(live_server.url)
+    fresh = HavenClient(live_server.url, witnesses=live_server.witnesses)
     assert fresh.login("maria", PASSPHRASE).keys.version == 2
     assert readable_messages(fresh, w["cid"]) == before == readable_messages(w["counsel"], w["cid"])
     wrong = CliRunner(env=env | {"HAVEN_PASSPHRASE": "not the passphrase at all"}).invoke(

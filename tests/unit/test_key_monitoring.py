@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from vault.client.directory import KeyDirectory
+from vault.client.directory import KeyDirectory, WitnessPolicy
 from vault.protocol import keys as pkeys
 from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64encode
@@ -39,7 +39,7 @@ OTHER_V2 = pkeys.KeyPairs.generate(version=2)
 
 
 def check(entries: list[dict[str, Any]], mine: pkeys.KeyPairs = V2) -> None:
-    directory = KeyDirectory(FakeLog(entries))  # type: ignore[arg-type]
+    directory = KeyDirectory(FakeLog(entries), WitnessPolicy.unwitnessed())  # type: ignore[arg-type]
     directory.monitor_self(ME, mine.public("maria"))
 
 

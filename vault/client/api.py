@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from vault.client.contacts import ContactBook
-from vault.client.directory import KeyDirectory
+from vault.client.directory import KeyDirectory, WitnessPolicy
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
 from vault.protocol import messages as pmsg
@@ -97,12 +97,12 @@ def reseal_message_key(item: dict[str, Any], old: pkeys.KeyPairs, new_x25519: by
 class HavenClient:
     """One device's connection to a Haven server."""
 
-    def __init__(self, base_url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, *, witnesses: WitnessPolicy, timeout: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = requests.Session()
         self.timeout = timeout
         self.account: Account | None = None
-        self.directory = KeyDirectory(self)
+        self.directory = KeyDirectory(self, witnesses)
         self.contacts = ContactBook(self)
 
     # -- transport -------------------------------------------------------------------

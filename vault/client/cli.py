@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from vault.client.api import ApiError, HavenClient
+from vault.client.directory import WitnessPolicy
 from vault.client.documents import DocumentRefused, Documents, OpenedDocument
 
 MANIFEST = "manifest.json"
@@ -28,9 +29,28 @@ def _passphrase() -> str:
     return os.environ.get("HAVEN_PASSPHRASE") or click.prompt("Passphrase", hide_input=True)
 
 
+def witness_policy(env: dict[str, str] | None = None) -> WitnessPolicy:
+    """HAVEN_WITNESS_KEYS (vkeys split by spaces or ';') and HAVEN_WITNESS_QUORUM, or an
+    explicit HAVEN_UNWITNESSED=true; anything else is refused (§15)."""
+    env = dict(os.environ) if env is None else env
+    vkeys = env.get("HAVEN_WITNESS_KEYS", "").replace(";", " ").split()
+    if not vkeys:
+        if env.get("HAVEN_UNWITNESSED", "").lower() in ("1", "true", "yes"):
+            return WitnessPolicy.unwitnessed()
+        raise click.ClickException(
+            "set HAVEN_WITNESS_KEYS to your witnesses' verifier keys "
+            "(or HAVEN_UNWITNESSED=true to trust the server's log signature alone)"
+        )
+    try:
+        quorum = int(env.get("HAVEN_WITNESS_QUORUM", "1"))
+        return WitnessPolicy.of(vkeys, quorum, env.get("HAVEN_LOG_ORIGIN") or None)
+    except ValueError as exc:
+        raise click.ClickException(f"HAVEN_WITNESS_KEYS/HAVEN_WITNESS_QUORUM: {exc}") from exc
+
+
 def _client(server: str, username: str, passphrase: str | None = None) -> HavenClient:
     passphrase = passphrase or _passphrase()
-    client = HavenClient(server)
+    client = HavenClient(server, witnesses=witness_policy())
     try:
         client.login(username, passphrase)
     except ApiError as exc:

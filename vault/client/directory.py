@@ -1,7 +1,8 @@
 """Client side of key transparency: pin heads, check consistency and inclusion, self-monitor.
 
 A client refuses to use a key unless the log includes it under a head that is consistent
-with every head it saw before, signed by a log key it can chain back to the one it pinned.
+with every head it saw before, signed by a log key it can chain back to the one it pinned,
+and (§15) carried by a checkpoint that a quorum of its configured witnesses cosigned.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from vault.protocol import checkpoint as cp
 from vault.protocol import merkle
 from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64decode
@@ -18,15 +20,59 @@ if TYPE_CHECKING:
     from vault.client.api import HavenClient
 
 
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """The witnesses a client trusts and how many must cosign a head (§15).
+
+    There is no default: a client is built either with witness keys and a quorum of at
+    least one, or with ``WitnessPolicy.unwitnessed()``, a visible choice to trust the
+    server's own log signature alone (a deployment with no witness yet, or a test).
+    """
+
+    keys: tuple[cp.VerifierKey, ...]
+    quorum: int
+    origin: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a quorum the keys cannot meet, and cosigner keys of another kind."""
+        if any(k.alg != cp.ALG_COSIGNATURE_V1 for k in self.keys):
+            raise ValueError("witness keys must be cosignature/v1 (0x04) verifier keys")
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError("a witness key is listed twice")
+        if self.keys and not 1 <= self.quorum <= len(self.keys):
+            raise ValueError("the quorum must be between 1 and the number of witness keys")
+        if not self.keys and self.quorum != 0:
+            raise ValueError("a quorum needs witness keys")
+
+    @classmethod
+    def of(cls, vkeys: list[str], quorum: int, origin: str | None = None) -> WitnessPolicy:
+        """Parse verifier key strings (``name+hash+base64``)."""
+        if not vkeys:
+            raise ValueError("no witness keys given; use WitnessPolicy.unwitnessed() on purpose")
+        return cls(tuple(cp.parse_verifier_key(v) for v in vkeys), quorum, origin)
+
+    @classmethod
+    def unwitnessed(cls) -> WitnessPolicy:
+        """Trust heads signed by the log alone: no protection against a split view."""
+        return cls((), 0)
+
+    @property
+    def is_witnessed(self) -> bool:
+        """Whether heads need cosignatures."""
+        return self.quorum > 0
+
+
 @dataclass
 class KeyDirectory:
     """What one client has pinned: log keys it trusts and the newest head it verified."""
 
     client: HavenClient
+    witnesses: WitnessPolicy
     log_keys: dict[int, bytes] = field(default_factory=dict)
     head: kt.TreeHead | None = None
     pins: dict[tuple[str, int], tuple[bytes, bytes]] = field(default_factory=dict)
     included: set[tuple[bytes, int, int]] = field(default_factory=set)
+    origin: str | None = None
 
     def _trust_log_keys(self) -> None:
         """Follow announcements from the pinned log key to the newest (first use pins v1)."""
@@ -52,9 +98,48 @@ class KeyDirectory:
                 self.log_keys[version] = public
             previous = item
 
+    def _witnessed_size(self) -> tuple[int, bytes]:
+        """The size and root of the newest checkpoint a quorum of my witnesses cosigned."""
+        answer = self.client.get("/directory/checkpoint")
+        note = answer["checkpoint"]
+        if not isinstance(note, str):
+            raise kt.TransparencyError("the checkpoint is not a signed note")
+        try:
+            claimed = cp.parse_body(cp.parse_note(note).text)
+            origin = self.witnesses.origin or self.origin or claimed.origin
+            if claimed.origin != origin:
+                raise kt.TransparencyError(f"the log's origin changed from {origin!r}")
+            if not self.log_keys:
+                self._trust_log_keys()
+            logs = [cp.log_verifier(origin, k) for k in self.log_keys.values()]
+            try:
+                checked = cp.verify_cosigned(note, logs, self.witnesses.keys, self.witnesses.quorum)
+            except cp.CheckpointError as exc:
+                if exc.reason != "log":
+                    raise
+                self._trust_log_keys()  # a newer log key may have been announced
+                logs = [cp.log_verifier(origin, k) for k in self.log_keys.values()]
+                checked = cp.verify_cosigned(note, logs, self.witnesses.keys, self.witnesses.quorum)
+        except cp.CheckpointError as exc:
+            raise kt.TransparencyError(f"witnessed checkpoint refused: {exc}") from exc
+        if checked.size != answer["size"]:
+            raise kt.TransparencyError("the checkpoint's size differs from the one announced")
+        self.origin = origin
+        return checked.size, checked.root
+
     def refresh(self) -> kt.TreeHead:
-        """Fetch the newest head; verify its signature and its consistency with the pinned one."""
-        data = self.client.get("/directory/head")["head"]
+        """Fetch the newest head; verify its signature and its consistency with the pinned one.
+
+        With witnesses configured the head is the newest cosigned checkpoint's, not the
+        newest head: a head no quorum of witnesses has seen is never used.
+        """
+        if self.witnesses.is_witnessed:
+            size, root = self._witnessed_size()
+            data = self.client.get(f"/directory/heads/{size}")["head"]
+            if data["size"] != size or b64decode(data["root"]) != root:
+                raise kt.TransparencyError("the signed head differs from the cosigned checkpoint")
+        else:
+            data = self.client.get("/directory/head")["head"]
         head = kt.TreeHead(
             data["size"],
             b64decode(data["root"]),
@@ -85,6 +170,11 @@ class KeyDirectory:
         if record.get("log_index") is None or record.get("logged_at_ms") is None:
             raise kt.TransparencyError(f"key {record.get('version')} of {user_id} is not logged")
         head = self.head if self.head and self.head.size > record["log_index"] else self.refresh()
+        if record["log_index"] >= head.size:
+            raise kt.TransparencyError(
+                f"key {record.get('version')} of {user_id} is not yet in a checkpoint the "
+                "witnesses cosigned; try again later"
+            )
         entry = record_entry(user_id, record)
         if (entry.leaf(), record["log_index"], head.size) in self.included:
             return

@@ -55,3 +55,14 @@ class LogKey(Base):
     public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     announcement: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Cosignature(Base):
+    """A witness's cosignature line on the checkpoint of one tree size (§15)."""
+
+    __tablename__ = "kt_cosignatures"
+
+    size: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(String(255), primary_key=True)
+    line: Mapped[str] = mapped_column(String(1024))
+    timestamp: Mapped[int] = mapped_column(BigInteger)

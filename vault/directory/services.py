@@ -23,6 +23,7 @@ from vault.protocol import transparency as kt
 from vault.protocol.encoding import lp
 
 ADVISORY_LOCK_ID = 6962
+APPENDED = "haven.kt.appended"  # session flag: the request then asks witnesses to cosign (§15)
 
 
 def tree_size(db: Session) -> int:
@@ -130,6 +131,7 @@ def write_entry(db: Session, ring: Keyring, entry: kt.KeyEntry) -> int:
         )
     )
     db.flush()
+    db.info[APPENDED] = True
     return index
 
 

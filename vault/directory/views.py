@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from vault import db
 from vault.api import ANY_ROLE, endpoint, me, query_int
-from vault.directory import services
+from vault.directory import services, witnesses
 from vault.directory.models import LogEntry, TreeHeadRow
 from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64encode
@@ -46,6 +46,15 @@ def entry_json(entry: LogEntry) -> dict[str, Any]:
 def head() -> Response:
     """Return the newest signed head."""
     return jsonify({"head": head_json(services.latest_head(db.session()))})
+
+
+@bp.get("/checkpoint")
+@endpoint("The newest witness-cosigned checkpoint of the key log (C2SP signed note)")
+def checkpoint() -> Response:
+    """Return the newest checkpoint with a quorum of cosignatures (§15)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    size, note = witnesses.newest_checkpoint(app, db.session())
+    return jsonify({"size": size, "checkpoint": note})
 
 
 @bp.get("/heads/<int:size>")
