@@ -395,3 +395,9 @@ def test_the_public_origin_is_parsed_once_from_the_public_url(url: str, origin: 
 def test_a_malformed_public_url_stops_the_start(url: str) -> None:
     with pytest.raises(ConfigError, match="HAVEN_PUBLIC_URL"):
         load_config({"HAVEN_PUBLIC_URL": url})
+
+
+def test_the_openapi_document_names_the_raw_part_body(app: Flask) -> None:
+    document = app.test_client().get("/api/v1/openapi.json").get_json()
+    part = document["paths"]["/api/v1/documents/{document_id}/parts/{part_number}"]["put"]
+    assert list(part["requestBody"]["content"]) == [OCTET]
