@@ -198,6 +198,9 @@ class LiveServer:
         self.app = app
         self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+        # The port is known only now; the browser's pages come from this origin.
+        app.config["HAVEN_PUBLIC_URL"] = self.url
+        app.config["HAVEN_PUBLIC_ORIGIN"] = self.url
         self.witnesses = witness_policy(app)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

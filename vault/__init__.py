@@ -20,12 +20,13 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the app from settings (the environment unless a mapping is given)."""
     app = Flask(__name__, static_folder=None)
     app.config.update(load_config(config))
+    # First hook: a cross-site request is refused before the limiter counts it or a key reloads.
+    security.init_app(app)
     _load_keys(app)
     db.init_app(app)
     storage.init_app(app)
     limiter.init_app(app)
     sessions.init_app(app)
-    security.init_app(app)
     errors.register_error_handlers(app)
     _register_blueprints(app)
     if app.config["HAVEN_PROXY_HOPS"]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, Wi
 from vault.accounts.models import Role, User
 from vault.errors import Forbidden, InvalidRequest, Unauthorized
 from vault.protocol.encoding import EncodingError, b64decode
+from vault.security import JSON
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,6 +101,8 @@ class EndpointSpec:
     summary: str
     roles: frozenset[Role] | str
     body: type[BaseModel] | None
+    # The Content-Type a state-changing request must carry, body or not (vault/security.py).
+    media_type: str = JSON
 
 
 def endpoint(
@@ -107,8 +110,9 @@ def endpoint(
     *,
     roles: frozenset[Role] | set[Role] | str = ANY_ROLE,
     body: type[BaseModel] | None = None,
+    media_type: str = JSON,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Declare a route's summary, body and allowed roles; enforce the roles."""
+    """Declare a route's summary, body, request media type and allowed roles; enforce the roles."""
     allowed: frozenset[Role] | str = roles if isinstance(roles, str) else frozenset(roles)
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
@@ -122,7 +126,7 @@ def endpoint(
                     raise Forbidden("your role may not do this")
             return view(*args, **kwargs)
 
-        wrapped.haven_endpoint = EndpointSpec(summary, allowed, body)  # type: ignore[attr-defined]
+        wrapped.haven_endpoint = EndpointSpec(summary, allowed, body, media_type)  # type: ignore[attr-defined]
         return wrapped
 
     return decorate

@@ -89,6 +89,9 @@ def serve_command(
     var = Path("var")
     var.mkdir(exist_ok=True)
     env = dict(os.environ)
+    # Pages are served from here unless a proxy says otherwise: their origin may send writes.
+    if not env.get("HAVEN_PUBLIC_URL") and not env.get("HAVEN_PUBLIC_URL_FILE"):
+        env["HAVEN_PUBLIC_URL"] = f"http://{f'[{host}]' if ':' in host else host}:{port}"
     minio = None
     witness = None
     if embedded_minio:

@@ -61,6 +61,29 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return number
 
 
+def origin_of(url: str) -> str:
+    """The serialized origin (RFC 6454) of an http(s) URL: scheme://host[:port], lowercase."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in {"http", "https"} or not parts.hostname or parts.username is not None:
+        raise ValueError("expected http(s)://host[:port]")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    port = parts.port  # raises ValueError when malformed
+    if port is None or port == {"http": 80, "https": 443}[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _public_url(env: Mapping[str, str]) -> dict[str, Any]:
+    url = _str(env, "HAVEN_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    try:
+        origin = origin_of(url)
+    except ValueError as exc:
+        raise ConfigError(f"HAVEN_PUBLIC_URL: {exc}, got {url!r}") from exc
+    # The only origin whose pages may send state-changing requests (vault/security.py).
+    return {"HAVEN_PUBLIC_URL": url, "HAVEN_PUBLIC_ORIGIN": origin}
+
+
 def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
     secure = _bool(env, "HAVEN_SECURE_COOKIES", True)
     idle = _int(env, "HAVEN_SESSION_IDLE_MINUTES", 15, minimum=1)
@@ -83,7 +106,7 @@ def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
             env, "HAVEN_ROTATION_MAX_BYTES", 16 * 1024 * 1024, minimum=64 * 1024
         ),
         "HAVEN_PROXY_HOPS": _int(env, "HAVEN_PROXY_HOPS", 0),
-        "HAVEN_PUBLIC_URL": _str(env, "HAVEN_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+        **_public_url(env),
         "HAVEN_INVITE_HOURS": _int(env, "HAVEN_INVITE_HOURS", 72, minimum=1),
         "HAVEN_SERVER_HASH_OPSLIMIT": _int(env, "HAVEN_SERVER_HASH_OPSLIMIT", 2, minimum=1),
         "HAVEN_SERVER_HASH_MEMLIMIT": _int(

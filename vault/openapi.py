@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from vault.api import ANONYMOUS, EndpointSpec, endpoint
+from vault.security import JSON, UNSAFE_METHODS
 
 bp = Blueprint("openapi", __name__)
 
@@ -78,6 +79,11 @@ def build_document(app: Flask) -> dict[str, Any]:
                         "schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}
                     }
                 },
+            }
+        elif spec.media_type != JSON and method in UNSAFE_METHODS:
+            op["requestBody"] = {
+                "required": True,
+                "content": {spec.media_type: {"schema": {"type": "string", "format": "binary"}}},
             }
         paths.setdefault(path, {})[method.lower()] = op
     return {

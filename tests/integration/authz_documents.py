@@ -67,9 +67,8 @@ ROUTES = [
     Route(
         "PUT",
         "/api/v1/documents/<document_id>/parts/<int:part_number>",
-        signed_in(415, **UNSHARED),
+        signed_in(411, **UNSHARED),
         path=lambda w: f"/api/v1/documents/{_pending(w)}/parts/1",
-        body={},
     ),
     Route(
         "POST",

@@ -105,7 +105,7 @@ def make_document(
             f"/api/v1/documents/{handle.id}/parts/{number}", data=part, content_type=OCTET
         )
         assert sent.status_code == 200, sent.get_data(as_text=True)
-    done = client.post(f"/api/v1/documents/{handle.id}/finalize")
+    done = client.post(f"/api/v1/documents/{handle.id}/finalize", content_type="application/json")
     assert done.status_code == 200, done.get_data(as_text=True)
     for reader in readers:
         sealed = pdoc.seal_file_key(

@@ -142,27 +142,28 @@ def test_taken_username_is_refused(app: Flask, invite: Callable[..., str]) -> No
 
 
 @pytest.mark.parametrize(
-    ("route", "raw", "content_type", "code"),
+    ("route", "raw", "content_type", "status", "code"),
     [
-        ("/api/v1/auth/login", b"{not json", "application/json", "malformed_json"),
-        ("/api/v1/auth/login", b'{"username": "a"}', "text/plain", "invalid_request"),
-        ("/api/v1/auth/login", b"[]", "application/json", "invalid_field"),
-        ("/api/v1/auth/prelogin", b'{"username": 5}', "application/json", "invalid_field"),
+        ("/api/v1/auth/login", b"{not json", "application/json", 400, "malformed_json"),
+        ("/api/v1/auth/login", b'{"username": "a"}', "text/plain", 415, "unsupported_media_type"),
+        ("/api/v1/auth/login", b"[]", "application/json", 400, "invalid_field"),
+        ("/api/v1/auth/prelogin", b'{"username": 5}', "application/json", 400, "invalid_field"),
         (
             "/api/v1/auth/recovery/start",
             b'{"username": "a", "recovery_auth_key": "@@"}',
             "application/json",
+            400,
             "invalid_field",
         ),
-        ("/api/v1/auth/register", b"null", "application/json", "malformed_json"),
+        ("/api/v1/auth/register", b"null", "application/json", 400, "malformed_json"),
     ],
 )
 def test_malformed_bodies_are_refused(
-    app: Flask, route: str, raw: bytes, content_type: str, code: str
+    app: Flask, route: str, raw: bytes, content_type: str, status: int, code: str
 ) -> None:
     before = row_counts(app)
     response = app.test_client().post(route, data=raw, content_type=content_type)
-    assert response.status_code == 400
+    assert response.status_code == status
     assert response.get_json()["error"]["code"] == code
     assert row_counts(app) == before
 

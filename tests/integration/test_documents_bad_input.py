@@ -194,18 +194,21 @@ def test_create_refuses_bad_bodies(scene: Scene, case: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "kwargs", "code"),
+    ("label", "kwargs", "status", "code"),
     [
-        ("not json", {"data": "id=1", "content_type": "text/plain"}, "invalid_request"),
-        ("broken json", {"data": "{", "content_type": "application/json"}, "malformed_json"),
-        ("a list", {"json": []}, "invalid_field"),
+        ("not json", {"data": "id=1", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+        ("broken json", {"data": "{", "content_type": "application/json"}, 400, "malformed_json"),
+        ("a list", {"json": []}, 400, "invalid_field"),
     ],
 )
 def test_create_refuses_non_objects(
-    scene: Scene, label: str, kwargs: dict[str, Any], code: str
+    scene: Scene, label: str, kwargs: dict[str, Any], status: int, code: str
 ) -> None:
     _refused(
-        scene, lambda c: c.post(f"/api/v1/cases/{scene.case_id}/documents", **kwargs), 400, code
+        scene,
+        lambda c: c.post(f"/api/v1/cases/{scene.case_id}/documents", **kwargs),
+        status,
+        code,
     )
 
 
@@ -251,7 +254,10 @@ def test_size_limit_and_quota(make_app: Callable[..., Flask]) -> None:
     assert row_counts(app) == before
     # Deleting frees the quota.
     first_id = client.get(f"/api/v1/cases/{case_id}/documents").get_json()["documents"][0]["id"]
-    assert client.delete(f"/api/v1/documents/{first_id}").status_code == 204
+    assert (
+        client.delete(f"/api/v1/documents/{first_id}", content_type="application/json").status_code
+        == 204
+    )
     assert client.post(f"/api/v1/cases/{case_id}/documents", json=second).status_code == 201
 
 
@@ -341,11 +347,18 @@ def test_a_body_shorter_than_its_length_stores_nothing(scene: Scene) -> None:
 def test_finalize_refuses_missing_parts_and_unknown_documents(scene: Scene) -> None:
     _refused(
         scene,
-        lambda c: c.post(f"/api/v1/documents/{scene.pending.id}/finalize"),
+        lambda c: c.post(
+            f"/api/v1/documents/{scene.pending.id}/finalize", content_type="application/json"
+        ),
         409,
         "upload_incomplete",
     )
-    _refused(scene, lambda c: c.post("/api/v1/documents/nope/finalize"), 404, "not_found")
+    _refused(
+        scene,
+        lambda c: c.post("/api/v1/documents/nope/finalize", content_type="application/json"),
+        404,
+        "not_found",
+    )
 
 
 @pytest.mark.parametrize(
@@ -434,11 +447,19 @@ def test_a_second_live_grant_is_a_conflict(scene: Scene) -> None:
 def test_revoking_or_deleting_what_is_not_there_is_404(scene: Scene) -> None:
     _refused(
         scene,
-        lambda c: c.delete(f"/api/v1/documents/{scene.doc.id}/grants/{scene.counsel.id}"),
+        lambda c: c.delete(
+            f"/api/v1/documents/{scene.doc.id}/grants/{scene.counsel.id}",
+            content_type="application/json",
+        ),
         404,
         "not_found",
     )
-    _refused(scene, lambda c: c.delete("/api/v1/documents/nope"), 404, "not_found")
+    _refused(
+        scene,
+        lambda c: c.delete("/api/v1/documents/nope", content_type="application/json"),
+        404,
+        "not_found",
+    )
 
 
 @pytest.mark.parametrize(

@@ -155,7 +155,9 @@ def test_an_upload_past_its_deadline_takes_no_more_parts(
     )
     assert part.status_code == 409
     assert part.get_json()["error"]["code"] == "upload_gone"
-    finalized = client.post(f"/api/v1/documents/{pending.id}/finalize")
+    finalized = client.post(
+        f"/api/v1/documents/{pending.id}/finalize", content_type="application/json"
+    )
     assert finalized.status_code == 409
 
 

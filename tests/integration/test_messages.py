@@ -228,10 +228,10 @@ def test_delete_for_everyone_erases_the_ciphertext(app: Flask, world: World) -> 
     survivor, counsel = as_(app, world, "survivor"), as_(app, world, "counsel")
     message = send(survivor, world, "survivor", cid, "delete me").get_json()["message"]
     url = f"/api/v1/conversations/{cid}/messages/{message['id']}"
-    refused = counsel.delete(url)
+    refused = counsel.delete(url, content_type="application/json")
     assert refused.status_code == 403
-    assert survivor.delete(url).status_code == 204
-    assert survivor.delete(url).status_code == 204
+    assert survivor.delete(url, content_type="application/json").status_code == 204
+    assert survivor.delete(url, content_type="application/json").status_code == 204
     with database(app).engine.connect() as conn:
         row = conn.execute(select(Message).where(Message.id == message["id"])).one()
     assert row.body is None and row.signature is None and row.recipients is None

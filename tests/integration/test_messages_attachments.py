@@ -123,7 +123,8 @@ def test_deleting_the_message_revokes_its_grants(app: Flask, world: World) -> No
     mid = message["message"]["id"]
     assert can_read(app, p["counsel"], doc)
     deleted = signed_in(app, p["survivor"]).delete(
-        f"/api/v1/conversations/{world.extra['cid']}/messages/{mid}"
+        f"/api/v1/conversations/{world.extra['cid']}/messages/{mid}",
+        content_type="application/json",
     )
     assert deleted.status_code == 204
     assert not can_read(app, p["counsel"], doc)

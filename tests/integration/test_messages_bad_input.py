@@ -223,7 +223,7 @@ def test_not_json_is_refused(app: Flask, world: World) -> None:
     response = client.post(url, data=b"{", content_type="application/json")
     assert_refused(app, response, 400, "malformed_json", before)
     response = client.post(url, data=b"x", content_type="text/plain")
-    assert_refused(app, response, 400, "invalid_request", before)
+    assert_refused(app, response, 415, "unsupported_media_type", before)
 
 
 def test_request_over_the_json_limit_is_refused(app: Flask, world: World) -> None:

@@ -144,6 +144,27 @@ def test_production_settings_register_upload_share_message_then_restore(
     cookie = next(c for c in survivor.http.cookies if c.name == "__Host-haven")
     assert cookie.path == "/" and cookie.has_nonstandard_attr("HttpOnly")
 
+    # Writes from a page: the origin is the configured public URL, whatever Host the hop says.
+    def browser_write(origin: str, forwarded_host: str) -> requests.Response:
+        return requests.post(
+            f"{server.url}/api/v1/auth/prelogin",
+            json={"username": "prod-survivor"},
+            headers={
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Host": forwarded_host,
+                "Origin": origin,
+                "Sec-Fetch-Site": "same-origin",
+            },
+            timeout=10,
+        )
+
+    assert browser_write("https://haven.example", "haven.example").status_code == 200
+    assert browser_write("https://haven.example", "other.example").status_code == 200
+    refused = browser_write("https://other.example", "other.example")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "cross_site_request"
+    assert browser_write(server.url, "haven.example").status_code == 403
+
     [case] = survivor.cases()
     source = tmp_path / "passport.jpg"
     digest = write_random_file(source, 3 * 1024 * 1024, seed=b"prod")

@@ -94,6 +94,9 @@ def reseal_message_key(item: dict[str, Any], old: pkeys.KeyPairs, new_x25519: by
     return pmsg.seal_key(pmsg.open_key(b64decode(item["sealed_key"]), old), new_x25519)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 class HavenClient:
     """One device's connection to a Haven server."""
 
@@ -110,6 +113,9 @@ class HavenClient:
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send a request; raise ApiError on the error shape."""
         kwargs.setdefault("timeout", self.timeout)
+        if method.upper() not in SAFE_METHODS and "json" not in kwargs:
+            # Every state-changing request names its media type, body or not (protocol §5.1).
+            kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
         response = self.http.request(method, f"{self.base_url}/api/v1{path}", **kwargs)
         if response.status_code >= 400:
             try:

@@ -224,7 +224,9 @@ def _drain() -> None:
 
 @bp.put("/documents/<document_id>/parts/<int:part_number>")
 @endpoint(
-    "Stream one part of the ciphertext as application/octet-stream (raw bytes)", roles=MEMBERS
+    "Stream one part of the ciphertext as application/octet-stream (raw bytes)",
+    roles=MEMBERS,
+    media_type=services.OCTET_STREAM,
 )
 def upload_part(document_id: str, part_number: int) -> Response:
     """Store one part; resending a part replaces it."""

@@ -21,10 +21,10 @@ export async function request(method, path, body) {
     redirect: "error",
     headers: { Accept: "application/json" },
   };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
+  // Every state-changing request names its media type, body or not (protocol §5.1): the
+  // server refuses a write without it, which no cross-site form can send.
+  if (method !== "GET" && method !== "HEAD") init.headers["Content-Type"] = "application/json";
+  if (body !== undefined) init.body = JSON.stringify(body);
   let response;
   try {
     response = await fetch(API + path, init);
