@@ -107,8 +107,14 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 def new_id() -> str:
-    """A random, unguessable 128-bit identifier (22 characters of base64url)."""
-    return secrets.token_urlsafe(16)
+    """A random, unguessable identifier (22 characters of base64url, about 128 bits).
+
+    Never starting with "-", so it cannot be taken for an option on a command line.
+    """
+    while True:
+        value = secrets.token_urlsafe(16)
+        if not value.startswith("-"):
+            return value
 
 
 def str_enum(cls: type[enum.StrEnum]) -> Enum:

@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Flask
 from playwright.sync_api import Page, expect
-from sqlalchemy import select
 
 from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
@@ -28,11 +27,8 @@ from tests.e2e.flows import (
 )
 from tests.e2e.test_documents_web import open_documents, png, upload
 from tests.e2e.test_rotation_web import SCREEN_390, back_home
-from vault.accounts import services as accounts
-from vault.accounts.models import UserKey
+from tests.integration.attacks import forge_key
 from vault.client.messages import Messenger
-from vault.db import database
-from vault.protocol import keys as pkeys
 
 
 def member_row(page: Page, name: str) -> Any:
@@ -182,17 +178,7 @@ def test_a_forged_key_at_a_pinned_version_is_refused_before_anything_is_sent(
     # The operator's attack (issue 11, 1): another key pair for the counsel at version 1,
     # correctly self-signed over the username, published in the log with the server's own
     # log key, and the counsel's key row pointed at it.
-    with app.app_context():
-        db = database(app).sessions()
-        key = db.execute(
-            select(UserKey).where(UserKey.user_id == counsel.account.id, UserKey.version == 1)
-        ).scalar_one()
-        forged = pkeys.KeyPairs.generate(version=1).public(name)
-        key.x25519, key.ed25519, key.signature = forged.x25519, forged.ed25519, forged.signature
-        db.flush()
-        accounts.publish_key(db, app.extensions["haven.keyring"], key)
-        db.commit()
-        db.close()
+    forge_key(app, counsel.account.id)
 
     # A fresh session: the contact book on the server remembers the real version 1.
     login(page, "farah")

@@ -289,7 +289,7 @@ def test_answering_refuses_other_cases_requests_and_unknown_ids(app: Flask) -> N
         mine = f"/api/v1/cases/{world.stranger_case_id}/member-requests/{request_id}/{verb}"
         theirs = f"/api/v1/cases/{world.case_id}/member-requests/{request_id}/{verb}"
         for path in (mine, theirs, mine.replace(request_id, "nope")):
-            answer = other.post(path)
+            answer = other.post(path, json={})
             assert answer.status_code == 404, path
             assert answer.get_json()["error"]["code"] == "not_found"
     assert row_counts(app) == before
@@ -308,7 +308,7 @@ def test_a_disabled_counsel_cannot_be_approved(app: Flask) -> None:
     session_cookie_for(app, client, p["survivor"].id)
     before = row_counts(app)
     path = f"/api/v1/cases/{world.case_id}/member-requests/{request_id}/approve"
-    answer = client.post(path)
+    answer = client.post(path, json={})
     assert answer.status_code == 409
     assert answer.get_json()["error"]["code"] == "counsel_disabled"
     assert row_counts(app) == before
@@ -349,8 +349,10 @@ def _cli(live_server: LiveServer, client: HavenClient, *args: str) -> Result:
         "HAVEN_URL": live_server.url,
         "HAVEN_USERNAME": client.account.username,
         "HAVEN_PASSPHRASE": PASSPHRASE,
+        "HAVEN_UNWITNESSED": "true",
     }
-    return CliRunner(env=env).invoke(main, ["case", *args])
+    # "--": a case id may start with "-" (base64url), and must not be read as an option.
+    return CliRunner(env=env).invoke(main, ["case", args[0], "--", *args[1:]])
 
 
 def test_the_cli_asks_lists_approves_and_declines(

@@ -169,7 +169,7 @@ def test_bad_input_is_refused_and_changes_nothing(
 def test_a_text_body_is_refused(app: Flask) -> None:
     person = _person(app)
     answer = _signed_in(app, person).put(URL, data="{}", content_type="text/plain")
-    assert answer.status_code == 400
+    assert answer.status_code == 415
     assert _stored(app, person.id) is None
 
 

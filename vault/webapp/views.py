@@ -8,6 +8,8 @@ script with Subresource Integrity.
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -76,11 +78,26 @@ def root() -> BaseResponse:
     return redirect("/app/", code=302)
 
 
+def witness_meta() -> bytes:
+    """The witness policy the page enforces (protocol §15.6), as a ``<meta>`` element."""
+    config = current_app.config
+    policy = {
+        "origin": config["HAVEN_LOG_ORIGIN"],
+        "quorum": config["HAVEN_WITNESS_QUORUM"],
+        "witnesses": [key.encode() for key, _ in config["HAVEN_WITNESSES"]],
+    }
+    content = html.escape(json.dumps(policy, separators=(",", ":")), quote=True)
+    return f'<meta name="haven-witnesses" content="{content}">\n'.encode()
+
+
 @bp.get("/app/")
 @endpoint("The web client's page (scripts pinned with Subresource Integrity)", roles=ANONYMOUS)
 def index() -> Response:
-    """Serve index.html; never cached, so a new build takes effect at once."""
-    return Response((_built() / "index.html").read_bytes(), mimetype="text/html")
+    """Serve index.html with the witness policy; never cached, so a change applies at once."""
+    page = (
+        (_built() / "index.html").read_bytes().replace(b"</head>", witness_meta() + b"</head>", 1)
+    )
+    return Response(page, mimetype="text/html")
 
 
 @bp.get("/assets/<name>")

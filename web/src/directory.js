@@ -9,6 +9,7 @@
 
 import { get } from "./api.js";
 import { b64decode, b64encode } from "./crypto/encoding.js";
+import * as CP from "./crypto/checkpoint.js";
 import * as KT from "./crypto/transparency.js";
 import { sodiumReady } from "./sodium.js";
 
@@ -40,10 +41,64 @@ async function trustLogKeys(sodium) {
   }
 }
 
-/** Fetch the newest head; verify it and its consistency with the pinned head; pin it. */
+/**
+ * The witness policy this page enforces (§15.6): {origin, quorum, witnesses: [vkey]},
+ * from the page's `haven-witnesses` meta element. Quorum 0 means the operator configured
+ * no witness: heads are then trusted on the log's signature alone.
+ */
+export function witnessPolicy() {
+  const meta = globalThis.document?.querySelector('meta[name="haven-witnesses"]');
+  if (!meta) return { origin: null, quorum: 0, witnesses: [] };
+  const policy = JSON.parse(meta.getAttribute("content"));
+  if (!Number.isInteger(policy.quorum) || policy.quorum < 0 || !Array.isArray(policy.witnesses)) {
+    throw new KT.TransparencyError("the page's witness policy is malformed");
+  }
+  return policy;
+}
+
+/** The size and root of the newest checkpoint a quorum of the page's witnesses cosigned. */
+async function witnessedSize(sodium, policy) {
+  if (logKeys.size === 0) await trustLogKeys(sodium);
+  const answer = await get("/directory/checkpoint");
+  const witnessKeys = policy.witnesses.map((v) => CP.parseVerifierKey(sodium, v));
+  const check = () =>
+    CP.verifyCosigned(sodium, answer.checkpoint, [...logKeys.values()].map((pk) => CP.logVerifier(sodium, policy.origin, pk)), witnessKeys, policy.quorum);
+  let checked;
+  try {
+    try {
+      checked = check();
+    } catch (error) {
+      if (!(error instanceof CP.CheckpointError) || error.reason !== "log") throw error;
+      await trustLogKeys(sodium); // a newer log key may have been announced
+      checked = check();
+    }
+  } catch (error) {
+    if (error instanceof CP.CheckpointError) throw new KT.TransparencyError(`witnessed checkpoint refused: ${error.message}`);
+    throw error;
+  }
+  if (checked.origin !== policy.origin || checked.size !== answer.size) {
+    throw new KT.TransparencyError("the checkpoint is not the one the witnesses were asked to cosign");
+  }
+  return checked;
+}
+
+/**
+ * Fetch the newest head a quorum of witnesses cosigned (or, with no witness configured, the
+ * newest head); verify it and its consistency with the pinned head; pin it.
+ */
 export async function refreshHead() {
   const sodium = await sodiumReady();
-  const { head: data } = await get("/directory/head");
+  const policy = witnessPolicy();
+  let data;
+  if (policy.quorum > 0) {
+    const checked = await witnessedSize(sodium, policy);
+    ({ head: data } = await get(`/directory/heads/${checked.size}`));
+    if (data.size !== checked.size || data.root !== b64encode(checked.root)) {
+      throw new KT.TransparencyError("the signed head differs from the cosigned checkpoint");
+    }
+  } else {
+    ({ head: data } = await get("/directory/head"));
+  }
   const head = {
     size: data.size,
     root: b64decode(data.root),
@@ -79,6 +134,9 @@ export async function verifyLoggedKey(userId, record) {
     throw new KT.TransparencyError(`key ${record.version} of ${userId} is not logged`);
   }
   const head = pinned && pinned.size > record.log_index ? pinned : await refreshHead();
+  if (record.log_index >= head.size) {
+    throw new KT.TransparencyError(`the key of ${userId} is not yet in a checkpoint the witnesses cosigned; try again later`);
+  }
   const entry = KT.encodeEntry({
     kind: "publish",
     userId,

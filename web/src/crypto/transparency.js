@@ -15,6 +15,15 @@ export class TransparencyError extends Error {
   }
 }
 
+/** Two different keys for one (account, version), or versions out of order (§12.4). */
+export class EquivocationError extends TransparencyError {
+  constructor(message) {
+    super(message);
+    this.name = "EquivocationError";
+    this.code = "equivocation";
+  }
+}
+
 export const KINDS = ["publish", "supersede", "compromise"];
 
 export const leafHash = (sodium, data) => sodium.crypto_hash_sha256(concat(Uint8Array.of(0), data));
@@ -200,8 +209,8 @@ export function checkPublishHistory(entries, { userId, version, x25519, ed25519,
       if (!published.has(entry.version)) throw new TransparencyError(`log entry ${index} is about version ${entry.version}, never published`);
       continue;
     }
-    if (published.has(entry.version)) throw new TransparencyError(say.twice(entry.version));
-    if (entry.version < last) throw new TransparencyError(say.order(entry.version));
+    if (published.has(entry.version)) throw new EquivocationError(say.twice(entry.version));
+    if (entry.version < last) throw new EquivocationError(say.order(entry.version));
     last = entry.version;
     published.set(entry.version, entry);
   }
@@ -213,7 +222,7 @@ export function checkPublishHistory(entries, { userId, version, x25519, ed25519,
   }
   const current = published.get(version);
   if (!bytesEqual(current.x25519, x25519) || !bytesEqual(current.ed25519, ed25519) || (signature && !bytesEqual(current.signature, signature))) {
-    throw new TransparencyError(mine ? `the log holds a key version ${version} in my name that I never made` : `the log holds other keys for version ${version} of this person`);
+    throw new EquivocationError(mine ? `the log holds a key version ${version} in my name that I never made` : `the log holds other keys for version ${version} of this person`);
   }
 }
 
