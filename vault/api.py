@@ -7,8 +7,8 @@ document and the authorization tests are both built from those declarations.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from flask import request
@@ -94,6 +94,61 @@ def parse_body(model: type[M]) -> M:
         raise InvalidRequest(f"{where}: {first['msg']}", code="invalid_field") from exc
 
 
+HTML = "text/html"
+OCTETS = "application/octet-stream"
+EVENT_STREAM = "text/event-stream"
+
+
+class Out(BaseModel):
+    """Base of every response model: the document lists exactly the fields a route answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Output fields: base64url without padding, and UTC timestamps in ISO 8601.
+B64 = Annotated[
+    str,
+    WithJsonSchema(
+        {"type": "string", "contentEncoding": "base64url", "pattern": "^[A-Za-z0-9_-]*$"}
+    ),
+]
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+class Query(BaseModel):
+    """Base of a route's query parameters: one field a parameter, none required unless said."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One successful answer of a route: its status, media type and, for JSON, its model."""
+
+    status: int
+    model: type[BaseModel] | None = None
+    media_type: str | None = JSON
+    description: str = "success"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def ok(model: type[BaseModel], status: int = 200, description: str = "success") -> Reply:
+    """A JSON answer of ``model``."""
+    return Reply(status, model, JSON, description)
+
+
+NO_CONTENT = Reply(204, None, None, "done; no body")
+
+
+@dataclass(frozen=True)
+class Header:
+    """A request header a route reads, with the JSON schema of its value."""
+
+    name: str
+    description: str
+    schema: Mapping[str, Any]
+
+
 @dataclass(frozen=True)
 class EndpointSpec:
     """What the OpenAPI document and the authorization tests need to know about a route."""
@@ -103,6 +158,9 @@ class EndpointSpec:
     body: type[BaseModel] | None
     # The Content-Type a state-changing request must carry, body or not (vault/security.py).
     media_type: str = JSON
+    replies: tuple[Reply, ...] = ()
+    query: type[BaseModel] | None = None
+    headers: tuple[Header, ...] = ()
 
 
 def endpoint(
@@ -111,9 +169,14 @@ def endpoint(
     roles: frozenset[Role] | set[Role] | str = ANY_ROLE,
     body: type[BaseModel] | None = None,
     media_type: str = JSON,
+    replies: Sequence[Reply] | Reply = (),
+    query: type[BaseModel] | None = None,
+    headers: Sequence[Header] = (),
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Declare a route's summary, body, request media type and allowed roles; enforce the roles."""
+    """Declare a route's summary, body, answers, parameters and allowed roles; enforce the roles."""
     allowed: frozenset[Role] | str = roles if isinstance(roles, str) else frozenset(roles)
+    answers = (replies,) if isinstance(replies, Reply) else tuple(replies)
+    spec = EndpointSpec(summary, allowed, body, media_type, answers, query, tuple(headers))
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
@@ -126,7 +189,7 @@ def endpoint(
                     raise Forbidden("your role may not do this")
             return view(*args, **kwargs)
 
-        wrapped.haven_endpoint = EndpointSpec(summary, allowed, body, media_type)  # type: ignore[attr-defined]
+        wrapped.haven_endpoint = spec  # type: ignore[attr-defined]
         return wrapped
 
     return decorate

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from vault import db
-from vault.api import ANONYMOUS, endpoint
+from vault.api import ANONYMOUS, Out, endpoint, ok
 from vault.extensions import limiter
 from vault.storage import store
 
 bp = Blueprint("health", __name__)
 
 
+class LiveReply(Out):
+    """The process runs."""
+
+    status: Literal["ok"]
+
+
+class ReadyReply(Out):
+    """Every dependency answers."""
+
+    status: Literal["ok"]
+    checks: dict[str, Literal["ok"]]
+
+
 @bp.get("/healthz")
 @limiter.exempt
-@endpoint("The process is up", roles=ANONYMOUS)
+@endpoint("The process is up", roles=ANONYMOUS, replies=ok(LiveReply))
 def healthz() -> Response:
     """Answer while the process runs, whatever its dependencies do."""
     return jsonify({"status": "ok"})
@@ -34,7 +49,9 @@ def _check_limiter() -> None:
 
 @bp.get("/readyz")
 @limiter.exempt
-@endpoint("Database, object store and limiter storage all answer", roles=ANONYMOUS)
+@endpoint(
+    "Database, object store and limiter storage all answer", roles=ANONYMOUS, replies=ok(ReadyReply)
+)
 def readyz() -> tuple[Response, int]:
     """Check each dependency; 503 naming the ones that fail."""
     checks = {"database": _check_database, "object_store": store().ping, "limiter": _check_limiter}

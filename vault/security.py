@@ -52,6 +52,9 @@ def _refuse_cross_site() -> Response | None:
 
 def _set_headers(response: Response) -> Response:
     headers = response.headers
+    if response.status_code == 204:  # no body, so no Content-Type (RFC 9110 §15.3.5)
+        headers.remove("Content-Type")
+        response.set_data(b"")
     is_web = request.path == "/" or request.path.startswith(WEB_PREFIXES)
     headers.setdefault("Content-Security-Policy", WEB_CSP if is_web else API_CSP)
     headers["X-Content-Type-Options"] = "nosniff"

@@ -13,7 +13,20 @@ from pydantic import Field
 from vault import db
 from vault.accounts import rotation, services
 from vault.accounts.models import Role, User, UserKey
-from vault.api import ANONYMOUS, ANY_ROLE, Body, b64_exact, endpoint, me, parse_body
+from vault.api import (
+    ANONYMOUS,
+    ANY_ROLE,
+    B64,
+    NO_CONTENT,
+    Body,
+    Out,
+    Timestamp,
+    b64_exact,
+    endpoint,
+    me,
+    ok,
+    parse_body,
+)
 from vault.contacts.views import ContactBookBody
 from vault.errors import InvalidRequest
 from vault.extensions import limiter
@@ -162,6 +175,102 @@ def _limit(setting: str) -> Any:
     return lambda: current_app.config[setting]
 
 
+RoleName = Literal["survivor", "counsel", "admin"]
+
+
+class KeyOut(Out):
+    """A published key version."""
+
+    user_id: str
+    version: int = Field(ge=1)
+    x25519: B64
+    ed25519: B64
+    signature: B64
+    status: Literal["current", "superseded", "compromised"]
+    log_index: int | None
+    logged_at_ms: int | None
+
+
+class AccountOut(Out):
+    """The signed-in account with its wrapped private keys."""
+
+    id: str
+    role: RoleName
+    username: str
+    key_version: int
+    wrapped_keys: B64
+    public_keys: KeyOut
+    must_rotate_keys: bool
+
+
+class AccountReply(Out):
+    """An answer carrying the account."""
+
+    account: AccountOut
+
+
+class KdfOut(Out):
+    """Argon2id parameters for a username."""
+
+    alg: str
+    salt: B64
+    opslimit: int
+    memlimit: int
+
+
+class PreloginReply(Out):
+    """The KDF parameters to derive the authentication subkey with."""
+
+    kdf: KdfOut
+
+
+class RecoveryStartReply(Out):
+    """The private keys wrapped under the recovery key."""
+
+    key_version: int
+    recovery_wrapped_keys: B64
+
+
+class ResealDocument(Out):
+    """A document key sealed to the old key version."""
+
+    id: str
+    sealed_key: B64
+
+
+class ResealMessage(Out):
+    """A message key sealed to an old key version."""
+
+    id: str
+    conversation_id: str
+    key_version: int
+    sealed_key: B64
+
+
+class ResealReply(Out):
+    """Every key the rotation must re-seal."""
+
+    key_version: int
+    documents: list[ResealDocument]
+    messages: list[ResealMessage]
+
+
+class InviteOut(Out):
+    """A new invite; its token and link are shown once."""
+
+    id: str
+    role: RoleName
+    expires_at: Timestamp
+    token: B64
+    link: str
+
+
+class InviteReply(Out):
+    """The invite just created."""
+
+    invite: InviteOut
+
+
 def key_json(key: UserKey) -> dict[str, Any]:
     """A published key version as JSON."""
     return {
@@ -196,6 +305,7 @@ def account_json(user: User) -> dict[str, Any]:
     "Argon2id salt and parameters for a username (decoys for unknown names)",
     roles=ANONYMOUS,
     body=UsernameBody,
+    replies=ok(PreloginReply),
 )
 def prelogin() -> Response:
     """Answer every username with the same shape, known or not."""
@@ -215,7 +325,12 @@ def prelogin() -> Response:
 
 @bp.post("/auth/register")
 @limiter.limit(_limit("HAVEN_LIMIT_REDEEM"))
-@endpoint("Redeem an invite and create an account", roles=ANONYMOUS, body=RegisterBody)
+@endpoint(
+    "Redeem an invite and create an account",
+    roles=ANONYMOUS,
+    body=RegisterBody,
+    replies=ok(AccountReply, 201, "account created; session started"),
+)
 def register() -> tuple[Response, int]:
     """Create the account and sign it in."""
     body = parse_body(RegisterBody)
@@ -236,7 +351,12 @@ def register() -> tuple[Response, int]:
 @bp.post("/auth/login")
 @limiter.limit(_limit("HAVEN_LIMIT_LOGIN_IP"))
 @limiter.limit(_limit("HAVEN_LIMIT_LOGIN_ACCOUNT"), key_func=_account_key, deduct_when=_failed)
-@endpoint("Sign in with the authentication subkey", roles=ANONYMOUS, body=LoginBody)
+@endpoint(
+    "Sign in with the authentication subkey",
+    roles=ANONYMOUS,
+    body=LoginBody,
+    replies=ok(AccountReply),
+)
 def login() -> Response:
     """Start a session and return the wrapped private keys."""
     body = parse_body(LoginBody)
@@ -246,7 +366,7 @@ def login() -> Response:
 
 
 @bp.post("/auth/logout")
-@endpoint("End every session of this account", roles=ANY_ROLE)
+@endpoint("End every session of this account", roles=ANY_ROLE, replies=NO_CONTENT)
 def logout() -> tuple[str, int]:
     """Bump the session version, then drop this client's cookie."""
     services.end_sessions(db.session(), me().id)
@@ -261,6 +381,7 @@ def logout() -> tuple[str, int]:
     "Prove the recovery key; get the recovery-wrapped private keys",
     roles=ANONYMOUS,
     body=RecoveryStartBody,
+    replies=ok(RecoveryStartReply),
 )
 def recovery_start() -> Response:
     """Return the copy of the private keys wrapped under the recovery key."""
@@ -280,7 +401,10 @@ def recovery_start() -> Response:
 @limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"))
 @limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key)
 @endpoint(
-    "Prove the recovery key and set a new passphrase", roles=ANONYMOUS, body=RecoveryCompleteBody
+    "Prove the recovery key and set a new passphrase",
+    roles=ANONYMOUS,
+    body=RecoveryCompleteBody,
+    replies=ok(AccountReply),
 )
 def recovery_complete() -> Response:
     """Set the new passphrase, end all sessions, and sign this client in."""
@@ -304,7 +428,10 @@ def recovery_complete() -> Response:
     deduct_when=_failed,
 )
 @endpoint(
-    "Change the passphrase (re-wraps the private keys)", roles=ANY_ROLE, body=ChangePassphraseBody
+    "Change the passphrase (re-wraps the private keys)",
+    roles=ANY_ROLE,
+    body=ChangePassphraseBody,
+    replies=NO_CONTENT,
 )
 def change_passphrase() -> tuple[str, int]:
     """Re-wrap under a new passphrase; every session ends, this one included."""
@@ -317,7 +444,7 @@ def change_passphrase() -> tuple[str, int]:
 
 
 @bp.get("/account")
-@endpoint("The signed-in account", roles=ANY_ROLE)
+@endpoint("The signed-in account", roles=ANY_ROLE, replies=ok(AccountReply))
 def account() -> Response:
     """Return the signed-in account."""
     return jsonify({"account": account_json(me())})
@@ -330,6 +457,7 @@ def account() -> Response:
 @endpoint(
     "Start a key rotation: freeze the account and list every key it must re-seal",
     roles=ANY_ROLE,
+    replies=ok(ResealReply),
 )
 def reseal_set() -> Response:
     """Nothing new is sealed to the account for a while; here is what to re-seal (§14)."""
@@ -372,6 +500,7 @@ def _unique(items: list[Any], what: str) -> dict[str, bytes]:
     "Rotate this account's keys: publish a new version with every readable key re-sealed",
     roles=ANY_ROLE,
     body=RotateKeysBody,
+    replies=ok(AccountReply),
 )
 def rotate_keys() -> Response:
     """Replace the key pairs; every other session ends and this one starts afresh."""
@@ -405,6 +534,7 @@ def rotate_keys() -> Response:
     "Create an invite: admins invite counsel or admins, counsel invite survivors",
     roles={Role.ADMIN, Role.COUNSEL},
     body=InviteBody,
+    replies=ok(InviteReply, 201),
 )
 def create_invite() -> tuple[Response, int]:
     """Create a one-time invite and return its link once."""

@@ -6,10 +6,11 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
+from pydantic import Field
 
 from vault import db
 from vault.accounts.models import Role
-from vault.api import ANY_ROLE, endpoint, me, query_int
+from vault.api import ANY_ROLE, B64, Out, Query, endpoint, me, ok, query_int
 from vault.audit import chain
 from vault.audit.models import AuditEntry
 from vault.protocol.encoding import b64encode
@@ -33,15 +34,58 @@ def entry_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+class AuditEntryOut(Out):
+    """An audit entry with the hashes that chain it."""
+
+    seq: int
+    kind: str
+    actor_id: str | None
+    subject_id: str | None
+    case_id: str | None
+    document_id: str | None
+    detail: dict[str, Any]
+    created_ms: int
+    prev_hash: B64
+    hash: B64
+
+
+class MineReply(Out):
+    """A page of my audit entries."""
+
+    entries: list[AuditEntryOut]
+
+
+class ChainReply(Out):
+    """A page of the whole chain and its length."""
+
+    entries: list[AuditEntryOut]
+    length: int
+
+
+class PageQuery(Query):
+    """A page of entries, newest first."""
+
+    before: int | None = Field(None, ge=1, le=2**62, description="entries with seq below this")
+    limit: int = Field(50, ge=1, le=chain.MAX_PAGE, description="how many at most")
+
+
 def _page_args() -> tuple[int | None, int]:
+    bounds = PageQuery.model_fields
     before = query_int("before", minimum=1) if "before" in request.args else None
-    limit = query_int("limit", minimum=1, maximum=chain.MAX_PAGE) if "limit" in request.args else 50
+    limit = (
+        query_int("limit", minimum=1, maximum=chain.MAX_PAGE)
+        if "limit" in request.args
+        else bounds["limit"].default
+    )
     return before, limit
 
 
 @bp.get("/audit/mine")
 @endpoint(
-    "Audit entries about my account: sign-ins, failures, keys (?before=&limit=)", roles=ANY_ROLE
+    "Audit entries about my account: sign-ins, failures, keys (?before=&limit=)",
+    roles=ANY_ROLE,
+    replies=ok(MineReply),
+    query=PageQuery,
 )
 def mine() -> Response:
     """My own history, newest first."""
@@ -51,7 +95,12 @@ def mine() -> Response:
 
 
 @bp.get("/admin/audit")
-@endpoint("The whole audit chain, newest first (?before=&limit=)", roles={Role.ADMIN})
+@endpoint(
+    "The whole audit chain, newest first (?before=&limit=)",
+    roles={Role.ADMIN},
+    replies=ok(ChainReply),
+    query=PageQuery,
+)
 def admin_audit() -> Response:
     """Every entry: ids, kinds and non-content details."""
     before, limit = _page_args()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify
 from flask_limiter.util import get_remote_address
@@ -12,12 +12,12 @@ from pydantic import Field
 from vault import db
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
-from vault.accounts.views import key_json
-from vault.api import Body, endpoint, me, parse_body
+from vault.accounts.views import KeyOut, key_json
+from vault.api import B64, NO_CONTENT, Body, Out, Timestamp, endpoint, me, ok, parse_body
 from vault.cases import services
 from vault.cases.models import Case, CaseMemberRequest
 from vault.directory import services as directory
-from vault.directory.views import entry_json
+from vault.directory.views import EntryOut, entry_json
 from vault.errors import NotFound
 from vault.extensions import limiter
 from vault.keyring import keyring
@@ -26,6 +26,77 @@ from vault.protocol.encoding import b64encode
 bp = Blueprint("cases", __name__, url_prefix="/api/v1")
 
 MEMBERS = {Role.SURVIVOR, Role.COUNSEL}
+
+
+class MemberOut(Out):
+    """A case member with their role, name and current public keys."""
+
+    user_id: str
+    role: Literal["survivor", "counsel"]
+    username: str
+    added_by: str | None
+    added_at: Timestamp
+    public_keys: KeyOut
+
+
+class CaseOut(Out):
+    """A case and its members."""
+
+    id: str
+    created_at: Timestamp
+    members: list[MemberOut]
+
+
+class CasesReply(Out):
+    """My cases."""
+
+    cases: list[CaseOut]
+
+
+class CaseReply(Out):
+    """One case."""
+
+    case: CaseOut
+
+
+class UserKeysReply(Out):
+    """Every key version of an account and every log entry naming it."""
+
+    user_id: str
+    current_version: int
+    keys: list[KeyOut]
+    entries: list[EntryOut]
+
+
+class KeyProofReply(Out):
+    """A key version and its inclusion proof in the tree of ``size``."""
+
+    key: KeyOut
+    size: int
+    proof: list[B64]
+
+
+class RecordedReply(Out):
+    """The same answer whether or not such a counsel exists."""
+
+    status: Literal["recorded"]
+
+
+class MemberRequestOut(Out):
+    """A pending membership request."""
+
+    id: str
+    case_id: str
+    counsel_id: str
+    username: str
+    requested_by: str
+    requested_at: Timestamp
+
+
+class MemberRequestsReply(Out):
+    """The pending requests of a case."""
+
+    requests: list[MemberRequestOut]
 
 
 def case_json(case: Case) -> dict[str, Any]:
@@ -48,21 +119,25 @@ def case_json(case: Case) -> dict[str, Any]:
 
 
 @bp.get("/cases")
-@endpoint("The cases the signed-in account belongs to", roles=MEMBERS)
+@endpoint("The cases the signed-in account belongs to", roles=MEMBERS, replies=ok(CasesReply))
 def list_cases() -> Response:
     """List my cases."""
     return jsonify({"cases": [case_json(c) for c in services.list_cases(db.session(), me())]})
 
 
 @bp.get("/cases/<case_id>")
-@endpoint("One case the signed-in account belongs to", roles=MEMBERS)
+@endpoint("One case the signed-in account belongs to", roles=MEMBERS, replies=ok(CaseReply))
 def get_case(case_id: str) -> Response:
     """Show one of my cases."""
     return jsonify({"case": case_json(services.get_case(db.session(), me(), case_id))})
 
 
 @bp.get("/users/<user_id>/keys")
-@endpoint("Published key versions of yourself or someone who shares a case with you", roles=MEMBERS)
+@endpoint(
+    "Published key versions of yourself or someone who shares a case with you",
+    roles=MEMBERS,
+    replies=ok(UserKeysReply),
+)
 def user_keys(user_id: str) -> Response:
     """All key versions of a contact, oldest first, and every log entry naming it (§12.4)."""
     session = db.session()
@@ -81,6 +156,7 @@ def user_keys(user_id: str) -> Response:
 @endpoint(
     "One published key version of yourself or a contact, with its inclusion proof",
     roles=MEMBERS,
+    replies=ok(KeyProofReply),
 )
 def user_key_version(user_id: str, version: int) -> Response:
     """A key version (a current or an older one) and its proof in the newest tree."""
@@ -116,6 +192,7 @@ def _request_limit() -> str:
     "Ask the case's survivor to let another counsel in (202 whether or not such a counsel exists)",
     roles={Role.COUNSEL},
     body=AddCounselBody,
+    replies=ok(RecordedReply, 202),
 )
 def add_counsel(case_id: str) -> tuple[Response, int]:
     """Record a membership request by username; the answer never says whether it matched."""
@@ -140,7 +217,11 @@ def request_json(request: CaseMemberRequest) -> dict[str, Any]:
 
 
 @bp.get("/cases/<case_id>/member-requests")
-@endpoint("Counsel waiting for your approval to join your case", roles={Role.SURVIVOR})
+@endpoint(
+    "Counsel waiting for your approval to join your case",
+    roles={Role.SURVIVOR},
+    replies=ok(MemberRequestsReply),
+)
 def member_requests(case_id: str) -> Response:
     """List the pending requests of my case."""
     pending = services.member_requests(db.session(), me(), case_id)
@@ -148,7 +229,7 @@ def member_requests(case_id: str) -> Response:
 
 
 @bp.post("/cases/<case_id>/member-requests/<request_id>/approve")
-@endpoint("Let the requested counsel into your case", roles={Role.SURVIVOR})
+@endpoint("Let the requested counsel into your case", roles={Role.SURVIVOR}, replies=ok(CaseReply))
 def approve_request(case_id: str, request_id: str) -> Response:
     """Approve a request: the counsel becomes a member."""
     case = services.approve_request(db.session(), me(), case_id, request_id)
@@ -156,7 +237,11 @@ def approve_request(case_id: str, request_id: str) -> Response:
 
 
 @bp.post("/cases/<case_id>/member-requests/<request_id>/decline")
-@endpoint("Refuse the requested counsel; nothing of the case reaches them", roles={Role.SURVIVOR})
+@endpoint(
+    "Refuse the requested counsel; nothing of the case reaches them",
+    roles={Role.SURVIVOR},
+    replies=NO_CONTENT,
+)
 def decline_request(case_id: str, request_id: str) -> tuple[str, int]:
     """Decline a request: it is deleted."""
     services.decline_request(db.session(), me(), case_id, request_id)
@@ -167,6 +252,7 @@ def decline_request(case_id: str, request_id: str) -> tuple[str, int]:
 @endpoint(
     "Take a counsel out of your case: they lose the case and every grant in it",
     roles={Role.SURVIVOR},
+    replies=NO_CONTENT,
 )
 def remove_counsel(case_id: str, user_id: str) -> tuple[str, int]:
     """Remove a counsel from my case."""

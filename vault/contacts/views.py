@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import Field
 
 from vault import db
-from vault.api import ANY_ROLE, Body, b64_max, endpoint, me, parse_body
+from vault.api import ANY_ROLE, B64, Body, Out, b64_max, endpoint, me, ok, parse_body
 from vault.contacts import services
 from vault.protocol import contacts as pcb
 from vault.protocol.encoding import b64encode
@@ -24,8 +24,24 @@ class ContactBookBody(Body):
     book: b64_max(2 * pcb.MAX_BLOB_BYTES)  # type: ignore[valid-type]
 
 
+class BookReply(Out):
+    """The book as last saved (counter 0 and book null before the first save)."""
+
+    counter: int = Field(ge=0, le=pcb.MAX_COUNTER)
+    book: B64 | None
+
+
+class CounterReply(Out):
+    """The counter now stored."""
+
+    counter: int = Field(ge=1, le=pcb.MAX_COUNTER)
+
+
 @bp.get("/account/contact-book")
-@endpoint("My encrypted contact book and its counter (0 and null before the first save)")
+@endpoint(
+    "My encrypted contact book and its counter (0 and null before the first save)",
+    replies=ok(BookReply),
+)
 def get_book() -> Response:
     """The book as last saved; the server cannot read it."""
     stored = services.get_book(db.session(), me().id)
@@ -38,6 +54,7 @@ def get_book() -> Response:
     "Replace my encrypted contact book if counter is the stored counter plus one",
     roles=ANY_ROLE,
     body=ContactBookBody,
+    replies=ok(CounterReply),
 )
 def put_book() -> Response:
     """Compare-and-swap on the counter; 409 contact_book_conflict sends the client to merge."""

@@ -5,15 +5,89 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
+from pydantic import Field
 
 from vault import db
-from vault.api import ANY_ROLE, endpoint, me, query_int
+from vault.api import ANY_ROLE, B64, Out, Query, endpoint, me, ok, query_int
 from vault.directory import services, witnesses
 from vault.directory.models import LogEntry, TreeHeadRow
 from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64encode
 
 bp = Blueprint("directory", __name__, url_prefix="/api/v1/directory")
+
+
+class HeadOut(Out):
+    """A signed tree head."""
+
+    size: int = Field(ge=0)
+    root: B64
+    timestamp_ms: int
+    key_version: int
+    signature: B64
+
+
+class HeadReply(Out):
+    """One signed tree head."""
+
+    head: HeadOut
+
+
+class CheckpointReply(Out):
+    """The newest witness-cosigned checkpoint (a C2SP signed note) and its tree size."""
+
+    size: int = Field(ge=0)
+    checkpoint: str
+
+
+class ProofReply(Out):
+    """A Merkle proof: the hashes, in order."""
+
+    proof: list[B64]
+
+
+class LogKeyOut(Out):
+    """A log signing key version and the announcement the one before signed."""
+
+    version: int
+    public_key: B64
+    announcement: B64 | None
+
+
+class LogKeysReply(Out):
+    """Every log signing key version."""
+
+    log_keys: list[LogKeyOut]
+
+
+class EntryOut(Out):
+    """A log entry: its index and leaf bytes, with what those bytes say when they decode."""
+
+    index: int = Field(ge=0)
+    data: B64
+    kind: str | None = None
+    user_id: str | None = None
+    key_version: int | None = None
+
+
+class EntriesReply(Out):
+    """Log entries."""
+
+    entries: list[EntryOut]
+
+
+class InclusionQuery(Query):
+    """Which leaf, in which tree."""
+
+    index: int = Field(ge=0, le=2**62, description="the leaf index")
+    size: int = Field(ge=1, le=2**62, description="the tree size")
+
+
+class ConsistencyQuery(Query):
+    """Which two tree sizes."""
+
+    from_: int = Field(alias="from", ge=1, le=2**62, description="the older tree size")
+    to: int = Field(ge=1, le=2**62, description="the newer tree size")
 
 
 def head_json(head: TreeHeadRow) -> dict[str, Any]:
@@ -42,14 +116,19 @@ def entry_json(entry: LogEntry) -> dict[str, Any]:
 
 
 @bp.get("/head")
-@endpoint("The newest signed tree head of the key transparency log", roles=ANY_ROLE)
+@endpoint(
+    "The newest signed tree head of the key transparency log", roles=ANY_ROLE, replies=ok(HeadReply)
+)
 def head() -> Response:
     """Return the newest signed head."""
     return jsonify({"head": head_json(services.latest_head(db.session()))})
 
 
 @bp.get("/checkpoint")
-@endpoint("The newest witness-cosigned checkpoint of the key log (C2SP signed note)")
+@endpoint(
+    "The newest witness-cosigned checkpoint of the key log (C2SP signed note)",
+    replies=ok(CheckpointReply),
+)
 def checkpoint() -> Response:
     """Return the newest checkpoint with a quorum of cosignatures (§15)."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -58,14 +137,19 @@ def checkpoint() -> Response:
 
 
 @bp.get("/heads/<int:size>")
-@endpoint("The signed tree head of a given size", roles=ANY_ROLE)
+@endpoint("The signed tree head of a given size", roles=ANY_ROLE, replies=ok(HeadReply))
 def head_of_size(size: int) -> Response:
     """Return an older signed head."""
     return jsonify({"head": head_json(services.head_at(db.session(), size))})
 
 
 @bp.get("/proofs/inclusion")
-@endpoint("The inclusion proof of leaf index in a tree of size (?index=&size=)", roles=ANY_ROLE)
+@endpoint(
+    "The inclusion proof of leaf index in a tree of size (?index=&size=)",
+    roles=ANY_ROLE,
+    replies=ok(ProofReply),
+    query=InclusionQuery,
+)
 def inclusion() -> Response:
     """Prove that leaf ``index`` is in the tree of ``size`` leaves (no entry: §12.6)."""
     proof = services.inclusion(db.session(), query_int("index"), query_int("size", minimum=1))
@@ -73,7 +157,12 @@ def inclusion() -> Response:
 
 
 @bp.get("/proofs/consistency")
-@endpoint("Consistency proof between two tree sizes (?from=&to=)", roles=ANY_ROLE)
+@endpoint(
+    "Consistency proof between two tree sizes (?from=&to=)",
+    roles=ANY_ROLE,
+    replies=ok(ProofReply),
+    query=ConsistencyQuery,
+)
 def consistency() -> Response:
     """Prove that the tree of size ``from`` is a prefix of the tree of size ``to``."""
     proof = services.consistency(
@@ -83,7 +172,11 @@ def consistency() -> Response:
 
 
 @bp.get("/log-keys")
-@endpoint("Every log signing key version, each announced by the one before", roles=ANY_ROLE)
+@endpoint(
+    "Every log signing key version, each announced by the one before",
+    roles=ANY_ROLE,
+    replies=ok(LogKeysReply),
+)
 def log_keys() -> Response:
     """Return the chain of log public keys."""
     keys = services.log_keys(db.session())
@@ -102,7 +195,11 @@ def log_keys() -> Response:
 
 
 @bp.get("/mine")
-@endpoint("Every log entry about the signed-in account, for self-monitoring", roles=ANY_ROLE)
+@endpoint(
+    "Every log entry about the signed-in account, for self-monitoring",
+    roles=ANY_ROLE,
+    replies=ok(EntriesReply),
+)
 def mine() -> Response:
     """Return my own entries so my client can check nobody published keys in my name."""
     entries = services.entries_for(db.session(), me().id)

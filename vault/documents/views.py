@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BeforeValidator, Field, WithJsonSchema
@@ -16,7 +16,23 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from vault import db
 from vault.accounts.models import Role
-from vault.api import Body, b64_exact, b64_max, endpoint, me, parse_body
+from vault.api import (
+    B64,
+    NO_CONTENT,
+    OCTETS,
+    Body,
+    Header,
+    Out,
+    Query,
+    Reply,
+    Timestamp,
+    b64_exact,
+    b64_max,
+    endpoint,
+    me,
+    ok,
+    parse_body,
+)
 from vault.audit.models import Event
 from vault.cases.services import get_case
 from vault.documents import services
@@ -70,6 +86,145 @@ class GrantBody(Body):
     user_id: str = Field(min_length=1, max_length=32)
     sealed_key: b64_exact(pdoc.SEALED_KEY_BYTES)  # type: ignore[valid-type]
     expires_at: AwareDatetime | None = None
+
+
+class GrantOut(Out):
+    """A live read grant on a document."""
+
+    user_id: str
+    key_version: int
+    created_at: Timestamp
+    expires_at: Timestamp | None
+
+
+class AccessOut(Out):
+    """How the caller holds the document: as its owner, or as a reader until a time."""
+
+    role: Literal["owner", "reader"]
+    expires_at: Timestamp | None = None
+
+
+class DocumentOut(Out):
+    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
+
+    id: str
+    case_id: str
+    owner_id: str
+    owner_key_version: int
+    header: B64
+    metadata: B64
+    signature: B64
+    ciphertext_size: int
+    chunk_count: int
+    created_at: Timestamp
+    finalized_at: Timestamp | None
+    sealed_key: B64
+    access: AccessOut
+    grants: list[GrantOut] | None = Field(None, description="the owner's live grants (owner only)")
+
+
+class PartOut(Out):
+    """A part the store acknowledged."""
+
+    number: int = Field(ge=1)
+    size: int = Field(ge=0)
+
+
+class UploadOut(Out):
+    """An upload's state and the parts the store acknowledged."""
+
+    document_id: str
+    state: Literal["pending", "complete"]
+    part_size: int
+    part_count: int
+    ciphertext_size: int
+    chunk_count: int
+    parts: list[PartOut]
+    expires_at: Timestamp
+
+
+class UploadReply(Out):
+    """An upload and the owner's record of its document."""
+
+    upload: UploadOut
+    document: DocumentOut
+
+
+class DocumentsReply(Out):
+    """The documents the caller may read."""
+
+    documents: list[DocumentOut]
+
+
+class DocumentReply(Out):
+    """One document."""
+
+    document: DocumentOut
+
+
+class PartReply(Out):
+    """The part just stored."""
+
+    part: PartOut
+
+
+class GrantCreatedOut(GrantOut):
+    """A new grant."""
+
+    document_id: str
+
+
+class GrantReply(Out):
+    """The grant just made."""
+
+    grant: GrantCreatedOut
+
+
+class EventOut(Out):
+    """One event of a case."""
+
+    id: int
+    kind: Literal[
+        "upload",
+        "download",
+        "grant",
+        "revoke",
+        "expiry",
+        "delete",
+        "member_add",
+        "member_request",
+        "member_decline",
+        "member_remove",
+    ]
+    case_id: str
+    document_id: str | None
+    owner_id: str | None
+    actor_id: str | None
+    subject_id: str | None
+    created_at: Timestamp
+    ciphertext_size: int | None = None
+    range: list[int] | None = Field(None, min_length=2, max_length=2)
+    expires_at: Timestamp | None = None
+
+
+class EventsReply(Out):
+    """A page of events, newest first."""
+
+    events: list[EventOut]
+
+
+class EventsQuery(Query):
+    """A page of events."""
+
+    before: int | None = Field(None, ge=1, le=2**62, description="events with id below this")
+    limit: int = Field(100, ge=1, le=500, description="how many at most")
+
+
+RANGE = Header(
+    "Range",
+    "one byte range of whole chunks: bytes=first-last (§8.8)",
+    {"type": "string", "pattern": "^bytes=[0-9]+-[0-9]*$"},
+)
 
 
 def _limits() -> services.Limits:
@@ -155,7 +310,11 @@ def event_json(event: Event) -> dict[str, Any]:
 
 
 @bp.get("/cases/<case_id>/documents")
-@endpoint("Documents of a case that you own or hold a live grant for", roles=MEMBERS)
+@endpoint(
+    "Documents of a case that you own or hold a live grant for",
+    roles=MEMBERS,
+    replies=ok(DocumentsReply),
+)
 def list_documents(case_id: str) -> Response:
     """List the documents I can read in one of my cases."""
     visible = services.list_documents(db.session(), me(), case_id)
@@ -167,6 +326,7 @@ def list_documents(case_id: str) -> Response:
     "Create a document and start its upload (metadata, signature, your sealed key, sizes)",
     roles=MEMBERS,
     body=CreateDocumentBody,
+    replies=ok(UploadReply, 201),
 )
 def create_document(case_id: str) -> tuple[Response, int]:
     """Register the upload; parts follow with PUT, then finalize."""
@@ -190,7 +350,11 @@ def create_document(case_id: str) -> tuple[Response, int]:
 
 
 @bp.get("/documents/<document_id>/upload")
-@endpoint("Your upload's state, acknowledged parts and record (to resume)", roles=MEMBERS)
+@endpoint(
+    "Your upload's state, acknowledged parts and record (to resume)",
+    roles=MEMBERS,
+    replies=ok(UploadReply),
+)
 def upload_status(document_id: str) -> Response:
     """What the server has of my upload, with my own record of the document."""
     doc = services.upload_status(db.session(), me(), document_id)
@@ -227,6 +391,7 @@ def _drain() -> None:
     "Stream one part of the ciphertext as application/octet-stream (raw bytes)",
     roles=MEMBERS,
     media_type=services.OCTET_STREAM,
+    replies=ok(PartReply),
 )
 def upload_part(document_id: str, part_number: int) -> Response:
     """Store one part; resending a part replaces it."""
@@ -249,7 +414,7 @@ def upload_part(document_id: str, part_number: int) -> Response:
 
 
 @bp.post("/documents/<document_id>/finalize")
-@endpoint("Join the parts and make the document visible", roles=MEMBERS)
+@endpoint("Join the parts and make the document visible", roles=MEMBERS, replies=ok(DocumentReply))
 def finalize(document_id: str) -> Response:
     """Complete the upload once every part is acknowledged."""
     user = me()
@@ -259,7 +424,7 @@ def finalize(document_id: str) -> Response:
 
 
 @bp.get("/documents/<document_id>")
-@endpoint("One document you own or hold a live grant for", roles=MEMBERS)
+@endpoint("One document you own or hold a live grant for", roles=MEMBERS, replies=ok(DocumentReply))
 def get_document(document_id: str) -> Response:
     """Show one document."""
     user = me()
@@ -278,7 +443,21 @@ def _requested_range() -> tuple[int, int | None] | None:
 
 
 @bp.get("/documents/<document_id>/content")
-@endpoint("Stream the ciphertext; a Range of whole chunks gives part of it (206)", roles=MEMBERS)
+@endpoint(
+    "Stream the ciphertext; a Range of whole chunks gives part of it (206)",
+    roles=MEMBERS,
+    replies=(
+        Reply(200, None, OCTETS, "the whole ciphertext"),
+        Reply(
+            206,
+            None,
+            OCTETS,
+            "the requested whole chunks",
+            {"Content-Range": "bytes first-last/size"},
+        ),
+    ),
+    headers=[RANGE],
+)
 def download(document_id: str) -> Response:
     """Stream the object from the store, all of it or a chunk-aligned range."""
     try:
@@ -317,7 +496,11 @@ def download(document_id: str) -> Response:
 
 
 @bp.delete("/documents/<document_id>")
-@endpoint("Delete your document (or cancel your upload); a receipt stays", roles=MEMBERS)
+@endpoint(
+    "Delete your document (or cancel your upload); a receipt stays",
+    roles=MEMBERS,
+    replies=NO_CONTENT,
+)
 def delete_document(document_id: str) -> tuple[str, int]:
     """Remove the object, the keys and the metadata."""
     services.delete_document(db.session(), store(), me(), document_id)
@@ -329,6 +512,7 @@ def delete_document(document_id: str) -> tuple[str, int]:
     "Share your document with a member of its case, optionally until a time",
     roles=MEMBERS,
     body=GrantBody,
+    replies=ok(GrantReply, 201),
 )
 def grant_access(document_id: str) -> tuple[Response, int]:
     """Add a read grant (the file key sealed to the reader)."""
@@ -358,7 +542,7 @@ def grant_access(document_id: str) -> tuple[Response, int]:
 
 
 @bp.delete("/documents/<document_id>/grants/<user_id>")
-@endpoint("Revoke a reader's grant on your document", roles=MEMBERS)
+@endpoint("Revoke a reader's grant on your document", roles=MEMBERS, replies=NO_CONTENT)
 def revoke_access(document_id: str, user_id: str) -> tuple[str, int]:
     """Delete the grant and the reader's sealed key."""
     services.revoke_access(db.session(), me(), document_id, user_id)
@@ -376,12 +560,15 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
 
 @bp.get("/cases/<case_id>/events")
 @endpoint(
-    "Events of a case, newest first: all for its survivor, your own for counsel", roles=MEMBERS
+    "Events of a case, newest first: all for its survivor, your own for counsel",
+    roles=MEMBERS,
+    replies=ok(EventsReply),
+    query=EventsQuery,
 )
 def case_events(case_id: str) -> Response:
     """Who uploaded, opened, shared, revoked and deleted what, and when."""
     before = _int_arg("before", None, 1, 2**62)
-    limit = _int_arg("limit", 100, 1, 500)
+    limit = _int_arg("limit", EventsQuery.model_fields["limit"].default, 1, 500)
     assert limit is not None
     events = services.case_events(db.session(), me(), case_id, before, limit)
     return jsonify({"events": [event_json(e) for e in events]})

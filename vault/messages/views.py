@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, session
 from flask_limiter.util import get_remote_address
@@ -14,8 +14,24 @@ from pydantic import Field
 from vault import db
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
-from vault.accounts.views import key_json
-from vault.api import Body, b64_exact, b64_max, endpoint, me, parse_body
+from vault.accounts.views import KeyOut, key_json
+from vault.api import (
+    B64,
+    EVENT_STREAM,
+    NO_CONTENT,
+    Body,
+    Header,
+    Out,
+    Query,
+    Reply,
+    Timestamp,
+    b64_exact,
+    b64_max,
+    endpoint,
+    me,
+    ok,
+    parse_body,
+)
 from vault.cases import services as cases
 from vault.errors import InvalidRequest, NotFound, Unavailable
 from vault.extensions import limiter
@@ -69,7 +85,7 @@ class EnvelopeBody(Body):
     sender_id: str = Field(min_length=1, max_length=ID_CHARS)
     sender_key_version: int
     sent_at: int
-    ttl: int
+    ttl: int = Field(json_schema_extra={"enum": list(pmsg.TIMERS)})
     recipients: list[RecipientBody] = Field(min_length=1, max_length=pmsg.MAX_RECIPIENTS)
     attachments: list[str] = Field(default_factory=list, max_length=pmsg.MAX_ATTACHMENTS)
     body: b64_max(BODY_CEILING)  # type: ignore[valid-type]
@@ -101,13 +117,142 @@ class EnvelopeBody(Body):
 class TimerBody(Body):
     """A disappearing-message timer in seconds: 0, 3600, 86400, 604800 or 2592000."""
 
-    seconds: int
+    # The service checks the value against the same tuple (answering invalid_timer).
+    seconds: int = Field(json_schema_extra={"enum": list(pmsg.TIMERS)})
 
 
 class ReadBody(Body):
     """Everything up to and including this message number has been read."""
 
     seq: int = Field(ge=0)
+
+
+class ConversationOut(Out):
+    """A conversation as the caller sees it."""
+
+    id: str
+    case_id: str
+    members: list[str]
+    ttl: int = Field(json_schema_extra={"enum": list(pmsg.TIMERS)})
+    ttl_set_by: str | None
+    last_seq: int
+    last_read_seq: int
+    unread: int
+    created_at: Timestamp
+    last_activity_at: Timestamp
+
+
+class MemberOut(Out):
+    """A conversation member with the current keys senders must seal to."""
+
+    user_id: str
+    role: Literal["survivor", "counsel", "admin"]
+    username: str
+    key_version: int
+    public_keys: KeyOut
+
+
+class ConversationDetailOut(ConversationOut):
+    """A conversation with its members' current public keys."""
+
+    members: list[MemberOut]  # type: ignore[assignment]
+
+
+class ConversationReply(Out):
+    """One conversation."""
+
+    conversation: ConversationOut
+
+
+class ConversationDetailReply(Out):
+    """One conversation with its members' keys."""
+
+    conversation: ConversationDetailOut
+
+
+class ConversationsReply(Out):
+    """My conversations, latest activity first."""
+
+    conversations: list[ConversationOut]
+
+
+class RecipientOut(Out):
+    """A recipient and the message key sealed to them."""
+
+    user_id: str
+    key_version: int
+    sealed_key: B64
+
+
+class ResealOut(Out):
+    """The message key re-sealed to the caller's newer key version (§14)."""
+
+    key_version: int
+    sealed_key: B64
+
+
+class MessageOut(Out):
+    """A stored envelope with the server's fields; a tombstone has no content fields."""
+
+    id: str
+    conversation_id: str
+    seq: int
+    sender_id: str
+    sender_key_version: int
+    sent_at: int
+    ttl: int
+    received_at: Timestamp
+    expires_at: Timestamp | None
+    deleted: bool
+    recipients: list[RecipientOut] | None = None
+    attachments: list[str] | None = None
+    body: B64 | None = None
+    signature: B64 | None = None
+    reseal: ResealOut | None = None
+
+
+class MessageReply(Out):
+    """One message."""
+
+    message: MessageOut
+
+
+class MessagesReply(Out):
+    """A page of messages, newest first, and the cursor of the next older page."""
+
+    messages: list[MessageOut]
+    next_before: int | None
+
+
+class ReadReply(Out):
+    """My read marker now."""
+
+    last_read_seq: int
+
+
+class OkReply(Out):
+    """The bench baseline's answer."""
+
+    ok: bool
+
+
+class MessagesQuery(Query):
+    """Which page of messages."""
+
+    before: int | None = Field(None, ge=1, le=10**18 - 1, description="messages with seq below")
+    after: int | None = Field(None, ge=0, le=10**18 - 1, description="messages with seq above")
+    limit: int = Field(50, ge=1, le=200, description="how many at most")
+
+
+class EventsQuery(Query):
+    """Where to resume the stream (the Last-Event-ID header wins)."""
+
+    last_event_id: str | None = Field(None, max_length=512, description="the last event seen")
+
+
+LAST_EVENT_ID = Header(
+    "Last-Event-ID", "the id of the last event seen, to resume after it", {"type": "string"}
+)
 
 
 def _fanout() -> Any:
@@ -208,6 +353,7 @@ def _query_int(name: str, *, minimum: int = 0) -> int | None:
     "Open a conversation in a case with the survivor and chosen counsel",
     roles=MEMBERS,
     body=NewConversationBody,
+    replies=ok(ConversationReply, 201),
 )
 def create_conversation(case_id: str) -> tuple[Response, int]:
     """Create the conversation; the caller is a member."""
@@ -222,7 +368,11 @@ def create_conversation(case_id: str) -> tuple[Response, int]:
 
 
 @bp.get("/conversations")
-@endpoint("My conversations with unread counts, latest activity first", roles=MEMBERS)
+@endpoint(
+    "My conversations with unread counts, latest activity first",
+    roles=MEMBERS,
+    replies=ok(ConversationsReply),
+)
 def list_conversations() -> Response:
     """List my conversations."""
     views = services.list_conversations(db.session(), me())
@@ -230,7 +380,11 @@ def list_conversations() -> Response:
 
 
 @bp.get("/conversations/<conversation_id>")
-@endpoint("One conversation with its members' current public keys", roles=MEMBERS)
+@endpoint(
+    "One conversation with its members' current public keys",
+    roles=MEMBERS,
+    replies=ok(ConversationDetailReply),
+)
 def get_conversation(conversation_id: str) -> Response:
     """Show a conversation and the keys a sender must seal to."""
     user = me()
@@ -242,7 +396,12 @@ def get_conversation(conversation_id: str) -> Response:
 
 @bp.post("/conversations/<conversation_id>/messages")
 @limiter.limit(_limit("HAVEN_LIMIT_MESSAGE_SEND"), key_func=_per_account("send"))
-@endpoint("Send a signed message envelope", roles=MEMBERS, body=EnvelopeBody)
+@endpoint(
+    "Send a signed message envelope",
+    roles=MEMBERS,
+    body=EnvelopeBody,
+    replies=(ok(MessageReply, 201, "stored"), ok(MessageReply, 200, "already stored (a retry)")),
+)
 def send_message(conversation_id: str) -> tuple[Response, int]:
     """Store an envelope after checking members, keys, header binding and signature."""
     place = services.membership(db.session(), me(), conversation_id, with_keys=True)
@@ -260,6 +419,8 @@ def send_message(conversation_id: str) -> tuple[Response, int]:
 @endpoint(
     "Messages newest first; ?before=seq and ?after=seq bound the page, ?limit≤200",
     roles=MEMBERS,
+    replies=ok(MessagesReply),
+    query=MessagesQuery,
 )
 def list_messages(conversation_id: str) -> Response:
     """A page of envelopes and the cursor of the next (older) page."""
@@ -281,7 +442,7 @@ def list_messages(conversation_id: str) -> Response:
 
 
 @bp.get("/conversations/<conversation_id>/messages/<message_id>")
-@endpoint("One message of a conversation", roles=MEMBERS)
+@endpoint("One message of a conversation", roles=MEMBERS, replies=ok(MessageReply))
 def get_message(conversation_id: str, message_id: str) -> Response:
     """Show one envelope or tombstone."""
     message = services.get_message(db.session(), me(), conversation_id, message_id)
@@ -290,7 +451,9 @@ def get_message(conversation_id: str, message_id: str) -> Response:
 
 
 @bp.delete("/conversations/<conversation_id>/messages/<message_id>")
-@endpoint("Delete my message for everyone (its ciphertext is erased)", roles=MEMBERS)
+@endpoint(
+    "Delete my message for everyone (its ciphertext is erased)", roles=MEMBERS, replies=NO_CONTENT
+)
 def delete_message(conversation_id: str, message_id: str) -> tuple[str, int]:
     """Erase the ciphertext, keep a tombstone."""
     services.delete_message(db.session(), _fanout(), me(), conversation_id, message_id)
@@ -298,7 +461,12 @@ def delete_message(conversation_id: str, message_id: str) -> tuple[str, int]:
 
 
 @bp.put("/conversations/<conversation_id>/timer")
-@endpoint("Set the disappearing-message timer (any member)", roles=MEMBERS, body=TimerBody)
+@endpoint(
+    "Set the disappearing-message timer (any member)",
+    roles=MEMBERS,
+    body=TimerBody,
+    replies=ok(ConversationReply),
+)
 def set_timer(conversation_id: str) -> Response:
     """Set the timer for messages sent from now on."""
     place = services.membership(db.session(), me(), conversation_id)
@@ -309,7 +477,7 @@ def set_timer(conversation_id: str) -> Response:
 
 
 @bp.post("/conversations/<conversation_id>/read")
-@endpoint("Move my read marker forward", roles=MEMBERS, body=ReadBody)
+@endpoint("Move my read marker forward", roles=MEMBERS, body=ReadBody, replies=ok(ReadReply))
 def mark_read(conversation_id: str) -> Response:
     """Record that I have read up to a message number."""
     place = services.membership(db.session(), me(), conversation_id)
@@ -322,6 +490,9 @@ def mark_read(conversation_id: str) -> Response:
 @endpoint(
     "Server-sent events naming new messages, deletions and conversation changes",
     roles=MEMBERS,
+    replies=Reply(200, None, EVENT_STREAM, "server-sent events"),
+    query=EventsQuery,
+    headers=[LAST_EVENT_ID],
 )
 def events() -> Response:
     """Stream event ids; resume with the Last-Event-ID header (or ?last_event_id=)."""
@@ -352,7 +523,9 @@ def events() -> Response:
 
 
 @bench_bp.get("/conversations/<conversation_id>")
-@endpoint("Bench baseline: the session check and one indexed read", roles=MEMBERS)
+@endpoint(
+    "Bench baseline: the session check and one indexed read", roles=MEMBERS, replies=ok(OkReply)
+)
 def bench_baseline(conversation_id: str) -> Response:
     """Only served when HAVEN_BENCH is true."""
     if db.session().get(ConversationMember, (conversation_id, me().id)) is None:

@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, redirect, request
 from werkzeug.datastructures import HeaderSet
 from werkzeug.wrappers import Response as BaseResponse
 
-from vault.api import ANONYMOUS, endpoint
+from vault.api import ANONYMOUS, HTML, Reply, endpoint
 from vault.errors import NotFound, Unavailable
 
 bp = Blueprint("webapp", __name__)
@@ -72,7 +72,11 @@ def _built() -> Path:
 
 
 @bp.get("/")
-@endpoint("Redirect to the web client", roles=ANONYMOUS)
+@endpoint(
+    "Redirect to the web client",
+    roles=ANONYMOUS,
+    replies=Reply(302, None, HTML, "to /app/", {"Location": "/app/"}),
+)
 def root() -> BaseResponse:
     """Send browsers to the web client."""
     return redirect("/app/", code=302)
@@ -91,7 +95,11 @@ def witness_meta() -> bytes:
 
 
 @bp.get("/app/")
-@endpoint("The web client's page (scripts pinned with Subresource Integrity)", roles=ANONYMOUS)
+@endpoint(
+    "The web client's page (scripts pinned with Subresource Integrity)",
+    roles=ANONYMOUS,
+    replies=Reply(200, None, HTML, "the page"),
+)
 def index() -> Response:
     """Serve index.html with the witness policy; never cached, so a change applies at once."""
     page = (
@@ -101,7 +109,14 @@ def index() -> Response:
 
 
 @bp.get("/assets/<name>")
-@endpoint("A content-hashed web client file, cached as immutable", roles=ANONYMOUS)
+@endpoint(
+    "A content-hashed web client file, cached as immutable",
+    roles=ANONYMOUS,
+    replies=[
+        *(Reply(200, None, t, "the file") for t in sorted(set(CONTENT_TYPES.values()))),
+        Reply(304, None, None, "not modified (If-None-Match)"),
+    ],
+)
 def asset(name: str) -> BaseResponse:
     """Serve one built asset, precompressed when the browser accepts it."""
     match = ASSET_NAME.match(name)
