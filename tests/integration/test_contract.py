@@ -1,0 +1,119 @@
+"""The OpenAPI document is an honest contract: schemathesis calls every operation as each role.
+
+Any 5xx, any answer whose status, content type or JSON body the document does not describe,
+fails. Examples are derandomized (a fixed seed) and bounded per operation, so the run is
+reproducible and takes a few minutes at most.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.authz import World, build_world
+from tests.factories import session_cookie_for
+
+MAX_EXAMPLES = 4
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+# The event stream stays open for its whole lifetime (minutes); tests/integration/test_events*
+# cover it. Sign-out ends every session of the role, so it runs after that role's other calls.
+SKIPPED = {("GET", "/api/v1/events")}
+LAST = {("POST", "/api/v1/auth/logout")}
+# The limiter stays on (readyz checks its storage) with limits no bounded run reaches.
+LIMITS = [
+    "HAVEN_LIMIT_PRELOGIN",
+    "HAVEN_LIMIT_LOGIN_IP",
+    "HAVEN_LIMIT_LOGIN_ACCOUNT",
+    "HAVEN_LIMIT_RECOVERY",
+    "HAVEN_LIMIT_ROTATION_BEGIN",
+    "HAVEN_LIMIT_REDEEM",
+    "HAVEN_LIMIT_MEMBER_REQUEST",
+    "HAVEN_LIMIT_MESSAGE_SEND",
+    "HAVEN_LIMIT_CONVERSATION_CREATE",
+]
+ROLES = ["anonymous", "survivor", "counsel", "admin"]
+
+
+def _cookie(app: Flask, world: World, role: str) -> dict[str, str]:
+    """The Cookie header that signs a request in as ``role`` (none for anonymous)."""
+    if role == "anonymous":
+        return {}
+    client = app.test_client()
+    session_cookie_for(app, client, world.people[role].id)
+    with client.session_transaction():
+        pass
+    name = app.config["SESSION_COOKIE_NAME"]
+    cookie = client.get_cookie(name)
+    assert cookie is not None
+    return {"Cookie": f"{name}={cookie.value}"}
+
+
+def _exercise(operation: Any, headers: dict[str, str], counter: list[int]) -> None:
+    """Run the bounded, derandomized examples of one operation with the given headers."""
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+    @given(case=operation.as_strategy())
+    def run(case: Any) -> None:
+        counter[0] += 1
+        case.call_and_validate(headers=headers, checks=CHECKS)
+
+    run()
+
+
+@pytest.fixture
+def contract_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
+    """The app with the rate limiter off, so every example reaches its handler, and a web page."""
+    app = make_app(**dict.fromkeys(LIMITS, "100000/minute"))
+    dist = tmp_path / "dist"
+    (dist / "assets").mkdir(parents=True)
+    (dist / "index.html").write_text("<!doctype html><html><head></head><body></body></html>")
+    (dist / "assets" / "app-0123456789abcdef.js").write_text("export {};\n")
+    app.config["HAVEN_WEB_DIST"] = str(dist)
+    return app
+
+
+@pytest.mark.services
+def test_every_operation_honours_the_document(contract_app: Flask) -> None:
+    """Every operation, as every role: no 5xx, and every answer as documented."""
+    app = contract_app
+    world = build_world(app)
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    operations = [r.ok() for r in schema.get_all_operations()]
+    operations.sort(key=lambda op: (op.method.upper(), op.path) in LAST)
+    started, counter, ran = time.monotonic(), [0], 0
+    for role in ROLES:
+        headers = _cookie(app, world, role)
+        for operation in operations:
+            if (operation.method.upper(), operation.path) in SKIPPED:
+                continue
+            _exercise(operation, headers, counter)
+            ran += 1
+    print(
+        f"contract: {len(operations)} operations, {ran} runs, {counter[0]} examples "
+        f"in {time.monotonic() - started:.0f}s"
+    )
