@@ -54,8 +54,10 @@ def _model_schema(model: type[BaseModel], schemas: dict[str, Any], mode: str) ->
         ref_template="#/components/schemas/{model}",
         mode="serialization" if mode == "serialization" else "validation",
     )
-    schemas.update(schema.pop("$defs", {}))
-    schemas[model.__name__] = schema
+    for name, sub in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
+        # Two models of one name would silently share a schema: refuse to build.
+        if schemas.setdefault(name, sub) != sub:
+            raise ValueError(f"two different models are both named {name}")
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 

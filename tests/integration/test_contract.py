@@ -53,7 +53,11 @@ ROLES = ["anonymous", "survivor", "counsel", "admin"]
 
 
 def _cookie(app: Flask, world: World, role: str) -> dict[str, str]:
-    """The Cookie header that signs a request in as ``role`` (none for anonymous)."""
+    """The session cookie that signs a request in as ``role`` (none for anonymous).
+
+    Passed as cookies, not as a Cookie header: werkzeug's test client replaces that header
+    with its own (empty) cookie jar.
+    """
     if role == "anonymous":
         return {}
     client = app.test_client()
@@ -63,11 +67,11 @@ def _cookie(app: Flask, world: World, role: str) -> dict[str, str]:
     name = app.config["SESSION_COOKIE_NAME"]
     cookie = client.get_cookie(name)
     assert cookie is not None
-    return {"Cookie": f"{name}={cookie.value}"}
+    return {name: cookie.value}
 
 
-def _exercise(operation: Any, headers: dict[str, str], counter: list[int]) -> None:
-    """Run the bounded, derandomized examples of one operation with the given headers."""
+def _exercise(operation: Any, cookies: dict[str, str], counter: list[int]) -> None:
+    """Run the bounded, derandomized examples of one operation with the given cookies."""
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -80,7 +84,7 @@ def _exercise(operation: Any, headers: dict[str, str], counter: list[int]) -> No
     @given(case=operation.as_strategy())
     def run(case: Any) -> None:
         counter[0] += 1
-        case.call_and_validate(headers=headers, checks=CHECKS)
+        case.call_and_validate(cookies=cookies, checks=CHECKS)
 
     run()
 
@@ -107,11 +111,11 @@ def test_every_operation_honours_the_document(contract_app: Flask) -> None:
     operations.sort(key=lambda op: (op.method.upper(), op.path) in LAST)
     started, counter, ran = time.monotonic(), [0], 0
     for role in ROLES:
-        headers = _cookie(app, world, role)
+        cookies = _cookie(app, world, role)
         for operation in operations:
             if (operation.method.upper(), operation.path) in SKIPPED:
                 continue
-            _exercise(operation, headers, counter)
+            _exercise(operation, cookies, counter)
             ran += 1
     print(
         f"contract: {len(operations)} operations, {ran} runs, {counter[0]} examples "

@@ -142,7 +142,7 @@ class ConversationOut(Out):
     last_activity_at: Timestamp
 
 
-class MemberOut(Out):
+class ConversationMemberOut(Out):
     """A conversation member with the current keys senders must seal to."""
 
     user_id: str
@@ -155,7 +155,7 @@ class MemberOut(Out):
 class ConversationDetailOut(ConversationOut):
     """A conversation with its members' current public keys."""
 
-    members: list[MemberOut]  # type: ignore[assignment]
+    members: list[ConversationMemberOut]  # type: ignore[assignment]
 
 
 class ConversationReply(Out):
