@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from tests import contract
 from tests.services import (
     MinioServer,
     PostgresServer,
@@ -165,6 +166,7 @@ def make_app(
             **overrides,
         }
         app = create_app(settings)
+        contract.install(app)
         from vault.storage import store
 
         store(app).ensure_bucket()
