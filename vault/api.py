@@ -37,6 +37,11 @@ def _b64(value: Any) -> bytes:
         raise ValueError(str(exc)) from exc
 
 
+def _b64_chars(length: int) -> int:
+    """How many base64url characters (no padding) encode ``length`` bytes."""
+    return (4 * length + 2) // 3
+
+
 def b64_exact(length: int) -> Any:
     """A base64url field that must decode to exactly ``length`` bytes."""
 
@@ -50,7 +55,13 @@ def b64_exact(length: int) -> Any:
         bytes,
         BeforeValidator(check),
         WithJsonSchema(
-            {"type": "string", "contentEncoding": "base64url", "description": f"{length} bytes"}
+            {
+                "type": "string",
+                "contentEncoding": "base64url",
+                "description": f"{length} bytes",
+                "minLength": _b64_chars(length),
+                "maxLength": _b64_chars(length),
+            }
         ),
     ]
 
@@ -68,7 +79,12 @@ def b64_max(length: int) -> Any:
         bytes,
         BeforeValidator(check),
         WithJsonSchema(
-            {"type": "string", "contentEncoding": "base64url", "description": f"≤ {length} bytes"}
+            {
+                "type": "string",
+                "contentEncoding": "base64url",
+                "description": f"≤ {length} bytes",
+                "maxLength": _b64_chars(length),
+            }
         ),
     ]
 
