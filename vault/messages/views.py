@@ -241,13 +241,20 @@ class MessagesQuery(Query):
 
     before: int | None = Field(None, ge=1, le=10**18 - 1, description="messages with seq below")
     after: int | None = Field(None, ge=0, le=10**18 - 1, description="messages with seq above")
-    limit: int = Field(50, ge=1, le=200, description="how many at most")
+    limit: int = Field(
+        50,
+        ge=1,
+        le=10**18 - 1,
+        description=f"how many at most; above {services.MAX_PAGE}, {services.MAX_PAGE}",
+    )
 
 
 class EventsQuery(Query):
     """Where to resume the stream (the Last-Event-ID header wins)."""
 
-    last_event_id: str | None = Field(None, max_length=512, description="the last event seen")
+    last_event_id: str | None = Field(
+        None, description="the last event seen; only its first 512 characters are read"
+    )
 
 
 LAST_EVENT_ID = Header(
