@@ -154,3 +154,37 @@ def test_every_operation_honours_the_document(contract_app: Flask) -> None:
         f"contract: {len(operations)} operations, {ran} runs, {counter[0]} examples "
         f"in {time.monotonic() - started:.0f}s"
     )
+
+
+@pytest.mark.services
+def test_document_states_types_media_and_parameters(client: Any, app: Flask) -> None:
+    """Integers are integers, uploads are bytes, 204s have no body, parameters are listed."""
+    doc = client.get("/api/v1/openapi.json").get_json()
+    paths = doc["paths"]
+    for path, methods in paths.items():
+        for method, op in methods.items():
+            successes = [s for s in op["responses"] if s != "default"]
+            assert successes, f"{method} {path} declares no successful answer"
+            if "204" in op["responses"]:
+                assert "content" not in op["responses"]["204"]
+    part = paths["/api/v1/documents/{document_id}/parts/{part_number}"]["put"]
+    assert list(part["requestBody"]["content"]) == ["application/octet-stream"]
+    params = {p["name"]: p for p in part["parameters"]}
+    assert params["part_number"]["schema"]["type"] == "integer"
+    assert paths["/api/v1/directory/heads/{size}"]["get"]["parameters"][0]["schema"] == {
+        "type": "integer",
+        "minimum": 0,
+    }
+    download = paths["/api/v1/documents/{document_id}/content"]["get"]
+    assert {"Range"} <= {p["name"] for p in download["parameters"]}
+    assert set(download["responses"]["206"]["content"]) == {"application/octet-stream"}
+    events = paths["/api/v1/events"]["get"]
+    assert "Last-Event-ID" in {p["name"] for p in events["parameters"]}
+    assert set(events["responses"]["200"]["content"]) == {"text/event-stream"}
+    audit = {p["name"]: p for p in paths["/api/v1/audit/mine"]["get"]["parameters"]}
+    assert audit["limit"]["schema"]["maximum"] == 200
+    timer = doc["components"]["schemas"]["TimerBody"]["properties"]["seconds"]
+    assert timer["enum"] == [0, 3600, 86400, 604800, 2592000]
+    cookie = doc["components"]["securitySchemes"]["session"]["name"]
+    assert cookie == app.config["SESSION_COOKIE_NAME"]
+    assert "text/html" in paths["/app/"]["get"]["responses"]["200"]["content"]
