@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from pydantic import BaseModel
-from werkzeug.routing import Rule
+from pydantic.json_schema import JsonSchemaMode
 
 from vault.api import ANONYMOUS, EndpointSpec, Reply, endpoint
 from vault.security import JSON, UNSAFE_METHODS
@@ -48,12 +48,11 @@ CONVERTERS: dict[str, dict[str, Any]] = {
 }
 
 
-def _model_schema(model: type[BaseModel], schemas: dict[str, Any], mode: str) -> dict[str, Any]:
+def _model_schema(
+    model: type[BaseModel], schemas: dict[str, Any], mode: JsonSchemaMode
+) -> dict[str, Any]:
     """Register ``model`` (and the models it uses) under components and return its reference."""
-    schema = model.model_json_schema(
-        ref_template="#/components/schemas/{model}",
-        mode="serialization" if mode == "serialization" else "validation",
-    )
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)
     for name, sub in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
         # Two models of one name would silently share a schema: refuse to build.
         if schemas.setdefault(name, sub) != sub:
@@ -61,9 +60,9 @@ def _model_schema(model: type[BaseModel], schemas: dict[str, Any], mode: str) ->
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _path_parameters(rule: Rule) -> list[dict[str, Any]]:
+def _path_parameters(rule: str) -> list[dict[str, Any]]:
     """Each path parameter, typed by its URL converter."""
-    found = re.findall(r"<(?:([a-z]+)(?:\([^)]*\))?:)?([a-z_]+)>", rule.rule)
+    found = re.findall(r"<(?:([a-z]+)(?:\([^)]*\))?:)?([a-z_]+)>", rule)
     return [
         {"name": name, "in": "path", "required": True, "schema": CONVERTERS[conv or "default"]}
         for conv, name in found
@@ -122,18 +121,16 @@ def build_document(app: Flask) -> dict[str, Any]:
     """Assemble the OpenAPI document."""
     paths: dict[str, dict[str, Any]] = {}
     schemas: dict[str, Any] = {"Error": ERROR_SCHEMA}
-    rules = {r.endpoint + "|" + r.rule: r for r in app.url_map.iter_rules()}
     for rule_text, method, name, spec in endpoint_specs(app):
         if spec is None:
             continue
-        rule = rules[name + "|" + rule_text]
         path = re.sub(r"<(?:[a-z]+(?:\([^)]*\))?:)?([a-z_]+)>", r"{\1}", rule_text)
         op: dict[str, Any] = {
             "operationId": name.replace(".", "_"),
             "summary": spec.summary,
             "responses": _responses(spec, schemas),
         }
-        params = _path_parameters(rule)
+        params = _path_parameters(rule_text)
         if spec.query is not None:
             params += _query_parameters(spec.query, schemas)
         params += [
