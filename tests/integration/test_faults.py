@@ -1,0 +1,185 @@
+"""Faults with the real processes: PostgreSQL restarted mid-write, Redis stopped, MinIO out
+of disk, the clock jumping. docs/deploy.md ("Outages") says what each one looks like.
+
+This module runs its own PostgreSQL (the `postgres` fixture is overridden here), so
+restarting it disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from sqlalchemy import func, select
+
+from tests.integration.documents_fixtures import pair, write_random_file
+from tests.services import PostgresServer
+from vault import migrate
+from vault.audit.chain import ADVISORY_LOCK_ID
+from vault.client import HavenClient
+from vault.client.documents import Documents, OpenedDocument
+from vault.client.messages import Messenger
+from vault.db import database
+from vault.documents.models import Document
+from vault.messages.models import Message
+
+__all__ = ["pair"]
+
+Pair = tuple[HavenClient, HavenClient, str]
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """This module's own PostgreSQL with a migrated template: the faults restart it."""
+    server = PostgresServer()
+    server.start()
+    server.execute("CREATE DATABASE haven_template")
+    migrate.upgrade(server.url("haven_template"))
+    yield server
+    server.remove()
+
+
+def _dsn(server: PostgresServer, url: str) -> str:
+    return f"host=127.0.0.1 port={server.port} user=postgres dbname={url.rsplit('/', 1)[1]}"
+
+
+@contextmanager
+def holding(server: PostgresServer, url: str, statement: str) -> Iterator[Callable[[], None]]:
+    """Hold a lock in another session; yield a call that waits until the app blocks on it."""
+    holder = psycopg.connect(_dsn(server, url))
+    holder.execute(statement)  # type: ignore[arg-type]
+
+    def blocked() -> None:
+        deadline = time.monotonic() + 30
+        with psycopg.connect(_dsn(server, url), autocommit=True) as watcher:
+            while time.monotonic() < deadline:
+                row = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                ).fetchone()
+                if row is not None and row[0] > 0:
+                    return
+                time.sleep(0.05)
+        raise AssertionError("the request never reached the lock")
+
+    try:
+        yield blocked
+    finally:
+        with suppress(psycopg.Error):
+            holder.close()
+
+
+def in_thread(call: Callable[[], Any]) -> Callable[[], Any]:
+    """Run ``call`` in a thread; return a join that gives its result or raises its error."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def join() -> Any:
+        thread.join(timeout=60)
+        assert not thread.is_alive(), "the client never finished"
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    return join
+
+
+def _count(app: Flask, statement: Any) -> int:
+    with app.app_context():
+        session = database(app).sessions()
+        try:
+            return int(session.execute(statement).scalar_one())
+        finally:
+            session.close()
+
+
+# -- PostgreSQL restarted ------------------------------------------------------------------
+
+
+def test_database_down_is_a_503_in_the_one_error_shape(
+    postgres: PostgresServer, live_server: Any, pair: Pair
+) -> None:
+    survivor, _, case_id = pair
+    postgres.stop_fast()
+    try:
+        response = survivor.http.get(f"{survivor.base_url}/api/v1/cases/{case_id}/documents")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert response.json() == {
+            "error": {"code": "database_unavailable", "message": "the database is unavailable"}
+        }
+    finally:
+        postgres.start()
+    # pool_pre_ping: the connections the restart cut are replaced, not handed out dead.
+    assert survivor.get(f"/cases/{case_id}/documents")["documents"] == []
+
+
+def test_postgres_restart_during_finalize(
+    postgres: PostgresServer, app: Flask, database_url: str, pair: Pair, tmp_path: Path
+) -> None:
+    survivor, _, case_id = pair
+    source = tmp_path / "passport.pdf"
+    digest = write_random_file(source, 200 * 1024, seed=b"finalize")
+    docs = Documents(survivor, retries=6, backoff=0.25)
+    # Finalize completes the object, marks the row ready and then appends to the audit
+    # chain: holding the chain's lock stops it there, its transaction open, and the restart
+    # rolls that transaction back after the object store already joined the parts.
+    with holding(postgres, database_url, f"SELECT pg_advisory_lock({ADVISORY_LOCK_ID})") as blocked:
+        gate = threading.Event()
+        join = in_thread(
+            lambda: docs.upload(
+                case_id, source, doc_type="passport", on_part=lambda _n: gate.wait(30)
+            )
+        )
+        gate.set()
+        blocked()
+        # Nothing half-visible: the uncommitted document is not in the case.
+        assert Documents(survivor).case_documents(case_id).documents == []
+        postgres.restart()
+    uploaded: OpenedDocument = join()
+
+    assert _count(app, select(func.count()).select_from(Document)) == 1
+    listing = Documents(survivor).case_documents(case_id)
+    assert [d.id for d in listing.documents] == [uploaded.id]
+    got = Documents(survivor).download(uploaded.id, tmp_path / "copy.pdf")
+    assert got.document.info.sha256 == digest
+    assert (tmp_path / "copy.pdf").read_bytes() == source.read_bytes()
+
+
+def test_postgres_restart_during_message_send(
+    postgres: PostgresServer, app: Flask, database_url: str, pair: Pair
+) -> None:
+    survivor, counsel, case_id = pair
+    sender = Messenger(survivor, retries=6, backoff=0.25)
+    conversation = sender.create_conversation(case_id, [counsel.account.id])  # type: ignore[union-attr]
+    # Sending numbers the message under the conversation's row lock: held elsewhere, the
+    # send waits there with its insert not yet committed, and the restart cuts it off.
+    with holding(
+        postgres,
+        database_url,
+        f"SELECT id FROM conversations WHERE id = '{conversation.id}' FOR UPDATE",
+    ) as blocked:
+        join = in_thread(lambda: sender.send(conversation.id, "meet at the clinic at 3"))
+        blocked()
+        postgres.restart()
+    sent = join()
+
+    assert sent["seq"] == 1
+    assert _count(app, select(func.count()).select_from(Message)) == 1
+    read = Messenger(counsel).read(conversation.id)
+    assert [(m.seq, m.text) for m in read] == [(1, "meet at the clinic at 3")]
