@@ -19,11 +19,16 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
+from tests.authz import build_world
+from tests.conftest import PASSPHRASE, LiveServer
+from tests.factories import session_cookie_for
 from tests.integration.documents_fixtures import pair, write_random_file
-from tests.services import PostgresServer
+from tests.integration.messages_fixtures import envelope_body, make_envelope, open_conversation
+from tests.integration.test_messages_events import Listener, http_client, sender
+from tests.services import PostgresServer, RedisServer
 from vault import migrate
 from vault.audit.chain import ADVISORY_LOCK_ID
-from vault.client import HavenClient
+from vault.client import ApiError, HavenClient
 from vault.client.documents import Documents, OpenedDocument
 from vault.client.messages import Messenger
 from vault.db import database
@@ -183,3 +188,98 @@ def test_postgres_restart_during_message_send(
     assert _count(app, select(func.count()).select_from(Message)) == 1
     read = Messenger(counsel).read(conversation.id)
     assert [(m.seq, m.text) for m in read] == [(1, "meet at the clinic at 3")]
+
+
+# -- Redis stopped -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """This module's own Redis: the faults stop it."""
+    server = RedisServer(tmp_path_factory.mktemp("faults-redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_live(make_app: Callable[..., Flask], own_redis: RedisServer) -> Iterator[LiveServer]:
+    """An app as in production: limiter counts and live-delivery wake-ups in Redis."""
+    app = make_app(HAVEN_LIMITER_STORAGE_URI=own_redis.url, HAVEN_REDIS_URL=own_redis.url)
+    try:
+        with LiveServer(app) as server:
+            yield server
+    finally:
+        app.extensions["haven.fanout"].close()
+        if own_redis.proc is None:
+            own_redis.start()
+
+
+def test_redis_down_closes_sign_in_and_keeps_reading(
+    invite: Callable[..., str], redis_live: LiveServer, own_redis: RedisServer
+) -> None:
+    # `invite` first: the limiter is one object per process, bound to the last app built.
+    counsel = HavenClient(redis_live.url, witnesses=redis_live.witnesses)
+    counsel.register(invite("counsel"), "counsel.redis", PASSPHRASE)
+    own_redis.stop()
+
+    # Sign-in is throttled through Redis: with Redis gone it is refused, never let through
+    # uncounted (fail closed).
+    raw = counsel.http.post(
+        f"{redis_live.url}/api/v1/auth/prelogin", json={"username": "counsel.redis"}
+    )
+    assert raw.status_code == 503
+    assert raw.headers["Retry-After"]
+    assert raw.json()["error"]["code"] == "limiter_unavailable"
+    for _ in range(3):
+        with pytest.raises(ApiError) as err:
+            HavenClient(redis_live.url, witnesses=redis_live.witnesses).login(
+                "counsel.redis", "a wrong guess at the passphrase"
+            )
+        assert (err.value.status, err.value.code) == (503, "limiter_unavailable")
+    # A signed-in user keeps reading: routes without a limit do not touch Redis.
+    assert len(counsel.cases()) == 0
+
+    own_redis.start()
+    again = HavenClient(redis_live.url, witnesses=redis_live.witnesses)
+    assert again.login("counsel.redis", PASSPHRASE).username == "counsel.redis"
+
+
+def test_redis_down_refuses_sends_and_still_delivers_live_events(
+    redis_live: LiveServer, own_redis: RedisServer
+) -> None:
+    app = redis_live.app
+    world = build_world(app)
+    p = world.people
+    world.extra["cid"] = cid = open_conversation(app, p["survivor"], world.case_id, [p["counsel"]])
+    listener = Listener(http_client(app, redis_live.url, p["counsel"].id))
+    assert listener.next().kind in {"ready", "resync"}
+    send = sender(app, world, "survivor")
+    first = send("before the outage")
+    assert listener.until("message").data["message_id"] == first
+
+    own_redis.stop()
+    survivor = app.test_client()
+    session_cookie_for(app, survivor, p["survivor"].id)
+    envelope = make_envelope(p["survivor"], cid, [p["survivor"], p["counsel"]], "during")
+    refused = survivor.post(f"/api/v1/conversations/{cid}/messages", json=envelope_body(envelope))
+    # Sending is rate-limited, so it fails closed too; nothing was stored or acknowledged.
+    assert refused.status_code == 503
+    assert refused.get_json()["error"]["code"] == "limiter_unavailable"
+    assert _count(app, select(func.count()).select_from(Message)) == 1
+    # Deleting is not limited: it commits, and the open stream still hears of it (the
+    # wake-up cannot cross Redis, so it is delivered in-process and by the heartbeat).
+    deleted = survivor.delete(
+        f"/api/v1/conversations/{cid}/messages/{first}",
+        headers={"Content-Type": "application/json"},
+    )
+    assert deleted.status_code == 204
+    assert listener.until("deleted").data["message_id"] == first
+
+    own_redis.start()
+    # The same envelope, sent again once Redis is back, is stored once.
+    accepted = survivor.post(f"/api/v1/conversations/{cid}/messages", json=envelope_body(envelope))
+    assert accepted.status_code == 201
+    assert listener.until("message").data["message_id"] == accepted.get_json()["message"]["id"]
+    assert _count(app, select(func.count()).select_from(Message)) == 2
+    listener.close()
