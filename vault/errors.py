@@ -58,6 +58,13 @@ class Conflict(HavenError):
     code = "conflict"
 
 
+class InsufficientStorage(HavenError):
+    """The object store is out of space: nothing was stored."""
+
+    status = 507
+    code = "storage_full"
+
+
 class Unavailable(HavenError):
     """A backing service (database, object store, limiter storage) is down."""
 

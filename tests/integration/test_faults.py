@@ -7,6 +7,8 @@ restarting it disturbs no other test.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +24,10 @@ from sqlalchemy import func, select
 from tests.authz import build_world
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.factories import session_cookie_for
-from tests.integration.documents_fixtures import pair, write_random_file
+from tests.integration.documents_fixtures import fast_documents, pair, write_random_file
 from tests.integration.messages_fixtures import envelope_body, make_envelope, open_conversation
 from tests.integration.test_messages_events import Listener, http_client, sender
-from tests.services import PostgresServer, RedisServer
+from tests.services import MinioServer, PostgresServer, RedisServer, wait_for
 from vault import migrate
 from vault.audit.chain import ADVISORY_LOCK_ID
 from vault.client import ApiError, HavenClient
@@ -283,3 +285,98 @@ def test_redis_down_refuses_sends_and_still_delivers_live_events(
     assert listener.until("message").data["message_id"] == accepted.get_json()["message"]["id"]
     assert _count(app, select(func.count()).select_from(Message)) == 2
     listener.close()
+
+
+# -- MinIO out of disk space ---------------------------------------------------------------
+
+DISK_MIB = 40
+
+
+@pytest.fixture(scope="module")
+def small_minio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MinioServer]:
+    """This module's own MinIO on a 40 MiB tmpfs: a disk that really fills up."""
+    root = tmp_path_factory.mktemp("faults-minio")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MIB}m,mode=0700", "tmpfs", str(root)],
+        capture_output=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a size-limited tmpfs here: {mounted.stderr.decode()}")
+    server = MinioServer(root)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+        subprocess.run(["umount", "-l", str(root)], check=False)
+
+
+def _fill(path: Path, leave_mib: int) -> None:
+    """Write zeros into ``path`` until about ``leave_mib`` MiB are free, or none are."""
+    stat = os.statvfs(path.parent)
+    todo = stat.f_bavail * stat.f_frsize - leave_mib * 1024 * 1024
+    block = bytes(1024 * 1024)
+    with path.open("wb") as out:
+        try:
+            while todo > 0:
+                out.write(block[: min(len(block), todo)])
+                out.flush()
+                todo -= len(block)
+        except OSError:
+            pass  # ENOSPC: the disk is full
+
+
+@pytest.mark.parametrize("leave_mib", [0, 3], ids=["disk-full", "part-does-not-fit"])
+def test_minio_out_of_disk_is_a_507_and_nothing_unstored_is_acknowledged(
+    make_app: Callable[..., Flask],
+    small_minio: MinioServer,
+    invite: Callable[..., str],
+    tmp_path: Path,
+    leave_mib: int,
+) -> None:
+    # Full, MinIO refuses even to start an upload (500 naming ENOSPC); nearly full, it
+    # starts one and refuses the 5 MiB part that would not fit (507 XMinioStorageFull).
+    app = make_app(**small_minio.settings(f"full-{leave_mib}"))
+    with LiveServer(app) as live:
+        counsel = HavenClient(live.url, witnesses=live.witnesses)
+        counsel.register(invite("counsel"), "counsel.disk", PASSPHRASE)
+        survivor = HavenClient(live.url, witnesses=live.witnesses)
+        survivor.register(counsel.create_invite("survivor"), "survivor.disk", PASSPHRASE)
+        case_id = survivor.cases()[0]["id"]
+        docs = fast_documents(survivor)
+        kept_file = tmp_path / "birth-certificate.pdf"
+        write_random_file(kept_file, 6 * 1024 * 1024, seed=b"kept")
+        kept = docs.upload(case_id, kept_file, doc_type="birth_certificate")
+
+        filler = small_minio.root / "filler"
+        _fill(filler, leave_mib)
+        try:
+            refused_file = tmp_path / "visa.pdf"
+            write_random_file(refused_file, 6 * 1024 * 1024, seed=b"refused")
+            with pytest.raises(ApiError) as err:
+                docs.upload(case_id, refused_file, doc_type="passport")
+            assert (err.value.status, err.value.code) == (507, "storage_full")
+            # Nothing half-visible, nothing lost: the case lists the stored document only,
+            # and it still downloads whole.
+            listing = docs.case_documents(case_id)
+            assert [d.id for d in listing.documents] == [kept.id]
+            got = docs.download(kept.id, tmp_path / "copy.pdf")
+            assert got.document.info.sha256 == kept.info.sha256
+        finally:
+            os.unlink(filler)
+
+        # Once space is freed (MinIO notices within seconds) the same file goes in.
+        stored: list[OpenedDocument] = []
+
+        def upload_again() -> bool:
+            try:
+                stored.append(docs.upload(case_id, refused_file, doc_type="passport"))
+            except ApiError as exc:
+                if exc.status != 507:
+                    raise
+                return False
+            return True
+
+        wait_for(upload_again, "MinIO to take writes again", timeout=30)
+        listing = docs.case_documents(case_id)
+        assert {d.id for d in listing.documents} == {kept.id, stored[0].id}
