@@ -28,7 +28,7 @@ from tests.integration.documents_fixtures import fast_documents, pair, write_ran
 from tests.integration.messages_fixtures import envelope_body, make_envelope, open_conversation
 from tests.integration.test_messages_events import Listener, http_client, sender
 from tests.services import MinioServer, PostgresServer, RedisServer, wait_for
-from vault import migrate
+from vault import clock, migrate
 from vault.audit.chain import ADVISORY_LOCK_ID
 from vault.client import ApiError, HavenClient
 from vault.client.documents import Documents, OpenedDocument
@@ -36,6 +36,7 @@ from vault.client.messages import Messenger
 from vault.db import database
 from vault.documents.models import Document
 from vault.messages.models import Message
+from vault.messages.purge import purge_now
 
 __all__ = ["pair"]
 
@@ -380,3 +381,82 @@ def test_minio_out_of_disk_is_a_507_and_nothing_unstored_is_acknowledged(
         wait_for(upload_again, "MinIO to take writes again", timeout=30)
         listing = docs.case_documents(case_id)
         assert {d.id for d in listing.documents} == {kept.id, stored[0].id}
+
+
+# -- The server's clock jumping ------------------------------------------------------------
+
+HOUR = 3600
+
+
+@pytest.fixture
+def jump() -> Iterator[Callable[[float], None]]:
+    """Step the running server's clock (vault.clock) forward or back; restore it after."""
+    yield clock.jump
+    clock.reset()
+
+
+def _sign_in_again(client: HavenClient) -> None:
+    assert client.account is not None
+    client.login(client.account.username, PASSPHRASE)
+
+
+def test_clock_jumps_end_sessions_and_never_extend_them(pair: Pair, jump: Any) -> None:
+    survivor, counsel, _ = pair
+    # Back two hours: the session cookie now looks signed in the future, and is refused
+    # rather than given two more hours of life.
+    jump(-2 * HOUR)
+    with pytest.raises(ApiError) as err:
+        survivor.cases()
+    assert err.value.status == 401
+    _sign_in_again(survivor)
+    assert survivor.cases()
+    # Forward past the idle timeout and the 12-hour lifetime: signed out.
+    jump(2 * HOUR + 13 * HOUR)
+    for client in (survivor, counsel):
+        with pytest.raises(ApiError) as err:
+            client.cases()
+        assert err.value.status == 401
+    _sign_in_again(counsel)
+    assert counsel.cases()
+
+
+def test_disappearing_messages_follow_the_server_clock_and_stay_gone(
+    app: Flask, pair: Pair, jump: Any
+) -> None:
+    survivor, counsel, case_id = pair
+    me, them = Messenger(survivor), Messenger(counsel)
+    conversation = me.create_conversation(case_id, [counsel.account.id])  # type: ignore[union-attr]
+    me.set_timer(conversation.id, HOUR)
+    me.send(conversation.id, "the shelter moved")
+    jump(HOUR - 60)  # just before it expires (and past the 15-minute idle timeout)
+    _sign_in_again(counsel)
+    assert [m.text for m in them.read(conversation.id)] == ["the shelter moved"]
+    jump(120)  # just after: never listed again, and the purge deletes it
+    assert them.read(conversation.id) == []
+    assert purge_now(app).messages == 1
+    # The clock going back does not bring it back.
+    jump(-(HOUR + 60))
+    _sign_in_again(counsel)
+    assert them.read(conversation.id) == []
+    assert _count(app, select(func.count()).select_from(Message)) == 0
+
+
+def test_sends_are_judged_by_the_server_clock(pair: Pair, jump: Any) -> None:
+    survivor, counsel, case_id = pair
+    me = Messenger(survivor)
+    conversation = me.create_conversation(case_id, [counsel.account.id])  # type: ignore[union-attr]
+    # Server two hours ahead of the phone: the message is two hours old, within the
+    # 7 days allowed, and stored.
+    jump(2 * HOUR)
+    _sign_in_again(survivor)
+    assert me.send(conversation.id, "ahead")["seq"] == 1
+    # Server two hours behind: the phone's sent_at is more than the hour of skew ahead,
+    # and the send is refused as documented (protocol §9.5), nothing stored.
+    jump(-4 * HOUR)
+    _sign_in_again(survivor)
+    with pytest.raises(ApiError) as err:
+        Messenger(survivor).send(conversation.id, "behind")
+    assert (err.value.status, err.value.code) == (400, "clock_skew")
+    jump(2 * HOUR)
+    _sign_in_again(counsel)
+    assert [m.text for m in Messenger(counsel).read(conversation.id)] == ["ahead"]
