@@ -289,14 +289,18 @@ class ObjectStore:
         )
         if response.status in (200, 204):
             return response
-        if response.status == 507:
-            raise StorageFull("store answered 507")
-        if response.status >= 500:
-            raise StorageUnavailable(f"store answered {response.status}")
         try:
             error = S3Error.fromxml(response)
         except Exception as exc:
+            if response.status == 507:
+                raise StorageFull("store answered 507") from exc
+            if response.status >= 500:
+                raise StorageUnavailable(f"store answered {response.status}") from exc
             raise StorageError(f"http_{response.status}") from exc
+        if _is_full(error):
+            raise StorageFull(error.code or "InsufficientStorage") from error
+        if response.status >= 500:
+            raise StorageUnavailable(error.code or f"store answered {response.status}") from error
         raise error
 
 
