@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BeforeValidator, Field, WithJsonSchema
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from vault import db
+from vault import clock, db
 from vault.accounts.models import Role
 from vault.api import Body, b64_exact, b64_max, endpoint, me, parse_body
 from vault.audit.models import Event
@@ -112,7 +112,7 @@ def document_json(visible: services.Visible) -> dict[str, Any]:
                 "expires_at": _iso(g.expires_at),
             }
             for g in doc.grants
-            if g.expires_at is None or g.expires_at > datetime.now(UTC)
+            if g.expires_at is None or g.expires_at > clock.now()
         ]
     else:
         out["access"] = {"role": "reader", "expires_at": _iso(visible.grant.expires_at)}

@@ -11,7 +11,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from pydantic import Field
 
-from vault import db
+from vault import clock, db
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
 from vault.accounts.views import key_json
@@ -331,7 +331,7 @@ def events() -> Response:
     if not slots.acquire():
         raise Unavailable("too many open event streams; retry shortly", code="busy")
     issued = session.get("iat")
-    now_wall, now = time.time(), time.monotonic()
+    now_wall, now = clock.time(), time.monotonic()
     lifetime = min(
         cfg["HAVEN_SSE_MAX_SECONDS"],
         cfg["PERMANENT_SESSION_LIFETIME"],
