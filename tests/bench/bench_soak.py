@@ -12,7 +12,7 @@ cap, whichever comes first:
 - counsel: list the case's documents and download the newest, send a message, read the
   conversation, read case events;
 - everyone signs in again (a new device, Argon2id on both sides) every two minutes, or
-  three times in a shorter soak;
+  every quarter of a soak shorter than eight minutes, the clients staggered;
 - four counsel keep an event stream open (resuming with Last-Event-ID when the server ends
   it), as open pages do.
 
@@ -35,7 +35,6 @@ import os
 import random
 import secrets
 import socket
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -67,6 +66,9 @@ MAX_CYCLES_PER_SECOND = 2.0  # the cycle cap: count-bounded as well as time-boun
 PAUSE = 0.2  # seconds between a client's cycles
 KEEP_DOCUMENTS = 3
 LISTENERS = 4
+KEEPALIVE_SETTLE = 4.0  # seconds: gunicorn closes idle keep-alive connections after 2
+# A dropped event stream is noticed at its next heartbeat (15 s by default).
+STREAM_SETTLE = 17.0
 POOL_SIZE = 10  # vault/db.py: connections each worker keeps (overflow ones are closed)
 PASSPHRASE = "correct horse battery staple"
 PUBLIC_URL = "https://haven.example"
@@ -103,10 +105,10 @@ class Tally:
             with self.lock:
                 self.errors[kind] += 1
                 if len(self.samples) < 20:
-                    # Error codes and types only: no content, no keys.
-                    code = exc.code if isinstance(exc, ApiError) else type(exc).__name__
-                    status = exc.status if isinstance(exc, ApiError) else ""
-                    self.samples.append(f"{kind}: {status} {code}".strip())
+                    # Error codes, or the exception's repr (a transport or protocol
+                    # failure, with the client's fixed messages): no content, no keys.
+                    what = f"{exc.status} {exc.code}" if isinstance(exc, ApiError) else repr(exc)
+                    self.samples.append(f"{kind}: {what[:200]}")
             return False
         with self.lock:
             self.done[kind] += 1
@@ -130,7 +132,7 @@ def _client(url: str, address: str, tally: Tally) -> HavenClient:
 class Person:
     """One simulated user: a device (client), their case and conversation."""
 
-    def __init__(self, url: str, index: int, role: str, tally: Tally) -> None:
+    def __init__(self, url: str, index: int, role: str, tally: Tally, scratch: Path) -> None:
         self.url = url
         self.address = f"198.51.100.{index + 1}"
         self.role = role
@@ -142,8 +144,9 @@ class Person:
         self.peer_id = ""
         self.signed_in_at = time.monotonic()
         self.login_every = LOGIN_EVERY
+        self.cycles = 0
         self.mine: list[str] = []  # my documents, oldest first
-        self.scratch = Path(tempfile.mkdtemp(prefix="haven-soak-"))
+        self.scratch = scratch  # downloads land here and are deleted at once
         self._use(self.client)
 
     def _use(self, client: HavenClient) -> None:
@@ -293,10 +296,10 @@ def _invite(settings: dict[str, str]) -> str:
     return str(result.output.strip().splitlines()[0])
 
 
-def _enroll(url: str, invite: str, index: int, tally: Tally) -> list[Person]:
+def _enroll(url: str, invite: str, index: int, tally: Tally, scratch: Path) -> list[Person]:
     """Register a counsel and the survivor they invite; open their conversation."""
-    counsel = Person(url, 2 * index, "counsel", tally)
-    survivor = Person(url, 2 * index + 1, "survivor", tally)
+    counsel = Person(url, 2 * index, "counsel", tally, scratch)
+    survivor = Person(url, 2 * index + 1, "survivor", tally, scratch)
     counsel.client.register(invite, counsel.username, PASSPHRASE)
     survivor.client.register(
         counsel.client.create_invite("survivor"), survivor.username, PASSPHRASE
@@ -319,6 +322,7 @@ class Snapshot:
     fds: int
     connections: int
     workers: tuple[int, ...]
+    sockets: dict[str, int]
 
 
 class ServerFigures:
@@ -328,6 +332,8 @@ class ServerFigures:
         assert server.proc is not None
         self.master = server.proc.pid
         self.postgres = services.postgres
+        self.services = services
+        self.server_port = server.port
         self.database = database
 
     def workers(self) -> list[int]:
@@ -348,6 +354,37 @@ class ServerFigures:
         """Open file descriptors of the master and its workers."""
         return sum(len(os.listdir(f"/proc/{pid}/fd")) for pid in [self.master, *self.workers()])
 
+    def sockets(self) -> dict[str, int]:
+        """The workers' TCP sockets by what is at the other end."""
+        ports = {
+            self.postgres.port: "postgres",
+            self.services.redis.port: "redis",
+            self.services.minio.port: "minio",
+        }
+        found: Counter[str] = Counter()
+        for pid in self.workers():
+            peers: dict[str, str] = {}
+            for table in ("tcp", "tcp6"):
+                path = Path(f"/proc/{pid}/net/{table}")
+                for line in path.read_text().splitlines()[1:] if path.exists() else []:
+                    fields = line.split()
+                    local, remote, inode = fields[1], fields[2], fields[9]
+                    port = int(remote.rsplit(":", 1)[1], 16)
+                    if port == 0:
+                        peers[inode] = "listening"
+                    elif int(local.rsplit(":", 1)[1], 16) == self.server_port:
+                        peers[inode] = "clients"
+                    else:
+                        peers[inode] = ports.get(port, "other peers")
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if target.startswith("socket:["):
+                        found[peers.get(target[8:-1], "other sockets")] += 1
+                    else:
+                        found["files and pipes"] += 1
+        return dict(sorted(found.items()))
+
     def connections(self) -> int:
         """The app database's connections in pg_stat_activity."""
         dsn = f"host=127.0.0.1 port={self.postgres.port} user=postgres dbname=postgres"
@@ -359,7 +396,9 @@ class ServerFigures:
 
     def snapshot(self) -> Snapshot:
         """RSS, descriptors, database connections and worker pids now."""
-        return Snapshot(self.rss(), self.fds(), self.connections(), tuple(self.workers()))
+        return Snapshot(
+            self.rss(), self.fds(), self.connections(), tuple(self.workers()), self.sockets()
+        )
 
 
 def _report(
@@ -403,8 +442,8 @@ def _report(
         target_growth_pct=10,
         at_boot_mib=round(boot.rss / mib, 1),
         peak_sampled_mib=round(peak / mib, 1),
-        peak_is="highest of the samples taken every 5 s (sign-ins hash with 64 MiB each)",
-        baseline_is="all gunicorn workers' VmRSS summed after the warm-up",
+        peak_is="highest of the samples taken every 2 s (sign-ins hash with 64 MiB each)",
+        baseline_is="all gunicorn workers' VmRSS summed, at rest after the warm-up",
         workers_restarted=end.workers != boot.workers,
         **common,
     )
@@ -414,7 +453,9 @@ def _report(
         "fds",
         start.fds,
         at_boot=boot.fds,
-        baseline_is="gunicorn master and workers' /proc/<pid>/fd after the warm-up",
+        workers_at_start=start.sockets,
+        workers_at_end=end.sockets,
+        baseline_is="gunicorn master and workers' /proc/<pid>/fd, at rest after the warm-up",
         **common,
     )
     emit(
@@ -424,16 +465,50 @@ def _report(
         start.connections,
         at_boot=boot.connections,
         pool_limit=POOL_SIZE * len(end.workers),
-        baseline_is="pg_stat_activity rows on the app's database after the warm-up",
+        baseline_is="pg_stat_activity rows on the app's database, at rest after the warm-up",
         **common,
     )
+
+
+def _drive(people: list[Person], until: float, max_cycles: int, figures: ServerFigures) -> int:
+    """Run every person's loop on its own thread until ``until``; return the peak RSS seen."""
+
+    def loop(person: Person) -> None:
+        while person.cycles < max_cycles and time.monotonic() < until:
+            person.cycle(person.cycles)
+            person.cycles += 1
+            time.sleep(PAUSE)
+
+    threads = [threading.Thread(target=loop, args=(p,), daemon=True) for p in people]
+    for thread in threads:
+        thread.start()
+    peak = 0
+    next_report = time.monotonic() + 60
+    while any(t.is_alive() for t in threads):
+        time.sleep(2)
+        rss = figures.rss()
+        peak = max(peak, rss)
+        if time.monotonic() >= next_report:
+            next_report += 60
+            done = sum(people[0].tally.done.values())
+            log(f"bench soak: {rss / 2**20:.0f} MiB, {done} operations")
+    for thread in threads:
+        thread.join()
+    return peak
+
+
+def _settle(figures: ServerFigures, seconds: float) -> Snapshot:
+    """The server at rest: clients idle, keep-alive connections closed, pools returned."""
+    time.sleep(seconds)
+    return figures.snapshot()
 
 
 def run(services: Services) -> None:
     """Run the soak for HAVEN_SOAK_SECONDS and report errors, RSS, descriptors, connections."""
     seconds = soak_seconds()
     root = services.root / "soak"
-    root.mkdir(parents=True, exist_ok=True)
+    scratch = root / "downloads"
+    scratch.mkdir(parents=True, exist_ok=True)
     settings, database = _settings(services, root)
     server = Gunicorn(settings, root / "gunicorn.log")
     for name in ("WEB_CONCURRENCY", "HAVEN_THREADS"):  # vault/gunicorn_conf.py's own defaults
@@ -449,50 +524,28 @@ def run(services: Services) -> None:
         invites = [_invite(settings) for _ in range(CLIENTS // 2)]  # CliRunner: one at a time
         with ThreadPoolExecutor(4) as pool:
             for pair in pool.map(
-                lambda i: _enroll(server.url, invites[i], i, tally), range(CLIENTS // 2)
+                lambda i: _enroll(server.url, invites[i], i, tally, scratch), range(CLIENTS // 2)
             ):
                 people.extend(pair)
         log(f"bench soak: {CLIENTS} clients for {seconds:.0f} s")
         began = time.monotonic()
         deadline = began + seconds
-        warmup = min(60.0, seconds / 10)
         max_cycles = int(seconds * MAX_CYCLES_PER_SECOND)
         for person in people:
             person.login_every = min(LOGIN_EVERY, seconds / 4)
             person.signed_in_at = began - random.uniform(0, person.login_every)  # staggered
+        # Warm-up: code loaded, caches filled, pools opened; then the start figures at rest.
+        peak = _drive(people, began + min(60.0, seconds / 10), max_cycles, figures)
+        start = _settle(figures, KEEPALIVE_SETTLE)
+        log(f"bench soak: after warm-up {start.rss / 2**20:.0f} MiB at rest, {dict(tally.done)}")
         listeners = [Listener(p, deadline) for p in people if p.role == "counsel"][:LISTENERS]
         for listener in listeners:
             listener.thread.start()
-
-        def loop(person: Person) -> None:
-            for number in range(max_cycles):
-                if time.monotonic() >= deadline:
-                    return
-                person.cycle(number)
-                time.sleep(PAUSE)
-
-        threads = [threading.Thread(target=loop, args=(p,), daemon=True) for p in people]
-        for thread in threads:
-            thread.start()
-        time.sleep(warmup)
-        start = figures.snapshot()
-        log(f"bench soak: after warm-up {start.rss / 2**20:.0f} MiB, {dict(tally.done)}")
-        peak = start.rss
-        next_report = time.monotonic() + 60
-        while any(t.is_alive() for t in threads):
-            time.sleep(5)
-            rss = figures.rss()
-            peak = max(peak, rss)
-            if time.monotonic() >= next_report:
-                next_report += 60
-                log(f"bench soak: {rss / 2**20:.0f} MiB, {sum(tally.done.values())} operations")
-        for thread in threads:
-            thread.join()
+        peak = max(peak, _drive(people, deadline, max_cycles, figures))
         for listener in listeners:
             listener.stop()
         wall = time.monotonic() - began
-        time.sleep(2)  # let the last requests' connections go back to the pools
-        end = figures.snapshot()
+        end = _settle(figures, STREAM_SETTLE)
         _report(tally, wall, boot, start, end, peak)
     finally:
         for listener in listeners:
