@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from vault import db
 from vault.accounts.models import Role
-from vault.api import ANY_ROLE, endpoint, me, query_int
+from vault.api import ANY_ROLE, endpoint, me, optional_query_int, query_int
 from vault.audit import chain
 from vault.audit.models import AuditEntry
 from vault.protocol.encoding import b64encode
@@ -34,8 +34,8 @@ def entry_json(entry: AuditEntry) -> dict[str, Any]:
 
 
 def _page_args() -> tuple[int | None, int]:
-    before = query_int("before", minimum=1) if "before" in request.args else None
-    limit = query_int("limit", minimum=1, maximum=chain.MAX_PAGE) if "limit" in request.args else 50
+    before = optional_query_int("before", minimum=1)
+    limit = query_int("limit", minimum=1, maximum=chain.MAX_PAGE, default=50)
     return before, limit
 
 

@@ -15,9 +15,9 @@ from vault import clock, db
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
 from vault.accounts.views import key_json
-from vault.api import Body, b64_exact, b64_max, endpoint, me, parse_body
+from vault.api import Body, b64_exact, b64_max, endpoint, me, optional_query_int, parse_body
 from vault.cases import services as cases
-from vault.errors import InvalidRequest, NotFound, Unavailable
+from vault.errors import NotFound, Unavailable
 from vault.extensions import limiter
 from vault.keyring import keyring
 from vault.messages import services
@@ -194,12 +194,7 @@ def message_json(message: StoredMessage, reseal: tuple[int, bytes] | None = None
 
 
 def _query_int(name: str, *, minimum: int = 0) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < minimum:
-        raise InvalidRequest(f"{name} must be a whole number ≥ {minimum}", code="invalid_field")
-    return int(raw)
+    return optional_query_int(name, minimum=minimum, code="invalid_field")
 
 
 @bp.post("/cases/<case_id>/conversations")
