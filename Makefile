@@ -69,9 +69,13 @@ lint: venv
 	$(VENV)/bin/mypy
 	scripts/check-deploy
 
+# Independent tests run in parallel workers, each with its own PostgreSQL, Redis, MinIO and
+# witness; the slowest 20 are listed at the end so the next person sees where the time goes.
+TEST_WORKERS ?= 3
+
 test: deps lint
 	cd web && npm test --silent
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal --durations=20
 
 bench: deps
 	$(PY) -m tests.bench

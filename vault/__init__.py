@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from vault import db, errors, security, sessions, storage
+from vault import api, db, errors, security, sessions, storage
 from vault.config import load_config
 from vault.extensions import limiter
 from vault.keyring import init_keyring, load_keyring
@@ -20,6 +20,9 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     """Build the app from settings (the environment unless a mapping is given)."""
     app = Flask(__name__, static_folder=None)
     app.config.update(load_config(config))
+    # Bounded JSON decoding and strict <int:...> segments for every route (vault/api.py).
+    app.json = api.JsonProvider(app)
+    app.url_map.converters["int"] = api.IntConverter
     # First hook: a cross-site request is refused before the limiter counts it or a key reloads.
     security.init_app(app)
     _load_keys(app)

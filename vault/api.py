@@ -7,13 +7,18 @@ document and the authorization tests are both built from those declarations.
 from __future__ import annotations
 
 import functools
+import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from flask import request
+from flask.json.provider import DefaultJSONProvider
 from flask_login import current_user
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import BaseConverter, Map
 
 from vault.accounts.models import Role, User
 from vault.errors import Forbidden, InvalidRequest, Unauthorized
@@ -26,6 +31,13 @@ M = TypeVar("M", bound=BaseModel)
 
 ANONYMOUS = "anonymous"
 ANY_ROLE = frozenset(Role)
+
+# The largest integer the API takes anywhere (paths, queries, JSON bodies): 2^53 - 1, the
+# largest a JavaScript client holds exactly, and well inside the database's signed 64 bits.
+MAX_INT = 2**53 - 1
+# Deepest JSON nesting a body may have; real bodies stay far below it.
+MAX_JSON_DEPTH = 32
+_DIGITS = re.compile(r"[0-9]{1,16}")
 
 
 def _b64(value: Any) -> bytes:
@@ -99,9 +111,12 @@ def parse_body(model: type[M]) -> M:
     """Parse the JSON body into ``model`` or raise a 400 naming the first problem."""
     if not request.is_json:
         raise InvalidRequest("send a JSON body with Content-Type: application/json")
-    data = request.get_json(silent=True)
-    if data is None:
-        raise InvalidRequest("the body is not valid JSON", code="malformed_json")
+    try:
+        data = parse_json(request.get_data(cache=True))
+    except JsonLimitError as exc:
+        raise InvalidRequest(str(exc), code=exc.code) from exc
+    except ValueError as exc:
+        raise InvalidRequest("the body is not valid JSON", code="malformed_json") from exc
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -165,6 +180,58 @@ class Header:
     schema: Mapping[str, Any]
 
 
+class JsonLimitError(ValueError):
+    """Valid JSON that breaks a parser bound (nesting depth, integer range)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# Strings (with their escapes) are skipped so brackets inside them are not counted.
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+
+
+def _check_depth(text: str) -> None:
+    depth = 0
+    for match in _JSON_TOKENS.finditer(text):
+        found = match.group()
+        if found in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise JsonLimitError(
+                    f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "json_too_complex"
+                )
+        elif found in "]}":
+            depth -= 1
+
+
+def _json_int(text: str) -> int:
+    # Checked on the digits before int() builds a huge number (CVE-2020-10735 style cost).
+    if len(text.lstrip("-")) > 16 or abs(int(text)) > MAX_INT:
+        raise JsonLimitError(f"a JSON integer is outside ±{MAX_INT}", "invalid_field")
+    return int(text)
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Decode a JSON body: depth ≤ MAX_JSON_DEPTH, integers within ±MAX_INT, no NaN/Infinity."""
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    _check_depth(text)
+    return json.loads(text, parse_int=_json_int, parse_constant=_no_constant)
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON provider with bounded decoding: every ``request.get_json`` goes through it."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        """Decode with the parser bounds of ``parse_json``."""
+        return parse_json(s)
+
+
 @dataclass(frozen=True)
 class EndpointSpec:
     """What the OpenAPI document and the authorization tests need to know about a route."""
@@ -218,12 +285,71 @@ def me() -> User:
     return user
 
 
-def query_int(name: str, *, minimum: int = 0, maximum: int = 2**62) -> int:
-    """A required integer query parameter within bounds, or a 400 naming it."""
-    raw = request.args.get(name)
-    if raw is None or not raw.isdigit() or len(raw) > 19:
-        raise InvalidRequest(f"query parameter {name!r} must be a non-negative integer")
+def parse_int(raw: str, what: str, *, minimum: int = 0, maximum: int = MAX_INT) -> int:
+    """ASCII digits only, within bounds; the one integer parser for paths and queries."""
+    if not _DIGITS.fullmatch(raw):
+        raise ValueError(f"{what} must be a whole number written in ASCII digits")
     value = int(raw)
     if not minimum <= value <= maximum:
-        raise InvalidRequest(f"query parameter {name!r} must be within {minimum}..{maximum}")
+        raise ValueError(f"{what} must be within {minimum}..{maximum}")
     return value
+
+
+def query_int(
+    name: str,
+    *,
+    minimum: int = 0,
+    maximum: int = MAX_INT,
+    default: int | None = None,
+    code: str = "invalid_request",
+) -> int:
+    """An integer query parameter within bounds (``default`` when absent), or a 400 naming it."""
+    raw = request.args.get(name)
+    if raw is None:
+        if default is None:
+            raise InvalidRequest(f"query parameter {name!r} is required", code=code)
+        return default
+    try:
+        return parse_int(raw, f"query parameter {name!r}", minimum=minimum, maximum=maximum)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), code=code) from exc
+
+
+def optional_query_int(
+    name: str, *, minimum: int = 0, maximum: int = MAX_INT, code: str = "invalid_request"
+) -> int | None:
+    """Like ``query_int``, but None when the parameter is absent."""
+    if name not in request.args:
+        return None
+    return query_int(name, minimum=minimum, maximum=maximum, code=code)
+
+
+class PathIntOutOfRange(BadRequest):
+    """A path integer in ASCII digits but out of range (rendered as ``invalid_request``)."""
+
+    name = "Invalid Request"
+
+
+class IntConverter(BaseConverter):
+    """``<int:...>`` for every route: ASCII digits only, 0..MAX_INT unless ``min``/``max`` say."""
+
+    # werkzeug's own converter uses \d, which matches every Unicode decimal digit (U+0661...).
+    regex = r"[0-9]+"
+    weight = 50
+    part_isolating = True
+
+    def __init__(self, url_map: Map, min: int = 0, max: int = MAX_INT) -> None:
+        super().__init__(url_map)
+        self.minimum = min
+        self.maximum = max
+
+    def to_python(self, value: str) -> int:
+        """Parse the segment or refuse it with a 400."""
+        try:
+            return parse_int(value, "path segment", minimum=self.minimum, maximum=self.maximum)
+        except ValueError as exc:
+            raise PathIntOutOfRange(str(exc)) from exc
+
+    def to_url(self, value: Any) -> str:
+        """Write the integer in ASCII digits."""
+        return str(int(value))

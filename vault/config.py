@@ -149,6 +149,15 @@ def _load_limiter(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "HAVEN_REDIS_URL": redis_url,
         "RATELIMIT_STORAGE_URI": storage,
+        # Fail closed, and fast: a Redis that is down or hangs raises limits' StorageError
+        # within two seconds, which errors.py turns into 503 limiter_unavailable.
+        "RATELIMIT_STORAGE_OPTIONS": (
+            {"wrap_exceptions": True, "socket_timeout": 2, "socket_connect_timeout": 2}
+            if storage.startswith(("redis://", "rediss://"))
+            else {}
+        ),
+        "RATELIMIT_SWALLOW_ERRORS": False,
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": False,
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_ENABLED": _bool(env, "HAVEN_RATELIMIT_ENABLED", True),
         "HAVEN_LIMIT_PRELOGIN": _str(env, "HAVEN_LIMIT_PRELOGIN", "30/minute"),

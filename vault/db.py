@@ -13,6 +13,8 @@ from sqlalchemy import DateTime, Engine, Enum, MetaData, create_engine, event, t
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from vault import clock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -51,7 +53,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     """The current time, aware, in UTC."""
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def make_engine(url: str) -> Engine:

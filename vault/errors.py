@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response, jsonify
 from flask_limiter.errors import RateLimitExceeded
+from limits.errors import StorageError as LimiterStorageError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -57,6 +58,13 @@ class Conflict(HavenError):
     code = "conflict"
 
 
+class InsufficientStorage(HavenError):
+    """The object store is out of space: nothing was stored."""
+
+    status = 507
+    code = "storage_full"
+
+
 class Unavailable(HavenError):
     """A backing service (database, object store, limiter storage) is down."""
 
@@ -88,6 +96,16 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def _limited(exc: RateLimitExceeded) -> Response:
         return error_response(429, "rate_limited", "too many attempts; wait and try again")
+
+    @app.errorhandler(LimiterStorageError)
+    def _limiter_down(exc: LimiterStorageError) -> Response:
+        # Fail closed: a throttle that cannot count must not let guesses through uncounted.
+        log.error("limiter storage unavailable: %s", type(exc.storage_error).__name__)
+        response = error_response(
+            503, "limiter_unavailable", "this action is paused: the rate limiter is unavailable"
+        )
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -8,3 +8,16 @@ from flask_login import LoginManager
 
 limiter = Limiter(key_func=get_remote_address)
 login_manager = LoginManager()
+
+
+@limiter.request_filter
+def _anonymous_on_signed_in_route() -> bool:
+    """No limit counts an anonymous call to a signed-in route: it gets its 401, never a 429."""
+    from flask import current_app, request
+    from flask_login import current_user
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    spec = getattr(view, "haven_endpoint", None)
+    if spec is None or spec.roles == "anonymous":
+        return False
+    return not current_user.is_authenticated

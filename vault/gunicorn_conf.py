@@ -4,9 +4,13 @@ import os
 
 bind = os.environ.get("HAVEN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
+# gthread with header and body read deadlines (vault/deadlines.py, docs/deploy.md).
+worker_class = "vault.deadlines.HavenWorker"
 threads = int(os.environ.get("HAVEN_THREADS", "8"))
 timeout = int(os.environ.get("HAVEN_WORKER_TIMEOUT", "120"))
+# Idle keep-alive connections (and connections that sent nothing yet) wait in the worker's
+# poller, not in a thread, and are closed after this many seconds.
+keepalive = int(os.environ.get("HAVEN_KEEPALIVE_SECONDS", "5"))
 graceful_timeout = 30
 worker_tmp_dir = os.environ.get("HAVEN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S108 - RAM, not disk
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

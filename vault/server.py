@@ -33,7 +33,7 @@ def serve(app: Flask, host: str, port: int, threads: int = 16) -> None:
         {
             "bind": f"{host}:{port}",
             "workers": 1,
-            "worker_class": "gthread",
+            "worker_class": "vault.deadlines.HavenWorker",
             "threads": threads,
             "timeout": 120,
             "accesslog": "-",

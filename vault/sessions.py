@@ -8,15 +8,17 @@ login time stored in the session. There is no remember-me cookie.
 
 from __future__ import annotations
 
-import time
-
 from flask import Flask, current_app, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import login_user, logout_user
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from vault import db
+from vault import clock, db
 from vault.accounts import services
 from vault.accounts.models import User
 from vault.extensions import login_manager
+
+FUTURE_TOLERANCE_SECONDS = 60
 
 
 def start_session(user: User) -> None:
@@ -24,7 +26,7 @@ def start_session(user: User) -> None:
     session.clear()
     session.permanent = True
     login_user(user, remember=False)
-    session["iat"] = int(time.time())
+    session["iat"] = int(clock.time())
 
 
 def end_session() -> None:
@@ -36,13 +38,39 @@ def end_session() -> None:
 def _load_user(session_id: str) -> User | None:
     issued = session.get("iat")
     max_age = current_app.config["HAVEN_SESSION_MAX_SECONDS"]
-    if not isinstance(issued, int) or time.time() - issued > max_age:
+    if not isinstance(issued, int):
+        return None
+    age = clock.time() - issued
+    # Issued "in the future" means the clock went back: the session ends rather than
+    # living longer than its lifetime by the size of the jump.
+    if age > max_age or age < -FUTURE_TOLERANCE_SECONDS:
         return None
     return services.load_session_user(db.session(), session_id)
 
 
+class _ClockedSigner(TimestampSigner):
+    """The cookie's idle-expiry timestamp, read from the server's one clock."""
+
+    def get_timestamp(self) -> int:
+        """Now, in whole seconds, by vault.clock."""
+        return int(clock.time())
+
+
+class _ClockedSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, timed by vault.clock (a cookie signed in the
+    future, after the clock went back, is refused by itsdangerous as expired)."""
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        """Flask's serializer with the clocked signer."""
+        serializer = super().get_signing_serializer(app)
+        if serializer is not None:
+            serializer.signer = _ClockedSigner
+        return serializer
+
+
 def init_app(app: Flask) -> None:
     """Configure Flask-Login for API use: no redirects, no remember cookie."""
+    app.session_interface = _ClockedSessionInterface()
     login_manager.init_app(app)
     login_manager.session_protection = None
     login_manager.user_loader(_load_user)

@@ -30,6 +30,13 @@ class StorageUnavailable(RuntimeError):
     """The object store did not answer."""
 
 
+class StorageFull(StorageUnavailable):
+    """The object store is out of space (MinIO: XMinioStorageFull, HTTP 507)."""
+
+
+STORAGE_FULL_CODES = frozenset({"XMinioStorageFull", "StorageFull"})
+
+
 class StorageError(RuntimeError):
     """The object store answered with an S3 error (NoSuchUpload, NoSuchKey, InvalidPart...)."""
 
@@ -38,12 +45,25 @@ class StorageError(RuntimeError):
         self.code = code
 
 
+def _is_full(exc: S3Error) -> bool:
+    """Out of space. MinIO says so with 507 XMinioStorageFull when a write would not fit,
+    and with a 500 InternalError naming ENOSPC when the drive is already full."""
+    status = exc.response.status if exc.response is not None else 0
+    return (
+        exc.code in STORAGE_FULL_CODES
+        or status == 507
+        or "no space left on device" in (exc.message or "").lower()
+    )
+
+
 @contextlib.contextmanager
 def _guard() -> Iterator[None]:
     """Translate client errors: no answer or a 5xx is unavailability, a 4xx is an S3 error."""
     try:
         yield
     except S3Error as exc:
+        if _is_full(exc):
+            raise StorageFull(exc.code or "InsufficientStorage") from exc
         if exc.response is not None and exc.response.status >= 500:
             raise StorageUnavailable(exc.code or "ServerError") from exc
         raise StorageError(exc.code or "S3Error") from exc
@@ -269,12 +289,18 @@ class ObjectStore:
         )
         if response.status in (200, 204):
             return response
-        if response.status >= 500:
-            raise StorageUnavailable(f"store answered {response.status}")
         try:
             error = S3Error.fromxml(response)
         except Exception as exc:
+            if response.status == 507:
+                raise StorageFull("store answered 507") from exc
+            if response.status >= 500:
+                raise StorageUnavailable(f"store answered {response.status}") from exc
             raise StorageError(f"http_{response.status}") from exc
+        if _is_full(error):
+            raise StorageFull(error.code or "InsufficientStorage") from error
+        if response.status >= 500:
+            raise StorageUnavailable(error.code or f"store answered {response.status}") from error
         raise error
 
 

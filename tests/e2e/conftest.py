@@ -6,6 +6,8 @@ The session builds the web client itself (``npm ci`` when node_modules is missin
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import shutil
 import subprocess
@@ -54,14 +56,34 @@ def _npm(*args: str) -> None:
         pytest.fail(f"npm {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
 
 
+def _source_digest() -> str:
+    """SHA-256 over every file the build reads, so a build is redone only when one changed."""
+    digest = hashlib.sha256()
+    files = [WEB / "package-lock.json", *(WEB / "src").rglob("*"), *(WEB / "scripts").rglob("*")]
+    for path in sorted(f for f in files if f.is_file()):
+        digest.update(str(path.relative_to(WEB)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 @pytest.fixture(scope="session")
 def web_build() -> Path:
-    """web/dist built from the current sources (npm ci first when node_modules is absent)."""
-    lock = WEB / "package-lock.json"
-    installed = WEB / "node_modules" / ".package-lock.json"
-    if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
-        _npm("ci", "--no-audit", "--no-fund")
-    _npm("run", "build")
+    """web/dist built from the current sources (npm ci first when node_modules is absent).
+
+    Parallel test workers share one build: the first takes a file lock and builds, the
+    others find the build current and use it (a rebuild under a running test would swap
+    the files it serves).
+    """
+    with (WEB / ".build.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        lock = WEB / "package-lock.json"
+        installed = WEB / "node_modules" / ".package-lock.json"
+        if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
+            _npm("ci", "--no-audit", "--no-fund")
+        marker = DIST / ".source-digest"
+        digest = _source_digest()
+        if not marker.is_file() or marker.read_text() != digest:
+            _npm("run", "build")
+            marker.write_text(digest)
     assert (DIST / "index.html").is_file()
     return DIST
 

@@ -488,3 +488,28 @@ def test_adding_counsel_refuses_bad_requests(scene: Scene) -> None:
         assert answer.status_code == status, answer.get_data(as_text=True)
         assert answer.get_json()["error"]["code"] == code
         assert row_counts(scene.app) == before
+
+
+@pytest.mark.parametrize(
+    ("segment", "status", "code"),
+    [
+        ("%D9%A1", 404, "not_found"),  # ARABIC-INDIC DIGIT ONE was taken as part 1 (issue 12)
+        ("%C2%B9", 404, "not_found"),  # SUPERSCRIPT ONE
+        ("%EF%BC%91", 404, "not_found"),  # FULLWIDTH DIGIT ONE
+        ("9223372036854775808", 400, "invalid_request"),  # 2^63
+        ("9007199254740992", 400, "invalid_request"),  # 2^53, one past the bound
+        ("1" * 400, 400, "invalid_request"),
+    ],
+)
+def test_part_number_is_ascii_digits_in_range(
+    scene: Scene, segment: str, status: int, code: str
+) -> None:
+    data = scene.pending.ciphertext
+    _refused(
+        scene,
+        lambda c: c.put(
+            f"/api/v1/documents/{scene.pending.id}/parts/{segment}", data=data, content_type=OCTET
+        ),
+        status,
+        code,
+    )

@@ -7,7 +7,6 @@ master key or the wrap subkey) and stores an Argon2id hash of it.
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +19,7 @@ import nacl.utils
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from vault import clock
 from vault.accounts.models import Invite, KeyStatus, Role, User, UserKey
 from vault.audit import chain
 from vault.cases.models import Case, CaseMember
@@ -251,7 +251,7 @@ def register(db: Session, ring: Keyring, cost: HashCost, reg: Registration) -> U
 
 def publish_key(db: Session, ring: Keyring, key: UserKey, kind: str = "publish") -> int:
     """Append a key event to the transparency log inside the caller's transaction."""
-    now_ms = int(time.time() * 1000)
+    now_ms = int(clock.time() * 1000)
     entry = kt.KeyEntry(
         kind, key.user_id, key.version, key.x25519, key.ed25519, key.signature, now_ms
     )

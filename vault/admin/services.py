@@ -5,7 +5,6 @@ Nothing here reads user content; there is none the server could read.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from vault import clock
 from vault.accounts.models import KeyStatus, Role, User, UserKey
 from vault.audit import chain
 from vault.cases.models import Case
@@ -128,7 +128,7 @@ def retire(
         raise Conflict("the current version cannot be retired; rotate first", code="key_in_use")
     successor = min(v for v in ring.versions(purpose) if v > version)
     if purpose == "session":
-        age = time.time() - created_at(path, purpose, successor)
+        age = clock.time() - created_at(path, purpose, successor)
         if age < session_lifetime:
             wait = int(session_lifetime - age)
             raise Conflict(

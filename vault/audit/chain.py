@@ -6,13 +6,13 @@ username, a file name or any content. Appends join the caller's transaction.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from vault import clock
 from vault.audit.models import AuditCheckpoint, AuditEntry
 from vault.db import serialise_appends
 from vault.directory.models import LogKey
@@ -54,7 +54,7 @@ def append(
         case_id=case_id,
         document_id=document_id,
         detail=proto.canonical_detail(detail or {}),
-        created_ms=int(time.time() * 1000),
+        created_ms=int(clock.time() * 1000),
     )
     entry = AuditEntry(
         seq=fields.seq,
@@ -81,7 +81,7 @@ def _checkpoint(db: Session, ring: Keyring, entry: AuditEntry) -> AuditCheckpoin
 
     ensure_log_key(db, ring)
     version = ring.current_version("logsign")
-    now = int(time.time() * 1000)
+    now = int(clock.time() * 1000)
     signature = proto.sign_checkpoint(ring.current("logsign"), entry.seq, entry.hash, now, version)
     row = AuditCheckpoint(
         seq=entry.seq, hash=entry.hash, timestamp_ms=now, key_version=version, signature=signature

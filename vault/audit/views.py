@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 from pydantic import Field
 
 from vault import db
 from vault.accounts.models import Role
-from vault.api import ANY_ROLE, B64, Out, Query, endpoint, me, ok, query_int
+from vault.api import ANY_ROLE, B64, Out, Query, endpoint, me, ok, optional_query_int, query_int
 from vault.audit import chain
 from vault.audit.models import AuditEntry
 from vault.protocol.encoding import b64encode
@@ -70,12 +70,9 @@ class PageQuery(Query):
 
 
 def _page_args() -> tuple[int | None, int]:
-    bounds = PageQuery.model_fields
-    before = query_int("before", minimum=1) if "before" in request.args else None
-    limit = (
-        query_int("limit", minimum=1, maximum=chain.MAX_PAGE)
-        if "limit" in request.args
-        else bounds["limit"].default
+    before = optional_query_int("before", minimum=1)
+    limit = query_int(
+        "limit", minimum=1, maximum=chain.MAX_PAGE, default=PageQuery.model_fields["limit"].default
     )
     return before, limit
 

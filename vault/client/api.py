@@ -95,6 +95,8 @@ def reseal_message_key(item: dict[str, Any], old: pkeys.KeyPairs, new_x25519: by
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Answers that mean "a backing service is down for now": a write safe to repeat is repeated.
+RETRYABLE_STATUS = frozenset({502, 503, 504})
 
 
 class HavenClient:

@@ -22,13 +22,12 @@ from typing import Any, BinaryIO
 import requests
 from requests.exceptions import ChunkedEncodingError
 
-from vault.client.api import Account, ApiError, HavenClient, parse_public_keys
+from vault.client.api import RETRYABLE_STATUS, Account, ApiError, HavenClient, parse_public_keys
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
 from vault.protocol.encoding import EncodingError, b64decode, b64encode
 
 READ_BYTES = 1024 * 1024
-RETRYABLE_STATUS = {502, 503, 504}
 # 32 MiB parts: on a good link fewer requests go faster; a phone on weak data uses less.
 DEFAULT_PART_CHUNKS = 512
 
@@ -400,6 +399,9 @@ class Documents:
                 if size != info.size or digest != info.sha256:
                     raise FileChanged("the file is not the one this upload was started with")
             try:
+                if attempt:
+                    # Inside the retry: the status can meet the same outage as the finalize.
+                    upload = self.client.get(f"/documents/{document_id}/upload")["upload"]
                 acked = {p["number"] for p in upload["parts"]}
                 sent_digest = self._send_parts(
                     document_id,
@@ -422,7 +424,6 @@ class Documents:
                 if attempt > self.retries:
                     raise
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-                upload = self.client.get(f"/documents/{document_id}/upload")["upload"]
                 check = True
 
     def _send_parts(

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from vault.client.api import Account, ApiError, HavenClient, parse_public_keys
+from vault.client.api import RETRYABLE_STATUS, Account, ApiError, HavenClient, parse_public_keys
 from vault.client.documents import OpenedDocument
 from vault.protocol import documents as pdoc
 from vault.protocol import messages as pmsg
@@ -124,8 +124,10 @@ def parse_envelope(data: dict[str, Any]) -> pmsg.Envelope:
 class Messenger:
     """Messaging over a signed-in HavenClient."""
 
-    def __init__(self, client: HavenClient) -> None:
+    def __init__(self, client: HavenClient, *, retries: int = 3, backoff: float = 1.0) -> None:
         self.client = client
+        self.retries = retries
+        self.backoff = backoff
         self._keys: dict[tuple[str, int], PublicKeys] = {}
         self._conversations: dict[str, Conversation] = {}
 
@@ -261,13 +263,26 @@ class Messenger:
     def send_envelope(
         self, envelope: pmsg.Envelope, attachment_keys: Sequence[dict[str, Any]] = ()
     ) -> dict[str, Any]:
-        """Post a composed envelope (safe to repeat: the server answers retries the same)."""
+        """Post a composed envelope; on a dropped connection or a 502/503/504 post the same
+        bytes again (the server stores a message once and answers a retry with it)."""
         cid = envelope.header.conversation_id
         body = envelope_json(envelope)
         if attachment_keys:
             body["attachment_keys"] = list(attachment_keys)
-        data: dict[str, Any] = self.client.post(f"/conversations/{cid}/messages", body)["message"]
-        return data
+        attempt = 0
+        while True:
+            try:
+                data: dict[str, Any] = self.client.post(f"/conversations/{cid}/messages", body)[
+                    "message"
+                ]
+                return data
+            except (requests.ConnectionError, requests.Timeout, ApiError) as exc:
+                if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS:
+                    raise
+                attempt += 1
+                if attempt > self.retries:
+                    raise
+                time.sleep(self.backoff * 2 ** (attempt - 1))
 
     def delete(self, conversation_id: str, message_id: str) -> None:
         """Delete one of my messages for everyone."""

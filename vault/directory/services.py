@@ -7,13 +7,13 @@ entry and the new signed head are committed with it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from vault import clock
 from vault.db import serialise_appends
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.errors import InvalidRequest, NotFound
@@ -118,7 +118,7 @@ def write_entry(db: Session, ring: Keyring, entry: kt.KeyEntry) -> int:
     head = kt.TreeHead(
         size=size,
         root=subtree_oracle(db)(0, size),
-        timestamp_ms=int(time.time() * 1000),
+        timestamp_ms=int(clock.time() * 1000),
         key_version=ring.current_version("logsign"),
     ).signed(ring.current("logsign"))
     db.add(

@@ -28,11 +28,25 @@ from vault.cases.models import CaseMember
 from vault.cases.services import get_case
 from vault.db import utcnow
 from vault.documents.models import Document, DocumentState, Grant, UploadPart
-from vault.errors import Conflict, Forbidden, HavenError, InvalidRequest, NotFound, Unavailable
+from vault.errors import (
+    Conflict,
+    Forbidden,
+    HavenError,
+    InsufficientStorage,
+    InvalidRequest,
+    NotFound,
+    Unavailable,
+)
 from vault.protocol import documents as pdoc
 from vault.protocol.encoding import b64encode
 from vault.protocol.keys import ProtocolError
-from vault.storage import STREAM_PIECE_BYTES, ObjectStore, StorageError, StorageUnavailable
+from vault.storage import (
+    STREAM_PIECE_BYTES,
+    ObjectStore,
+    StorageError,
+    StorageFull,
+    StorageUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +99,12 @@ class IncompleteBody(Exception):
     """The request body ended before Content-Length bytes."""
 
 
-def store_unavailable() -> Unavailable:
-    """The one answer when the object store is down: 503, try again later."""
+def store_unavailable(exc: Exception | None = None) -> HavenError:
+    """The one answer when the object store is down (503, try again later) or full (507)."""
+    if isinstance(exc, StorageFull):
+        return InsufficientStorage(
+            "the document store is full; nothing was stored, try again after it is freed",
+        )
     return Unavailable(
         "the document store is unavailable; nothing was changed, try again shortly",
         code="object_store_unavailable",
@@ -247,7 +265,7 @@ def create_document(
         upload_id = store.create_upload(object_name)
     except (StorageUnavailable, StorageError) as exc:
         db.rollback()
-        raise store_unavailable() from exc
+        raise store_unavailable(exc) from exc
     now = utcnow()
     document = Document(
         id=document_id,
@@ -377,12 +395,12 @@ def upload_part(
             "the body ended before Content-Length bytes", code="incomplete_body"
         ) from exc
     except StorageUnavailable as exc:
-        raise store_unavailable() from exc
+        raise store_unavailable(exc) from exc
     except StorageError as exc:
         if exc.code == "NoSuchUpload":
             raise Conflict("this upload was abandoned; start again", code="upload_gone") from exc
         log.error("object store refused a part: %s", exc.code)
-        raise store_unavailable() from exc
+        raise store_unavailable(exc) from exc
     document = _pending_owned(db, user, document_id)
     part = db.get(UploadPart, (document.id, number))
     if part is None:
@@ -428,7 +446,7 @@ def finalize(db: Session, store: ObjectStore, user: User, document_id: str) -> D
         if upload_id is not None:
             store.complete_upload(object_name, upload_id, parts)
     except StorageUnavailable as exc:
-        raise store_unavailable() from exc
+        raise store_unavailable(exc) from exc
     except StorageError as exc:
         # An earlier finalize may have completed the upload and lost its commit.
         if exc.code != "NoSuchUpload" or _stored_size(store, object_name) != size:
@@ -472,7 +490,7 @@ def _stored_size(store: ObjectStore, object_name: str) -> int | None:
     try:
         return store.size(object_name)
     except StorageUnavailable as exc:
-        raise store_unavailable() from exc
+        raise store_unavailable(exc) from exc
 
 
 def _live_grant(db: Session, document: Document, user_id: str) -> Grant | None:
@@ -568,7 +586,7 @@ def open_content(
             reader = store.open(document.object_name, first_last[0], length)
     except StorageUnavailable as exc:
         db.rollback()
-        raise store_unavailable() from exc
+        raise store_unavailable(exc) from exc
     except StorageError as exc:
         db.rollback()
         log.error("document content missing from the store: %s", exc.code)
@@ -766,7 +784,7 @@ def delete_document(db: Session, store: ObjectStore, user: User, document_id: st
             store.remove(document.object_name)
     except (StorageUnavailable, StorageError) as exc:
         db.rollback()
-        raise store_unavailable() from exc
+        raise store_unavailable(exc) from exc
     if document.state == DocumentState.READY:
         audit.record(
             db,

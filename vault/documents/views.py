@@ -14,10 +14,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BeforeValidator, Field, WithJsonSchema
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from vault import db
+from vault import clock, db
 from vault.accounts.models import Role
 from vault.api import (
     B64,
+    MAX_INT,
     NO_CONTENT,
     OCTETS,
     Body,
@@ -31,13 +32,15 @@ from vault.api import (
     endpoint,
     me,
     ok,
+    optional_query_int,
     parse_body,
+    query_int,
 )
 from vault.audit.models import Event
 from vault.cases.services import get_case
 from vault.documents import services
 from vault.documents.models import Document
-from vault.errors import Forbidden, HavenError, InvalidRequest, error_response
+from vault.errors import Forbidden, HavenError, error_response
 from vault.protocol import documents as pdoc
 from vault.protocol.encoding import b64encode
 from vault.storage import STREAM_PIECE_BYTES, store
@@ -267,7 +270,7 @@ def document_json(visible: services.Visible) -> dict[str, Any]:
                 "expires_at": _iso(g.expires_at),
             }
             for g in doc.grants
-            if g.expires_at is None or g.expires_at > datetime.now(UTC)
+            if g.expires_at is None or g.expires_at > clock.now()
         ]
     else:
         out["access"] = {"role": "reader", "expires_at": _iso(visible.grant.expires_at)}
@@ -550,12 +553,9 @@ def revoke_access(document_id: str, user_id: str) -> tuple[str, int]:
 
 
 def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or len(raw) > 18 or not lo <= int(raw) <= hi:
-        raise InvalidRequest(f"{name} must be an integer from {lo} to {hi}", code="invalid_field")
-    return int(raw)
+    if default is None:
+        return optional_query_int(name, minimum=lo, maximum=hi, code="invalid_field")
+    return query_int(name, minimum=lo, maximum=hi, default=default, code="invalid_field")
 
 
 @bp.get("/cases/<case_id>/events")
@@ -567,7 +567,7 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int) -> int | None:
 )
 def case_events(case_id: str) -> Response:
     """Who uploaded, opened, shared, revoked and deleted what, and when."""
-    before = _int_arg("before", None, 1, 2**62)
+    before = _int_arg("before", None, 1, MAX_INT)
     limit = _int_arg("limit", EventsQuery.model_fields["limit"].default, 1, 500)
     assert limit is not None
     events = services.case_events(db.session(), me(), case_id, before, limit)

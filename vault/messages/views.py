@@ -11,7 +11,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user
 from pydantic import Field
 
-from vault import db
+from vault import clock, db
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
 from vault.accounts.views import KeyOut, key_json
@@ -30,10 +30,11 @@ from vault.api import (
     endpoint,
     me,
     ok,
+    optional_query_int,
     parse_body,
 )
 from vault.cases import services as cases
-from vault.errors import InvalidRequest, NotFound, Unavailable
+from vault.errors import NotFound, Unavailable
 from vault.extensions import limiter
 from vault.keyring import keyring
 from vault.messages import services
@@ -346,12 +347,7 @@ def message_json(message: StoredMessage, reseal: tuple[int, bytes] | None = None
 
 
 def _query_int(name: str, *, minimum: int = 0) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or len(raw) > 18 or int(raw) < minimum:
-        raise InvalidRequest(f"{name} must be a whole number ≥ {minimum}", code="invalid_field")
-    return int(raw)
+    return optional_query_int(name, minimum=minimum, code="invalid_field")
 
 
 @bp.post("/cases/<case_id>/conversations")
@@ -509,7 +505,7 @@ def events() -> Response:
     if not slots.acquire():
         raise Unavailable("too many open event streams; retry shortly", code="busy")
     issued = session.get("iat")
-    now_wall, now = time.time(), time.monotonic()
+    now_wall, now = clock.time(), time.monotonic()
     lifetime = min(
         cfg["HAVEN_SSE_MAX_SECONDS"],
         cfg["PERMANENT_SESSION_LIFETIME"],
