@@ -117,6 +117,8 @@ def parse_body(model: type[M]) -> M:
         raise InvalidRequest(str(exc), code=exc.code) from exc
     except ValueError as exc:
         raise InvalidRequest("the body is not valid JSON", code="malformed_json") from exc
+    if data is None:  # the literal null: no body to read, as before the bounded parser
+        raise InvalidRequest("the body is not valid JSON", code="malformed_json")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -10,7 +10,18 @@ from pydantic import Field
 
 from vault import db
 from vault.accounts.models import Role
-from vault.api import ANY_ROLE, B64, Out, Query, endpoint, me, ok, optional_query_int, query_int
+from vault.api import (
+    ANY_ROLE,
+    B64,
+    MAX_INT,
+    Out,
+    Query,
+    endpoint,
+    me,
+    ok,
+    optional_query_int,
+    query_int,
+)
 from vault.audit import chain
 from vault.audit.models import AuditEntry
 from vault.protocol.encoding import b64encode
@@ -65,7 +76,7 @@ class ChainReply(Out):
 class PageQuery(Query):
     """A page of entries, newest first."""
 
-    before: int | None = Field(None, ge=1, le=2**62, description="entries with seq below this")
+    before: int | None = Field(None, ge=1, le=MAX_INT, description="entries with seq below this")
     limit: int = Field(50, ge=1, le=chain.MAX_PAGE, description="how many at most")
 
 

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from pydantic import Field
 
 from vault import db
-from vault.api import ANY_ROLE, B64, Out, Query, endpoint, me, ok, query_int
+from vault.api import ANY_ROLE, B64, MAX_INT, Out, Query, endpoint, me, ok, query_int
 from vault.directory import services, witnesses
 from vault.directory.models import LogEntry, TreeHeadRow
 from vault.protocol import transparency as kt
@@ -79,15 +79,15 @@ class EntriesReply(Out):
 class InclusionQuery(Query):
     """Which leaf, in which tree."""
 
-    index: int = Field(ge=0, le=2**62, description="the leaf index")
-    size: int = Field(ge=1, le=2**62, description="the tree size")
+    index: int = Field(ge=0, le=MAX_INT, description="the leaf index")
+    size: int = Field(ge=1, le=MAX_INT, description="the tree size")
 
 
 class ConsistencyQuery(Query):
     """Which two tree sizes."""
 
-    from_: int = Field(alias="from", ge=1, le=2**62, description="the older tree size")
-    to: int = Field(ge=1, le=2**62, description="the newer tree size")
+    from_: int = Field(alias="from", ge=1, le=MAX_INT, description="the older tree size")
+    to: int = Field(ge=1, le=MAX_INT, description="the newer tree size")
 
 
 def head_json(head: TreeHeadRow) -> dict[str, Any]:

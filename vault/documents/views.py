@@ -48,7 +48,7 @@ from vault.storage import STREAM_PIECE_BYTES, store
 bp = Blueprint("documents", __name__, url_prefix="/api/v1")
 
 MEMBERS = {Role.SURVIVOR, Role.COUNSEL}
-MAX_CIPHERTEXT = 2**53
+MAX_CIPHERTEXT = MAX_INT  # the JSON parser refuses larger integers (§10.1)
 
 
 def _aware_datetime(value: Any) -> datetime:
@@ -219,7 +219,7 @@ class EventsReply(Out):
 class EventsQuery(Query):
     """A page of events."""
 
-    before: int | None = Field(None, ge=1, le=2**62, description="events with id below this")
+    before: int | None = Field(None, ge=1, le=MAX_INT, description="events with id below this")
     limit: int = Field(100, ge=1, le=500, description="how many at most")
 
 

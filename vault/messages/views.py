@@ -18,6 +18,7 @@ from vault.accounts.views import KeyOut, key_json
 from vault.api import (
     B64,
     EVENT_STREAM,
+    MAX_INT,
     NO_CONTENT,
     Body,
     Header,
@@ -240,12 +241,12 @@ class OkReply(Out):
 class MessagesQuery(Query):
     """Which page of messages."""
 
-    before: int | None = Field(None, ge=1, le=10**18 - 1, description="messages with seq below")
-    after: int | None = Field(None, ge=0, le=10**18 - 1, description="messages with seq above")
+    before: int | None = Field(None, ge=1, le=MAX_INT, description="messages with seq below")
+    after: int | None = Field(None, ge=0, le=MAX_INT, description="messages with seq above")
     limit: int = Field(
         50,
         ge=1,
-        le=10**18 - 1,
+        le=MAX_INT,
         description=f"how many at most; above {services.MAX_PAGE}, {services.MAX_PAGE}",
     )
 
