@@ -6,6 +6,7 @@ The server receives only the authentication subkey, public keys and ciphertext.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +98,18 @@ def reseal_message_key(item: dict[str, Any], old: pkeys.KeyPairs, new_x25519: by
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Answers that mean "a backing service is down for now": a write safe to repeat is repeated.
 RETRYABLE_STATUS = frozenset({502, 503, 504})
+
+
+def wait_to_retry(exc: Exception, attempt: int, retries: int, backoff: float) -> int:
+    """Re-raise ``exc`` unless it is a dropped connection or a retryable answer and tries
+    remain; otherwise sleep with exponential backoff and return the next attempt number."""
+    if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS:
+        raise exc
+    attempt += 1
+    if attempt > retries:
+        raise exc
+    time.sleep(backoff * 2 ** (attempt - 1))
+    return attempt
 
 
 class HavenClient:

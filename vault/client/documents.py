@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 import requests
 from requests.exceptions import ChunkedEncodingError
 
-from vault.client.api import RETRYABLE_STATUS, Account, ApiError, HavenClient, parse_public_keys
+from vault.client.api import Account, ApiError, HavenClient, parse_public_keys, wait_to_retry
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
 from vault.protocol.encoding import EncodingError, b64decode, b64encode
@@ -418,12 +418,7 @@ class Documents:
                 data = self.client.post(f"/documents/{document_id}/finalize")["document"]
                 return self.open(data, expected_id=document_id)
             except (requests.ConnectionError, requests.Timeout, ApiError) as exc:
-                if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS:
-                    raise
-                attempt += 1
-                if attempt > self.retries:
-                    raise
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                attempt = wait_to_retry(exc, attempt, self.retries, self.backoff)
                 check = True
 
     def _send_parts(

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from vault.client.api import RETRYABLE_STATUS, Account, ApiError, HavenClient, parse_public_keys
+from vault.client.api import Account, ApiError, HavenClient, parse_public_keys, wait_to_retry
 from vault.client.documents import OpenedDocument
 from vault.protocol import documents as pdoc
 from vault.protocol import messages as pmsg
@@ -277,12 +277,7 @@ class Messenger:
                 ]
                 return data
             except (requests.ConnectionError, requests.Timeout, ApiError) as exc:
-                if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS:
-                    raise
-                attempt += 1
-                if attempt > self.retries:
-                    raise
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                attempt = wait_to_retry(exc, attempt, self.retries, self.backoff)
 
     def delete(self, conversation_id: str, message_id: str) -> None:
         """Delete one of my messages for everyone."""
