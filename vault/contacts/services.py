@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Integer, String, column, insert, select, table, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from vault.accounts.models import User
 from vault.contacts.models import ContactBook
 from vault.errors import Conflict, HavenError, InvalidRequest, NotFound
 from vault.protocol import contacts as pcb
+
+# The accounts table by name: contacts sits below accounts (whose key rotation carries the
+# book), so it reads the one column it needs without importing the accounts package.
+USERS = table("users", column("id", String), column("key_version", Integer))
 
 
 class BookTooLarge(HavenError):
@@ -93,7 +96,7 @@ def save_book(db: Session, user_id: str, counter: int, blob: bytes) -> int:
     # A share lock on the account: a key rotation (which updates the row) finishes first,
     # so a book under the old version is refused rather than stored after it.
     key_version = db.execute(
-        select(User.key_version).where(User.id == user_id).with_for_update(read=True)
+        select(USERS.c.key_version).where(USERS.c.id == user_id).with_for_update(read=True)
     ).scalar_one_or_none()
     if key_version is None:
         raise NotFound("no such account")
