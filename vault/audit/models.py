@@ -31,6 +31,13 @@ class EventKind(enum.StrEnum):
 SURVIVOR_ONLY_KINDS = frozenset({EventKind.MEMBER_REQUEST, EventKind.MEMBER_DECLINE})
 
 
+class DownloadPurpose(enum.StrEnum):
+    """Why a reader fetched a document's content, as its client declared (protocol §8.10)."""
+
+    VIEW = "view"
+    SAVE = "save"
+
+
 class Event(Base):
     """One event. Ids are plain strings, not foreign keys: receipts outlive what they name.
 
@@ -54,6 +61,9 @@ class Event(Base):
     range_first: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     range_last: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    purpose: Mapped[DownloadPurpose | None] = mapped_column(
+        str_enum(DownloadPurpose), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (

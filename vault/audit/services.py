@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from vault.audit import chain
-from vault.audit.models import SURVIVOR_ONLY_KINDS, Event, EventKind
+from vault.audit.models import SURVIVOR_ONLY_KINDS, DownloadPurpose, Event, EventKind
 from vault.db import serialise_appends, utcnow
 
 MAX_PAGE = 500
@@ -26,6 +26,7 @@ def record(
     ciphertext_size: int | None = None,
     byte_range: tuple[int, int] | None = None,
     expires_at: datetime | None = None,
+    purpose: DownloadPurpose | None = None,
     at: datetime | None = None,
 ) -> Event:
     """Add an event to the caller's transaction (committed or rolled back with it)."""
@@ -41,10 +42,16 @@ def record(
         range_first=byte_range[0] if byte_range else None,
         range_last=byte_range[1] if byte_range else None,
         expires_at=expires_at,
+        purpose=purpose,
         created_at=at or utcnow(),
     )
     db.add(event)
-    # The same event, as a link of the tamper-evident chain (ids and sizes only).
+    detail: dict[str, str | int] = {}
+    if ciphertext_size is not None:
+        detail["size"] = ciphertext_size
+    if purpose is not None:
+        detail["purpose"] = purpose.value
+    # The same event, as a link of the tamper-evident chain (ids, sizes, a purpose only).
     chain.append(
         db,
         str(kind),
@@ -52,7 +59,7 @@ def record(
         subject_id=owner_id or subject_id,
         case_id=case_id,
         document_id=document_id,
-        detail={"size": ciphertext_size} if ciphertext_size is not None else {},
+        detail=detail,
     )
     return event
 

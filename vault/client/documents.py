@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 
 import requests
 from requests.exceptions import ChunkedEncodingError
@@ -474,8 +474,9 @@ class Documents:
         *,
         on_chunk: Callable[[int], None] | None = None,
         document: OpenedDocument | None = None,
+        purpose: Literal["view", "save"] = "save",
     ) -> Downloaded:
-        """Decrypt into ``dest`` (which must not exist) or leave nothing behind."""
+        """Decrypt into ``dest`` (which must not exist) or leave nothing; a file is a "save"."""
         opened = document or self.get(document_id)
         if dest.exists():
             raise FileExistsError(dest)
@@ -483,7 +484,7 @@ class Documents:
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                digest = self._decrypt_into(opened, out, on_chunk)
+                digest = self._decrypt_into(opened, out, on_chunk, purpose)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, dest)
@@ -494,7 +495,11 @@ class Documents:
         return Downloaded(opened, dest, digest)
 
     def _decrypt_into(
-        self, doc: OpenedDocument, out: BinaryIO, on_chunk: Callable[[int], None] | None
+        self,
+        doc: OpenedDocument,
+        out: BinaryIO,
+        on_chunk: Callable[[int], None] | None,
+        purpose: Literal["view", "save"] = "save",
     ) -> bytes:
         decryptor = pdoc.ContentDecryptor(doc.file_key, doc.header)
         digest = hashlib.sha256()
@@ -504,7 +509,7 @@ class Documents:
         name = doc.info.name
         while not decryptor.is_finished:
             try:
-                for chunk in self._fetch(doc.id, offset):
+                for chunk in self._fetch(doc.id, offset, purpose):
                     try:
                         plain = decryptor.pull(chunk)
                     except pkeys.ProtocolError as exc:
@@ -531,11 +536,17 @@ class Documents:
             raise DocumentRefused(doc.id, "the SHA-256 or size does not match the signed one", name)
         return digest.digest()
 
-    def _fetch(self, document_id: str, offset: int) -> Iterator[bytes]:
+    def _fetch(
+        self, document_id: str, offset: int, purpose: Literal["view", "save"] = "save"
+    ) -> Iterator[bytes]:
         """Whole ciphertext chunks from ``offset`` (a chunk boundary) to the end."""
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         response = self.client.request(
-            "GET", f"/documents/{document_id}/content", headers=headers, stream=True
+            "GET",
+            f"/documents/{document_id}/content",
+            headers=headers,
+            params={"purpose": purpose},
+            stream=True,
         )
         try:
             expected = 206 if offset else 200

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from vault.accounts.models import User, UserKey
 from vault.accounts.services import frozen_error, sealable, sealable_versions
 from vault.audit import services as audit
-from vault.audit.models import Event, EventKind
+from vault.audit.models import DownloadPurpose, Event, EventKind
 from vault.cases import services as cases
 from vault.cases.models import CaseMember
 from vault.cases.services import get_case
@@ -566,8 +566,9 @@ def open_content(
     byte_range: tuple[int, int | None] | None,
     *,
     is_head: bool = False,
+    purpose: DownloadPurpose = DownloadPurpose.SAVE,
 ) -> Download:
-    """Open the ciphertext (or whole chunks of it) for streaming and record the download."""
+    """Open the ciphertext (or whole chunks) to stream; record the download and its purpose."""
     visible = visible_document(db, user, document_id)
     document = visible.document
     first_last = (
@@ -600,6 +601,7 @@ def open_content(
             owner_id=document.owner_id,
             actor_id=user.id,
             byte_range=first_last,
+            purpose=purpose,
         )
         db.commit()
     except BaseException:

@@ -36,11 +36,11 @@ from vault.api import (
     parse_body,
     query_int,
 )
-from vault.audit.models import Event
+from vault.audit.models import DownloadPurpose, Event
 from vault.cases.services import get_case
 from vault.documents import services
 from vault.documents.models import Document
-from vault.errors import Forbidden, HavenError, error_response
+from vault.errors import Forbidden, HavenError, InvalidRequest, error_response
 from vault.protocol import documents as pdoc
 from vault.protocol.encoding import b64encode
 from vault.storage import STREAM_PIECE_BYTES, store
@@ -208,6 +208,7 @@ class EventOut(Out):
     ciphertext_size: int | None = None
     range: list[int] | None = Field(None, min_length=2, max_length=2)
     expires_at: Timestamp | None = None
+    purpose: Literal["view", "save"] | None = None
 
 
 class EventsReply(Out):
@@ -221,6 +222,14 @@ class EventsQuery(Query):
 
     before: int | None = Field(None, ge=1, le=MAX_INT, description="events with id below this")
     limit: int = Field(100, ge=1, le=500, description="how many at most")
+
+
+class ContentQuery(Query):
+    """Why the content is fetched (§8.10)."""
+
+    purpose: Literal["view", "save"] = Field(
+        "save", description="view: shown in the app only; save: a copy leaves the app"
+    )
 
 
 RANGE = Header(
@@ -309,6 +318,8 @@ def event_json(event: Event) -> dict[str, Any]:
         out["range"] = [event.range_first, event.range_last]
     if event.expires_at is not None:
         out["expires_at"] = event.expires_at.isoformat()
+    if event.purpose is not None:
+        out["purpose"] = event.purpose.value
     return out
 
 
@@ -445,6 +456,17 @@ def _requested_range() -> tuple[int, int | None] | None:
     return start, stop
 
 
+def _purpose() -> DownloadPurpose:
+    """The declared purpose of a content request: ``save`` unless it says ``view`` (§8.10)."""
+    raw = request.args.get("purpose", DownloadPurpose.SAVE.value)
+    try:
+        return DownloadPurpose(raw)
+    except ValueError:
+        raise InvalidRequest(
+            "query parameter 'purpose' is 'view' or 'save'", code="invalid_field"
+        ) from None
+
+
 @bp.get("/documents/<document_id>/content")
 @endpoint(
     "Stream the ciphertext; a Range of whole chunks gives part of it (206)",
@@ -460,9 +482,11 @@ def _requested_range() -> tuple[int, int | None] | None:
         ),
     ),
     headers=[RANGE],
+    query=ContentQuery,
 )
 def download(document_id: str) -> Response:
     """Stream the object from the store, all of it or a chunk-aligned range."""
+    purpose = _purpose()
     try:
         byte_range = _requested_range()
         dl = services.open_content(
@@ -472,6 +496,7 @@ def download(document_id: str) -> Response:
             document_id,
             byte_range,
             is_head=request.method == "HEAD",
+            purpose=purpose,
         )
     except services.RangeNotSatisfiable as exc:
         response = error_response(exc.status, exc.code, exc.message)
