@@ -161,6 +161,8 @@ def make_app(
             "HAVEN_DATABASE_URL": database_url,
             "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
             "HAVEN_SECURE_COOKIES": "false",
+            # Envelopes built by tests say ttl 0; test_messages checks the one-week default.
+            "HAVEN_MESSAGE_DEFAULT_TIMER": "0",
             **FAST_SERVER_HASH,
             **minio.settings(bucket),
             **overrides,

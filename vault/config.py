@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from vault.protocol.messages import TIMERS
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message names it."""
@@ -58,6 +60,14 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name}: expected an integer, got {value!r}") from exc
     if number < minimum:
         raise ConfigError(f"{name}: must be at least {minimum}, got {number}")
+    return number
+
+
+def _timer(env: Mapping[str, str], name: str, default: int) -> int:
+    """A disappearing-message timer: one of the protocol's allowed values (§9.7)."""
+    number = _int(env, name, default)
+    if number not in TIMERS:
+        raise ConfigError(f"{name}: must be one of {', '.join(map(str, TIMERS))}, got {number}")
     return number
 
 
@@ -226,6 +236,8 @@ def _load_messages(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_LIMIT_MESSAGE_SEND": _str(env, "HAVEN_LIMIT_MESSAGE_SEND", "60/minute;1000/hour"),
         "HAVEN_LIMIT_CONVERSATION_CREATE": _str(env, "HAVEN_LIMIT_CONVERSATION_CREATE", "30/hour"),
         "HAVEN_MESSAGE_PURGE_SECONDS": _int(env, "HAVEN_MESSAGE_PURGE_SECONDS", 60),
+        # New conversations' timer (§9.12): one week unless the organisation chooses.
+        "HAVEN_MESSAGE_DEFAULT_TIMER": _timer(env, "HAVEN_MESSAGE_DEFAULT_TIMER", 7 * 86400),
         "HAVEN_EVENT_RETENTION_DAYS": _int(env, "HAVEN_EVENT_RETENTION_DAYS", 14, minimum=1),
         "HAVEN_SSE_HEARTBEAT_SECONDS": _int(env, "HAVEN_SSE_HEARTBEAT_SECONDS", 15, minimum=1),
         "HAVEN_SSE_MAX_SECONDS": _int(env, "HAVEN_SSE_MAX_SECONDS", 300, minimum=5),

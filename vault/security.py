@@ -14,6 +14,8 @@ WEB_CSP = (
     "connect-src 'self'; worker-src 'self'; manifest-src 'self'; "
     "frame-src blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
+API_PERMISSIONS = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+WEB_PERMISSIONS = "camera=(self), microphone=(), geolocation=(), interest-cohort=()"
 WEB_PREFIXES = ("/app", "/assets")
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON = "application/json"
@@ -63,7 +65,8 @@ def _set_headers(response: Response) -> Response:
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     headers["Cross-Origin-Resource-Policy"] = "same-origin"
     headers["Cross-Origin-Embedder-Policy"] = "require-corp"
-    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=(), interest-cohort=()"
+    # The web client's safety-number scanner may ask for this origin's camera; nothing else does.
+    headers["Permissions-Policy"] = WEB_PERMISSIONS if is_web else API_PERMISSIONS
     if request.is_secure:
         headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
     # Immutable hashed assets may be cached; everything else, authenticated or not, may not.

@@ -168,9 +168,15 @@ def current_members(db: Session, conversation: Conversation) -> list[Member]:
 
 
 def create_conversation(
-    db: Session, notifier: Notifier, user: User, case_id: str, other_ids: Sequence[str]
+    db: Session,
+    notifier: Notifier,
+    user: User,
+    case_id: str,
+    other_ids: Sequence[str],
+    *,
+    ttl: int = 0,
 ) -> Conversation:
-    """Open a conversation in a case: the caller, the survivor and chosen counsel."""
+    """Open a conversation in a case (the caller, the survivor, chosen counsel) with a timer."""
     if db.get(CaseMember, (case_id, user.id)) is None:
         raise NotFound("no such case")
     case = db.get(Case, case_id)
@@ -193,7 +199,7 @@ def create_conversation(
         raise InvalidRequest("every member must belong to the case", code="not_case_members")
     if case.survivor_id not in wanted:
         raise InvalidRequest("the case's survivor takes part in every conversation")
-    conversation = Conversation(case_id=case_id, created_by=user.id, ttl=0, last_seq=0)
+    conversation = Conversation(case_id=case_id, created_by=user.id, ttl=ttl, last_seq=0)
     now = utcnow()
     for member_id in sorted(wanted):
         conversation.members.append(ConversationMember(user_id=member_id, joined_at=now))

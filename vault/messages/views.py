@@ -365,7 +365,12 @@ def create_conversation(case_id: str) -> tuple[Response, int]:
     cases.get_case(db.session(), user, case_id)
     body = parse_body(NewConversationBody)
     conversation = services.create_conversation(
-        db.session(), _fanout(), user, case_id, body.members
+        db.session(),
+        _fanout(),
+        user,
+        case_id,
+        body.members,
+        ttl=current_app.config["HAVEN_MESSAGE_DEFAULT_TIMER"],
     )
     view = services.conversation_view(db.session(), user, conversation.id)
     return jsonify({"conversation": conversation_json(view)}), 201

@@ -37,7 +37,8 @@ def normalize_username(username: str) -> str:
     if not USERNAME_RE.match(name):
         raise ProtocolError(
             "username must be 3-32 characters of a-z, 0-9, '.', '_' or '-', "
-            "starting with a letter or digit"
+            "starting with a letter or digit (usernames are compared exactly; letters of "
+            "other scripts that look like Latin ones would let one person pose as another)"
         )
     return name
 
