@@ -298,9 +298,11 @@ export async function uploadFile(caseRec, file, { docType, expiresOn = null, onP
 /**
  * Download, decrypt chunk by chunk and verify (§8.2: tags, lengths, SHA-256, size) into
  * a Blob held in memory. A dropped connection resumes with a Range request from the
- * last whole chunk that authenticated.
+ * last whole chunk that authenticated. `purpose` ("view": shown in the page only; "save":
+ * a copy leaves the app) is declared to the server for the owner's history (§8.10).
  */
-export async function downloadDocument(doc, onProgress = () => {}) {
+export async function downloadDocument(doc, onProgress = () => {}, purpose = "save") {
+  if (purpose !== "view" && purpose !== "save") throw new TypeError("purpose is view or save");
   const sodium = await sodiumReady();
   const dec = new D.ContentDecryptor(sodium, doc.fileKey, doc.header);
   const hash = sodium.crypto_hash_sha256_init();
@@ -311,7 +313,7 @@ export async function downloadDocument(doc, onProgress = () => {}) {
   while (offset < total) {
     let response;
     try {
-      response = await fetch(`${API}/documents/${encodeURIComponent(doc.id)}/content`, {
+      response = await fetch(`${API}/documents/${encodeURIComponent(doc.id)}/content?purpose=${purpose}`, {
         credentials: "same-origin",
         cache: "no-store",
         redirect: "error",

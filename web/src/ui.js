@@ -120,7 +120,7 @@ export function errorMessage(error, context = "login") {
     weak_parameters: "error.weakParameters",
     passphrase_too_short: "error.passphraseShort",
     passphrase_too_long: "error.passphraseLong",
-    bad_username: "error.badUsername",
+    bad_username: "polish.username.error",
     bad_recovery_key: "error.badRecoveryKey",
     keys_mismatch: "error.keysMismatch",
     bad_signature: "error.keysMismatch",

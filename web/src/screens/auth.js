@@ -3,6 +3,7 @@
 import { h } from "../dom.js";
 import { normalizeUsername, parseRecoveryKey } from "../crypto/keys.js";
 import { t } from "../i18n.js";
+import { qrSvg } from "../qr.js";
 import { session } from "../session.js";
 import { sodiumReady } from "../sodium.js";
 import {
@@ -20,7 +21,8 @@ import {
 function usernameField(hint = false) {
   return field({
     label: t("field.username"),
-    hint: hint ? t("field.username.hint") : null,
+    // The rule and why (protocol §4): exact comparison, no look-alike letters across scripts.
+    hint: hint ? t("polish.username.hint") : null,
     name: "username",
     autocomplete: "username",
     dir: "ltr",
@@ -33,7 +35,7 @@ function checkUsername(f) {
     normalizeUsername(f.input.value);
     return null;
   } catch {
-    return { field: f, message: t("error.badUsername") };
+    return { field: f, message: t("polish.username.error") };
   }
 }
 
@@ -112,11 +114,23 @@ export function recoveryShow(ctx, params) {
       h("li", { "data-group": i + 1 }, h("span", { class: "n", "aria-hidden": "true" }, i + 1), h("span", { class: "g" }, g)),
     ),
   );
+  // An alternative to paper she carries: a code a trusted person keeps (protocol §2.5).
+  const qrArea = h("div", { class: "qr-wrap", id: "recovery-qr", hidden: true });
+  const toggle = button(t("polish.recovery.showQr"), () => {
+    const show = qrArea.hidden;
+    qrArea.replaceChildren(show ? qrSvg(params.formatted, t("polish.recovery.qr")) : "");
+    qrArea.hidden = !show;
+    toggle.textContent = t(show ? "polish.recovery.hideQr" : "polish.recovery.showQr");
+    toggle.setAttribute("aria-expanded", String(show));
+  }, "secondary", { "aria-expanded": "false", "aria-controls": "recovery-qr", id: "recovery-qr-toggle" });
   return [
     heading(t(params.rotated ? "recoveryShow.newTitle" : "recoveryShow.title")),
     params.rotated ? h("p", { class: "notice", role: "status" }, t("rotate.done")) : null,
     h("p", {}, t(params.rotated ? "recoveryShow.newIntro" : "recoveryShow.intro")),
     list,
+    h("p", { class: "hint", id: "recovery-elsewhere" }, t("polish.recovery.elsewhere")),
+    h("p", {}, toggle),
+    qrArea,
     h("p", {}, button(t("recoveryShow.done"), async () => {
       const sodium = await sodiumReady();
       let a = 1 + sodium.randombytes_uniform(13);

@@ -18,6 +18,7 @@ import {
   uploadFile,
   visaChecklist,
 } from "../docs.js";
+import { dateInput, filePicker } from "../controls.js";
 import { formatDate, t } from "../i18n.js";
 import { session } from "../session.js";
 import { acknowledgeContact } from "../contacts.js";
@@ -47,16 +48,16 @@ function formatBytes(n) {
 const viewable = (mime) => /^image\/(png|jpeg|gif|webp)$/.test(mime) || mime === "application/pdf";
 
 function uploadForm(ctx, caseRec, onDone) {
-  const fileId = uid("file");
   const typeId = uid("doctype");
-  const expId = uid("expires");
-  const fileInput = h("input", { id: fileId, name: "file", type: "file", "aria-describedby": `${fileId}-hint` });
+  // File and date controls in the app's language, not the browser's (controls.js).
+  const picker = filePicker({ label: t("docs.file"), hint: t("docs.fileHint") });
+  const fileInput = picker.input;
   const typeSelect = h(
     "select",
     { id: typeId, name: "doctype" },
     DOCUMENT_TYPES.map((type) => h("option", { value: type }, t(`doctype.${type}`))),
   );
-  const expires = h("input", { id: expId, name: "expires", type: "date", "aria-describedby": `${expId}-hint` });
+  const expires = dateInput({ legend: t("docs.expires"), hint: t("docs.expiresHint"), name: "expires" });
   const progress = h("progress", { max: "100", value: "0", hidden: true, id: uid("progress"), "aria-label": t("docs.progress") });
   const status = h("p", { role: "status", class: "busy" });
   const alert = h("div", { class: "form-error", role: "alert" });
@@ -66,9 +67,9 @@ function uploadForm(ctx, caseRec, onDone) {
     { class: "upload", "aria-labelledby": "upload-title" },
     h("h2", { id: "upload-title" }, t("docs.uploadTitle")),
     alert,
-    h("div", { class: "field" }, h("label", { for: fileId }, t("docs.file")), h("p", { class: "hint", id: `${fileId}-hint` }, t("docs.fileHint")), fileInput),
+    picker.el,
     h("div", { class: "field" }, h("label", { for: typeId }, t("docs.type")), typeSelect),
-    h("div", { class: "field" }, h("label", { for: expId }, t("docs.expires")), h("p", { class: "hint", id: `${expId}-hint` }, t("docs.expiresHint")), expires),
+    expires.el,
     submit,
     progress,
     status,
@@ -80,9 +81,11 @@ function uploadForm(ctx, caseRec, onDone) {
     const file = fileInput.files?.[0];
     if (!file) {
       alert.textContent = t("docs.chooseFile");
-      fileInput.focus();
+      picker.focus();
       return;
     }
+    const expiry = expires.read();
+    if (expiry.error) return;
     submit.disabled = true;
     progress.hidden = false;
     progress.value = 0;
@@ -90,7 +93,7 @@ function uploadForm(ctx, caseRec, onDone) {
       const doc = await ctx.authenticated(() =>
         uploadFile(caseRec, file, {
           docType: typeSelect.value,
-          expiresOn: expires.value || null,
+          expiresOn: expiry.value,
           onProgress: (fraction, phase) => {
             progress.value = Math.round(fraction * 100);
             status.textContent = t(phase === "hash" ? "docs.preparing" : "docs.sending", { percent: Math.round(fraction * 100) });
@@ -100,8 +103,8 @@ function uploadForm(ctx, caseRec, onDone) {
           },
         }),
       );
-      fileInput.value = "";
-      expires.value = "";
+      picker.clear();
+      expires.clear();
       status.textContent = t("docs.uploaded", { name: doc.info.name });
       onDone();
     } catch (error) {
@@ -141,19 +144,20 @@ function shareControls(ctx, doc, caseRec, reload) {
         }, "secondary small", { "aria-label": t("docs.revokeLabel", { name, doc: doc.info.name }) }),
       );
     }
-    const id = uid("grant-exp");
-    const until = h("input", { id, type: "date", name: "grant-expires" });
+    const until = dateInput({ legend: t("docs.shareUntil", { name }), name: "grant-expires", future: true, inline: true });
     return h(
       "li",
       { class: "grant" },
-      h("div", { class: "field inline" }, h("label", { for: id }, t("docs.shareUntil", { name })), until),
+      until.el,
       button(t("docs.share"), async (e) => {
-        e.currentTarget.disabled = true;
         const target = e.currentTarget;
         alert.textContent = "";
         keyNotice.replaceChildren();
+        const day = until.read();
+        if (day.error) return;
+        target.disabled = true;
         try {
-          const expiresAt = until.value ? new Date(`${until.value}T23:59:59`).toISOString() : null;
+          const expiresAt = day.value ? new Date(`${day.value}T23:59:59`).toISOString() : null;
           await ctx.authenticated(() => grantAccess(doc, member, expiresAt));
           reload();
         } catch (error) {
@@ -222,12 +226,12 @@ function documentItem(ctx, doc, caseRec, viewer, reload, openers) {
   const owner = caseRec.members.find((m) => m.user_id === doc.ownerId);
   const alert = h("p", { class: "form-error", role: "alert" });
   const status = h("p", { role: "status", class: "busy" });
-  const fetchBlob = async () => {
+  const fetchBlob = async (purpose) => {
     status.textContent = t("docs.opening");
     try {
       return await ctx.authenticated(() => downloadDocument(doc, (f) => {
         status.textContent = t("docs.receiving", { percent: Math.round(f * 100) });
-      }));
+      }, purpose));
     } finally {
       status.textContent = "";
     }
@@ -235,7 +239,7 @@ function documentItem(ctx, doc, caseRec, viewer, reload, openers) {
   const openViewer = async () => {
         alert.textContent = "";
         try {
-          const blob = await fetchBlob();
+          const blob = await fetchBlob("view");
           releaseBlobs();
           const url = blobUrl(blob);
           const title = t("docs.viewing", { name: info.name });
@@ -262,7 +266,7 @@ function documentItem(ctx, doc, caseRec, viewer, reload, openers) {
   const download = button(t("docs.download"), async () => {
     alert.textContent = "";
     try {
-      const blob = await fetchBlob();
+      const blob = await fetchBlob("save");
       const url = blobUrl(blob);
       const a = h("a", { href: url, download: info.name, hidden: true });
       document.body.append(a);
@@ -425,8 +429,8 @@ export function history(ctx, params) {
         .map((e) =>
           h(
             "li",
-            { class: `event ${e.kind}`, "data-kind": e.kind },
-            h("span", { dir: "auto" }, t(`history.${e.kind}`, {
+            { class: `event ${e.kind}`, "data-kind": e.kind, "data-purpose": e.purpose ?? null },
+            h("span", { dir: "auto" }, t(e.kind === "download" && e.purpose ? `polish.history.${e.purpose}` : `history.${e.kind}`, {
               actor: names.get(e.actor_id) ?? t("history.someone"),
               subject: names.get(e.subject_id) ?? t("history.someone"),
               doc: docNames.get(e.document_id) ?? t("history.aDocument"),

@@ -99,7 +99,8 @@ export function conversation(ctx, params) {
   // "This person's keys changed", with the accept step, before anything is sent (§16).
   const keyNotice = h("div", { class: "key-notice" });
   const timerId = uid("timer");
-  const timer = h("select", { id: timerId, name: "timer" }, TIMERS.map((s) => h("option", { value: String(s) }, timerLabel(s))));
+  const timer = h("select", { id: timerId, name: "timer", "aria-describedby": `${timerId}-default` }, TIMERS.map((s) => h("option", { value: String(s) }, timerLabel(s))));
+  const timerDefault = h("p", { class: "hint", id: `${timerId}-default`, "data-timer-default": "true", hidden: true }, t("polish.timer.default"));
   const textId = uid("text");
   const text = h("textarea", { id: textId, name: "text", rows: "3", dir: "auto", maxlength: "20000" });
   const send = h("button", { type: "submit", class: "btn primary" }, t("chat.send"));
@@ -254,6 +255,8 @@ export function conversation(ctx, params) {
       conv = await ctx.authenticated(() => caseConversation(caseId, memberIds));
       names = new Map(conv.members.map((m) => [m.user_id, m.username]));
       timer.value = String(conv.ttl);
+      // Nobody chose a timer yet: say that the one-week default applies (§9.12).
+      timerDefault.hidden = !(conv.ttl_set_by == null && conv.ttl > 0);
       if (heldDocuments !== docs) return; // the screen was left (or the page locked) meanwhile
       unsubscribe?.();
       registering = true;
@@ -278,6 +281,7 @@ export function conversation(ctx, params) {
     if (!conv) return;
     try {
       conv = { ...conv, ...(await ctx.authenticated(() => setTimer(conv.id, Number(timer.value)))), members: conv.members };
+      timerDefault.hidden = true;
       status.textContent = t("chat.timerNow", { timer: timerLabel(conv.ttl) });
     } catch (error) {
       alert.textContent = errorMessage(error, "chat");
@@ -328,6 +332,7 @@ export function conversation(ctx, params) {
   return [
     heading(t("chat.title")),
     h("div", { class: "field inline" }, h("label", { for: timerId }, t("chat.timer")), timer),
+    timerDefault,
     status,
     alert,
     list,
