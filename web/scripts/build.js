@@ -87,12 +87,16 @@ async function main() {
     ]),
   );
   const worker = emit("kdf", ".js", await bundle("crypto/argon2-worker.js", { SODIUM_URL: JSON.stringify(sodium.url) }));
+  // The QR decoder (jsQR) runs in its own worker, fetched only when a scanner starts.
+  const scanner = emit("scan", ".js", await bundle("scan-worker.js"));
   const app = emit(
     "app",
     ".js",
     await bundle("app.js", {
       ARGON2_WORKER_URL: JSON.stringify(worker.url),
       ARGON2_WORKER_SRI: JSON.stringify(worker.sri),
+      SCAN_WORKER_URL: JSON.stringify(scanner.url),
+      SCAN_WORKER_SRI: JSON.stringify(scanner.sri),
     }),
   );
   const css = emit(
@@ -144,7 +148,7 @@ async function main() {
   }
 
   const firstScreen = gzip(app.bytes).length;
-  const files = [["index.html", Buffer.from(html)], ...[sodium, worker, app, css, icon, manifest].map((a) => [`assets/${a.name}`, a.bytes])];
+  const files = [["index.html", Buffer.from(html)], ...[sodium, worker, scanner, app, css, icon, manifest].map((a) => [`assets/${a.name}`, a.bytes])];
   const lines = [
     "# Haven web client: hashes of every served file (sha256 hex, sha384 base64 as in SRI).",
     "# path  bytes  gzip-bytes  sha256  sha384",

@@ -4,6 +4,7 @@ import { h } from "../dom.js";
 import { formatSafetyNumber, qrPayload } from "../crypto/safety.js";
 import { formatDate, t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
+import { cameraPossible, startScanner } from "../scan.js";
 import { acknowledgeContact, markContactVerified } from "../contacts.js";
 import { session } from "../session.js";
 import { approveRequest, declineRequest, memberRequests, removeCounsel, requestCounsel } from "../members.js";
@@ -303,6 +304,72 @@ export function invite(ctx, params) {
 }
 
 /**
+ * "Scan their code": the camera reads the other person's safety-number QR code; a match
+ * marks them verified in the contact book (§7.1, §16), a mismatch says not to.
+ */
+function safetyScanner(ctx, member) {
+  if (!cameraPossible()) return null;
+  const name = member.username;
+  const video = h("video", { class: "scan-video", "aria-label": t("scan.video"), playsinline: true, muted: true, hidden: true });
+  const status = h("p", { role: "status", id: "scan-status" });
+  const alert = h("p", { class: "form-error", role: "alert", id: "scan-alert" });
+  let scanner = null;
+  const stop = () => {
+    scanner?.stop();
+    scanner = null;
+    video.hidden = true;
+    stopButton.hidden = true;
+    start.hidden = false;
+  };
+  const stopButton = button(t("scan.stop"), () => {
+    stop();
+    status.textContent = "";
+    start.focus();
+  }, "secondary", { hidden: true, id: "scan-stop" });
+  const expected = qrPayload(member.safetyNumber);
+  const onText = (text) => {
+    if (!text.startsWith(qrPayload(""))) return false; // some other code: keep looking
+    if (text !== expected) {
+      stop();
+      status.textContent = "";
+      alert.textContent = t("scan.mismatch", { name });
+      return true;
+    }
+    stop();
+    status.textContent = "";
+    ctx.authenticated(() => markContactVerified(member.userId, member.keyVersion)).then(
+      () => {
+        member.verified = true;
+        member.keyChanged = false;
+        ctx.go("safety", { member, scanned: true });
+      },
+      (error) => {
+        alert.textContent = errorMessage(error);
+      },
+    );
+    return true;
+  };
+  const start = button(t("scan.start"), async () => {
+    alert.textContent = "";
+    start.hidden = true;
+    video.hidden = false;
+    stopButton.hidden = false;
+    status.textContent = t("scan.looking", { name });
+    try {
+      scanner = await startScanner(video, onText);
+    } catch {
+      stop();
+      status.textContent = "";
+      alert.textContent = t("scan.noCamera");
+      start.focus();
+      return;
+    }
+    stopButton.focus();
+  }, "secondary", { id: "scan-start" });
+  return h("div", { class: "scanner" }, h("p", {}, start, stopButton), video, status, alert);
+}
+
+/**
  * A contact's safety number as 12 groups of digits and a QR code; the key-change warning
  * with its accept step; "Mark as verified" once the numbers matched (§7, §16).
  */
@@ -342,6 +409,7 @@ export function safety(ctx, params) {
         groups.map((g) => h("span", {}, g))),
       h("div", { class: "qr-wrap" }, qrSvg(qrPayload(member.safetyNumber), t("safety.qr"))),
     );
+    if (params.scanned) parts.push(h("p", { class: "notice", role: "status", id: "scan-match" }, t("scan.match", { name })));
     if (member.verified) {
       parts.push(h("p", { class: "notice", id: "safety-verified" }, h("span", { class: "badge ok", "data-badge": "verified" }, t("home.verified")), " ", t("safety.verified", { name })));
     } else {
@@ -366,6 +434,7 @@ export function safety(ctx, params) {
         h("p", { id: "safety-not-verified" }, t("safety.notVerified")),
         h("p", { class: "hint", id: "mark-verified-hint" }, t("safety.markVerifiedHint")),
         h("p", {}, mark),
+        safetyScanner(ctx, member),
       );
     }
     parts.push(alert);
