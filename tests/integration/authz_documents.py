@@ -82,6 +82,12 @@ ROUTES = [
         signed_in(200, **NOT_ADMIN_OWNER),
         path=lambda w: f"/api/v1/documents/{_doc(w)}/content",
     ),
+    Route(  # the declared purpose changes what is recorded, never who may read (§8.10)
+        "GET",
+        "/api/v1/documents/<document_id>/content",
+        signed_in(200, **NOT_ADMIN_OWNER),
+        path=lambda w: f"/api/v1/documents/{_doc(w)}/content?purpose=view",
+    ),
     Route(
         "POST",
         "/api/v1/documents/<document_id>/grants",
