@@ -70,8 +70,11 @@ def upload(page: Page, name: str, data: bytes, mime: str, doc_type: str, expires
     """Choose a file, a type and an expiry, send it, wait until it is listed."""
     page.set_input_files("input[name=file]", {"name": name, "mimeType": mime, "buffer": data})
     page.select_option("select[name=doctype]", doc_type)
-    if expires:
-        page.fill("input[name=expires]", expires)
+    if expires:  # YYYY-MM-DD into the day, month and year boxes
+        year, month, day = expires.split("-")
+        page.fill("input[name=expires-day]", day)
+        page.fill("input[name=expires-month]", month)
+        page.fill("input[name=expires-year]", year)
     page.click("form.upload button[type=submit]")
     expect(page.locator(".document h3", has_text=name)).to_be_visible(timeout=60_000)
 
@@ -174,7 +177,10 @@ def test_survivor_uploads_shares_counsel_views_and_downloads(
     survivor.locator("main .actions button", has_text="Who opened my documents").click()
     events = survivor.locator(".events")
     expect(events.locator("[data-kind=download]").first).to_contain_text(
-        f"{counsel_name} opened pasaporte Amira.png"
+        f"{counsel_name} saved a copy of pasaporte Amira.png"
+    )
+    expect(events.locator("[data-purpose=view]")).to_contain_text(
+        f"{counsel_name} viewed pasaporte Amira.png in the app"
     )
     expect(events.locator("[data-kind=grant]")).to_contain_text("You shared pasaporte Amira.png")
 
