@@ -325,7 +325,7 @@ function safetyScanner(ctx, member) {
     stop();
     status.textContent = "";
     start.focus();
-  }, "secondary", { hidden: true, id: "scan-stop" });
+  }, "scan", { hidden: true, id: "scan-stop" });
   const expected = qrPayload(member.safetyNumber);
   const onText = (text) => {
     if (!text.startsWith(qrPayload(""))) return false; // some other code: keep looking
@@ -365,7 +365,7 @@ function safetyScanner(ctx, member) {
       return;
     }
     stopButton.focus();
-  }, "secondary", { id: "scan-start" });
+  }, "scan", { id: "scan-start" });
   return h("div", { class: "scanner" }, h("p", {}, start, stopButton), video, status, alert);
 }
 
