@@ -4,7 +4,10 @@ the safety-number scanner on a fake camera, the one-week timer and the recovery-
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from playwright.sync_api import Page, Playwright, expect
 
 from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
-from tests.e2e.conftest import ANDROID, CHROMIUM, CHROMIUM_ARGS, IPHONE, Contexts
+from tests.e2e.conftest import ANDROID, CHROMIUM, CHROMIUM_ARGS, IPHONE, WEB, Contexts
 from tests.e2e.flows import (
     PASSPHRASE,
     choose_language,
@@ -208,6 +211,35 @@ def _modules(svg_path: str) -> set[tuple[int, int]]:
     return {(int(r), int(c)) for c, r in re.findall(r"M(\d+) (\d+)h1v1h-1z", svg_path)}
 
 
+QR_MODULES = """
+import qrcode from "qrcode-generator";
+const qr = qrcode(0, "M");
+qr.addData(process.argv[1], "Alphanumeric");
+qr.make();
+const dark = [];
+for (let r = 0; r < qr.getModuleCount(); r++)
+  for (let c = 0; c < qr.getModuleCount(); c++) if (qr.isDark(r, c)) dark.push([r + 4, c + 4]);
+console.log(JSON.stringify({ size: qr.getModuleCount() + 8, dark }));
+"""
+
+
+def qr_modules(text: str) -> tuple[set[tuple[int, int]], int]:
+    """Dark modules and size (quiet zone of 4 included) of ``text`` from the web client's
+    pinned QR library (the same one web/src/qr.js uses), run by node."""
+    node = shutil.which("node")
+    assert node is not None, "node is needed to build the web client anyway"
+    out = subprocess.run(
+        [node, "--input-type=module", "-e", QR_MODULES, text],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    got = json.loads(out.stdout)
+    return {(r, c) for r, c in got["dark"]}, int(got["size"])
+
+
 def write_y4m(path: Path, modules: set[tuple[int, int]], size: int, scale: int = 8) -> None:
     """A two-frame 640x480 Y4M video of the QR code (quiet zone included in ``size``)."""
     width, height = 640, 480
@@ -275,11 +307,24 @@ def test_scanning_the_other_persons_code_marks_them_verified_until_their_keys_ch
     other.get_by_role("button", name="Safety number with samira").click()
     qr = other.locator(".qr-wrap svg.qr")
     size = int(qr.get_attribute("viewBox").split()[2])  # type: ignore[union-attr]
-    write_y4m(camera_video, _modules(qr.locator("path").get_attribute("d") or ""), size)
     their_number = other.locator("#safety-number").get_attribute("data-number")
 
     page.get_by_role("button", name=f"Safety number with {counsel_name}").click()
     assert page.locator("#safety-number").get_attribute("data-number") == their_number
+
+    # First a code with another safety number: refused, said so, nothing recorded.
+    wrong = "0" * 60 if their_number != "0" * 60 else "1" * 60
+    write_y4m(camera_video, *qr_modules(f"HAVEN-SN1:{wrong}"))
+    page.click("#scan-start")
+    expect(page.locator("#scan-alert")).to_contain_text(
+        f"This code does not match {counsel_name}'s safety number", timeout=30_000
+    )
+    expect(page.locator("#safety-not-verified")).to_be_visible()
+    expect(page.locator("#scan-start")).to_be_visible()
+    expect(page.locator("video.scan-video")).to_be_hidden()
+
+    # Then the counsel's own code.
+    write_y4m(camera_video, _modules(qr.locator("path").get_attribute("d") or ""), size)
     page.click("#scan-start")
     expect(page.locator("#scan-match")).to_contain_text(
         f"The codes match. {counsel_name} is now marked as verified.", timeout=30_000
