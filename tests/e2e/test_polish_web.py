@@ -149,6 +149,14 @@ def test_file_and_date_controls_speak_the_apps_language_on_an_english_browser(
     days.get_by_label("السنة", exact=True).fill("٢٠٣١")
     page.screenshot(path=str(screenshots / "ar-upload-controls.png"))
     _axe_clean(run_axe, page, "upload-controls-ar")
+    # At 320 px nothing of the new controls runs off the screen, right to left either.
+    page.set_viewport_size({"width": 320, "height": 640})
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= 320
+    for control in (".file-row", "fieldset[data-date=expires]"):
+        box = open_documents_again.locator(control).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 320, control
+    page.screenshot(path=str(screenshots / "ar-upload-controls-320.png"))
+    page.set_viewport_size({"width": 390, "height": 664})
     open_documents_again.locator("button[type=submit]").click()
     item = page.locator(".document", has_text="acta.png")
     expect(item).to_be_visible(timeout=60_000)
