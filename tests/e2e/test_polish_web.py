@@ -402,4 +402,14 @@ def test_new_conversations_disappear_after_a_week_and_the_recovery_key_has_a_cod
     page.select_option("select[name=timer]", "86400")
     expect(page.locator("main").get_by_text("New messages now: 1 day")).to_be_visible()
     expect(note).to_be_hidden()
+
+    # A browser with no camera to give: the scanner says so and the numbers remain.
+    page.locator("main p button.link").click()
+    page.locator(".member button").first.click()
+    page.click("#scan-start")
+    expect(page.locator("#scan-alert")).to_have_text(
+        "The camera could not be used. Compare the numbers instead."
+    )
+    expect(page.locator("#scan-start")).to_be_focused()
+    expect(page.locator("video.scan-video")).to_be_hidden()
     assert watch.console_errors == []

@@ -75,8 +75,12 @@ def test_an_undeclared_purpose_is_recorded_as_a_saved_copy(pair: Pair, tmp_path:
     assert first["purpose"] == "save" and "range" not in first
 
 
-@pytest.mark.parametrize("bad", ["VIEW", "print", "", "view ", "save;view", "ѵiew"])
-def test_a_bad_purpose_is_refused_and_records_nothing(pair: Pair, tmp_path: Path, bad: str) -> None:
+@pytest.mark.parametrize(
+    "bad", ["VIEW", "print", "", "view ", "save;view", "ѵiew", ["view", "save"], ["view", "view"]]
+)
+def test_a_bad_purpose_is_refused_and_records_nothing(
+    pair: Pair, tmp_path: Path, bad: str | list[str]
+) -> None:
     survivor, counsel, case_id = pair
     doc_id = _shared_document(pair, tmp_path)
     before = fast_documents(survivor).events(case_id)

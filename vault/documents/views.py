@@ -458,9 +458,11 @@ def _requested_range() -> tuple[int, int | None] | None:
 
 def _purpose() -> DownloadPurpose:
     """The declared purpose of a content request: ``save`` unless it says ``view`` (§8.10)."""
-    raw = request.args.get("purpose", DownloadPurpose.SAVE.value)
+    given = request.args.getlist("purpose")
+    if len(given) > 1:
+        raise InvalidRequest("query parameter 'purpose' is given once", code="invalid_field")
     try:
-        return DownloadPurpose(raw)
+        return DownloadPurpose(given[0] if given else DownloadPurpose.SAVE.value)
     except ValueError:
         raise InvalidRequest(
             "query parameter 'purpose' is 'view' or 'save'", code="invalid_field"
