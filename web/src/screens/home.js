@@ -9,6 +9,7 @@ import { session } from "../session.js";
 import { approveRequest, declineRequest, memberRequests, removeCounsel, requestCounsel } from "../members.js";
 import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
+import { safetyPlanButton } from "./safety-plan.js";
 
 const INVITES = { counsel: "survivor", admin: "counsel" };
 
@@ -243,6 +244,7 @@ export function home(ctx, params) {
       button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
       button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
     ),
+    h("p", {}, safetyPlanButton(ctx, { name: "home", params: {} })),
   ];
 }
 

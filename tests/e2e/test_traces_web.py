@@ -1,0 +1,218 @@
+"""What the browser itself keeps after a full scenario and a quick exit (issue 14, item 1).
+
+A persistent Chromium profile, like a real phone's browser rather than an incognito window:
+counsel invites, the survivor registers with the invite, signs in, uploads a document,
+sends a message and leaves with quick exit; the browser is closed and its profile files
+are read (History, Top Sites, Favicons, Web Data, Login Data, the HTTP and code caches,
+Service Worker / Local Storage / IndexedDB folders).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Playwright, expect
+
+from tests.conftest import LiveServer
+from tests.e2e.conftest import ANDROID, CHROMIUM, CHROMIUM_ARGS, NEUTRAL
+from tests.e2e.flows import (
+    PASSPHRASE,
+    confirm_recovery_key,
+    counsel_with_invite,
+    fill_register,
+    login,
+    logout,
+    open_conversation,
+    read_recovery_key,
+    send_message,
+)
+from tests.e2e.test_documents_web import open_documents, png, upload
+
+USERNAME = "amira.traces"
+DOCUMENT = "pasaporte Amira.png"
+MESSAGE = "the hearing moved to Tuesday"
+# Strings of the app's own script, to tell its text or code from a mere mention of its URL.
+DIST_APP_MARKERS = (b"quick-exit", b"invite-code", b"safety.plan", b"haven-witnesses")
+
+
+def read_rows(db: Path, query: str) -> list[tuple[Any, ...]]:
+    """Rows of one query on a copy of a profile database (absent file or table: none)."""
+    if not db.is_file():
+        return []
+    copy = db.with_name(db.name + ".read")
+    shutil.copyfile(db, copy)
+    try:
+        with sqlite3.connect(copy) as conn:
+            try:
+                return list(conn.execute(query))
+            except sqlite3.OperationalError:
+                return []
+    finally:
+        copy.unlink()
+
+
+def files_under(*folders: Path) -> Iterator[Path]:
+    """Every file below these folders."""
+    for folder in folders:
+        if folder.is_dir():
+            yield from (p for p in folder.rglob("*") if p.is_file())
+
+
+def holding(folder: Path, needle: bytes) -> list[str]:
+    """Files below ``folder`` whose bytes contain ``needle`` (case-insensitive)."""
+    low = needle.lower()
+    return [
+        str(p.relative_to(folder)) for p in files_under(folder) if low in p.read_bytes().lower()
+    ]
+
+
+@pytest.fixture
+def phone_profile(
+    playwright_session: Playwright, web_build: Path, tmp_path: Path
+) -> Iterator[tuple[BrowserContext, Path]]:
+    """Chromium with a persistent profile folder and an Android phone's profile."""
+    device = {
+        k: v for k, v in playwright_session.devices[ANDROID].items() if k != "default_browser_type"
+    }
+    folder = tmp_path / "profile"
+    context = playwright_session.chromium.launch_persistent_context(
+        str(folder), executable_path=CHROMIUM, args=CHROMIUM_ARGS, **device
+    )
+    context.set_default_timeout(30_000)
+    try:
+        yield context, folder
+    finally:
+        context.close()
+
+
+def enter_invite_code(page: Page, server: LiveServer, token: str) -> None:
+    """Open the app and type the invite code into "I have an invite code"."""
+    page.goto(f"{server.url}/app/")
+    page.click("#have-invite")
+    page.fill("input[name=invite-code]", token)
+    page.click("form button[type=submit]")
+    expect(page.locator("input[name=new-passphrase]")).to_be_visible()
+
+
+def full_scenario(page: Page, server: LiveServer, token: str) -> None:
+    """Register with the invite code, sign in again, upload, send a message, quick exit."""
+    enter_invite_code(page, server, token)
+    fill_register(page, USERNAME)
+    confirm_recovery_key(page, read_recovery_key(page))
+    expect(page.locator("#logout")).to_be_visible()
+    logout(page)
+    # Calls still under way at the sign-out end in a "session ended" screen; let them.
+    page.wait_for_load_state("networkidle")
+    expect(page.locator("input[name=username]")).to_be_visible()
+    login(page, USERNAME)
+    open_documents(page)
+    upload(page, DOCUMENT, png(), "image/png", "passport")
+    page.locator("main > .actions button.link").click()
+    open_conversation(page)
+    send_message(page, MESSAGE)
+    # The neutral site is not reachable from the test machine; asking for it is enough.
+    with page.expect_request(NEUTRAL):
+        page.locator("#quick-exit").tap()
+
+
+def test_what_the_browser_profile_keeps_after_a_scenario_and_quick_exit(
+    phone_profile: tuple[BrowserContext, Path],
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+) -> None:
+    context, folder = phone_profile
+    _, token = counsel_with_invite(create_account)
+    page = context.pages[0] if context.pages else context.new_page()
+    full_scenario(page, live_server, token)
+    context.close()  # the profile's databases are written out on closing
+    origin = live_server.url
+    profile = folder / "Default"
+
+    # What may not be anywhere in the profile, in any file.
+    for secret in (token, PASSPHRASE, USERNAME, DOCUMENT, MESSAGE):
+        assert holding(folder, secret.encode()) == [], f"the profile keeps {secret!r}"
+
+    # History. Expected to remain: the visits to /app/ (a page cannot delete history
+    # entries; the browser records the address when it commits the navigation, before any
+    # script runs), titled with the neutral "Notes" or, after quick exit blanked the
+    # title, with the bare address.
+    urls = read_rows(profile / "History", "SELECT url, title, visit_count FROM urls")
+    ours = [(url, title, count) for url, title, count in urls if url.startswith(origin)]
+    assert {url for url, _, _ in ours} == {f"{origin}/app/"}, ours
+    address = f"{origin}/app/".split("://", 1)[1]
+    assert {title for _, title, _ in ours} <= {"Notes", address, ""}, ours
+    assert sum(count for _, _, count in ours) >= 1
+    assert read_rows(profile / "History", "SELECT term FROM keyword_search_terms") == []
+
+    # Top Sites: when the browser has made a tile of the app (it does so from visit counts,
+    # which a page cannot change), the tile is the bare /app/ address with a neutral title.
+    for url, title in read_rows(profile / "Top Sites", "SELECT url, title FROM top_sites"):
+        if url.startswith(origin):
+            assert url == f"{origin}/app/" and "haven" not in title.lower()
+
+    # Favicons: the page declares an empty icon, so no icon of this origin is kept.
+    mapped = read_rows(profile / "Favicons", "SELECT page_url FROM icon_mapping")
+    assert [m for m in mapped if m[0].startswith(origin)] == []
+    icons = read_rows(profile / "Favicons", "SELECT url FROM favicons")
+    assert [i for i in icons if i[0].startswith(origin)] == []
+
+    # Web Data: no autocomplete entry from the app's fields (username, invite code...).
+    assert read_rows(profile / "Web Data", "SELECT name, value FROM autofill") == []
+
+    # Login Data: no saved login, and no save offer shown at all (`stats` records an offer
+    # that was shown and dismissed).
+    assert read_rows(profile / "Login Data", "SELECT origin_url FROM logins") == []
+    assert read_rows(profile / "Login Data", "SELECT origin_domain FROM stats") == []
+
+    # HTTP cache and code cache: none of the app's own files (they are served no-store).
+    # Expected to remain: libsodium, cached as immutable from this origin; it is a public
+    # library naming nothing of the service, and the origin is in History anyway.
+    http_cache = list(files_under(profile / "Cache"))
+    for needle in (
+        b"haven",
+        b"/assets/app-",
+        b"/assets/kdf-",
+        b"/assets/icon-",
+        b"/assets/manifest-",
+    ):
+        found = [str(p) for p in http_cache if needle in p.read_bytes().lower()]
+        assert found == [], f"{needle!r} in the browser's HTTP cache: {found}"
+    for entry in http_cache:
+        names = set(re.findall(rb"/assets/([a-z0-9]+)-[0-9a-f]{16}", entry.read_bytes()))
+        assert names <= {b"sodium"}, (entry, names)
+    # Code cache: compiled code only for libsodium. Expected to remain: a small entry per
+    # script the page ran, keyed by the script's address (Chromium writes it whatever the
+    # Cache-Control; a page that runs scripts from URLs cannot avoid it). It holds neither
+    # the script's text nor its compiled code.
+    app_text = sorted(DIST_APP_MARKERS)
+    for entry in files_under(profile / "Code Cache"):
+        data = entry.read_bytes()
+        names = set(re.findall(rb"/assets/([a-z0-9]+)-[0-9a-f]{16}", data))
+        if names - {b"sodium"}:
+            assert len(data) < 8192, (entry, names, len(data))
+            assert not any(marker in data for marker in app_text), (entry, names)
+        assert b"haven" not in data.lower(), entry
+
+    # In-page storage: nothing of this origin in Local Storage, Session Storage, IndexedDB,
+    # Service Worker or Cache Storage folders.
+    stores = [
+        profile / name
+        for name in (
+            "Local Storage",
+            "Session Storage",
+            "IndexedDB",
+            "Service Worker",
+            "WebStorage",
+        )
+    ]
+    port = origin.rsplit(":", 1)[1].encode()
+    assert [
+        str(p) for p in files_under(*stores) if b"127.0.0.1" + b":" + port in p.read_bytes()
+    ] == []
+    assert [str(p) for p in files_under(*stores) if b"127.0.0.1_" + port in str(p).encode()] == []
