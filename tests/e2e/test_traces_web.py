@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, expect
 
+from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
-from tests.e2e.conftest import ANDROID, CHROMIUM, CHROMIUM_ARGS, NEUTRAL
+from tests.e2e.conftest import ANDROID, CHROMIUM, CHROMIUM_ARGS, IPHONE, NEUTRAL, Contexts
 from tests.e2e.flows import (
     PASSPHRASE,
     confirm_recovery_key,
@@ -33,6 +34,11 @@ from tests.e2e.flows import (
     send_message,
 )
 from tests.e2e.test_documents_web import open_documents, png, upload
+from tests.e2e.test_safety_web import assert_left_without_trace, signed_in_counsel
+from vault.client import HavenClient
+
+# web/src/exit.js: two two-finger taps within this many milliseconds leave the page.
+TOUCH_WINDOW_MS = 700
 
 USERNAME = "amira.traces"
 DOCUMENT = "pasaporte Amira.png"
@@ -216,3 +222,140 @@ def test_what_the_browser_profile_keeps_after_a_scenario_and_quick_exit(
         str(p) for p in files_under(*stores) if b"127.0.0.1" + b":" + port in p.read_bytes()
     ] == []
     assert [str(p) for p in files_under(*stores) if b"127.0.0.1_" + port in str(p).encode()] == []
+
+
+def test_an_invite_link_opened_in_a_tab_that_shows_the_app_is_taken(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    _, token = counsel_with_invite(create_account)
+    page, watch = contexts.page(ANDROID)
+    page.goto(f"{live_server.url}/app/")
+    expect(page.locator("input[name=passphrase]")).to_be_visible()
+    # Only the fragment changes: no new page load, a hashchange event.
+    page.evaluate("() => { window.notReloaded = true; }")
+    page.goto(f"{live_server.url}/app/#invite={token}")
+    expect(page.locator("input[name=new-passphrase]")).to_be_visible()
+    assert page.evaluate("() => window.notReloaded === true")
+    assert page.url == f"{live_server.url}/app/"
+    expect(page.locator("#screen-title")).to_be_focused()
+    fill_register(page, "hash.change")
+    confirm_recovery_key(page, read_recovery_key(page))
+    expect(page.locator("#logout")).to_be_visible()
+    # A malformed one in an open tab: the registration screen says the invite is not valid.
+    page.click("#logout")
+    page.goto(f"{live_server.url}/app/#invite=not-a-token")
+    expect(page.locator("main .error-box")).to_be_visible()
+    assert watch.console_errors == []
+
+
+def test_invite_code_screen_takes_a_code_or_a_whole_link_and_refuses_others(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    counsel, token = counsel_with_invite(create_account)
+    page, watch = contexts.page(ANDROID)
+    page.goto(f"{live_server.url}/app/")
+    page.click("#have-invite")
+    page.fill("input[name=invite-code]", "short")
+    page.click("form button[type=submit]")
+    expect(page.locator("input[name=invite-code]")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".field-error")).to_contain_text("not a valid invite code")
+    page.fill("input[name=invite-code]", f"  {live_server.url}/app/#invite={token}\n")
+    page.click("form button[type=submit]")
+    expect(page.locator("input[name=new-passphrase]")).to_be_visible()
+    assert page.locator("input[name=username]").get_attribute("autocomplete") == "off"
+    for box in page.locator("input[type=password]").all():
+        assert box.get_attribute("autocomplete") == "one-time-code"
+    fill_register(page, "by.code")
+    confirm_recovery_key(page, read_recovery_key(page))
+    expect(page.locator("#logout")).to_be_visible()
+    assert counsel.account is not None
+    assert watch.console_errors == []
+
+
+def test_counsel_sees_the_invite_code_and_the_address_to_send(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    counsel, _ = create_account("counsel")
+    assert counsel.account is not None
+    page, _ = contexts.page(IPHONE)
+    page.goto(f"{live_server.url}/app/")
+    login(page, counsel.account.username, PY_PASSPHRASE)
+    page.get_by_role("button", name="Invite a client").click()
+    page.get_by_role("button", name="Create invite link").click()
+    code = page.locator("#invite-code")
+    expect(code).to_be_focused()
+    link = page.locator("#invite-link").input_value()
+    assert link.endswith(f"#invite={code.input_value()}")
+    expect(page.locator("#invite-code-hint")).to_contain_text(f"{live_server.url}/app/")
+    survivor = HavenClient(live_server.url, witnesses=live_server.witnesses)
+    survivor.register(code.input_value(), "from.code", "a survivor passphrase")
+
+
+def two_finger_tap(page: Page) -> None:
+    """Two fingers down together and up again, as the touch screen reports it."""
+    box = page.locator("main h1").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    cdp = page.context.new_cdp_session(page)
+    points = [{"x": box["x"] + 10, "y": y}, {"x": box["x"] + 60, "y": y}]
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    cdp.detach()
+
+
+@pytest.mark.parametrize("device", [ANDROID, IPHONE])
+def test_a_two_finger_double_tap_is_quick_exit(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any], device: str
+) -> None:
+    page, _ = signed_in_counsel(contexts, live_server, create_account, device)
+    page.clock.install()
+    cookies = page.context.cookies()
+    # One finger tapping twice, or a single two-finger tap (a pinch starts so): nothing.
+    heading = page.locator("main h1").bounding_box()
+    assert heading is not None
+    page.touchscreen.tap(heading["x"] + 10, heading["y"] + 10)
+    page.touchscreen.tap(heading["x"] + 10, heading["y"] + 10)
+    two_finger_tap(page)
+    page.clock.run_for(TOUCH_WINDOW_MS + 200)
+    two_finger_tap(page)
+    expect(page.locator("#logout")).to_be_visible()
+    page.clock.run_for(TOUCH_WINDOW_MS + 200)
+    # Twice within the window: the page is left as with the button.
+    two_finger_tap(page)
+    two_finger_tap(page)
+    assert_left_without_trace(page, live_server, cookies)
+
+
+def test_safety_tips_are_one_tap_from_sign_in_registration_and_home(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    _, token = counsel_with_invite(create_account)
+    page, watch = contexts.page(ANDROID)
+    page.goto(f"{live_server.url}/app/")
+    page.click("main [data-safety-plan]")
+    expect(page.locator("h1")).to_have_text("Staying safe on this phone")
+    for key in ("private", "pass", "exit", "left", "chrome", "samsung", "safari", "device"):
+        expect(page.locator(f"[data-plan={key}]")).not_to_be_empty()
+    expect(page.locator("[data-plan=exit]")).to_contain_text("two fingers")
+    page.get_by_role("button", name="Back").click()
+    expect(page.locator("input[name=passphrase]")).to_be_visible()
+
+    # At registration, the note and the tips; Back returns to the same invite.
+    page.goto(f"{live_server.url}/app/#invite={token}")
+    expect(page.locator("#register-safety")).to_contain_text("Safety tips")
+    page.click("#register-safety [data-safety-plan]")
+    page.select_option("#lang", "es")
+    expect(page.locator("h1")).to_have_text("Cómo protegerse en este teléfono")
+    page.select_option("#lang", "ar")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    page.select_option("#lang", "en")
+    page.get_by_role("button", name="Back").click()
+    fill_register(page, "safety.tips")
+    confirm_recovery_key(page, read_recovery_key(page))
+
+    # Signed in: from home, and Back returns home.
+    page.click("main [data-safety-plan]")
+    expect(page.locator("[data-plan=left]")).to_be_visible()
+    page.get_by_role("button", name="Back").click()
+    expect(page.locator("#logout")).to_be_visible()
+    assert watch.console_errors == []

@@ -28,7 +28,7 @@ export function safetyPlan(ctx, params) {
   return [
     heading(t("safety.plan.title")),
     h("p", {}, t("safety.plan.intro")),
-    SECTIONS.map(([title, texts], i) =>
+    ...SECTIONS.map(([title, texts], i) =>
       h(
         "section",
         { class: "plan", "aria-labelledby": `plan-${i}` },
