@@ -117,6 +117,7 @@ def test_usable_at_320_px_with_44_px_targets_and_keyboard_only(
     # Keyboard only: Tab to each field, type, Enter.
     page.keyboard.press("Tab")  # quick exit
     page.keyboard.press("Tab")  # language
+    page.keyboard.press("Tab")  # safety tips
     page.keyboard.press("Tab")
     page.keyboard.type("keyboard.only")
     page.keyboard.press("Tab")
