@@ -259,7 +259,7 @@ export function invite(ctx, params) {
     input.value = made.link;
     // The code alone, typed into "I have an invite code", stays out of her browser's history.
     const code = h("textarea", { id: "invite-code", readonly: true, rows: "2", dir: "ltr", class: "mono link-box", spellcheck: "false", "aria-describedby": "invite-code-hint" });
-    code.value = made.link.slice(made.link.lastIndexOf("invite=") + "invite=".length);
+    code.value = made.token;
     const address = made.link.slice(0, made.link.indexOf("#"));
     const copy = button(t("invite.copy"), async () => {
       input.select();
