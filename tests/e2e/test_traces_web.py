@@ -359,3 +359,49 @@ def test_safety_tips_are_one_tap_from_sign_in_registration_and_home(
     page.get_by_role("button", name="Back").click()
     expect(page.locator("#logout")).to_be_visible()
     assert watch.console_errors == []
+
+
+@pytest.mark.parametrize("lang", ["en", "ar", "es"])
+@pytest.mark.parametrize("width", [320, 390])
+def test_new_screens_at_320_and_390_px_screenshots_and_axe(
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    run_axe: Callable[[Page, str], list[dict[str, Any]]],
+    screenshots: Path,
+    lang: str,
+    width: int,
+) -> None:
+    # CSP is bypassed in this context only, so axe-core can be injected as a script tag.
+    size = {"width": width, "height": 844}
+    page, watch = contexts.page(ANDROID, bypass_csp=True, viewport=size, screen=size)
+    _, token = counsel_with_invite(create_account)
+    problems: dict[str, Any] = {}
+
+    def at(name: str) -> None:
+        expect(page.locator("h1")).to_be_visible()
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width, f"{name}: horizontal scrolling at {width} px ({scroll})"
+        page.screenshot(path=str(screenshots / f"{lang}-{name}-{width}.png"), full_page=True)
+        found = run_axe(page, name)
+        if found:
+            problems[name] = found
+
+    page.goto(f"{live_server.url}/app/")
+    page.select_option("#lang", lang)
+    at("login")
+    page.click("main [data-safety-plan]")
+    at("safety-plan")
+    page.locator("main p button.secondary").click()
+    page.click("#have-invite")
+    at("invite-code")
+    page.fill("input[name=invite-code]", "not a code")
+    page.click("form button[type=submit]")
+    expect(page.locator(".field-error")).to_be_visible()
+    at("invite-code-error")
+    page.fill("input[name=invite-code]", token)
+    page.click("form button[type=submit]")
+    expect(page.locator("#register-safety")).to_be_visible()
+    at("register")
+    assert problems == {}
+    assert watch.console_errors == []
