@@ -34,7 +34,11 @@ from tests.e2e.flows import (
     send_message,
 )
 from tests.e2e.test_documents_web import open_documents, png, upload
-from tests.e2e.test_safety_web import assert_left_without_trace, signed_in_counsel
+from tests.e2e.test_safety_web import (
+    assert_left_without_trace,
+    session_is_ended,
+    signed_in_counsel,
+)
 from vault.client import HavenClient
 
 # web/src/exit.js: two two-finger taps within this many milliseconds leave the page.
@@ -241,10 +245,12 @@ def test_an_invite_link_opened_in_a_tab_that_shows_the_app_is_taken(
     fill_register(page, "hash.change")
     confirm_recovery_key(page, read_recovery_key(page))
     expect(page.locator("#logout")).to_be_visible()
-    # A malformed one in an open tab: the registration screen says the invite is not valid.
-    page.click("#logout")
+    # Another (here malformed) invite opened while signed in: the keys go, the session
+    # ends, and the registration screen says the invite is not valid.
+    cookies = page.context.cookies()
     page.goto(f"{live_server.url}/app/#invite=not-a-token")
     expect(page.locator("main .error-box")).to_be_visible()
+    assert session_is_ended(live_server, cookies)
     assert watch.console_errors == []
 
 

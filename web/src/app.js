@@ -150,7 +150,11 @@ function takeInvite() {
   const invite = parseInviteFragment(fragment);
   if (fragment || location.search) history.replaceState(null, "", location.pathname);
   if (invite === null && !/invite=/.test(fragment)) return false;
-  if (session.isSignedIn) forgetAll();
+  if (session.isSignedIn) {
+    // Another account is about to be made here: this one's keys go, and its session ends.
+    logoutBeacon();
+    forgetAll();
+  }
   current = { name: "register", params: { invite } };
   return true;
 }
