@@ -411,3 +411,26 @@ def test_new_screens_at_320_and_390_px_screenshots_and_axe(
     at("register")
     assert problems == {}
     assert watch.console_errors == []
+
+
+def test_an_invite_link_stays_in_history_which_is_why_codes_exist(
+    phone_profile: tuple[BrowserContext, Path],
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+) -> None:
+    context, folder = phone_profile
+    _, token = counsel_with_invite(create_account)
+    page = context.pages[0] if context.pages else context.new_page()
+    page.goto(f"{live_server.url}/app/#invite={token}")
+    expect(page.locator("input[name=new-passphrase]")).to_be_visible()
+    # The page took the fragment out of the address at once...
+    assert page.url == f"{live_server.url}/app/"
+    fill_register(page, "by.link")
+    confirm_recovery_key(page, read_recovery_key(page))
+    with page.expect_request(NEUTRAL):
+        page.locator("#quick-exit").tap()
+    context.close()
+    # ...but the browser had recorded the link when the navigation committed. Expected to
+    # remain for links (docs/threat-model.md): the token, spent now, in History.
+    urls = read_rows(folder / "Default" / "History", "SELECT url FROM urls")
+    assert (f"{live_server.url}/app/#invite={token}",) in urls
