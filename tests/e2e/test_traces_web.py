@@ -91,8 +91,11 @@ def phone_profile(
         k: v for k, v in playwright_session.devices[ANDROID].items() if k != "default_browser_type"
     }
     folder = tmp_path / "profile"
+    # No request interception (it would turn the HTTP cache off); instead no host but the
+    # test server resolves, so quick exit's neutral site is asked for and never reached.
+    offline = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
     context = playwright_session.chromium.launch_persistent_context(
-        str(folder), executable_path=CHROMIUM, args=CHROMIUM_ARGS, **device
+        str(folder), executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, offline], **device
     )
     context.set_default_timeout(30_000)
     try:
