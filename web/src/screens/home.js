@@ -244,7 +244,7 @@ export function home(ctx, params) {
       button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
       button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
     ),
-    h("p", {}, safetyPlanButton(ctx, { name: "home", params: {} })),
+    h("div", { class: "more" }, safetyPlanButton(ctx, { name: "home", params: {} })),
   ];
 }
 
