@@ -37,6 +37,8 @@ SCREENS = (
     "change-passphrase",
     "replace-keys",
     "login",
+    "safety-plan",
+    "invite-code",
     "login-error",
     "recover",
     "home-counsel",
@@ -91,6 +93,12 @@ def walk_every_screen(
     page.click("#logout")
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     at("login")
+    page.click("main [data-safety-plan]")
+    at("safety-plan")
+    page.click("main p button.secondary")
+    page.click("#have-invite")
+    at("invite-code")
+    page.locator("main p button.link").click()
     page.fill("input[name=username]", name)
     page.fill("input[name=passphrase]", "not the right passphrase")
     page.click("form button[type=submit]")

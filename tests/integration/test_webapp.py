@@ -16,7 +16,7 @@ from tests.factories import make_person, session_cookie_for
 from vault.accounts.models import Role
 from vault.db import database
 from vault.security import WEB_CSP
-from vault.webapp.views import IMMUTABLE
+from vault.webapp.views import IMMUTABLE, NO_STORE
 
 
 @pytest.fixture
@@ -72,11 +72,16 @@ def test_app_without_slash_redirects(web: Any) -> None:
     assert response.headers["Location"].endswith("/app/")
 
 
-def test_assets_are_immutable_typed_and_precompressed(web: Any, dist: Path) -> None:
+def test_assets_are_typed_precompressed_and_only_libsodium_is_cached(web: Any, dist: Path) -> None:
     name = _script_name(dist)
     plain = web.get(f"/assets/{name}", headers={"Accept-Encoding": "identity"})
     assert plain.status_code == 200
-    assert plain.headers["Cache-Control"] == IMMUTABLE
+    assert plain.headers["Cache-Control"] == (IMMUTABLE if name.startswith("sodium-") else NO_STORE)
+    for asset in (dist / "assets").iterdir():
+        if asset.suffix in (".gz", ".br"):
+            continue
+        got = web.get(f"/assets/{asset.name}").headers["Cache-Control"]
+        assert got == (IMMUTABLE if asset.name.startswith("sodium-") else NO_STORE), asset.name
     assert plain.headers["Content-Type"] == "text/javascript; charset=utf-8"
     assert plain.headers["X-Content-Type-Options"] == "nosniff"
     assert plain.headers["Content-Security-Policy"] == WEB_CSP
@@ -137,4 +142,4 @@ def test_assets_never_carry_or_vary_by_the_session_cookie(app: Flask, web: Any, 
     assert response.status_code == 200
     assert "Set-Cookie" not in response.headers
     assert response.headers["Vary"] == "Accept-Encoding"
-    assert response.headers["Cache-Control"] == IMMUTABLE
+    assert response.headers["Cache-Control"] in (IMMUTABLE, NO_STORE)

@@ -1,9 +1,10 @@
 """Web client routes: the page, its content-hashed assets, and the redirect from ``/``.
 
 The files come from ``web/dist`` (``npm ci && npm run build`` in ``web/``). Assets carry
-a hash of their content in their name, so they are cached as immutable; the page itself
-is never cached (vault/security.py sets ``no-store`` on everything else) and pins every
-script with Subresource Integrity.
+a hash of their content in their name. Only libsodium, a public library that names nothing
+of this service, is cached (as immutable); the app's own files and the page are ``no-store``,
+so a phone's HTTP and code caches keep nothing that identifies the service (docs/threat-model.md,
+"What the browser keeps"). The page pins every script with Subresource Integrity either way.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ bp = Blueprint("webapp", __name__)
 
 DEFAULT_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 IMMUTABLE = "public, max-age=31536000, immutable"
+NO_STORE = "no-store"
+# The only asset worth its trace in the browser's cache: large on weak mobile data, generic.
+CACHED_STEMS = frozenset({"sodium"})
 ASSET_NAME = re.compile(r"^[a-z0-9]{1,32}-[0-9a-f]{16}\.(js|css|svg|webmanifest)$")
 CONTENT_TYPES = {
     "js": "text/javascript",
@@ -59,6 +63,11 @@ class SharedFile(Response):
 
     def delete_cookie(self, *args: Any, **kwargs: Any) -> None:
         """Never attach a cookie to a shared file."""
+
+
+def cache_control(name: str) -> str:
+    """Cache-Control for an asset: immutable for libsodium, ``no-store`` for the app's own files."""
+    return IMMUTABLE if name.split("-", 1)[0] in CACHED_STEMS else NO_STORE
 
 
 def _built() -> Path:
@@ -110,7 +119,7 @@ def index() -> Response:
 
 @bp.get("/assets/<name>")
 @endpoint(
-    "A content-hashed web client file, cached as immutable",
+    "A content-hashed web client file (libsodium cached as immutable, the rest no-store)",
     roles=ANONYMOUS,
     replies=[
         *(Reply(200, None, t, "the file") for t in sorted(set(CONTENT_TYPES.values()))),
@@ -133,7 +142,7 @@ def asset(name: str) -> BaseResponse:
     if encoding is not None:
         response.headers["Content-Encoding"] = encoding
     response.headers["Vary"] = "Accept-Encoding"
-    response.headers["Cache-Control"] = IMMUTABLE
+    response.headers["Cache-Control"] = cache_control(name)
     # The name already carries the content hash; the encoding tells the variants apart.
     response.set_etag(f"{name}.{encoding or 'identity'}")
     return response.make_conditional(request)

@@ -1,12 +1,12 @@
 /**
  * The page: a header with the quick exit and the language picker, and screens rendered
- * into <main> by in-memory routing. The URL stays /app/ on every screen; the invite
- * fragment is read once and removed.
+ * into <main> by in-memory routing. The URL stays /app/ on every screen; an invite
+ * fragment is read when the page opens or the fragment changes, and removed.
  */
 
 import { ApiError, get, logoutBeacon } from "./api.js";
 import { h } from "./dom.js";
-import { quickExit, installIdleLock, installShiftExit, NEUTRAL_URL } from "./exit.js";
+import { quickExit, installIdleLock, installShiftExit, installTouchExit, NEUTRAL_URL } from "./exit.js";
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
@@ -15,13 +15,14 @@ import * as keyScreens from "./screens/keys.js";
 import { forgetSigners } from "./docs.js";
 import { forgetSenders, setSessionCheck } from "./chat.js";
 import * as messageScreens from "./screens/messages.js";
+import { inviteCode, safetyPlan } from "./screens/safety-plan.js";
 import { cancelRotation } from "./rotate.js";
 import { parseInviteFragment, session } from "./session.js";
 import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens };
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, inviteCode, safetyPlan };
 const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation"]);
 
 let current = { name: "login", params: {} };
@@ -139,6 +140,25 @@ function leave() {
   quickExit(forgetAll);
 }
 
+/**
+ * Take an invite link's fragment out of the address bar and open the registration screen.
+ * The browser has recorded the link in its history by then; an invite code typed into the
+ * app ("I have an invite code") never is (docs/threat-model.md, "What the browser keeps").
+ */
+function takeInvite() {
+  const fragment = location.hash;
+  const invite = parseInviteFragment(fragment);
+  if (fragment || location.search) history.replaceState(null, "", location.pathname);
+  if (invite === null && !/invite=/.test(fragment)) return false;
+  if (session.isSignedIn) {
+    // Another account is about to be made here: this one's keys go, and its session ends.
+    logoutBeacon();
+    forgetAll();
+  }
+  current = { name: "register", params: { invite } };
+  return true;
+}
+
 function boot() {
   setLanguage(preferredLanguage());
   const bar = header();
@@ -159,12 +179,12 @@ function boot() {
       lock("login.locked");
     },
   });
-  const fragment = location.hash;
-  const invite = parseInviteFragment(fragment);
-  if (fragment || location.search) history.replaceState(null, "", location.pathname);
-  if (invite !== null || /invite=/.test(fragment)) {
-    current = { name: "register", params: { invite } };
-  }
+  installTouchExit(leave);
+  takeInvite();
+  // An invite link opened in a tab that already shows the page changes only the fragment.
+  window.addEventListener("hashchange", () => {
+    if (takeInvite()) render(true);
+  });
   render(false);
   // Start fetching libsodium now, while the person reads the first screen.
   sodiumReady().catch(() => {});

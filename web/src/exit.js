@@ -1,5 +1,6 @@
 /**
- * Leaving safely: quick exit (button, or Shift pressed three times) and the idle lock.
+ * Leaving safely: quick exit (button, Shift pressed three times, or a two-finger double
+ * tap on a touch screen) and the idle lock.
  */
 
 import { logoutBeacon } from "./api.js";
@@ -7,6 +8,7 @@ import { logoutBeacon } from "./api.js";
 export const NEUTRAL_URL = "https://www.wikipedia.org/";
 export const IDLE_MS = 5 * 60 * 1000;
 const SHIFT_WINDOW_MS = 1500;
+export const TOUCH_WINDOW_MS = 700;
 
 /**
  * Blank the page at once, end the session on the server without waiting, forget the
@@ -47,6 +49,38 @@ export function installShiftExit(onExit) {
       }
     },
     true,
+  );
+}
+
+/**
+ * Quick exit on a two-finger double tap: two fingers touch the screen twice within
+ * TOUCH_WINDOW_MS. A pinch or a two-finger scroll puts two fingers down only once, and
+ * browsers give the gesture no meaning of their own, so it neither fires by accident nor
+ * fights the page's zoom. Screen readers keep their own gestures (VoiceOver and TalkBack
+ * take two-finger taps for themselves); there the always-visible Quick exit button is the
+ * way out.
+ */
+export function installTouchExit(onExit) {
+  let downs = [];
+  document.addEventListener(
+    "touchstart",
+    (event) => {
+      // Count the moment the second finger lands, not every finger.
+      const second = event.touches.length === 2;
+      if (event.touches.length > 2) {
+        downs = [];
+        return;
+      }
+      if (!second) return;
+      const now = performance.now();
+      downs = downs.filter((at) => now - at < TOUCH_WINDOW_MS);
+      downs.push(now);
+      if (downs.length >= 2) {
+        downs = [];
+        onExit();
+      }
+    },
+    { capture: true, passive: true },
   );
 }
 

@@ -5,6 +5,16 @@ import { h, uid } from "./dom.js";
 import { passphraseStrength } from "./crypto/kdf.js";
 import { t } from "./i18n.js";
 
+/**
+ * The autocomplete token of every passphrase field. Chromium offers to save any password
+ * field whatever its autocomplete says ("off", "new-password" included), and a saved
+ * passphrase on a watched phone gives the account away; a field marked as a one-time code
+ * is the one kind it never offers to save (measured in tests/e2e/test_traces_web.py). The
+ * field stays type=password, so screen readers still announce it as protected and never
+ * speak what is typed.
+ */
+export const NO_SAVE = "one-time-code";
+
 /** The screen's heading; focused after every screen change so it is announced. */
 export function heading(text) {
   return h("h1", { tabindex: "-1", id: "screen-title" }, text);
@@ -53,7 +63,7 @@ export function newPassphraseField(label) {
     hint: t("field.passphrase.hint"),
     type: "password",
     name: "new-passphrase",
-    autocomplete: "new-password",
+    autocomplete: NO_SAVE,
     attrs: { spellcheck: "false", autocapitalize: "none" },
   });
   const bar = h("span", { class: "meter-bar s0" });

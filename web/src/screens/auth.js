@@ -6,7 +6,9 @@ import { t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
 import { session } from "../session.js";
 import { sodiumReady } from "../sodium.js";
+import { safetyPlanButton } from "./safety-plan.js";
 import {
+  NO_SAVE,
   button,
   checkNewPassphrase,
   field,
@@ -24,7 +26,8 @@ function usernameField(hint = false) {
     // The rule and why (protocol §4): exact comparison, no look-alike letters across scripts.
     hint: hint ? t("polish.username.hint") : null,
     name: "username",
-    autocomplete: "username",
+    // Not "username": the browser would keep it and offer it in every username box.
+    autocomplete: "off",
     dir: "ltr",
     attrs: { autocapitalize: "none", spellcheck: "false", maxlength: "64" },
   });
@@ -47,7 +50,7 @@ function notice(key) {
 export function login(ctx, params) {
   const user = usernameField();
   const pass = secret(
-    field({ label: t("field.passphrase"), type: "password", name: "passphrase", autocomplete: "current-password", attrs: { spellcheck: "false" } }),
+    field({ label: t("field.passphrase"), type: "password", name: "passphrase", autocomplete: NO_SAVE, attrs: { spellcheck: "false" } }),
   );
   const form = h(
     "form",
@@ -71,7 +74,9 @@ export function login(ctx, params) {
     params.error ? h("p", { class: "error-box", role: "alert" }, t(params.error)) : null,
     form,
     h("p", {}, button(t("login.forgot"), () => ctx.go("recover"), "link")),
+    h("div", { class: "more" }, button(t("traces.haveInvite"), () => ctx.go("inviteCode"), "link", { id: "have-invite" })),
     h("p", { class: "hint" }, t("exit.hint")),
+    h("div", { class: "more" }, safetyPlanButton(ctx, { name: "login", params: {} })),
   ];
 }
 
@@ -84,7 +89,7 @@ export function register(ctx, params) {
   const user = usernameField(true);
   const pass = secret(newPassphraseField(t("field.passphrase")));
   const again = secret(
-    field({ label: t("field.passphrase.again"), type: "password", name: "passphrase-again", autocomplete: "new-password", attrs: { spellcheck: "false" } }),
+    field({ label: t("field.passphrase.again"), type: "password", name: "passphrase-again", autocomplete: NO_SAVE, attrs: { spellcheck: "false" } }),
   );
   const form = h("form", { class: "stack", "aria-labelledby": "screen-title" }, user.el, pass.el, again.el);
   form.append(showPassphrases(form), h("button", { type: "submit", class: "btn primary" }, t("register.submit")));
@@ -98,7 +103,17 @@ export function register(ctx, params) {
       ctx.go("recoveryShow", { formatted });
     },
   });
-  return [heading(t("register.title")), h("p", {}, t("register.intro")), form];
+  return [
+    heading(t("register.title")),
+    h(
+      "div",
+      { class: "notice", id: "register-safety" },
+      h("p", {}, t("safety.plan.registerNote")),
+      safetyPlanButton(ctx, { name: "register", params: { invite: params.invite } }, "secondary"),
+    ),
+    h("p", {}, t("register.intro")),
+    form,
+  ];
 }
 
 /**
@@ -192,7 +207,7 @@ export function recover(ctx) {
   });
   const pass = secret(newPassphraseField(t("field.passphrase.new")));
   const again = secret(
-    field({ label: t("field.passphrase.again"), type: "password", name: "passphrase-again", autocomplete: "new-password", attrs: { spellcheck: "false" } }),
+    field({ label: t("field.passphrase.again"), type: "password", name: "passphrase-again", autocomplete: NO_SAVE, attrs: { spellcheck: "false" } }),
   );
   const form = h("form", { class: "stack", "aria-labelledby": "screen-title" }, user.el, key.el, pass.el, again.el);
   form.append(showPassphrases(form), h("button", { type: "submit", class: "btn primary" }, t("recover.submit")));
@@ -226,11 +241,11 @@ export function recover(ctx) {
 /** Change the passphrase: the same keys, re-wrapped. */
 export function change(ctx) {
   const current = secret(
-    field({ label: t("field.passphrase.current"), type: "password", name: "current", autocomplete: "current-password", attrs: { spellcheck: "false" } }),
+    field({ label: t("field.passphrase.current"), type: "password", name: "current", autocomplete: NO_SAVE, attrs: { spellcheck: "false" } }),
   );
   const pass = secret(newPassphraseField(t("field.passphrase.new")));
   const again = secret(
-    field({ label: t("field.passphrase.again"), type: "password", name: "passphrase-again", autocomplete: "new-password", attrs: { spellcheck: "false" } }),
+    field({ label: t("field.passphrase.again"), type: "password", name: "passphrase-again", autocomplete: NO_SAVE, attrs: { spellcheck: "false" } }),
   );
   const form = h("form", { class: "stack", "aria-labelledby": "screen-title" }, current.el, pass.el, again.el);
   form.append(showPassphrases(form), h("button", { type: "submit", class: "btn primary" }, t("change.submit")));

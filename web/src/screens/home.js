@@ -10,6 +10,7 @@ import { session } from "../session.js";
 import { approveRequest, declineRequest, memberRequests, removeCounsel, requestCounsel } from "../members.js";
 import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
+import { safetyPlanButton } from "./safety-plan.js";
 
 const INVITES = { counsel: "survivor", admin: "counsel" };
 
@@ -244,6 +245,7 @@ export function home(ctx, params) {
       button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
       button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
     ),
+    h("div", { class: "more" }, safetyPlanButton(ctx, { name: "home", params: {} })),
   ];
 }
 
@@ -256,6 +258,10 @@ export function invite(ctx, params) {
   const show = (made) => {
     const input = h("textarea", { id: "invite-link", readonly: true, rows: "3", dir: "ltr", class: "mono link-box", spellcheck: "false" });
     input.value = made.link;
+    // The code alone, typed into "I have an invite code", stays out of her browser's history.
+    const code = h("textarea", { id: "invite-code", readonly: true, rows: "2", dir: "ltr", class: "mono link-box", spellcheck: "false", "aria-describedby": "invite-code-hint" });
+    code.value = made.token;
+    const address = made.link.slice(0, made.link.indexOf("#"));
     const copy = button(t("invite.copy"), async () => {
       input.select();
       try {
@@ -265,12 +271,29 @@ export function invite(ctx, params) {
         /* the field is selected for copying by hand */
       }
     });
+    const copyCode = button(t("traces.copyCode"), async () => {
+      code.select();
+      try {
+        await navigator.clipboard.writeText(code.value);
+        status.textContent = t("traces.codeCopied");
+      } catch {
+        /* the field is selected for copying by hand */
+      }
+    }, "secondary", { id: "copy-invite-code" });
     out.replaceChildren(
+      h(
+        "div",
+        { class: "field" },
+        h("label", { for: "invite-code" }, t("traces.inviteCode")),
+        h("p", { class: "hint", id: "invite-code-hint" }, t("traces.inviteCodeHint", { address })),
+        code,
+        copyCode,
+      ),
       h("div", { class: "field" }, h("label", { for: "invite-link" }, t("invite.link")), input),
       h("p", {}, t("invite.expires", { date: formatDate(made.expires_at) })),
       h("div", { class: "actions" }, copy, button(t("invite.done"), () => ctx.go("home"), "primary")),
     );
-    return input;
+    return code;
   };
   const create = button(
     t("invite.create"),

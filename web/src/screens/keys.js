@@ -4,7 +4,7 @@ import { h } from "../dom.js";
 import { t } from "../i18n.js";
 import { rotateKeys } from "../rotate.js";
 import { session } from "../session.js";
-import { button, field, handleSubmit, heading, required, secret, showPassphrases } from "../ui.js";
+import { NO_SAVE, button, field, handleSubmit, heading, required, secret, showPassphrases } from "../ui.js";
 
 /**
  * "Replace your keys": re-enter the passphrase, watch the progress, then see the new
@@ -18,7 +18,7 @@ export function rotate(ctx, params) {
       hint: t("rotate.passphraseHint"),
       type: "password",
       name: "passphrase",
-      autocomplete: "current-password",
+      autocomplete: NO_SAVE,
       attrs: { spellcheck: "false" },
     }),
   );
