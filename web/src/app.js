@@ -7,6 +7,7 @@
 import { ApiError, get, logoutBeacon } from "./api.js";
 import { h } from "./dom.js";
 import { quickExit, installIdleLock, installShiftExit, NEUTRAL_URL } from "./exit.js";
+import { askBeforeLeaving, closeOpen, exitThroughHistory, forgetLanguage, initNavigation, parentScreen, rememberLanguage, rememberedLanguage, unsavedWork } from "./nav.js";
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
@@ -61,10 +62,26 @@ const ctx = {
     } catch {
       /* the keys are gone either way */
     }
+    forgetLanguage();
     current = { name: "login", params: { notice: "login.signedOut" } };
     render(true);
   },
 };
+
+/** The phone's Back: close what is open, else the parent screen (asking before losing work). */
+function back() {
+  if (closeOpen(main)) return true;
+  const parent = parentScreen(current);
+  if (parent === "stay") return true;
+  const work = unsavedWork(main);
+  const go = parent ? () => ctx.go(parent.name, parent.params) : () => history.back();
+  if (work) {
+    askBeforeLeaving(main, work, go);
+    return true;
+  }
+  if (parent) go();
+  return parent !== null;
+}
 
 /** Forget everything the screens hold: decrypted files, streams, keys, work under way. */
 function forgetAll() {
@@ -129,18 +146,22 @@ function header() {
     languages().map(({ code, name }) => h("option", { value: code, lang: code }, name)),
   );
   select.value = language();
-  select.addEventListener("change", () => setLanguage(select.value));
+  select.addEventListener("change", () => {
+    setLanguage(select.value);
+    rememberLanguage(language());
+  });
   langLabel = h("label", { for: "lang" });
   bar.append(h("div", { class: "lang" }, langLabel, select));
   return bar;
 }
 
 function leave() {
-  quickExit(forgetAll);
+  exitThroughHistory(() => quickExit(forgetAll));
 }
 
 function boot() {
-  setLanguage(preferredLanguage());
+  if (!initNavigation({ back, neutralUrl: NEUTRAL_URL })) return;
+  setLanguage(rememberedLanguage() ?? preferredLanguage());
   const bar = header();
   main = document.getElementById("main");
   if (!main) {
@@ -161,7 +182,7 @@ function boot() {
   });
   const fragment = location.hash;
   const invite = parseInviteFragment(fragment);
-  if (fragment || location.search) history.replaceState(null, "", location.pathname);
+  if (fragment || location.search) history.replaceState(history.state, "", location.pathname);
   if (invite !== null || /invite=/.test(fragment)) {
     current = { name: "register", params: { invite } };
   }

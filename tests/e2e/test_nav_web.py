@@ -1,0 +1,163 @@
+"""The phone's Back inside the app, the language kept across reloads, focus and bidi (issue 14)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from tests.conftest import PASSPHRASE as PY_PASSPHRASE
+from tests.conftest import LiveServer
+from tests.e2e.conftest import IPHONE, NEUTRAL, Contexts
+from tests.e2e.flows import (
+    choose_language,
+    counsel_with_invite,
+    login,
+    logout,
+    open_conversation,
+    register,
+)
+
+START = "https://start.example/"
+
+
+def history_length(page: Page) -> int:
+    """How many entries the tab's session history holds."""
+    length: int = page.evaluate("history.length")
+    return length
+
+
+def at_home(page: Page) -> None:
+    """The home screen is showing, still signed in."""
+    expect(page.locator(".case-actions button[data-messages]").first).to_be_visible()
+    expect(page.locator("#logout")).to_be_visible()
+
+
+def assert_back_leads_out(page: Page, server: LiveServer) -> None:
+    """On the neutral site; Back reaches the page before the app; Forward never shows the app."""
+    page.wait_for_url(NEUTRAL)
+    page.go_back()
+    page.wait_for_url(START)
+    expect(page.locator("h1")).to_have_text("Search")
+    for _ in range(2):
+        page.go_forward()
+        # An entry of the app reached this way sends on at once (to the neutral site, or
+        # back where Forward came from) without showing anything.
+        page.wait_for_url(lambda url: not url.startswith(server.url))
+        expect(page.locator("h1")).to_have_text(re.compile("^(Search|Wikipedia)$"))
+
+
+def test_back_moves_between_screens_asks_before_losing_a_draft_and_quick_exit_leaves_no_way_back(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    _, token = counsel_with_invite(create_account)
+    page, _ = contexts.page(IPHONE)
+    page.goto(START)
+    before = history_length(page)
+    register(page, live_server.url, token, "back.button")
+    # The app's own entry plus one guard entry, never more however many screens are opened.
+    assert history_length(page) == before + 2
+
+    page.locator(".case-actions button[data-case]").first.click()
+    expect(page.locator("form.upload")).to_be_visible()
+    page.go_back()
+    at_home(page)
+
+    open_conversation(page)
+    page.go_back()
+    at_home(page)
+    assert history_length(page) == before + 2
+
+    # A draft: Back asks first; "Stay here" keeps it, "Leave" goes home.
+    open_conversation(page)
+    page.fill("textarea[name=text]", "half a message")
+    page.go_back()
+    prompt = page.locator(".nav-prompt[role=alertdialog]")
+    expect(prompt).to_contain_text("not sent yet")
+    expect(prompt.locator("[data-nav-stay]")).to_be_focused()
+    prompt.locator("[data-nav-stay]").click()
+    expect(prompt).to_have_count(0)
+    expect(page.locator("textarea[name=text]")).to_have_value("half a message")
+    page.go_back()
+    expect(prompt).to_be_visible()
+    page.go_back()  # Back again closes the question like a dialog
+    expect(prompt).to_have_count(0)
+    expect(page.locator("textarea[name=text]")).to_have_value("half a message")
+    page.go_back()
+    prompt.locator("[data-nav-leave]").click()
+    at_home(page)
+    assert history_length(page) == before + 2
+
+    # Back on the first screen leaves the app for the page before it.
+    page.go_back()
+    page.wait_for_url(START)
+    expect(page.locator("h1")).to_have_text("Search")
+
+
+def test_quick_exit_after_moving_around_and_reloading_leaves_no_way_back(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    _, token = counsel_with_invite(create_account)
+    page, _ = contexts.page(IPHONE)
+    page.goto(START)
+    before = history_length(page)
+    register(page, live_server.url, token, "exit.after.back")
+    open_conversation(page)
+    page.go_back()
+    at_home(page)
+    page.click("#quick-exit")
+    # The neutral site took the app's entry; the guard above it stays only as a Forward
+    # entry that sends straight back to the neutral site.
+    page.wait_for_url(NEUTRAL)
+    assert history_length(page) == before + 2
+    assert_back_leads_out(page, live_server)
+
+    # After a reload the entry below is an earlier page of the app: Back skips it too.
+    survivor_name = "exit.after.back"
+    page.goto(START)
+    page.goto(f"{live_server.url}/app/")
+    login(page, survivor_name)
+    page.reload()
+    expect(page.locator("input[name=passphrase]")).to_be_visible()
+    login(page, survivor_name)
+    page.click("#quick-exit")
+    assert_back_leads_out(page, live_server)
+
+
+def test_language_kept_across_reloads_and_forgotten_after_sign_out_and_quick_exit(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    client, _ = create_account("counsel")
+    assert client.account is not None
+    page, _ = contexts.page(IPHONE, locale="en-US")
+    page.goto(START)
+    page.goto(f"{live_server.url}/app/")
+    choose_language(page, "ar")
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", "ar")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    assert page.locator("#lang").input_value() == "ar"
+    login(page, client.account.username, PY_PASSPHRASE)
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", "ar")
+
+    # Sign-out forgets it: the next reload follows the browser's language again.
+    login(page, client.account.username, PY_PASSPHRASE)
+    logout(page)
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+
+    # Quick exit forgets it too: opening the app again starts from the browser's language.
+    choose_language(page, "es")
+    login(page, client.account.username, PY_PASSPHRASE)
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    login(page, client.account.username, PY_PASSPHRASE)
+    page.click("#quick-exit")
+    page.wait_for_url(NEUTRAL)
+    page.goto(f"{live_server.url}/app/")
+    expect(page.locator("input[name=passphrase]")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    assert page.evaluate("history.state === null || !('lang' in history.state)")
