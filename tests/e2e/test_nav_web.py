@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, expect
@@ -18,7 +19,9 @@ from tests.e2e.flows import (
     logout,
     open_conversation,
     register,
+    send_message,
 )
+from tests.e2e.test_documents_web import png, upload
 
 START = "https://start.example/"
 
@@ -161,3 +164,70 @@ def test_language_kept_across_reloads_and_forgotten_after_sign_out_and_quick_exi
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     expect(page.locator("html")).to_have_attribute("lang", "en")
     assert page.evaluate("history.state === null || !('lang' in history.state)")
+
+
+FOCUS_BOX = """() => {
+    const el = document.activeElement;
+    if (!el || el === document.body || el === document.documentElement) return null;
+    const bar = document.getElementById('bar');
+    if (bar.contains(el)) return {inBar: true, id: el.id};
+    const box = el.getBoundingClientRect();
+    const label = el.getAttribute('aria-label') || el.textContent || el.name || el.id || '';
+    return {inBar: false, what: el.tagName + ' ' + label.trim().slice(0, 40),
+            top: box.top, bottom: box.bottom, height: box.height,
+            barBottom: bar.getBoundingClientRect().bottom};
+}"""
+
+
+def tab_through(page: Page, key: str, screen: str) -> int:
+    """Press ``key`` until focus comes back to the bar; every stop must be below the bar."""
+    stops = 0
+    for _ in range(120):
+        page.keyboard.press(key)
+        box = page.evaluate(FOCUS_BOX)
+        if box is None:
+            continue
+        if box["inBar"]:
+            if stops:
+                return stops
+            continue
+        stops += 1
+        assert box["height"] > 0, f"{screen}: {box['what']} has no box"
+        assert box["top"] >= box["barBottom"] - 0.5, (
+            f"{screen} ({key}): {box['what']} is under the quick-exit bar: {box}"
+        )
+    raise AssertionError(f"{screen}: focus never came back to the bar")
+
+
+def test_focus_is_never_hidden_under_the_quick_exit_bar(
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    tmp_path: Path,
+) -> None:
+    _, token = counsel_with_invite(create_account)
+    page, _ = contexts.page(IPHONE)
+    register(page, live_server.url, token, "focus.order")
+    page.locator(".case-actions button[data-case]").first.click()
+    for n in range(2):
+        upload(page, f"paper-{n}.png", png(), "image/png", "passport")
+    page.go_back()
+    open_conversation(page)
+    for n in range(4):
+        send_message(page, f"message number {n}")
+    page.go_back()
+    at_home(page)
+    for width, height in ((320, 568), (390, 664)):
+        page.set_viewport_size({"width": width, "height": height})
+        for screen in ("documents", "conversation"):
+            if screen == "documents":
+                page.locator(".case-actions button[data-case]").first.click()
+                expect(page.locator(".document")).to_have_count(2)
+            else:
+                open_conversation(page)
+                expect(page.locator("li.message")).to_have_count(4)
+            forwards = tab_through(page, "Tab", f"{screen} at {width}px")
+            backwards = tab_through(page, "Shift+Tab", f"{screen} at {width}px")
+            assert forwards >= 5 and backwards == forwards, (forwards, backwards)
+            page.go_back()
+            at_home(page)

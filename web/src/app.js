@@ -7,7 +7,7 @@
 import { ApiError, get, logoutBeacon } from "./api.js";
 import { h } from "./dom.js";
 import { quickExit, installIdleLock, installShiftExit, NEUTRAL_URL } from "./exit.js";
-import { askBeforeLeaving, closeOpen, exitThroughHistory, forgetLanguage, initNavigation, parentScreen, rememberLanguage, rememberedLanguage, unsavedWork } from "./nav.js";
+import { askBeforeLeaving, closeOpen, exitThroughHistory, forgetLanguage, initNavigation, parentScreen, rememberLanguage, rememberedLanguage, trackBarSize, unsavedWork } from "./nav.js";
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
@@ -169,6 +169,7 @@ function boot() {
     document.body.append(bar, main);
   }
   onLanguageChange(rerender);
+  trackBarSize(bar);
   // Before the live stream is reopened after a failure: an ended session locks the page.
   setSessionCheck(() => ctx.authenticated(() => get("/account")));
   installShiftExit(leave);

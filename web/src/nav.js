@@ -208,3 +208,14 @@ export function askBeforeLeaving(root, what, leave) {
   else root.prepend(prompt);
   stay.focus();
 }
+
+/**
+ * Keep `--bar-size` on <html> equal to the sticky bar's height, so scroll-padding keeps
+ * every focused control below it (WCAG 2.2 SC 2.4.11) even when the bar wraps at 320 px.
+ * Set through the CSSOM, which the style-src policy allows (no style attribute is written).
+ */
+export function trackBarSize(bar) {
+  const update = () => document.documentElement.style.setProperty("--bar-size", `${Math.ceil(bar.getBoundingClientRect().height)}px`);
+  update();
+  if (typeof ResizeObserver === "function") new ResizeObserver(update).observe(bar);
+}
