@@ -231,3 +231,36 @@ def test_focus_is_never_hidden_under_the_quick_exit_bar(
             assert forwards >= 5 and backwards == forwards, (forwards, backwards)
             page.go_back()
             at_home(page)
+
+
+def test_after_an_upload_focus_is_on_its_share_button_and_back_closes_the_viewer(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    counsel, token = counsel_with_invite(create_account)
+    assert counsel.account is not None
+    page, _ = contexts.page(IPHONE)
+    register(page, live_server.url, token, "focus.upload")
+    page.locator(".case-actions button[data-case]").first.click()
+    upload(page, "permit.png", png(), "image/png", "visa_permit")
+    share = page.get_by_role("button", name=f"Share permit.png with {counsel.account.username}")
+    expect(share).to_be_focused()
+    expect(page.locator("form.upload [role=status]")).to_have_text(
+        "Uploaded: permit.png. You can share it now."
+    )
+    # Its optional end date is one Shift+Tab away; sharing is one press.
+    page.keyboard.press("Shift+Tab")
+    expect(
+        page.locator(".document", has_text="permit.png").locator("input[type=date]")
+    ).to_be_focused()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator(".document .grant", has_text="Shared with")).to_be_visible()
+
+    # The document viewer closes with Back, like a dialog; the next Back goes home.
+    page.get_by_role("button", name="View permit.png").click()
+    expect(page.locator(".viewer img.preview")).to_be_visible()
+    page.go_back()
+    expect(page.locator(".viewer img")).to_have_count(0)
+    expect(page.locator("form.upload")).to_be_visible()
+    page.go_back()
+    at_home(page)

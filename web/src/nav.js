@@ -219,3 +219,15 @@ export function trackBarSize(bar) {
   update();
   if (typeof ResizeObserver === "function") new ResizeObserver(update).observe(bar);
 }
+
+/**
+ * After an upload: focus the new document's first Share button (one Tab from the next
+ * person's), else its row; returns the focused element or null.
+ */
+export function focusNewDocument(root, id) {
+  const row = root.querySelector(`.document[data-id="${CSS.escape(id)}"]`);
+  if (!row) return null;
+  const target = row.querySelector(".grants button") ?? row;
+  target.focus();
+  return target;
+}

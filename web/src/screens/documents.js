@@ -23,6 +23,7 @@ import { session } from "../session.js";
 import { acknowledgeContact } from "../contacts.js";
 import { memberRequests } from "../members.js";
 import { button, errorMessage, heading, keyChangeNotice } from "../ui.js";
+import { focusNewDocument } from "../nav.js";
 
 const blobUrls = new Set();
 
@@ -103,7 +104,10 @@ function uploadForm(ctx, caseRec, onDone) {
       fileInput.value = "";
       expires.value = "";
       status.textContent = t("docs.uploaded", { name: doc.info.name });
-      onDone();
+      await onDone();
+      // Focus on the new document's Share (or its row), then say so in the live region.
+      const target = focusNewDocument(document, doc.id);
+      if (target?.matches("button")) status.textContent = t("nav.uploadedShare", { name: doc.info.name });
     } catch (error) {
       alert.textContent = errorMessage(error, "documents");
       status.textContent = "";
