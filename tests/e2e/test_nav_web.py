@@ -14,14 +14,20 @@ from tests.conftest import LiveServer
 from tests.e2e.conftest import IPHONE, NEUTRAL, Contexts
 from tests.e2e.flows import (
     choose_language,
+    confirm_recovery_key,
     counsel_with_invite,
+    fill_register,
     login,
     logout,
     open_conversation,
+    open_invite,
+    read_recovery_key,
     register,
     send_message,
 )
 from tests.e2e.test_documents_web import png, upload
+from vault.client.documents import Documents
+from vault.client.messages import Messenger
 
 START = "https://start.example/"
 
@@ -264,3 +270,90 @@ def test_after_an_upload_focus_is_on_its_share_button_and_back_closes_the_viewer
     expect(page.locator("form.upload")).to_be_visible()
     page.go_back()
     at_home(page)
+
+
+BOX = """el => { const r = el.getBoundingClientRect();
+    return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, lines: el.getClientRects().length}; }"""
+
+
+def box(locator: Any) -> dict[str, float]:
+    """The element's box in the viewport and how many line boxes it spans."""
+    expect(locator).to_be_visible()
+    found: dict[str, float] = locator.evaluate(BOX)
+    return found
+
+
+def test_arabic_lines_isolate_latin_usernames_file_names_and_dates(
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    screenshots: Path,
+    tmp_path: Path,
+) -> None:
+    counsel, token = counsel_with_invite(create_account)
+    assert counsel.account is not None
+    counsel_name = counsel.account.username
+    file_name = "passport-scan-amira.png"
+    page, _ = contexts.page(IPHONE, viewport={"width": 320, "height": 640})
+    open_invite(page, live_server.url, token)
+    choose_language(page, "ar")
+    fill_register(page, "amira.latin")
+    confirm_recovery_key(page, read_recovery_key(page))
+    expect(page.locator("#logout")).to_be_visible()
+
+    page.locator(".case-actions button[data-case]").first.click()
+    upload(page, file_name, png(), "image/png", "passport")
+    page.locator(".document .grants button").first.click()
+    grant = page.locator(".document .grant span").first
+    expect(grant).to_contain_text(counsel_name)
+    # "Shared with NAME": in Arabic the Latin name ends the line, at its left.
+    assert box(grant.locator("bdi")).get("left", 0) <= box(grant)["left"] + 1
+    page.screenshot(path=str(screenshots / "nav-bidi-documents-ar-320.png"), full_page=True)
+
+    docs = Documents(counsel)
+    case_id = counsel.cases()[0]["id"]
+    [opened] = docs.case_documents(case_id).documents
+    docs.download(opened.id, tmp_path / "copy.png")
+
+    page.go_back()
+    open_conversation(page)
+    page.locator("details.attach summary").click()
+    page.locator("input[name=attach]").first.check()
+    page.fill("textarea[name=text]", "مرفق")
+    page.click("form.compose button[type=submit]")
+    link = page.locator("li.message.mine .attachments .attachment-label")
+    name_box = box(link.locator("bdi"))
+    label_box = box(link)
+    # One line; the Latin name left of "Open" (فتح), which begins the right-to-left line.
+    assert name_box["lines"] == 1
+    assert abs(name_box["top"] - label_box["top"]) < 4
+    assert label_box["bottom"] - label_box["top"] < 30
+    assert name_box["right"] < label_box["right"] - 10
+
+    messenger = Messenger(counsel)
+    [conv] = messenger.conversations()
+    messenger.send(conv["id"], "Hello from counsel")
+    meta = page.locator("li.message.theirs .meta")
+    expect(meta).to_contain_text(counsel_name)
+    who, when = meta.locator(":scope > bdi").nth(0), meta.locator(":scope > bdi").nth(1)
+    expect(who).to_have_text(counsel_name)
+    # "NAME · TIME": the name comes first, so in Arabic it stands at the right.
+    assert box(who)["left"] > box(when)["right"]
+    page.screenshot(path=str(screenshots / "nav-bidi-conversation-ar-320.png"), full_page=True)
+
+    page.go_back()
+    page.locator(".case-actions button[data-case]").first.click()
+    page.locator("main > .actions button").first.click()
+    line = page.locator(".events [data-kind=download] span").first
+    expect(line).to_contain_text(counsel_name)
+    actor = line.locator("bdi", has_text=counsel_name)
+    doc = line.locator("bdi", has_text=file_name)
+    page.screenshot(path=str(screenshots / "nav-bidi-history-ar-320.png"), full_page=True)
+    # "{actor} فتح {doc}": on the first line the actor stands right, the start of the file
+    # name left, the verb between them (the name may wrap onto the next line).
+    first = box(actor)
+    doc_start = doc.evaluate(
+        "(e, top) => [...e.getClientRects()].filter(r => Math.abs(r.top - top) < 2)[0].right",
+        first["top"],
+    )
+    assert first["left"] > doc_start + 10
