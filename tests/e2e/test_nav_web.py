@@ -59,10 +59,15 @@ def assert_back_leads_out(page: Page, server: LiveServer) -> None:
 
 
 def test_back_moves_between_screens_asks_before_losing_a_draft_and_quick_exit_leaves_no_way_back(
-    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    run_axe: Callable[[Page, str], list[dict[str, Any]]],
+    screenshots: Path,
 ) -> None:
     _, token = counsel_with_invite(create_account)
-    page, _ = contexts.page(IPHONE)
+    # bypass_csp only lets the test inject axe-core; the app's own CSP is tested elsewhere.
+    page, _ = contexts.page(IPHONE, bypass_csp=True)
     page.goto(START)
     before = history_length(page)
     register(page, live_server.url, token, "back.button")
@@ -86,6 +91,8 @@ def test_back_moves_between_screens_asks_before_losing_a_draft_and_quick_exit_le
     prompt = page.locator(".nav-prompt[role=alertdialog]")
     expect(prompt).to_contain_text("not sent yet")
     expect(prompt.locator("[data-nav-stay]")).to_be_focused()
+    assert run_axe(page, "back-prompt") == []
+    page.screenshot(path=str(screenshots / "nav-back-prompt-en-390.png"))
     prompt.locator("[data-nav-stay]").click()
     expect(prompt).to_have_count(0)
     expect(page.locator("textarea[name=text]")).to_have_value("half a message")
