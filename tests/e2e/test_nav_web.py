@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
@@ -364,3 +364,37 @@ def test_arabic_lines_isolate_latin_usernames_file_names_and_dates(
         first["top"],
     )
     assert first["left"] > doc_start + 10
+
+
+def test_back_during_an_upload_asks_first(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    _, token = counsel_with_invite(create_account)
+    page, _ = contexts.page(IPHONE)
+    register(page, live_server.url, token, "slow.upload")
+    page.locator(".case-actions button[data-case]").first.click()
+    expect(page.locator("form.upload")).to_be_visible()
+    held: list[Route] = []
+    # The parts wait unanswered, so the upload is still running when Back is pressed.
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route("**/api/v1/documents/*/parts/*", hold)
+    page.set_input_files(
+        "input[name=file]", {"name": "big.png", "mimeType": "image/png", "buffer": png()}
+    )
+    page.click("form.upload button[type=submit]")
+    expect(page.locator("form.upload progress")).to_be_visible()
+    page.go_back()
+    prompt = page.locator(".nav-prompt[role=alertdialog]")
+    expect(prompt).to_contain_text("still uploading")
+    prompt.locator("[data-nav-stay]").click()
+    expect(page.locator("form.upload progress")).to_be_visible()
+    page.unroute("**/api/v1/documents/*/parts/*", hold)
+    for route in held:
+        route.continue_()
+    expect(page.locator(".document h3", has_text="big.png")).to_be_visible(timeout=60_000)
+    # Done: Back goes home without asking.
+    page.go_back()
+    at_home(page)
