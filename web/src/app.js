@@ -72,15 +72,13 @@ const ctx = {
 function back() {
   if (closeOpen(main)) return true;
   const parent = parentScreen(current);
+  if (parent === null) return false;
   if (parent === "stay") return true;
+  const go = () => ctx.go(parent.name, parent.params);
   const work = unsavedWork(main);
-  const go = parent ? () => ctx.go(parent.name, parent.params) : () => history.back();
-  if (work) {
-    askBeforeLeaving(main, work, go);
-    return true;
-  }
-  if (parent) go();
-  return parent !== null;
+  if (work) askBeforeLeaving(main, work, go);
+  else go();
+  return true;
 }
 
 /** Forget everything the screens hold: decrypted files, streams, keys, work under way. */

@@ -60,6 +60,9 @@ export function initNavigation({ back, neutralUrl }) {
   }
   if (kind === "base" && navigationType() === "back_forward") {
     blank();
+    // Nothing before it in this tab (Back does not start leaving): the neutral site.
+    const fallback = setTimeout(() => location.replace(neutralUrl), 1000);
+    window.addEventListener("beforeunload", () => clearTimeout(fallback));
     history.back();
     return false;
   }
