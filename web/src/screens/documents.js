@@ -24,7 +24,7 @@ import { acknowledgeContact } from "../contacts.js";
 import { memberRequests } from "../members.js";
 import { button, errorMessage, heading, keyChangeNotice } from "../ui.js";
 import { focusNewDocument } from "../nav.js";
-import { tIsolated, joinIsolated } from "../bidi.js";
+import { isolate, joinIsolated, tIsolated } from "../bidi.js";
 
 const blobUrls = new Set();
 
@@ -322,15 +322,14 @@ function checklist(documents) {
             : item.expiring.length
               ? "expiring"
               : "present";
-        const detail = item.expiring.length
-          ? t("visa.expiring", { names: item.expiring.map((d) => `${d.info.name} (${formatDate(`${d.info.expiresOn}T12:00:00Z`)})`).join(", ") })
-          : null;
+        const names = item.expiring.flatMap((d, i) => [i ? ", " : null, isolate(d.info.name), " (", isolate(formatDate(`${d.info.expiresOn}T12:00:00Z`)), ")"]);
+        const detail = item.expiring.length ? tIsolated("visa.expiring", { names: h("span", {}, names) }) : null;
         return h(
           "li",
           { class: `visa-item ${state}`, "data-item": item.key, "data-state": state },
           h("span", { class: "visa-name" }, t(`visa.${item.key}`)),
           h("span", { class: `badge ${state === "present" ? "ok" : state === "missing" || state === "expired" ? "danger" : "warn"}` }, t(state === "expiring" ? "visa.soon" : `visa.${state}`)),
-          detail ? h("span", { class: "hint", dir: "auto" }, detail) : null,
+          detail ? h("span", { class: "hint" }, detail) : null,
         );
       }),
     ),
