@@ -7,6 +7,7 @@
 import { ApiError, get, logoutBeacon } from "./api.js";
 import { h } from "./dom.js";
 import { quickExit, installIdleLock, installShiftExit, installTouchExit, NEUTRAL_URL } from "./exit.js";
+import { askBeforeLeaving, closeOpen, exitThroughHistory, forgetLanguage, initNavigation, parentScreen, rememberLanguage, rememberedLanguage, trackBarSize, unsavedWork } from "./nav.js";
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
@@ -62,10 +63,24 @@ const ctx = {
     } catch {
       /* the keys are gone either way */
     }
+    forgetLanguage();
     current = { name: "login", params: { notice: "login.signedOut" } };
     render(true);
   },
 };
+
+/** The phone's Back: close what is open, else the parent screen (asking before losing work). */
+function back() {
+  if (closeOpen(main)) return true;
+  const parent = parentScreen(current);
+  if (parent === null) return false;
+  if (parent === "stay") return true;
+  const go = () => ctx.go(parent.name, parent.params);
+  const work = unsavedWork(main);
+  if (work) askBeforeLeaving(main, work, go);
+  else go();
+  return true;
+}
 
 /** Forget everything the screens hold: decrypted files, streams, keys, work under way. */
 function forgetAll() {
@@ -130,14 +145,17 @@ function header() {
     languages().map(({ code, name }) => h("option", { value: code, lang: code }, name)),
   );
   select.value = language();
-  select.addEventListener("change", () => setLanguage(select.value));
+  select.addEventListener("change", () => {
+    setLanguage(select.value);
+    rememberLanguage(language());
+  });
   langLabel = h("label", { for: "lang" });
   bar.append(h("div", { class: "lang" }, langLabel, select));
   return bar;
 }
 
 function leave() {
-  quickExit(forgetAll);
+  exitThroughHistory(() => quickExit(forgetAll));
 }
 
 /**
@@ -148,7 +166,7 @@ function leave() {
 function takeInvite() {
   const fragment = location.hash;
   const invite = parseInviteFragment(fragment);
-  if (fragment || location.search) history.replaceState(null, "", location.pathname);
+  if (fragment || location.search) history.replaceState(history.state, "", location.pathname);
   if (invite === null && !/invite=/.test(fragment)) return false;
   if (session.isSignedIn) {
     // Another account is about to be made here: this one's keys go, and its session ends.
@@ -160,7 +178,8 @@ function takeInvite() {
 }
 
 function boot() {
-  setLanguage(preferredLanguage());
+  if (!initNavigation({ back, neutralUrl: NEUTRAL_URL })) return;
+  setLanguage(rememberedLanguage() ?? preferredLanguage());
   const bar = header();
   main = document.getElementById("main");
   if (!main) {
@@ -168,6 +187,7 @@ function boot() {
     document.body.append(bar, main);
   }
   onLanguageChange(rerender);
+  trackBarSize(bar);
   // Before the live stream is reopened after a failure: an ended session locks the page.
   setSessionCheck(() => ctx.authenticated(() => get("/account")));
   installShiftExit(leave);

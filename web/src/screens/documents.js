@@ -24,6 +24,8 @@ import { session } from "../session.js";
 import { acknowledgeContact } from "../contacts.js";
 import { memberRequests } from "../members.js";
 import { button, errorMessage, heading, keyChangeNotice } from "../ui.js";
+import { focusNewDocument } from "../nav.js";
+import { isolate, joinIsolated, tIsolated } from "../bidi.js";
 
 const blobUrls = new Set();
 
@@ -105,8 +107,11 @@ function uploadForm(ctx, caseRec, onDone) {
       );
       picker.clear();
       expires.clear();
-      status.textContent = t("docs.uploaded", { name: doc.info.name });
-      onDone();
+      status.replaceChildren(...tIsolated("docs.uploaded", { name: doc.info.name }));
+      await onDone();
+      // Focus on the new document's Share (or its row), then say so in the live region.
+      const target = focusNewDocument(document, doc.id);
+      if (target?.matches("button")) status.replaceChildren(...tIsolated("nav.uploadedShare", { name: doc.info.name }));
     } catch (error) {
       alert.textContent = errorMessage(error, "documents");
       status.textContent = "";
@@ -132,7 +137,7 @@ function shareControls(ctx, doc, caseRec, reload) {
       return h(
         "li",
         { class: "grant" },
-        h("span", { dir: "auto" }, grant.expires_at ? t("docs.sharedUntil", { name, date: formatDate(grant.expires_at) }) : t("docs.shared", { name })),
+        h("span", {}, grant.expires_at ? tIsolated("docs.sharedUntil", { name, date: formatDate(grant.expires_at) }) : tIsolated("docs.shared", { name })),
         button(t("docs.revoke"), async (e) => {
           e.currentTarget.disabled = true;
           try {
@@ -210,7 +215,7 @@ function deleteControls(ctx, doc, reload) {
       h(
         "div",
         { class: "warn-box", role: "group", "aria-labelledby": questionId },
-        h("p", { id: questionId, dir: "auto" }, t("docs.deleteQuestion", { name })),
+        h("p", { id: questionId }, tIsolated("docs.deleteQuestion", { name })),
         h("div", { class: "actions" }, confirm, keep),
         alert,
       ),
@@ -289,12 +294,12 @@ function documentItem(ctx, doc, caseRec, viewer, reload, openers) {
     h(
       "p",
       { class: "doc-meta" },
-      [
+      joinIsolated([
         t(`doctype.${info.docType}`),
         formatBytes(info.size),
-        info.expiresOn ? t("docs.expiresOn", { date: formatDate(`${info.expiresOn}T12:00:00Z`) }) : null,
-        isOwner ? t("docs.mine") : t("docs.from", { name: owner?.username ?? "?" }),
-      ].filter(Boolean).join(" · "),
+        info.expiresOn ? tIsolated("docs.expiresOn", { date: formatDate(`${info.expiresOn}T12:00:00Z`) }) : null,
+        isOwner ? t("docs.mine") : tIsolated("docs.from", { name: owner?.username ?? "?" }),
+      ]),
     ),
     h("div", { class: "actions" }, view, download, remove?.ask),
     remove?.area,
@@ -321,15 +326,14 @@ function checklist(documents) {
             : item.expiring.length
               ? "expiring"
               : "present";
-        const detail = item.expiring.length
-          ? t("visa.expiring", { names: item.expiring.map((d) => `${d.info.name} (${formatDate(`${d.info.expiresOn}T12:00:00Z`)})`).join(", ") })
-          : null;
+        const names = item.expiring.flatMap((d, i) => [i ? ", " : null, isolate(d.info.name), " (", isolate(formatDate(`${d.info.expiresOn}T12:00:00Z`)), ")"]);
+        const detail = item.expiring.length ? tIsolated("visa.expiring", { names: h("span", {}, names) }) : null;
         return h(
           "li",
           { class: `visa-item ${state}`, "data-item": item.key, "data-state": state },
           h("span", { class: "visa-name" }, t(`visa.${item.key}`)),
           h("span", { class: `badge ${state === "present" ? "ok" : state === "missing" || state === "expired" ? "danger" : "warn"}` }, t(state === "expiring" ? "visa.soon" : `visa.${state}`)),
-          detail ? h("span", { class: "hint", dir: "auto" }, detail) : null,
+          detail ? h("span", { class: "hint" }, detail) : null,
         );
       }),
     ),
@@ -430,12 +434,12 @@ export function history(ctx, params) {
           h(
             "li",
             { class: `event ${e.kind}`, "data-kind": e.kind, "data-purpose": e.purpose ?? null },
-            h("span", { dir: "auto" }, t(e.kind === "download" && e.purpose ? `polish.history.${e.purpose}` : `history.${e.kind}`, {
+            h("span", {}, tIsolated(e.kind === "download" && e.purpose ? `polish.history.${e.purpose}` : `history.${e.kind}`, {
               actor: names.get(e.actor_id) ?? t("history.someone"),
               subject: names.get(e.subject_id) ?? t("history.someone"),
               doc: docNames.get(e.document_id) ?? t("history.aDocument"),
             })),
-            h("time", { datetime: e.created_at, class: "hint" }, new Intl.DateTimeFormat(document.documentElement.lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(e.created_at))),
+            h("time", { datetime: e.created_at, class: "hint", dir: "auto" }, new Intl.DateTimeFormat(document.documentElement.lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(e.created_at))),
           ),
         );
       region.replaceChildren(items.length ? h("ul", { class: "events" }, items) : h("p", { class: "empty" }, t("history.none")));

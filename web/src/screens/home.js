@@ -11,6 +11,7 @@ import { approveRequest, declineRequest, memberRequests, removeCounsel, requestC
 import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
 import { safetyPlanButton } from "./safety-plan.js";
+import { tIsolated } from "../bidi.js";
 
 const INVITES = { counsel: "survivor", admin: "counsel" };
 
@@ -63,7 +64,7 @@ function removeButton(ctx, caseId, member) {
       wrap.replaceChildren(ask);
       ask.focus();
     }, "secondary small");
-    wrap.replaceChildren(h("p", { class: "warn-box", role: "alert" }, t("members.removeConfirm", { name: member.username })), yes, cancel, alert);
+    wrap.replaceChildren(h("p", { class: "warn-box", role: "alert" }, tIsolated("members.removeConfirm", { name: member.username })), yes, cancel, alert);
     yes.focus();
   }, "secondary small", { "aria-label": t("members.removeLabel", { name: member.username }), "data-remove": member.userId });
   wrap.append(ask);
@@ -99,7 +100,7 @@ function pendingRequests(ctx, caseRec, requests) {
         h(
           "li",
           { class: "member-request", "data-request": r.id },
-          h("span", { dir: "auto" }, t("members.requestedBy", {
+          h("span", {}, tIsolated("members.requestedBy", {
             name: r.username,
             by: names.get(r.requested_by) ?? t("history.someone"),
             date: formatDate(r.requested_at),
@@ -225,7 +226,7 @@ export function home(ctx, params) {
   return [
     heading(t(isMember ? "home.title" : "home.adminTitle")),
     params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
-    h("p", { class: "whoami" }, t("home.signedInAs", { name: account.username })),
+    h("p", { class: "whoami" }, tIsolated("home.signedInAs", { name: account.username })),
     account.mustRotate
       ? h(
           "div",

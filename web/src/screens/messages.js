@@ -9,6 +9,7 @@ import { caseConversation, getConversation, listConversations, markRead, message
 import { caseRecord, fetchDocument, listDocuments } from "../docs.js";
 import { h, uid } from "../dom.js";
 import { t } from "../i18n.js";
+import { joinIsolated, tIsolated } from "../bidi.js";
 import { session } from "../session.js";
 import { acknowledgeContact } from "../contacts.js";
 import { button, errorMessage, heading, keyChangeNotice } from "../ui.js";
@@ -154,7 +155,7 @@ export function conversation(ctx, params) {
         attachmentOf(id).then((doc) => {
           li.replaceChildren(
             doc
-              ? button(t("chat.openAttachment", { name: doc.info.name }), () => ctx.go("documents", { caseId, open: id, from: { caseId, memberIds } }), "link small")
+              ? button(h("span", { class: "attachment-label" }, tIsolated("chat.openAttachment", { name: doc.info.name })), () => ctx.go("documents", { caseId, open: id, from: { caseId, memberIds } }), "link small")
               : h("span", { class: "hint" }, t("chat.attachmentGone")),
           );
         });
@@ -177,7 +178,7 @@ export function conversation(ctx, params) {
     const item = h(
       "li",
       { class: `message ${mine ? "mine" : "theirs"}`, "data-id": m.id, "data-seq": String(m.seq) },
-      h("p", { class: "meta" }, `${who} · ${timeText(m.sentAt)}${m.ttl ? ` · ${t("chat.disappears", { after: timerLabel(m.ttl) })}` : ""}`),
+      h("p", { class: "meta" }, joinIsolated([who, timeText(m.sentAt), m.ttl ? t("chat.disappears", { after: timerLabel(m.ttl) }) : null])),
       body,
     );
     const after = [...list.children].find((li) => Number(li.dataset.seq) > m.seq);
