@@ -1,5 +1,5 @@
 /**
- * The tab's history and the phone's Back button (docs/protocol.md §18).
+ * The tab's history and the phone's Back button (docs/protocol.md §19).
  *
  * The app's entry in the tab's history is the *base*; after the first tap or key press one
  * *guard* entry with the same URL is pushed above it. Back from the guard lands on the base
