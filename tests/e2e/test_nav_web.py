@@ -262,10 +262,11 @@ def test_after_an_upload_focus_is_on_its_share_button_and_back_closes_the_viewer
     expect(page.locator("form.upload [role=status]")).to_have_text(
         "Uploaded: permit.png. You can share it now."
     )
-    # Its optional end date is one Shift+Tab away; sharing is one press.
+    # Its optional end date (the year box, last of day/month/year) is one Shift+Tab away;
+    # sharing is one press.
     page.keyboard.press("Shift+Tab")
     expect(
-        page.locator(".document", has_text="permit.png").locator("input[type=date]")
+        page.locator(".document", has_text="permit.png").get_by_role("textbox", name="Year")
     ).to_be_focused()
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
