@@ -220,8 +220,7 @@ TOO_MANY = json.dumps(
 
 
 class BodyDeadline:
-    """WSGI middleware: the body must arrive within base + length / rate seconds, and each
-    client may have at most ``pending.cap`` bodies being read at once."""
+    """WSGI middleware: bodies within base + length / rate seconds, ``pending.cap`` per client."""
 
     def __init__(
         self,

@@ -92,13 +92,11 @@ def _limiter_unavailable() -> Response:
 
 
 def _guard_limiter_hook(app: Flask, limiter: object) -> None:
-    """Turn a limiter store failure after the view (a failure's deduction) into the 503.
-
-    The limiter counts some failures (a wrong login) only once the answer is known, in an
-    after-request hook; an error raised there skips the error handlers and ends as a 500.
-    A failed answer whose failure could not be counted becomes ``limiter_unavailable``
-    (fail closed, as before the view); a successful one stands without its limit headers.
-    """
+    """Turn a limiter store failure after the view (a failure's deduction) into the 503."""
+    # The limiter counts some failures (a wrong login) only once the answer is known, in an
+    # after-request hook; an error raised there skips the error handlers and ends as a 500.
+    # A failed answer whose failure could not be counted becomes `limiter_unavailable`
+    # (fail closed, as before the view); a successful one stands without its limit headers.
     hooks = app.after_request_funcs.setdefault(None, [])
     for index, hook in enumerate(hooks):
         if isinstance(hook, partial) and hook.args[:1] == (limiter,):
