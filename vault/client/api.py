@@ -110,7 +110,8 @@ RETRYABLE_STATUS = frozenset({502, 503, 504})
 def wait_to_retry(exc: Exception, attempt: int, retries: int, backoff: float) -> int:
     """Re-raise ``exc`` unless it is a dropped connection or a retryable answer and tries
     remain; otherwise sleep with exponential backoff and return the next attempt number."""
-    if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS:
+    busy = isinstance(exc, ApiError) and exc.code == "too_many_pending_bodies"  # 429, §10.2
+    if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS and not busy:
         raise exc
     attempt += 1
     if attempt > retries:
