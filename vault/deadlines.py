@@ -12,11 +12,19 @@ then cannot stretch them:
   ``HAVEN_BODY_MIN_BYTES_PER_SECOND``; every read of ``wsgi.input`` waits at most until
   then (a socket timeout), after which the app answers 408 ``request_timeout`` and the
   read side is shut so the connection closes.
+
+A cap bounds how many bodies one client may have in flight at once in a worker:
+``HAVEN_MAX_PENDING_BODIES_PER_CLIENT`` (default half the worker's threads). A request with a
+body beyond it is answered 429 ``too_many_pending_bodies`` with ``Retry-After`` at once,
+without reading its body, so one address cannot hold every thread for a body deadline.
+The client is the address the app trusts (``HAVEN_PROXY_HOPS`` through werkzeug's ProxyFix,
+as the rate limiter sees it), not the proxy's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import threading
@@ -26,6 +34,7 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 from werkzeug.exceptions import ClientDisconnected
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -42,6 +51,38 @@ def _setting(name: str, default: float) -> float:
     if value <= 0:
         raise SystemExit(f"{name}: must be positive, got {raw!r}")
     return value
+
+
+class PendingBodies:
+    """How many request bodies each client has still being read (one per worker)."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, client: str) -> bool:
+        """Take a slot for ``client``; False when it already has ``cap`` bodies in flight."""
+        with self._lock:
+            count = self._counts.get(client, 0)
+            if count >= self.cap:
+                return False
+            self._counts[client] = count + 1
+            return True
+
+    def release(self, client: str) -> None:
+        """Give the slot back."""
+        with self._lock:
+            count = self._counts.get(client, 0) - 1
+            if count > 0:
+                self._counts[client] = count
+            else:
+                self._counts.pop(client, None)
+
+    def pending(self, client: str) -> int:
+        """Bodies in flight for ``client``."""
+        with self._lock:
+            return self._counts.get(client, 0)
 
 
 class Watchdog:
@@ -92,10 +133,19 @@ def _stop_reading(sock: socket.socket) -> None:
 class _DeadlineInput:
     """``wsgi.input`` whose reads give up at a fixed deadline."""
 
-    def __init__(self, stream: Any, sock: socket.socket, deadline: float) -> None:
+    def __init__(
+        self,
+        stream: Any,
+        sock: socket.socket,
+        deadline: float,
+        length: int | None = None,
+        done: Callable[[], None] | None = None,
+    ) -> None:
         self._stream = stream
         self._sock = sock
         self._deadline = deadline
+        self._left = length  # None: chunked, finished when a read returns nothing
+        self._done = done
 
     def _call(self, method: Callable[..., Any], *args: Any) -> Any:
         remaining = self._deadline - time.monotonic()
@@ -103,11 +153,23 @@ class _DeadlineInput:
             return self._expire()
         self._sock.settimeout(remaining)
         try:
-            return method(*args)
+            data = method(*args)
         except TimeoutError:
             return self._expire()
         finally:
             self._sock.settimeout(None)
+        self._count(sum(map(len, data)) if isinstance(data, list) else len(data), args)
+        return data
+
+    def _count(self, got: int, args: tuple[Any, ...]) -> None:
+        """Give the client's slot back once the whole body is in."""
+        if self._left is not None:
+            self._left -= got
+        asked = args[0] if args else -1
+        ended = got == 0 and asked != 0
+        if self._done is not None and (ended or (self._left is not None and self._left <= 0)):
+            self._done()
+            self._done = None
 
     def _expire(self) -> Any:
         _stop_reading(self._sock)  # the connection closes after the answer; no drain
@@ -133,23 +195,115 @@ class _DeadlineInput:
             yield line
 
 
-class BodyDeadline:
-    """WSGI middleware: the body must arrive within base + length / rate seconds."""
+def client_address(environ: dict[str, Any], hops: int) -> str:
+    """The client's address as the app sees it: ProxyFix's, trusting ``hops`` proxies."""
+    if hops <= 0:
+        return str(environ.get("REMOTE_ADDR", ""))
+    seen: dict[str, Any] = {}
 
-    def __init__(self, app: WsgiApp, base: float, min_rate: float) -> None:
+    def capture(env: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        seen.update(env)
+        return []
+
+    ProxyFix(capture, x_for=hops)(dict(environ), lambda *args: None)  # type: ignore[arg-type]
+    return str(seen.get("REMOTE_ADDR", ""))
+
+
+TOO_MANY = json.dumps(
+    {
+        "error": {
+            "code": "too_many_pending_bodies",
+            "message": "too many requests from this address are still sending; retry shortly",
+        }
+    }
+).encode()
+
+
+class BodyDeadline:
+    """WSGI middleware: bodies within base + length / rate seconds, ``pending.cap`` per client."""
+
+    def __init__(
+        self,
+        app: WsgiApp,
+        base: float,
+        min_rate: float,
+        pending: PendingBodies | None = None,
+        hops: int = 0,
+    ) -> None:
         self.app = app
         self.base = base
         self.min_rate = min_rate
+        self.pending = pending
+        self.hops = hops
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         """Wrap ``wsgi.input`` when the server gave us its socket."""
         sock = environ.get("gunicorn.socket")
-        if isinstance(sock, socket.socket):
-            length = environ.get("CONTENT_LENGTH") or "0"
-            size = int(length) if length.isascii() and length.isdigit() else 0
-            deadline = time.monotonic() + self.base + size / self.min_rate
+        if not isinstance(sock, socket.socket):
+            return self.app(environ, start_response)
+        length = environ.get("CONTENT_LENGTH") or ""
+        size = int(length) if length.isascii() and length.isdigit() else 0
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        deadline = time.monotonic() + self.base + size / self.min_rate
+        if self.pending is None or not (size > 0 or chunked):
             environ["wsgi.input"] = _DeadlineInput(environ["wsgi.input"], sock, deadline)
-        return self.app(environ, start_response)
+            return self.app(environ, start_response)
+        client = client_address(environ, self.hops)
+        if not self.pending.acquire(client):
+            return self._refuse(sock, start_response)
+        pending = self.pending
+        released = threading.Event()
+
+        def done() -> None:
+            if not released.is_set():
+                released.set()
+                pending.release(client)
+
+        environ["wsgi.input"] = _DeadlineInput(
+            environ["wsgi.input"], sock, deadline, None if chunked else size, done
+        )
+        try:
+            result = self.app(environ, start_response)
+        except BaseException:
+            done()
+            raise
+        return _Closing(result, done)
+
+    @staticmethod
+    def _refuse(sock: socket.socket, start_response: Callable[..., Any]) -> list[bytes]:
+        """429 at once, its body unread; the read side is shut so the connection closes."""
+        _stop_reading(sock)
+        start_response(
+            "429 Too Many Requests",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(TOO_MANY))),
+                ("Retry-After", "1"),
+                ("Cache-Control", "no-store"),
+                ("X-Content-Type-Options", "nosniff"),
+            ],
+        )
+        return [TOO_MANY]
+
+
+class _Closing:
+    """A WSGI answer that gives the client's slot back when the server is done with it."""
+
+    def __init__(self, result: Iterable[bytes], done: Callable[[], None]) -> None:
+        self._result = result
+        self._done = done
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._result)
+
+    def close(self) -> None:
+        """Close the wrapped answer, then release."""
+        try:
+            close = getattr(self._result, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._done()
 
 
 class HavenWorker(ThreadWorker):  # type: ignore[misc]
@@ -160,14 +314,23 @@ class HavenWorker(ThreadWorker):  # type: ignore[misc]
         self.header_seconds = _setting("HAVEN_HEADER_TIMEOUT_SECONDS", 10)
         body = _setting("HAVEN_BODY_TIMEOUT_SECONDS", 30)
         rate = _setting("HAVEN_BODY_MIN_BYTES_PER_SECOND", 16 * 1024)
+        default_cap = max(1, int(self.cfg.threads) // 2)
+        cap = _setting("HAVEN_MAX_PENDING_BODIES_PER_CLIENT", default_cap)
+        if cap != int(cap):
+            raise SystemExit("HAVEN_MAX_PENDING_BODIES_PER_CLIENT: expected a whole number")
+        self.pending_bodies = PendingBodies(int(cap))
         self.watchdog = Watchdog()
         self.body_deadline = (body, rate)
         super().init_process()
 
     def load_wsgi(self) -> None:
-        """Put the body deadline around the app."""
+        """Put the body deadline and the per-client cap around the app."""
         super().load_wsgi()
-        self.wsgi: WsgiApp = BodyDeadline(self.wsgi, *self.body_deadline)
+        config = getattr(self.wsgi, "config", {})
+        hops = int(config.get("HAVEN_PROXY_HOPS", 0) or 0)
+        self.wsgi: WsgiApp = BodyDeadline(
+            self.wsgi, *self.body_deadline, pending=self.pending_bodies, hops=hops
+        )
 
     def handle(self, conn: Any) -> Any:
         """Serve a connection; its headers must be complete within the header deadline."""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 
 from flask import Flask, Response, jsonify
 from flask_limiter.errors import RateLimitExceeded
 from limits.errors import StorageError as LimiterStorageError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
+
+from vault.extensions import limiter
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +83,46 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
+def _limiter_unavailable() -> Response:
+    response = error_response(
+        503, "limiter_unavailable", "this action is paused: the rate limiter is unavailable"
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def _guard_limiter_hook(app: Flask, limiter: object) -> None:
+    """Turn a limiter store failure after the view (a failure's deduction) into the 503."""
+    # The limiter counts some failures (a wrong login) only once the answer is known, in an
+    # after-request hook; an error raised there skips the error handlers and ends as a 500.
+    # A failed answer whose failure could not be counted becomes `limiter_unavailable`
+    # (fail closed, as before the view); a successful one stands without its limit headers.
+    hooks = app.after_request_funcs.setdefault(None, [])
+    for index, hook in enumerate(hooks):
+        if isinstance(hook, partial) and hook.args[:1] == (limiter,):
+            hooks[index] = _guarded(hook)
+
+
+def _guarded(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    def guarded(response: Response) -> Response:
+        try:
+            return hook(response)
+        except LimiterStorageError as exc:
+            log.error("limiter storage unavailable: %s", type(exc.storage_error).__name__)
+            if response.status_code < 400:
+                return response
+            return _limiter_unavailable()
+
+    return guarded
+
+
 def _http_code(exc: HTTPException) -> str:
     return (exc.name or "error").lower().replace(" ", "_").replace("'", "")
 
 
 def register_error_handlers(app: Flask) -> None:
     """Route every error through the one shape."""
+    _guard_limiter_hook(app, limiter)
 
     @app.errorhandler(HavenError)
     def _domain(exc: HavenError) -> Response:
@@ -101,11 +139,7 @@ def register_error_handlers(app: Flask) -> None:
     def _limiter_down(exc: LimiterStorageError) -> Response:
         # Fail closed: a throttle that cannot count must not let guesses through uncounted.
         log.error("limiter storage unavailable: %s", type(exc.storage_error).__name__)
-        response = error_response(
-            503, "limiter_unavailable", "this action is paused: the rate limiter is unavailable"
-        )
-        response.headers["Retry-After"] = "5"
-        return response
+        return _limiter_unavailable()
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response:

@@ -67,7 +67,8 @@ PAUSE = 0.2  # seconds between a client's cycles
 KEEP_DOCUMENTS = 3
 LISTENERS = 4
 KEEPALIVE_SETTLE = 4.0  # seconds: gunicorn closes idle keep-alive connections after 2
-# A dropped event stream is noticed at its next heartbeat (15 s by default).
+# A dropped event stream is noticed within a second (vault/messages/stream.py); the wait
+# leaves room for a slow machine.
 STREAM_SETTLE = 17.0
 POOL_SIZE = 10  # vault/db.py: connections each worker keeps (overflow ones are closed)
 PASSPHRASE = "correct horse battery staple"

@@ -288,6 +288,38 @@ def test_redis_down_refuses_sends_and_still_delivers_live_events(
     listener.close()
 
 
+def test_redis_dying_before_a_failed_login_is_counted_answers_503(
+    invite: Callable[..., str], redis_live: LiveServer, own_redis: RedisServer
+) -> None:
+    # `invite` first: the limiter is one object per process, bound to the last app built.
+    counsel = HavenClient(redis_live.url, witnesses=redis_live.witnesses)
+    counsel.register(invite("counsel"), "counsel.deduct", PASSPHRASE)
+    app = redis_live.app
+    armed = threading.Event()
+
+    def stop_redis_after_the_view(response: Any) -> Any:
+        """Runs after the login view and before the limiter counts its failure."""
+        if armed.is_set() and response.status_code == 401:
+            armed.clear()
+            own_redis.stop()
+        return response
+
+    # Added last, so it runs first of the after-request hooks: before the limiter's.
+    app.after_request_funcs.setdefault(None, []).append(stop_redis_after_the_view)
+    armed.set()
+    with pytest.raises(ApiError) as err:
+        HavenClient(redis_live.url, witnesses=redis_live.witnesses).login(
+            "counsel.deduct", "a wrong guess at the passphrase"
+        )
+    assert own_redis.proc is None  # the stop really happened between the check and the count
+    assert (err.value.status, err.value.code) == (503, "limiter_unavailable")
+    raw = counsel.http.post(f"{redis_live.url}/api/v1/auth/prelogin", json={"username": "x"})
+    assert raw.status_code == 503
+    own_redis.start()
+    again = HavenClient(redis_live.url, witnesses=redis_live.witnesses)
+    assert again.login("counsel.deduct", PASSPHRASE).username == "counsel.deduct"
+
+
 # -- MinIO out of disk space ---------------------------------------------------------------
 
 DISK_MIB = 40

@@ -134,6 +134,19 @@ def test_readyz_names_a_dead_database(make_app: Callable[..., Flask]) -> None:
     assert response.get_json()["checks"]["database"] == "unavailable"
 
 
+def test_readyz_does_not_wait_for_a_limiter_that_is_switched_off(
+    make_app: Callable[..., Flask],
+) -> None:
+    # Its store is unreachable, but a limiter that is off never uses it.
+    app = make_app(HAVEN_RATELIMIT_ENABLED="false", HAVEN_LIMITER_STORAGE_URI="redis://127.0.0.1:1")
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {
+        "status": "ok",
+        "checks": {"limiter": "off", "database": "ok", "object_store": "ok"},
+    }
+
+
 def test_database_down_gives_503_in_the_error_shape(make_app: Callable[..., Flask]) -> None:
     app = make_app(HAVEN_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none")
     response = app.test_client().post("/api/v1/auth/prelogin", json={"username": "someone"})

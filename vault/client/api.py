@@ -5,6 +5,7 @@ The server receives only the authentication subkey, public keys and ciphertext.
 
 from __future__ import annotations
 
+import http.client
 import os
 import time
 from dataclasses import dataclass
@@ -45,6 +46,12 @@ class Account:
     username: str
     keys: pkeys.KeyPairs
     public_keys: pkeys.PublicKeys
+
+
+def _streamed(kwargs: dict[str, Any]) -> bool:
+    """A body read from a stream cannot be sent twice from here (its caller re-sends it)."""
+    data = kwargs.get("data")
+    return data is not None and not isinstance(data, bytes | str | dict)
 
 
 def invite_token(link_or_token: str) -> bytes:
@@ -103,13 +110,43 @@ RETRYABLE_STATUS = frozenset({502, 503, 504})
 def wait_to_retry(exc: Exception, attempt: int, retries: int, backoff: float) -> int:
     """Re-raise ``exc`` unless it is a dropped connection or a retryable answer and tries
     remain; otherwise sleep with exponential backoff and return the next attempt number."""
-    if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS:
+    busy = isinstance(exc, ApiError) and exc.code == "too_many_pending_bodies"  # 429, §10.2
+    if isinstance(exc, ApiError) and exc.status not in RETRYABLE_STATUS and not busy:
         raise exc
     attempt += 1
     if attempt > retries:
         raise exc
     time.sleep(backoff * 2 ** (attempt - 1))
     return attempt
+
+
+# A server may close an idle kept-alive connection just as a request goes out on it; the
+# request then fails with one of these before any answer came back.
+CLOSED_BEFORE_ANSWER = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
+STALE_CONNECTION_RETRIES = 2
+
+
+def closed_before_answer(exc: BaseException) -> bool:
+    """Whether a failed request ended with the connection closed and no answer at all."""
+    if isinstance(exc, requests.Timeout):
+        return False
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, CLOSED_BEFORE_ANSWER):
+            return True
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False
 
 
 class HavenClient:
@@ -125,13 +162,26 @@ class HavenClient:
 
     # -- transport -------------------------------------------------------------------
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        """Send a request; raise ApiError on the error shape."""
+    def request(
+        self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        """Send a request (again, if safe or ``idempotent``, on a connection closed unanswered)."""
         kwargs.setdefault("timeout", self.timeout)
         if method.upper() not in SAFE_METHODS and "json" not in kwargs:
             # Every state-changing request names its media type, body or not (protocol §5.1).
             kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
-        response = self.http.request(method, f"{self.base_url}/api/v1{path}", **kwargs)
+        may_repeat = (method.upper() in SAFE_METHODS or idempotent) and not _streamed(kwargs)
+        attempt = 0
+        while True:
+            try:
+                response = self.http.request(method, f"{self.base_url}/api/v1{path}", **kwargs)
+                break
+            except requests.ConnectionError as exc:
+                attempt += 1
+                if not may_repeat or attempt > STALE_CONNECTION_RETRIES:
+                    raise
+                if not closed_before_answer(exc):
+                    raise
         if response.status_code >= 400:
             try:
                 err = response.json()["error"]
@@ -140,9 +190,14 @@ class HavenClient:
                 raise ApiError(response.status_code, "http_error", response.text[:200]) from None
         return response
 
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        """POST JSON and return the decoded JSON answer (None for 204)."""
-        response = self.request("POST", path, json=body if body is not None else {})
+    def post(
+        self, path: str, body: dict[str, Any] | None = None, *, idempotent: bool = False
+    ) -> Any:
+        """POST JSON and return the decoded JSON answer (None for 204); ``idempotent``: the
+        protocol makes repeating it harmless, so a stale connection is retried."""
+        response = self.request(
+            "POST", path, json=body if body is not None else {}, idempotent=idempotent
+        )
         return None if response.status_code == 204 else response.json()
 
     def get(self, path: str, **params: Any) -> Any:
@@ -183,7 +238,8 @@ class HavenClient:
 
     def prelogin(self, username: str) -> KdfParams:
         """Fetch and check the KDF parameters; refuse anything below the protocol floor."""
-        data = self.post("/auth/prelogin", {"username": username})["kdf"]
+        # Reads only (and counted per attempt by the limiter): safe to repeat.
+        data = self.post("/auth/prelogin", {"username": username}, idempotent=True)["kdf"]
         params = KdfParams(b64decode(data["salt"]), data["opslimit"], data["memlimit"], data["alg"])
         params.check()
         return params
@@ -192,7 +248,12 @@ class HavenClient:
         """Sign in from any device knowing only username and passphrase."""
         name = pkeys.normalize_username(username)
         derived = passphrase_keys(passphrase, self.prelogin(name))
-        data = self.post("/auth/login", {"username": name, "auth_key": b64encode(derived.auth_key)})
+        # A repeated login starts one more session of the same account: harmless.
+        data = self.post(
+            "/auth/login",
+            {"username": name, "auth_key": b64encode(derived.auth_key)},
+            idempotent=True,
+        )
         acct = data["account"]
         keys = pkeys.unwrap_bundle(
             b64decode(acct["wrapped_keys"]), name, acct["key_version"], derived.wrap_key

@@ -415,7 +415,9 @@ class Documents:
                 )
                 if sent_digest != info.sha256:
                     raise FileChanged("the file changed while it was being uploaded")
-                data = self.client.post(f"/documents/{document_id}/finalize")["document"]
+                # A repeated finalize completes the upload once (protocol §8.6).
+                finalize = f"/documents/{document_id}/finalize"
+                data = self.client.post(finalize, idempotent=True)["document"]
                 return self.open(data, expected_id=document_id)
             except (requests.ConnectionError, requests.Timeout, ApiError) as exc:
                 attempt = wait_to_retry(exc, attempt, self.retries, self.backoff)

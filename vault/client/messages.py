@@ -272,9 +272,10 @@ class Messenger:
         attempt = 0
         while True:
             try:
-                data: dict[str, Any] = self.client.post(f"/conversations/{cid}/messages", body)[
-                    "message"
-                ]
+                # The envelope carries its message id: a byte-identical repeat is stored once.
+                data: dict[str, Any] = self.client.post(
+                    f"/conversations/{cid}/messages", body, idempotent=True
+                )["message"]
                 return data
             except (requests.ConnectionError, requests.Timeout, ApiError) as exc:
                 attempt = wait_to_retry(exc, attempt, self.retries, self.backoff)

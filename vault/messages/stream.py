@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -21,7 +22,7 @@ from vault.accounts import services as accounts
 from vault.db import database
 from vault.keyring import Keyring, KeyringError
 from vault.messages import services
-from vault.messages.fanout import Fanout
+from vault.messages.fanout import Fanout, Subscription
 from vault.messages.models import MessageEvent
 from vault.protocol import serverdata
 from vault.protocol.encoding import EncodingError, b64decode, b64encode
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 BATCH = 100
 RETRY_MS = 3000
 CURSOR_KIND = "event-cursor/"
+# How often a waiting stream looks whether its client went away (not a write: a look).
+GONE_CHECK_SECONDS = 1.0
 
 
 def cursor_token(ring: Keyring, user_id: str, seq: int) -> str:
@@ -68,6 +71,18 @@ class StreamSlots:
         self._sem.release()
 
 
+def client_gone(sock: socket.socket | None) -> bool:
+    """Whether the client closed or reset the connection (it sends nothing after its request)."""
+    if sock is None:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:  # nothing to read: still there
+        return False
+    except OSError:  # reset, or already closed
+        return True
+
+
 def _frame(kind: str, token: str, data: dict[str, Any]) -> str:
     return f"id: {token}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -92,8 +107,10 @@ class EventStream:
         cursor: str | None,
         deadline: float,
         release: Callable[[], None],
+        sock: socket.socket | None = None,
     ) -> None:
         self.app = app
+        self.sock = sock
         self.user_id = user_id
         self.session_id = session_id
         self.cursor = cursor
@@ -141,7 +158,22 @@ class EventStream:
                 if len(events) == BATCH:
                     continue
                 wait = min(heartbeat, max(0.0, self.deadline - time.monotonic()))
-                if not sub.wait(wait):
+                woken = self._wait(sub, wait)
+                if woken is None:
+                    return  # the client left: end now, not at a later write that fails
+                if not woken:
                     yield ": keepalive\n\n"
         finally:
             sub.close()
+
+    def _wait(self, sub: Subscription, seconds: float) -> bool | None:
+        """Wait for a wake-up up to ``seconds``; None as soon as the client has gone."""
+        until = time.monotonic() + seconds
+        while True:
+            if client_gone(self.sock):
+                return None
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            if sub.wait(min(left, GONE_CHECK_SECONDS)):
+                return True

@@ -525,6 +525,7 @@ def events() -> Response:
         cursor[:512] if cursor else None,
         now + max(0.0, float(lifetime)),
         slots.release,
+        request.environ.get("gunicorn.socket"),
     )
     response = Response(stream, mimetype="text/event-stream")
     response.headers["X-Accel-Buffering"] = "no"

@@ -4,11 +4,13 @@ export const API = "/api/v1";
 
 /** The server answered with its error shape, or could not be reached. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, retryAfter = null) {
     super(`${status} ${code}: ${message}`);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    /** The Retry-After header as sent (retry.js reads it), or null. */
+    this.retryAfter = retryAfter;
   }
 }
 
@@ -40,7 +42,7 @@ export async function request(method, path, body) {
   }
   if (!response.ok) {
     const err = data?.error;
-    throw new ApiError(response.status, err?.code ?? "http_error", err?.message ?? "");
+    throw new ApiError(response.status, err?.code ?? "http_error", err?.message ?? "", response.headers?.get?.("Retry-After") ?? null);
   }
   return data;
 }

@@ -15,6 +15,7 @@ import { checkPinned, trustContacts } from "./contacts.js";
 import { verifyLoggedKey } from "./directory.js";
 import { sodiumReady } from "./sodium.js";
 import { createLiveStream } from "./live.js";
+import { withAdvisedRetry } from "./retry.js";
 
 export const TIMERS = M.TIMERS;
 
@@ -149,9 +150,10 @@ export function attachmentKeys(sodium, conv, documents, checked) {
 
 /**
  * Encrypt, seal to every member's checked current key, sign and send a text, with
- * `documents` (opened documents of the case) attached.
+ * `documents` (opened documents of the case) attached; a busy server's advised wait is
+ * waited out (retry.js), `onRetry(seconds)` told first.
  */
-export async function sendText(conv, text, documents = []) {
+export async function sendText(conv, text, documents = [], { onRetry } = {}) {
   const sodium = await sodiumReady();
   const me = session.account;
   const x25519 = {};
@@ -182,7 +184,9 @@ export async function sendText(conv, text, documents = []) {
   const envelope = M.compose(sodium, header, text, me.keys, x25519);
   const keys = attachmentKeys(sodium, conv, documents, checked);
   const body = keys.length ? { ...envelope, attachment_keys: keys } : envelope;
-  return (await post(`/conversations/${encodeURIComponent(conv.id)}/messages`, body)).message;
+  // The same bytes each time: the server stores the message once (its id is in the envelope).
+  const path = `/conversations/${encodeURIComponent(conv.id)}/messages`;
+  return (await withAdvisedRetry(() => post(path, body), { onRetry })).message;
 }
 
 /** Move my read marker forward. */

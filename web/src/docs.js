@@ -12,6 +12,7 @@ import { ProtocolError, verifyPublicRecord } from "./crypto/keys.js";
 import { session } from "./session.js";
 import { checkPinned, trustContacts } from "./contacts.js";
 import { verifyLoggedKey } from "./directory.js";
+import { advisedWait } from "./retry.js";
 import { sodiumReady } from "./sodium.js";
 
 /** Part size a phone on weak data uses: the smallest S3 allows (80 chunks, ≈ 5 MiB). */
@@ -149,7 +150,7 @@ function putPart(documentId, number, body, onSent) {
         data = null;
       }
       if (xhr.status >= 200 && xhr.status < 300) resolve(data);
-      else reject(new ApiError(xhr.status, data?.error?.code ?? "http_error", data?.error?.message ?? ""));
+      else reject(new ApiError(xhr.status, data?.error?.code ?? "http_error", data?.error?.message ?? "", xhr.getResponseHeader("Retry-After")));
     };
     xhr.onerror = () => reject(new ApiError(0, "network", "no connection"));
     xhr.ontimeout = xhr.onerror;
@@ -214,8 +215,10 @@ async function complete(sodium, caseRec, documentId, fileKey, header, file, info
       if (!(error instanceof ApiError) || !RETRYABLE.has(error.status)) throw error;
       attempt += 1;
       if (attempt > RETRIES) throw error;
-      onRetry?.(attempt);
-      await waitOnline(Math.min(8000, 500 * 2 ** (attempt - 1)));
+      // A busy server names its wait (Retry-After, bounded); otherwise back off.
+      const advised = advisedWait(error);
+      onRetry?.(attempt, advised);
+      await waitOnline(advised !== null ? advised * 1000 : Math.min(8000, 500 * 2 ** (attempt - 1)));
       try {
         upload = (await get(`/documents/${encodeURIComponent(documentId)}/upload`)).upload;
       } catch (again) {

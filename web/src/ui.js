@@ -101,6 +101,9 @@ export function errorMessage(error, context = "login") {
   const code = error?.code;
   if (error instanceof ApiError) {
     if (error.status === 0) return t("error.network");
+    // Out of space: nothing was stored, and trying again later is all anyone can do.
+    if (code === "storage_full") return t("retry.storageFull");
+    if (code === "too_many_pending_bodies") return t("retry.busy");
     if (error.status === 429 || code === "rate_limited") return t("error.rateLimited");
     if (code === "bad_credentials") {
       return t({ recover: "error.badRecovery", change: "error.currentWrong", rotate: "error.currentWrong" }[context] ?? "error.badCredentials");

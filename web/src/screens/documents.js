@@ -100,8 +100,9 @@ function uploadForm(ctx, caseRec, onDone) {
             progress.value = Math.round(fraction * 100);
             status.textContent = t(phase === "hash" ? "docs.preparing" : "docs.sending", { percent: Math.round(fraction * 100) });
           },
-          onRetry: () => {
-            status.textContent = t("docs.retrying");
+          onRetry: (attempt, seconds) => {
+            // A busy server names its wait; a dropped connection does not.
+            status.textContent = seconds ? t("retry.uploading", { seconds }) : t("docs.retrying");
           },
         }),
       );

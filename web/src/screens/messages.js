@@ -298,16 +298,19 @@ export function conversation(ctx, params) {
     const attached = picker.chosen();
     if ((!value.trim() && attached.length === 0) || !conv) return;
     send.disabled = true;
+    // A busy server asked for a wait: say so, and that the message is still being sent.
+    const retrying = { onRetry: (seconds) => (status.textContent = t("retry.sending", { seconds })) };
     try {
       let sent;
       try {
-        sent = await ctx.authenticated(() => sendText(conv, value, attached));
+        sent = await ctx.authenticated(() => sendText(conv, value, attached, retrying));
       } catch (error) {
         if (!["stale_key_version", "timer_changed", "recipients_mismatch"].includes(error?.code)) throw error;
         conv = await ctx.authenticated(() => getFresh());
         timer.value = String(conv.ttl);
-        sent = await ctx.authenticated(() => sendText(conv, value, attached));
+        sent = await ctx.authenticated(() => sendText(conv, value, attached, retrying));
       }
+      status.textContent = "";
       text.value = "";
       picker.clear();
       render({ id: sent.id, seq: sent.seq, senderId: session.account.id, sentAt: sent.sent_at, ttl: sent.ttl, expiresAt: sent.expires_at, text: value, attachments: sent.attachments ?? [] });
@@ -323,6 +326,7 @@ export function conversation(ctx, params) {
         );
         keyNotice.querySelector("button")?.focus();
       } else {
+        status.textContent = "";
         alert.textContent = errorMessage(error, "chat");
       }
     } finally {
