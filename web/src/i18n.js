@@ -5,6 +5,7 @@
  */
 
 import catalogs from "haven:catalogs";
+import { bestLanguage } from "./langtags.js";
 
 export const FALLBACK = "en";
 let current = FALLBACK;
@@ -19,11 +20,7 @@ export function languages() {
 
 /** The first of the browser's preferred languages that has a catalog, else English. */
 export function preferredLanguage(preferences = navigator.languages ?? [navigator.language]) {
-  for (const tag of preferences) {
-    const base = String(tag).toLowerCase().split("-")[0];
-    if (catalogs[base]) return base;
-  }
-  return FALLBACK;
+  return bestLanguage(preferences, Object.keys(catalogs), FALLBACK);
 }
 
 /** The current language's code. */
@@ -51,10 +48,11 @@ export function t(key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
 
-/** Format a date in the current language. */
+/** Format a date in the current language (`_meta.locale` where Intl has no data for the code). */
 export function formatDate(iso) {
   try {
-    return new Intl.DateTimeFormat(current, { dateStyle: "medium" }).format(new Date(iso));
+    const locale = catalogs[current]._meta.locale ?? current;
+    return new Intl.DateTimeFormat(locale, { dateStyle: "medium" }).format(new Date(iso));
   } catch {
     return iso;
   }
