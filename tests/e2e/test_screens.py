@@ -22,6 +22,7 @@ from tests.e2e.flows import (
     open_invite,
     read_recovery_key,
 )
+from tests.e2e.pseudo import PSEUDO_RTL
 
 SCREEN_390 = {
     "viewport": {"width": 390, "height": 844},
@@ -43,6 +44,7 @@ SCREENS = (
     "invite",
     "invite-link",
 )
+RTL_LANGUAGES = ("ar", PSEUDO_RTL)
 
 
 def walk_every_screen(
@@ -64,7 +66,7 @@ def walk_every_screen(
     counsel, token = counsel_with_invite(create_account)
     open_invite(page, base_url, token)
     choose_language(page, lang)
-    assert page.locator("html").get_attribute("dir") == ("rtl" if lang == "ar" else "ltr")
+    assert page.locator("html").get_attribute("dir") == ("rtl" if lang in RTL_LANGUAGES else "ltr")
     at("register")
     name = f"survivor.{lang}"
     fill_register(page, name)

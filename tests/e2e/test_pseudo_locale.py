@@ -1,0 +1,169 @@
+"""Pseudo-localisation at 320 px: no hard-coded text, nothing overflowing, a mirrored RTL layout.
+
+Every main screen (tests/e2e/test_screens.py's walk) is visited in the two pseudo-locales of
+tests/e2e/pseudo.py, built into a separate bundle for this test only. Data that is not to be
+translated (usernames, recovery key groups, safety numbers, language names) is marked in the
+page with the HTML ``translate="no"`` attribute, which browser translators honour as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.conftest import LiveServer
+from tests.e2e.conftest import SMALL, WEB, Contexts
+from tests.e2e.pseudo import CLOSE, OPEN, PSEUDO_LTR, PSEUDO_RTL, build_pseudo, serve_pseudo_build
+from tests.e2e.test_screens import SCREENS, walk_every_screen
+
+SCREEN_320 = {
+    "viewport": {"width": 320, "height": 640},
+    "screen": {"width": 320, "height": 640},
+    "device_scale_factor": 1,
+}
+# Off by at most this many CSS pixels counts as mirrored (text in the two runs differs
+# only in the username's last letter).
+TOLERANCE = 2
+
+AUDIT = r"""([open, close]) => {
+  const problems = [];
+  const root = document.documentElement;
+  const width = root.clientWidth;
+  const shown = (el) => el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true });
+  // Ids with digits are made per page (counters, random parts): left out so runs compare.
+  const name = (el) => el.tagName.toLowerCase() + (el.id && !/\d/.test(el.id) ? "#" + el.id : "")
+    + (typeof el.className === "string" && el.className.trim()
+      ? "." + el.className.trim().split(/\s+/).join(".") : "");
+  const data = (el) => el.closest("[translate=no]");
+  const marked = (text) => text.includes(open) || text.includes(close);
+  if (root.scrollWidth > width) problems.push(`page is ${root.scrollWidth}px wide in ${width}px`);
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.data.trim();
+    const el = node.parentElement;
+    if (!text || !el || el.closest("script, style, noscript") || !shown(el) || data(el)) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    if (range.getClientRects().length === 0) continue;
+    if (!marked(text)) problems.push(`hard-coded text in ${name(el)}: ${text.slice(0, 80)}`);
+  }
+  for (const el of document.querySelectorAll("[aria-label], [title], [placeholder], [alt]")) {
+    if (data(el)) continue;
+    for (const attr of ["aria-label", "title", "placeholder", "alt"]) {
+      const value = el.getAttribute(attr);
+      if (value && value.trim() && !marked(value)) {
+        problems.push(`hard-coded ${attr} on ${name(el)}: ${value.slice(0, 80)}`);
+      }
+    }
+  }
+  if (!marked(document.title)) problems.push(`hard-coded title: ${document.title}`);
+  const boxes = [];
+  for (const el of document.body.querySelectorAll("*")) {
+    if (!shown(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const style = getComputedStyle(el);
+    const hidden = style.clip !== "auto" || style.clipPath !== "none";
+    let scroller = false;
+    for (let up = el.parentElement; up; up = up.parentElement) {
+      if (["auto", "scroll"].includes(getComputedStyle(up).overflowX)) scroller = true;
+    }
+    if (!hidden && !scroller && (r.left < -1 || r.right > width + 1)) {
+      problems.push(`${name(el)} spans ${Math.round(r.left)}..${Math.round(r.right)}, outside 0..${width}`);
+    }
+    const control = el.matches("button, a, label, select, summary, legend, h1, h2, h3, th, td, .pill");
+    if (control && !hidden && el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0) {
+      problems.push(`${name(el)} clipped: ${el.scrollWidth}px of content in ${el.clientWidth}px`);
+    }
+    // Inside a left-to-right island (a key, a number) boxes keep their order on purpose.
+    const island = el.parentElement && el.parentElement.closest("body [dir=ltr]");
+    if (!hidden && !island) boxes.push({ el: name(el), left: r.left, right: r.right });
+  }
+  return { problems, boxes, width, dir: root.dir };
+}"""
+
+
+@pytest.fixture(scope="module")
+def pseudo_dist(tmp_path_factory: pytest.TempPathFactory, web_build: Path) -> Iterator[Path]:
+    """web/ built once more with the pseudo-locales, outside web/dist."""
+    yield build_pseudo(WEB, tmp_path_factory.mktemp("pseudo"))
+
+
+def _walk(
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    dist: Path,
+    shots: Path,
+    lang: str,
+) -> dict[str, dict[str, Any]]:
+    """Walk every screen in ``lang`` at 320 px; the audit of each screen by name."""
+    page: Page
+    page, watch = contexts.page(SMALL, **SCREEN_320)
+    serve_pseudo_build(page, live_server.url, dist)
+    audits: dict[str, dict[str, Any]] = {}
+
+    def audit(name: str) -> None:
+        audits[name] = page.evaluate(AUDIT, [OPEN, CLOSE])
+        page.screenshot(path=str(shots / f"{lang}-320-{name}.png"), full_page=True)
+
+    seen = walk_every_screen(page, live_server.url, create_account, lang, audit)
+    assert tuple(seen) == SCREENS
+    assert watch.console_errors == []
+    return audits
+
+
+def _unmirrored(ltr: dict[str, Any], rtl: dict[str, Any]) -> list[str]:
+    """Boxes of the RTL run that are not the mirror image of the same box in the LTR run."""
+    width = ltr["width"]
+    left, right = [b["el"] for b in ltr["boxes"]], [b["el"] for b in rtl["boxes"]]
+    if left != right:
+        at = next(
+            (i for i, (a, b) in enumerate(zip(left, right, strict=False)) if a != b),
+            min(len(left), len(right)),
+        )
+        return [
+            f"the runs differ at box {at}: {left[at : at + 3]} in LTR, {right[at : at + 3]} in RTL"
+        ]
+    wrong = []
+    for a, b in zip(ltr["boxes"], rtl["boxes"], strict=True):
+        start = abs(b["right"] - (width - a["left"]))
+        end = abs(b["left"] - (width - a["right"]))
+        if min(start, end) > TOLERANCE:
+            wrong.append(
+                f"{a['el']}: {a['left']:.0f}..{a['right']:.0f} in LTR, "
+                f"{b['left']:.0f}..{b['right']:.0f} in RTL"
+            )
+    return wrong
+
+
+def test_pseudo_locales_show_no_hard_coded_text_overflow_or_unmirrored_layout(
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    pseudo_dist: Path,
+    screenshots: Path,
+) -> None:
+    ltr = _walk(contexts, live_server, create_account, pseudo_dist, screenshots, PSEUDO_LTR)
+    rtl = _walk(contexts, live_server, create_account, pseudo_dist, screenshots, PSEUDO_RTL)
+    problems: dict[str, list[str]] = {}
+    for screen in SCREENS:
+        assert ltr[screen]["dir"] == "ltr"
+        assert rtl[screen]["dir"] == "rtl"
+        found = [*ltr[screen]["problems"], *rtl[screen]["problems"]]
+        found += [f"not mirrored: {p}" for p in _unmirrored(ltr[screen], rtl[screen])]
+        if found:
+            problems[screen] = sorted(set(found))
+    report = "\n".join(f"{screen}: {p}" for screen, found in problems.items() for p in found)
+    assert problems == {}, report
+
+
+def test_the_shipped_build_carries_no_pseudo_locale(web_build: Path) -> None:
+    for script in (web_build / "assets").glob("app-*.js"):
+        text = script.read_text(encoding="utf-8")
+        assert OPEN not in text
+        assert f'"{PSEUDO_LTR}"' not in text
