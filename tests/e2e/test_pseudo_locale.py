@@ -1,9 +1,12 @@
 """Pseudo-localisation at 320 px: no hard-coded text, nothing overflowing, a mirrored RTL layout.
 
-Every main screen (tests/e2e/test_screens.py's walk) is visited in the two pseudo-locales of
+Every main screen (tests/e2e/test_screens.py's walk, then documents, a document open, who
+opened them and a conversation, from both sides) is visited in the two pseudo-locales of
 tests/e2e/pseudo.py, built into a separate bundle for this test only. Data that is not to be
-translated (usernames, recovery key groups, safety numbers, language names) is marked in the
-page with the HTML ``translate="no"`` attribute, which browser translators honour as well.
+translated (usernames, recovery key groups, safety numbers, file names, message text) is
+marked in the page with the HTML ``translate="no"`` attribute, which browser translators
+honour as well, so they do not send a message's plaintext to a translation service;
+``<time>`` elements hold dates formatted by Intl in the page's language.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
+from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
 from tests.e2e.conftest import SMALL, WEB, Contexts
+from tests.e2e.flows import choose_language, counsel_with_invite, login, register
 from tests.e2e.pseudo import CLOSE, OPEN, PSEUDO_LTR, PSEUDO_RTL, build_pseudo, serve_pseudo_build
+from tests.e2e.test_documents_web import open_documents, png, upload
 from tests.e2e.test_screens import SCREENS, walk_every_screen
 
 SCREEN_320 = {
@@ -38,7 +44,7 @@ AUDIT = r"""([open, close]) => {
   const name = (el) => el.tagName.toLowerCase() + (el.id && !/\d/.test(el.id) ? "#" + el.id : "")
     + (typeof el.className === "string" && el.className.trim()
       ? "." + el.className.trim().split(/\s+/).join(".") : "");
-  const data = (el) => el.closest("[translate=no]");
+  const data = (el) => el.closest("[translate=no], time");
   const marked = (text) => text.includes(open) || text.includes(close);
   if (root.scrollWidth > width) problems.push(`page is ${root.scrollWidth}px wide in ${width}px`);
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
@@ -93,27 +99,31 @@ def pseudo_dist(tmp_path_factory: pytest.TempPathFactory, web_build: Path) -> It
     yield build_pseudo(WEB, tmp_path_factory.mktemp("pseudo"))
 
 
-def _walk(
-    contexts: Contexts,
-    live_server: LiveServer,
-    create_account: Callable[..., Any],
-    dist: Path,
-    shots: Path,
-    lang: str,
-) -> dict[str, dict[str, Any]]:
-    """Walk every screen in ``lang`` at 320 px; the audit of each screen by name."""
-    page: Page
-    page, watch = contexts.page(SMALL, **SCREEN_320)
-    serve_pseudo_build(page, live_server.url, dist)
-    audits: dict[str, dict[str, Any]] = {}
+# A walk: (page maker, language, audit(page, screen name)) -> the names it visited.
+Audit = Callable[[Page, str], None]
+Walk = Callable[[Callable[[], Page], str, Audit], list[str]]
 
-    def audit(name: str) -> None:
+
+def _audits(
+    contexts: Contexts, live_server: LiveServer, dist: Path, shots: Path, walk: Walk, lang: str
+) -> dict[str, dict[str, Any]]:
+    """Run ``walk`` in ``lang`` at 320 px on the pseudo build; the audit of each screen by name."""
+    audits: dict[str, dict[str, Any]] = {}
+    watches = []
+
+    def new_page() -> Page:
+        page, watch = contexts.page(SMALL, **SCREEN_320)
+        serve_pseudo_build(page, live_server.url, dist)
+        watches.append(watch)
+        return page
+
+    def audit(page: Page, name: str) -> None:
+        page.evaluate("document.activeElement && document.activeElement.blur()")
         audits[name] = page.evaluate(AUDIT, [OPEN, CLOSE])
         page.screenshot(path=str(shots / f"{lang}-320-{name}.png"), full_page=True)
 
-    seen = walk_every_screen(page, live_server.url, create_account, lang, audit)
-    assert tuple(seen) == SCREENS
-    assert watch.console_errors == []
+    assert walk(new_page, lang, audit) == list(audits)
+    assert [w.console_errors for w in watches] == [[] for _ in watches]
     return audits
 
 
@@ -141,25 +151,104 @@ def _unmirrored(ltr: dict[str, Any], rtl: dict[str, Any]) -> list[str]:
     return wrong
 
 
+def _main_screens(base_url: str, create_account: Callable[..., Any]) -> Walk:
+    """test_screens.py's walk of every main screen."""
+
+    def walk(new_page: Callable[[], Page], lang: str, audit: Audit) -> list[str]:
+        page = new_page()
+        seen = walk_every_screen(page, base_url, create_account, lang, lambda n: audit(page, n))
+        assert tuple(seen) == SCREENS
+        return seen
+
+    return walk
+
+
+def _document_screens(base_url: str, create_account: Callable[..., Any]) -> Walk:
+    """Documents, a document open, who opened them, a conversation; counsel's side of both."""
+
+    def walk(new_page: Callable[[], Page], lang: str, audit: Audit) -> list[str]:
+        seen: list[str] = []
+
+        def at(page: Page, name: str) -> None:
+            seen.append(name)
+            audit(page, name)
+
+        counsel, token = counsel_with_invite(create_account)
+        assert counsel.account is not None
+        page = new_page()
+        register(page, base_url, token, f"docs.{lang}")
+        choose_language(page, lang)
+        open_documents(page)
+        at(page, "documents-empty")
+        upload(page, "passport.png", png(), "image/png", "passport", "2031-01-15")
+        upload(page, "birth.pdf", b"%PDF-1.4\n%%EOF\n", "application/pdf", "birth_certificate")
+        for name in ("passport.png", "birth.pdf"):
+            document = page.locator(".document", has_text=name)
+            document.locator(".grant button").click()
+            expect(document.locator(".grant > span")).to_have_count(1)
+        at(page, "documents")
+        page.locator(".document", has_text="passport.png").locator(".actions button").first.click()
+        expect(page.locator(".viewer img")).to_be_visible()
+        at(page, "document-view")
+        page.locator("main > .actions button").first.click()
+        expect(page.locator(".events li").first).to_be_visible()
+        at(page, "history")
+        page.locator("main p button.link").click()
+        page.locator("main > .actions button.link").click()
+        page.locator(".case-actions button[data-messages]").click()
+        expect(page.locator("ol.messages")).to_have_attribute("data-live", "true")
+        page.select_option("select[name=timer]", "86400")
+        page.fill("textarea[name=text]", "I uploaded my passport.")
+        page.click("form.compose button[type=submit]")
+        expect(page.locator("li.message.mine")).to_have_count(1)
+        at(page, "conversation")
+
+        other = new_page()
+        other.goto(f"{base_url}/app/")
+        choose_language(other, lang)
+        login(other, counsel.account.username, PY_PASSPHRASE)
+        open_documents(other)
+        expect(other.locator(".document")).to_have_count(2)
+        at(other, "documents-counsel")
+        other.locator("main > .actions button.link").click()
+        expect(other.locator("[data-unread='1']")).to_be_visible()
+        at(other, "home-unread")
+        other.locator(".case-actions button[data-messages]").click()
+        expect(other.locator("li.message.theirs")).to_have_count(1)
+        at(other, "conversation-counsel")
+        return seen
+
+    return walk
+
+
+def _problems(ltr: dict[str, dict[str, Any]], rtl: dict[str, dict[str, Any]]) -> str:
+    """Every finding of both runs, one line each, by screen."""
+    assert list(ltr) == list(rtl)
+    lines = []
+    for screen in ltr:
+        assert ltr[screen]["dir"] == "ltr"
+        assert rtl[screen]["dir"] == "rtl"
+        found = [*ltr[screen]["problems"], *rtl[screen]["problems"]]
+        found += [f"not mirrored: {p}" for p in _unmirrored(ltr[screen], rtl[screen])]
+        lines += [f"{screen}: {p}" for p in sorted(set(found))]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("screens", ["main", "documents"])
 def test_pseudo_locales_show_no_hard_coded_text_overflow_or_unmirrored_layout(
     contexts: Contexts,
     live_server: LiveServer,
     create_account: Callable[..., Any],
     pseudo_dist: Path,
     screenshots: Path,
+    screens: str,
 ) -> None:
-    ltr = _walk(contexts, live_server, create_account, pseudo_dist, screenshots, PSEUDO_LTR)
-    rtl = _walk(contexts, live_server, create_account, pseudo_dist, screenshots, PSEUDO_RTL)
-    problems: dict[str, list[str]] = {}
-    for screen in SCREENS:
-        assert ltr[screen]["dir"] == "ltr"
-        assert rtl[screen]["dir"] == "rtl"
-        found = [*ltr[screen]["problems"], *rtl[screen]["problems"]]
-        found += [f"not mirrored: {p}" for p in _unmirrored(ltr[screen], rtl[screen])]
-        if found:
-            problems[screen] = sorted(set(found))
-    report = "\n".join(f"{screen}: {p}" for screen, found in problems.items() for p in found)
-    assert problems == {}, report
+    make = _main_screens if screens == "main" else _document_screens
+    walk = make(live_server.url, create_account)
+    ltr = _audits(contexts, live_server, pseudo_dist, screenshots, walk, PSEUDO_LTR)
+    rtl = _audits(contexts, live_server, pseudo_dist, screenshots, walk, PSEUDO_RTL)
+    report = _problems(ltr, rtl)
+    assert report == ""
 
 
 def test_the_shipped_build_carries_no_pseudo_locale(web_build: Path) -> None:

@@ -125,7 +125,7 @@ function header() {
   });
   const select = h(
     "select",
-    { id: "lang" },
+    { id: "lang", translate: "no" },
     languages().map(({ code, name }) => h("option", { value: code, lang: code }, name)),
   );
   select.value = language();

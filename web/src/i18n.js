@@ -48,12 +48,25 @@ export function t(key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
 
-/** Format a date in the current language (`_meta.locale` where Intl has no data for the code). */
+/** The Intl locale of the current language: `_meta.locale` where Intl has no data for the code. */
+function intlLocale() {
+  return catalogs[current]._meta.locale ?? current;
+}
+
+/** Format a date in the current language. */
 export function formatDate(iso) {
   try {
-    const locale = catalogs[current]._meta.locale ?? current;
-    return new Intl.DateTimeFormat(locale, { dateStyle: "medium" }).format(new Date(iso));
+    return new Intl.DateTimeFormat(intlLocale(), { dateStyle: "medium" }).format(new Date(iso));
   } catch {
     return iso;
+  }
+}
+
+/** Format a moment (an ISO string or milliseconds) as date and time in the current language. */
+export function formatDateTime(when, dateStyle = "medium") {
+  try {
+    return new Intl.DateTimeFormat(intlLocale(), { dateStyle, timeStyle: "short" }).format(new Date(when));
+  } catch {
+    return String(when);
   }
 }
