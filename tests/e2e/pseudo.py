@@ -94,8 +94,9 @@ def serve_pseudo_build(page: Page, base_url: str, dist: Path) -> None:
     """Let ``page`` run the pseudo build: the page's app script and its assets come from ``dist``.
 
     The server's own /app/ answer is fetched (its headers, CSP and witness policy kept) and
-    only the app script's URL and integrity are swapped; assets the server lacks are served
-    from ``dist`` at the same origin, so the page sees no other origin.
+    only the app script's URL and integrity are swapped; the app script and the catalogs
+    are served from ``dist`` at the same origin, so the page sees no other origin; every
+    other asset (libsodium, the Argon2id worker) is the server's own.
     """
     pseudo_src, pseudo_sri = _app_script((dist / "index.html").read_text(encoding="utf-8"))
 
@@ -113,10 +114,13 @@ def serve_pseudo_build(page: Page, base_url: str, dist: Path) -> None:
 
     def asset(route: Route) -> None:
         path = dist / "assets" / route.request.url.rsplit("/", 1)[-1].split("?")[0]
-        if path.name != pseudo_src.rsplit("/", 1)[-1]:
+        ours = path.name == pseudo_src.rsplit("/", 1)[-1] or path.suffix == ".json"
+        if not ours or not path.is_file():
             route.fallback()
             return
         route.fulfill(status=200, path=str(path), headers={"Cache-Control": "no-store"})
 
     page.route(re.compile(re.escape(base_url) + r"/app/(\?.*)?$"), index)
-    page.route(re.compile(re.escape(base_url) + r"/assets/app-[0-9a-f]+\.js$"), asset)
+    page.route(
+        re.compile(re.escape(base_url) + r"/assets/[a-z0-9]+-[0-9a-f]{16}\.(js|json)$"), asset
+    )

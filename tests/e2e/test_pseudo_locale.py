@@ -170,6 +170,8 @@ def _document_screens(base_url: str, create_account: Callable[..., Any]) -> Walk
         seen: list[str] = []
 
         def at(page: Page, name: str) -> None:
+            # Both runs are compared once loading has settled.
+            expect(page.locator("main [aria-busy=true]")).to_have_count(0)
             seen.append(name)
             audit(page, name)
 
@@ -215,6 +217,7 @@ def _document_screens(base_url: str, create_account: Callable[..., Any]) -> Walk
         at(other, "home-unread")
         other.locator(".case-actions button[data-messages]").click()
         expect(other.locator("li.message.theirs")).to_have_count(1)
+        expect(other.locator("ol.messages")).to_have_attribute("data-live", "true")
         at(other, "conversation-counsel")
         return seen
 
@@ -252,6 +255,8 @@ def test_pseudo_locales_show_no_hard_coded_text_overflow_or_unmirrored_layout(
 
 
 def test_the_shipped_build_carries_no_pseudo_locale(web_build: Path) -> None:
+    names = [p.name for p in (web_build / "assets").iterdir()]
+    assert not [n for n in names if n.startswith((PSEUDO_LTR, PSEUDO_RTL))]
     for script in (web_build / "assets").glob("app-*.js"):
         text = script.read_text(encoding="utf-8")
         assert OPEN not in text

@@ -25,9 +25,10 @@ bp = Blueprint("webapp", __name__)
 
 DEFAULT_DIST = Path(__file__).resolve().parents[2] / "web" / "dist"
 IMMUTABLE = "public, max-age=31536000, immutable"
-ASSET_NAME = re.compile(r"^[a-z0-9]{1,32}-[0-9a-f]{16}\.(js|css|svg|webmanifest)$")
+ASSET_NAME = re.compile(r"^[a-z0-9]{1,32}-[0-9a-f]{16}\.(js|css|svg|webmanifest|json)$")
 CONTENT_TYPES = {
     "js": "text/javascript",
+    "json": "application/json",
     "css": "text/css",
     "svg": "image/svg+xml",
     "webmanifest": "application/manifest+json",

@@ -129,7 +129,9 @@ function header() {
     languages().map(({ code, name }) => h("option", { value: code, lang: code }, name)),
   );
   select.value = language();
-  select.addEventListener("change", () => setLanguage(select.value));
+  // The picker shows the language in use, also when a catalog could not be fetched.
+  select.addEventListener("change", () => setLanguage(select.value).then((code) => (select.value = code)));
+  onLanguageChange((code) => (select.value = code));
   langLabel = h("label", { for: "lang" });
   bar.append(h("div", { class: "lang" }, langLabel, select));
   return bar;
@@ -139,8 +141,15 @@ function leave() {
   quickExit(forgetAll);
 }
 
-function boot() {
-  setLanguage(preferredLanguage());
+// How long the first screen waits for the preferred language's catalog before showing
+// English; the page switches when the catalog arrives.
+const FIRST_LANGUAGE_WAIT_MS = 3000;
+
+async function boot() {
+  await Promise.race([
+    setLanguage(preferredLanguage()),
+    new Promise((resolve) => setTimeout(resolve, FIRST_LANGUAGE_WAIT_MS)),
+  ]);
   const bar = header();
   main = document.getElementById("main");
   if (!main) {

@@ -2,6 +2,10 @@
  * Message catalogs: one JSON file per language in src/i18n/, collected by the build.
  * Adding a language is adding a file with the same keys as en.json and a `_meta` entry
  * naming the language in itself and its writing direction.
+ *
+ * English is in the bundle; every other catalog is its own content-hashed asset, fetched
+ * with Subresource Integrity the first time its language is chosen, so the first screen
+ * does not carry every language.
  */
 
 import catalogs from "haven:catalogs";
@@ -28,13 +32,51 @@ export function language() {
   return current;
 }
 
-/** Switch language: `lang` and `dir` on <html>, then tell listeners to re-render. */
-export function setLanguage(code) {
-  current = catalogs[code] ? code : FALLBACK;
+const loading = new Map();
+let switches = 0;
+
+/** Fetch a language's catalog (pinned by its SRI) unless it is already here. */
+function load(code) {
+  const entry = catalogs[code];
+  if (!entry.url) return Promise.resolve();
+  if (!loading.has(code)) {
+    const done = fetch(entry.url, { integrity: entry.sri, credentials: "same-origin" })
+      .then((response) => {
+        if (!response.ok) throw new Error(`catalog ${code}: HTTP ${response.status}`);
+        return response.json();
+      })
+      .then((catalog) => {
+        catalogs[code] = catalog;
+      })
+      .catch((error) => {
+        loading.delete(code);
+        throw error;
+      });
+    loading.set(code, done);
+  }
+  return loading.get(code);
+}
+
+/**
+ * Switch language once its catalog is here: `lang` and `dir` on <html>, then tell listeners
+ * to re-render. Resolves with the language now in use: the old one if the catalog could not
+ * be fetched, or if another switch was asked for meanwhile.
+ */
+export async function setLanguage(code) {
+  const next = catalogs[code] ? code : FALLBACK;
+  const ticket = ++switches;
+  try {
+    await load(next);
+  } catch {
+    return current;
+  }
+  if (ticket !== switches) return current;
+  current = next;
   const root = document.documentElement;
   root.lang = current;
   root.dir = catalogs[current]._meta.dir;
   for (const listener of listeners) listener(current);
+  return current;
 }
 
 /** Call `listener(code)` after every language change. */
