@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from playwright.sync_api import Request, Route, expect
 
 from tests.conftest import LiveServer
@@ -71,3 +72,20 @@ def test_a_catalog_that_fails_its_integrity_check_is_not_used(
     expect(page.locator("h1")).to_have_text(_title("en"))
     page.select_option("#lang", "fr")
     expect(page.locator("h1")).to_have_text(_title("fr"))
+
+
+@pytest.mark.parametrize(("locale", "code"), [("zh-CN", "zh"), ("fil-PH", "tl"), ("ht-HT", "ht")])
+def test_phone_language_tag_picks_its_catalog(
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    locale: str,
+    code: str,
+) -> None:
+    _, token = counsel_with_invite(create_account)
+    page, watch = contexts.page(ANDROID, locale=locale)
+    page.goto(f"{live_server.url}/app/#invite={token}")
+    expect(page.locator("html")).to_have_attribute("lang", code)
+    expect(page.locator("h1")).to_have_text(_title(code))
+    expect(page.locator("#lang")).to_have_value(code)
+    assert watch.console_errors == []

@@ -5,8 +5,10 @@
 
 /**
  * Tags whose primary subtag differs from our catalog code for the same written language:
- * Filipino is standardised Tagalog; Mandarin and Cantonese are written in Chinese; and the
- * three-letter ISO 639-2/3 forms some systems send.
+ * Filipino is standardised Tagalog; Mandarin and Cantonese are written in Chinese (readers
+ * of Traditional characters, zh-TW or zh-Hant, get the Simplified catalog until there is a
+ * Traditional one: closer than English); and the three-letter ISO 639-2/3 forms some
+ * systems send.
  */
 const ALIASES = {
   fil: "tl",

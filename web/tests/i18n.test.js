@@ -20,7 +20,7 @@ const placeholders = (text) => [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1])
 
 // Machine-assisted translations waiting for a native speaker's review: each must say so in
 // `_meta.review` until someone who speaks it has read every string in the running app.
-const NEEDS_REVIEW = ["fr", "ht", "pt", "ru", "vi"];
+const NEEDS_REVIEW = ["fr", "ht", "pt", "ru", "tl", "vi", "zh"];
 const META_FIELDS = ["dir", "locale", "name", "review"];
 
 test("English, Spanish, Arabic and the languages survivors commonly speak are there", () => {
@@ -46,16 +46,18 @@ test("browser language tags find their catalog", () => {
     "es-419": "es",
     "ar-EG": "ar",
     "EN_us": "en",
+    "fil-PH": "tl",
+    "zh-CN": "zh",
+    "zh-Hans-CN": "zh",
+    "zh-TW": "zh",
+    "yue-HK": "zh",
+    cmn: "zh",
     hat: "ht",
     por: "pt",
     de: null,
     "": null,
   };
   for (const [tag, code] of Object.entries(cases)) assert.equal(catalogFor(tag, codes), code, tag);
-  assert.equal(catalogFor("fil-PH", ["en", "tl"]), "tl");
-  assert.equal(catalogFor("zh-Hans-CN", ["en", "zh"]), "zh");
-  assert.equal(catalogFor("zh-CN", ["en", "zh"]), "zh");
-  assert.equal(catalogFor("yue-HK", ["en", "zh"]), "zh");
   assert.equal(bestLanguage(["de-DE", "pt-BR", "en"], codes, "en"), "pt");
   assert.equal(bestLanguage(["de-DE", "ja"], codes, "en"), "en");
   assert.equal(bestLanguage(undefined, codes, "en"), "en");
