@@ -1,4 +1,4 @@
-"""Every main screen: screenshots at 390×844 in English and Arabic, and axe-core checks."""
+"""Every main screen: screenshots and axe-core checks in English, Arabic and Vietnamese, at 390 and 320 px."""
 
 from __future__ import annotations
 
@@ -22,12 +22,25 @@ from tests.e2e.flows import (
     open_invite,
     read_recovery_key,
 )
+from tests.e2e.pseudo import PSEUDO_RTL
 
 SCREEN_390 = {
     "viewport": {"width": 390, "height": 844},
     "screen": {"width": 390, "height": 844},
     "device_scale_factor": 1,
 }
+SCREEN_WIDTHS = {
+    390: SCREEN_390,
+    320: {
+        "viewport": {"width": 320, "height": 640},
+        "screen": {"width": 320, "height": 640},
+        "device_scale_factor": 1,
+    },
+}
+# (language, width): every screen screenshotted and axe-checked in each; 390 px files keep
+# their old names ({lang}-{screen}.png), 320 px ones are {lang}-320-{screen}.png.
+SHOTS = [(lang, width) for lang in ("en", "ar", "vi") for width in (390, 320)]
+AXE = [("es", 390), *SHOTS]
 SCREENS = (
     "register",
     "recovery-key",
@@ -45,6 +58,7 @@ SCREENS = (
     "invite",
     "invite-link",
 )
+RTL_LANGUAGES = ("ar", PSEUDO_RTL)
 
 
 def walk_every_screen(
@@ -66,7 +80,7 @@ def walk_every_screen(
     counsel, token = counsel_with_invite(create_account)
     open_invite(page, base_url, token)
     choose_language(page, lang)
-    assert page.locator("html").get_attribute("dir") == ("rtl" if lang == "ar" else "ltr")
+    assert page.locator("html").get_attribute("dir") == ("rtl" if lang in RTL_LANGUAGES else "ltr")
     at("register")
     name = f"survivor.{lang}"
     fill_register(page, name)
@@ -120,36 +134,39 @@ def walk_every_screen(
     return seen
 
 
-@pytest.mark.parametrize("lang", ["en", "ar"])
+@pytest.mark.parametrize(("lang", "width"), SHOTS)
 def test_screenshots_of_every_screen(
     contexts: Contexts,
     live_server: LiveServer,
     create_account: Callable[..., Any],
     screenshots: Path,
     lang: str,
+    width: int,
 ) -> None:
-    page, watch = contexts.page(IPHONE, **SCREEN_390)
+    page, watch = contexts.page(IPHONE, **SCREEN_WIDTHS[width])
+    prefix = lang if width == 390 else f"{lang}-{width}"
 
     def shoot(name: str) -> None:
-        page.screenshot(path=str(screenshots / f"{lang}-{name}.png"), full_page=False)
+        page.screenshot(path=str(screenshots / f"{prefix}-{name}.png"), full_page=False)
 
     seen = walk_every_screen(page, live_server.url, create_account, lang, shoot)
     assert tuple(seen) == SCREENS
     for name in SCREENS:
-        assert (screenshots / f"{lang}-{name}.png").stat().st_size > 2000
+        assert (screenshots / f"{prefix}-{name}.png").stat().st_size > 2000
     assert watch.console_errors == []
 
 
-@pytest.mark.parametrize("lang", ["en", "es", "ar"])
+@pytest.mark.parametrize(("lang", "width"), AXE)
 def test_axe_finds_no_serious_violations_on_any_screen(
     contexts: Contexts,
     live_server: LiveServer,
     create_account: Callable[..., Any],
     run_axe: Callable[[Page, str], list[dict[str, Any]]],
     lang: str,
+    width: int,
 ) -> None:
     # CSP is bypassed in this context only, so axe-core can be injected as a script tag.
-    page, _ = contexts.page(IPHONE, bypass_csp=True, **SCREEN_390)
+    page, _ = contexts.page(IPHONE, bypass_csp=True, **SCREEN_WIDTHS[width])
     problems: dict[str, list[dict[str, Any]]] = {}
 
     def check(name: str) -> None:

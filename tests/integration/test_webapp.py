@@ -95,6 +95,18 @@ def test_assets_are_typed_precompressed_and_only_libsodium_is_cached(web: Any, d
     assert again.status_code == 304
 
 
+def test_catalog_asset_is_json_and_immutable(web: Any, dist: Path) -> None:
+    catalog = b'{"_meta": {"name": "Ti\xe1\xba\xbfng Vi\xe1\xbb\x87t", "dir": "ltr"}}\n'
+    name = f"vi-{hashlib.sha256(catalog).hexdigest()[:16]}.json"
+    (dist / "assets" / name).write_bytes(catalog)
+    response = web.get(f"/assets/{name}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["Cache-Control"] == IMMUTABLE
+    assert response.data == catalog
+    assert web.get("/assets/vi-0123456789abcdef.json").status_code == 404
+
+
 def test_css_asset_without_compressed_copy(web: Any) -> None:
     response = web.get("/assets/style-0123456789abcdef.css", headers={"Accept-Encoding": "gzip"})
     assert response.status_code == 200

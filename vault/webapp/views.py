@@ -29,9 +29,10 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 NO_STORE = "no-store"
 # The only asset worth its trace in the browser's cache: large on weak mobile data, generic.
 CACHED_STEMS = frozenset({"sodium"})
-ASSET_NAME = re.compile(r"^[a-z0-9]{1,32}-[0-9a-f]{16}\.(js|css|svg|webmanifest)$")
+ASSET_NAME = re.compile(r"^[a-z0-9]{1,32}-[0-9a-f]{16}\.(js|css|svg|webmanifest|json)$")
 CONTENT_TYPES = {
     "js": "text/javascript",
+    "json": "application/json",
     "css": "text/css",
     "svg": "image/svg+xml",
     "webmanifest": "application/manifest+json",

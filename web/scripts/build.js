@@ -6,6 +6,10 @@
  *
  * The build is deterministic: the same sources and lock file give the same bytes, so
  * anyone can rebuild and compare against published hashes.
+ *
+ * Tests only: HAVEN_EXTRA_CATALOGS names a folder of further catalogs (the pseudo-locales
+ * tests/e2e/pseudo.py writes) and HAVEN_WEB_DIST another output folder, so such a build never
+ * replaces web/dist.
  */
 
 import { createHash } from "node:crypto";
@@ -17,12 +21,13 @@ import * as esbuild from "esbuild";
 
 const WEB = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SRC = join(WEB, "src");
-const DIST = join(WEB, "dist");
+const EXTRA_CATALOGS = process.env.HAVEN_EXTRA_CATALOGS || null;
+const DIST = process.env.HAVEN_WEB_DIST || join(WEB, "dist");
 const ASSETS = join(DIST, "assets");
 const MODULES = join(WEB, "node_modules");
 const BUDGET_FIRST_SCREEN_GZIP = 100 * 1024;
 const TARGET = ["es2020"];
-const COMPRESSIBLE = new Set([".js", ".css", ".svg", ".webmanifest", ".html"]);
+const COMPRESSIBLE = new Set([".js", ".css", ".svg", ".webmanifest", ".html", ".json"]);
 
 const sha = (alg, data) => createHash(alg).update(data);
 const sri = (data) => `sha384-${sha("sha384", data).digest("base64")}`;
@@ -36,23 +41,53 @@ function emit(stem, ext, data) {
   return { url: `/assets/${name}`, name, bytes, sri: sri(bytes) };
 }
 
-/** esbuild plugin: `import catalogs from "haven:catalogs"` gives every src/i18n/*.json. */
-const catalogsPlugin = {
-  name: "haven-catalogs",
-  setup(build) {
-    build.onResolve({ filter: /^haven:catalogs$/ }, () => ({ path: "catalogs", namespace: "haven" }));
-    build.onLoad({ filter: /.*/, namespace: "haven" }, () => {
-      const dir = join(SRC, "i18n");
-      const files = readdirSync(dir).filter((f) => f.endsWith(".json")).sort();
-      const catalogs = Object.fromEntries(
-        files.map((f) => [basename(f, ".json"), JSON.parse(readFileSync(join(dir, f), "utf8"))]),
-      );
-      return { contents: `export default ${JSON.stringify(catalogs)};`, loader: "js", watchFiles: files.map((f) => join(dir, f)) };
-    });
-  },
-};
+/** Every catalog file: src/i18n/*.json, then the test-only extra folder's. */
+function catalogFiles() {
+  return [join(SRC, "i18n"), ...(EXTRA_CATALOGS ? [EXTRA_CATALOGS] : [])].flatMap((dir) =>
+    readdirSync(dir)
+      .filter((f) => f.endsWith(".json"))
+      .sort()
+      .map((f) => join(dir, f)),
+  );
+}
 
-async function bundle(entry, define = {}) {
+/**
+ * Emit every catalog but English as its own asset (`<code>-<hash>.json`) and return what the
+ * bundle carries: English whole (the fallback and the first screen's default), and for every
+ * other language its `_meta` with the asset's URL and SRI, fetched when it is chosen.
+ */
+function emitCatalogs() {
+  const index = {};
+  const assets = [];
+  for (const file of catalogFiles()) {
+    const code = basename(file, ".json");
+    const catalog = JSON.parse(readFileSync(file, "utf8"));
+    if (code === "en") {
+      index[code] = catalog;
+      continue;
+    }
+    const asset = emit(code, ".json", `${JSON.stringify(catalog)}\n`);
+    assets.push(asset);
+    index[code] = { _meta: catalog._meta, url: asset.url, sri: asset.sri };
+  }
+  return { index, assets };
+}
+
+/** esbuild plugin: `import catalogs from "haven:catalogs"` gives `index` (see emitCatalogs). */
+function catalogsPlugin(index) {
+  return {
+    name: "haven-catalogs",
+    setup(build) {
+      build.onResolve({ filter: /^haven:catalogs$/ }, () => ({ path: "catalogs", namespace: "haven" }));
+      build.onLoad({ filter: /.*/, namespace: "haven" }, () => ({
+        contents: `export default ${JSON.stringify(index)};`,
+        loader: "js",
+      }));
+    },
+  };
+}
+
+async function bundle(entry, define = {}, index = {}) {
   const result = await esbuild.build({
     entryPoints: [join(SRC, entry)],
     bundle: true,
@@ -65,7 +100,7 @@ async function bundle(entry, define = {}) {
     write: false,
     charset: "utf8",
     define,
-    plugins: [catalogsPlugin],
+    plugins: [catalogsPlugin(index)],
     logLevel: "warning",
   });
   return Buffer.from(result.outputFiles[0].contents);
@@ -89,15 +124,20 @@ async function main() {
   const worker = emit("kdf", ".js", await bundle("crypto/argon2-worker.js", { SODIUM_URL: JSON.stringify(sodium.url) }));
   // The QR decoder (jsQR) runs in its own worker, fetched only when a scanner starts.
   const scanner = emit("scan", ".js", await bundle("scan-worker.js"));
+  const catalogs = emitCatalogs();
   const app = emit(
     "app",
     ".js",
-    await bundle("app.js", {
-      ARGON2_WORKER_URL: JSON.stringify(worker.url),
-      ARGON2_WORKER_SRI: JSON.stringify(worker.sri),
-      SCAN_WORKER_URL: JSON.stringify(scanner.url),
-      SCAN_WORKER_SRI: JSON.stringify(scanner.sri),
-    }),
+    await bundle(
+      "app.js",
+      {
+        ARGON2_WORKER_URL: JSON.stringify(worker.url),
+        ARGON2_WORKER_SRI: JSON.stringify(worker.sri),
+        SCAN_WORKER_URL: JSON.stringify(scanner.url),
+        SCAN_WORKER_SRI: JSON.stringify(scanner.sri),
+      },
+      catalogs.index,
+    ),
   );
   const css = emit(
     "app",
@@ -148,7 +188,10 @@ async function main() {
   }
 
   const firstScreen = gzip(app.bytes).length;
-  const files = [["index.html", Buffer.from(html)], ...[sodium, worker, scanner, app, css, icon, manifest].map((a) => [`assets/${a.name}`, a.bytes])];
+  const files = [
+    ["index.html", Buffer.from(html)],
+    ...[sodium, worker, scanner, app, css, icon, manifest, ...catalogs.assets].map((a) => [`assets/${a.name}`, a.bytes]),
+  ];
   const lines = [
     "# Haven web client: hashes of every served file (sha256 hex, sha384 base64 as in SRI).",
     "# path  bytes  gzip-bytes  sha256  sha384",
@@ -160,6 +203,9 @@ async function main() {
     `# first-screen JavaScript (app, gzip): ${firstScreen} bytes; budget ${BUDGET_FIRST_SCREEN_GZIP}`,
     `# libsodium (separate, cached immutable): ${sodium.bytes.length} bytes, ${gzip(sodium.bytes).length} gzip`,
     `# Argon2id worker (without libsodium): ${worker.bytes.length} bytes, ${gzip(worker.bytes).length} gzip`,
+    `# catalogs other than English (each fetched when chosen): ${catalogs.assets
+      .map((a) => `${a.name.split("-")[0]} ${gzip(a.bytes).length}`)
+      .join(", ")} gzip bytes`,
   ];
   writeFileSync(join(DIST, "asset-hashes.txt"), `${lines.join("\n")}\n`);
   process.stdout.write(`${lines.join("\n")}\n`);

@@ -141,14 +141,18 @@ function header() {
   });
   const select = h(
     "select",
-    { id: "lang" },
+    { id: "lang", translate: "no" },
     languages().map(({ code, name }) => h("option", { value: code, lang: code }, name)),
   );
   select.value = language();
-  select.addEventListener("change", () => {
-    setLanguage(select.value);
-    rememberLanguage(language());
-  });
+  // The picker shows the language in use, also when a catalog could not be fetched.
+  select.addEventListener("change", () =>
+    setLanguage(select.value).then((code) => {
+      select.value = code;
+      rememberLanguage(code);
+    }),
+  );
+  onLanguageChange((code) => (select.value = code));
   langLabel = h("label", { for: "lang" });
   bar.append(h("div", { class: "lang" }, langLabel, select));
   return bar;
@@ -177,9 +181,16 @@ function takeInvite() {
   return true;
 }
 
-function boot() {
+// How long the first screen waits for the preferred language's catalog before showing
+// English; the page switches when the catalog arrives.
+const FIRST_LANGUAGE_WAIT_MS = 3000;
+
+async function boot() {
   if (!initNavigation({ back, neutralUrl: NEUTRAL_URL })) return;
-  setLanguage(rememberedLanguage() ?? preferredLanguage());
+  await Promise.race([
+    setLanguage(rememberedLanguage() ?? preferredLanguage()),
+    new Promise((resolve) => setTimeout(resolve, FIRST_LANGUAGE_WAIT_MS)),
+  ]);
   const bar = header();
   main = document.getElementById("main");
   if (!main) {

@@ -126,7 +126,7 @@ export function recoveryShow(ctx, params) {
     "ol",
     { class: "key-groups", dir: "ltr", lang: "en", "aria-label": t("recoveryShow.title") },
     groups.map((g, i) =>
-      h("li", { "data-group": i + 1 }, h("span", { class: "n", "aria-hidden": "true" }, i + 1), h("span", { class: "g" }, g)),
+      h("li", { "data-group": i + 1, translate: "no" }, h("span", { class: "n", "aria-hidden": "true" }, i + 1), h("span", { class: "g" }, g)),
     ),
   );
   // An alternative to paper she carries: a code a trusted person keeps (protocol §2.5).

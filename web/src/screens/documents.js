@@ -19,7 +19,7 @@ import {
   visaChecklist,
 } from "../docs.js";
 import { dateInput, filePicker } from "../controls.js";
-import { formatDate, t } from "../i18n.js";
+import { formatDate, formatDateTime, t } from "../i18n.js";
 import { session } from "../session.js";
 import { acknowledgeContact } from "../contacts.js";
 import { memberRequests } from "../members.js";
@@ -291,7 +291,7 @@ function documentItem(ctx, doc, caseRec, viewer, reload, openers) {
   return h(
     "li",
     { class: "document", "data-id": doc.id, tabindex: "-1" },
-    h("h3", { dir: "auto" }, info.name),
+    h("h3", { dir: "auto", translate: "no" }, info.name),
     h(
       "p",
       { class: "doc-meta" },
@@ -440,7 +440,7 @@ export function history(ctx, params) {
               subject: names.get(e.subject_id) ?? t("history.someone"),
               doc: docNames.get(e.document_id) ?? t("history.aDocument"),
             })),
-            h("time", { datetime: e.created_at, class: "hint", dir: "auto" }, new Intl.DateTimeFormat(document.documentElement.lang, { dateStyle: "medium", timeStyle: "short" }).format(new Date(e.created_at))),
+            h("time", { datetime: e.created_at, class: "hint", dir: "auto" }, formatDateTime(e.created_at)),
           ),
         );
       region.replaceChildren(items.length ? h("ul", { class: "events" }, items) : h("p", { class: "empty" }, t("history.none")));

@@ -17,7 +17,7 @@ const INVITES = { counsel: "survivor", admin: "counsel" };
 
 function memberItem(ctx, member, caseId) {
   const role = t(`role.${member.role}`);
-  const name = h("span", { class: "member-name", dir: "auto" }, member.username);
+  const name = h("span", { class: "member-name", dir: "auto", translate: "no" }, member.username);
   if (member.isMe) {
     return h("li", { class: "member" }, name, h("span", { class: "role" }, `${role} · ${t("home.you")}`));
   }
@@ -429,7 +429,7 @@ export function safety(ctx, params) {
     const groups = formatSafetyNumber(member.safetyNumber).split(" ");
     parts.push(
       h("p", {}, t("safety.intro", { name })),
-      h("p", { class: "digits", dir: "ltr", lang: "en", id: "safety-number", "data-number": member.safetyNumber },
+      h("p", { class: "digits", dir: "ltr", lang: "en", translate: "no", id: "safety-number", "data-number": member.safetyNumber },
         groups.map((g) => h("span", {}, g))),
       h("div", { class: "qr-wrap" }, qrSvg(qrPayload(member.safetyNumber), t("safety.qr"))),
     );

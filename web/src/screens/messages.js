@@ -8,7 +8,7 @@
 import { caseConversation, getConversation, listConversations, markRead, messagesAfter, fetchMessage, sendText, setTimer, subscribe, TIMERS } from "../chat.js";
 import { caseRecord, fetchDocument, listDocuments } from "../docs.js";
 import { h, uid } from "../dom.js";
-import { t } from "../i18n.js";
+import { formatDateTime, t } from "../i18n.js";
 import { joinIsolated, tIsolated } from "../bidi.js";
 import { session } from "../session.js";
 import { acknowledgeContact } from "../contacts.js";
@@ -44,7 +44,7 @@ export async function unreadByCase() {
 }
 
 function timeText(ms) {
-  return new Intl.DateTimeFormat(document.documentElement.lang, { dateStyle: "short", timeStyle: "short" }).format(new Date(ms));
+  return formatDateTime(ms, "short");
 }
 
 function timerLabel(seconds) {
@@ -174,7 +174,7 @@ export function conversation(ctx, params) {
       ? h("p", { class: "hint" }, t("chat.deleted"))
       : m.refused
         ? h("p", { class: "error-box" }, t(m.reason === "other_key_version" ? "chat.otherKeyVersion" : "chat.refused"))
-        : [m.text ? h("p", { class: "text", dir: "auto" }, m.text) : null, attachmentList(m.attachments)];
+        : [m.text ? h("p", { class: "text", dir: "auto", translate: "no" }, m.text) : null, attachmentList(m.attachments)];
     const item = h(
       "li",
       { class: `message ${mine ? "mine" : "theirs"}`, "data-id": m.id, "data-seq": String(m.seq) },
