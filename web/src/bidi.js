@@ -7,9 +7,12 @@
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
 
-/** `value` in its own <bdi>, laid out in its own direction. */
+/**
+ * `value` in its own <bdi>, laid out in its own direction; marked translate="no", since
+ * it is data (a name, a file name, a date), not text of the app.
+ */
 export function isolate(value) {
-  return value instanceof Node ? value : h("bdi", {}, String(value));
+  return value instanceof Node ? value : h("bdi", { translate: "no" }, String(value));
 }
 
 /**

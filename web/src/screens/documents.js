@@ -440,7 +440,7 @@ export function history(ctx, params) {
               subject: names.get(e.subject_id) ?? t("history.someone"),
               doc: docNames.get(e.document_id) ?? t("history.aDocument"),
             })),
-            h("time", { datetime: e.created_at, class: "hint", dir: "auto" }, formatDateTime(e.created_at)),
+            h("time", { datetime: e.created_at, class: "hint" }, formatDateTime(e.created_at)),
           ),
         );
       region.replaceChildren(items.length ? h("ul", { class: "events" }, items) : h("p", { class: "empty" }, t("history.none")));
