@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nacl.utils
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from vault import clock
+from vault.accounts.duress import decoy_ids
 from vault.accounts.models import KeyStatus, Role, User, UserKey
 from vault.audit import chain
 from vault.cases.models import Case
@@ -93,11 +95,16 @@ def reencrypt_data(db: Session, ring: Keyring, batch: int = 500) -> int:
         .limit(batch)
         .with_for_update(skip_locked=True)
     ).all()
+    hidden = decoy_ids(db)
     for user in users:
         old = serverdata.sealed_version(user.username_sealed)
         name = serverdata.open_identifier(ring.get("data", old), "username", user.username_sealed)
         user.username_sealed = serverdata.seal_identifier(key, current, "username", name)
-        user.username_lookup = serverdata.lookup_hash(key, name)
+        # A duress decoy keeps a random lookup: its name is its owner's (protocol §18.2).
+        is_decoy = user.id in hidden
+        user.username_lookup = (
+            nacl.utils.random(32) if is_decoy else serverdata.lookup_hash(key, name)
+        )
         user.data_key_version = current
         user.lookup_key_version = current
     db.commit()
@@ -157,7 +164,12 @@ def list_accounts(db: Session, ring: Keyring) -> list[dict[str, Any]]:
     """Accounts for admin display: role, name, state. No content, no case membership."""
     from vault.accounts.services import display_name
 
-    users = db.scalars(select(User).order_by(User.created_at, User.id)).all()
+    hidden = decoy_ids(db)
+    users = [
+        u
+        for u in db.scalars(select(User).order_by(User.created_at, User.id)).all()
+        if u.id not in hidden
+    ]
     return [
         {
             "id": u.id,
