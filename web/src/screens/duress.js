@@ -54,7 +54,7 @@ function setForm(ctx) {
 
 function currentSetting(ctx, setting) {
   const alert = alertBox(setting.alert_counsel);
-  const status = h("p", { role: "status", class: "busy" });
+  const status = h("p", { role: "status", class: "busy", id: "duress-alert-status" });
   alert.box.addEventListener("change", async () => {
     alert.box.disabled = true;
     try {
