@@ -227,3 +227,28 @@ def test_admin_list_and_data_key_reencryption_keep_the_decoy_hidden(
     HavenClient(live_server.url, witnesses=live_server.witnesses).login("sofia", PASSPHRASE)
     decoy = HavenClient(live_server.url, witnesses=live_server.witnesses).login("sofia", DURESS)
     assert decoy.username == "sofia"
+
+
+def test_recovery_and_key_rotation_turn_duress_off(
+    create_account: Accounts, live_server: LiveServer
+) -> None:
+    counsel, _ = create_account("counsel", username="lawyer2")
+    survivor, _ = create_account("survivor", username="lina", invited_by=counsel)
+
+    def duress_login() -> int:
+        try:
+            HavenClient(live_server.url, witnesses=live_server.witnesses).login("lina", DURESS)
+        except ApiError as exc:
+            return exc.status
+        return 200
+
+    survivor.set_duress(PASSPHRASE, DURESS, alert_counsel=False)
+    recovery = survivor.rotate_keys(PASSPHRASE)
+    assert duress_login() == 401
+    assert survivor.get("/account/duress") == {"duress": None}
+    survivor.set_duress(PASSPHRASE, DURESS, alert_counsel=False)
+    assert duress_login() == 200
+    HavenClient(live_server.url, witnesses=live_server.witnesses).recover(
+        "lina", recovery, NEW_PASSPHRASE
+    )
+    assert duress_login() == 401
