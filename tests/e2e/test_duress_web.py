@@ -82,6 +82,10 @@ def test_duress_sign_in_opens_the_decoy_and_nothing_of_the_real_case(
     expect(page.locator("#duress-alert-status")).not_to_be_empty()
     assert real.get("/account/duress")["duress"]["alert_counsel"] is True
     page.locator("main > p button.link").click()
+    # Changing the passphrase would turn it off: the change screen says so.
+    page.get_by_role("button", name="Change passphrase").click()
+    expect(page.locator("#duress-warning")).to_be_visible()
+    page.locator("main > p button.link").click()
     logout(page)
 
     # Signing in with the real passphrase on one phone, the duress one on another.

@@ -90,3 +90,15 @@ export async function showDuressAlerts(ctx, region, cases) {
     }),
   );
 }
+
+/** A warning for screens that give the account a new salt: the duress passphrase stops (§18.6). */
+export function duressWarning(ctx) {
+  const box = h("div", { "data-duress-warning": "" });
+  ctx
+    .authenticated(() => duressSetting())
+    .then((setting) => {
+      if (setting) box.replaceChildren(h("p", { class: "warn-box", id: "duress-warning" }, t("duress.turnsOff")));
+    })
+    .catch(() => {});
+  return box;
+}
