@@ -215,8 +215,12 @@ def test_admin_list_and_data_key_reencryption_keep_the_decoy_hidden(
     survivor, *_ = real_case
     survivor.set_duress(PASSPHRASE, DURESS, alert_counsel=False)
     admin, _ = create_account("admin", username="admin1")
+    before = admin.get("/admin/figures")
     names = [a["username"] for a in admin.get("/admin/accounts")["accounts"]]
     assert names.count("sofia") == 1
+    survivor.remove_duress(PASSPHRASE)
+    assert admin.get("/admin/figures") == before
+    survivor.set_duress(PASSPHRASE, DURESS, alert_counsel=False)
     from vault.admin import services as admin_services
 
     with app.app_context():

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from vault import clock
 from vault.accounts.duress import decoy_ids
-from vault.accounts.models import KeyStatus, Role, User, UserKey
+from vault.accounts.models import DuressLink, KeyStatus, Role, User, UserKey
 from vault.audit import chain
 from vault.cases.models import Case
 from vault.directory import services as directory
@@ -230,16 +230,15 @@ def mark_compromised(
 
 
 def figures(db: Session) -> dict[str, int]:
-    """Aggregate counts with no identities."""
+    """Aggregate counts with no identities (duress decoys and their cases left out, §18.1)."""
+    decoys = select(DuressLink.decoy_id)
+    users = select(func.count()).select_from(User).where(User.id.not_in(decoys))
     counts = {
-        f"accounts_{role.value}": int(
-            db.scalar(select(func.count()).select_from(User).where(User.role == role)) or 0
-        )
+        f"accounts_{role.value}": int(db.scalar(users.where(User.role == role)) or 0)
         for role in Role
     }
-    counts["accounts_disabled"] = int(
-        db.scalar(select(func.count()).select_from(User).where(User.is_disabled.is_(True))) or 0
-    )
-    counts["cases"] = int(db.scalar(select(func.count()).select_from(Case)) or 0)
+    counts["accounts_disabled"] = int(db.scalar(users.where(User.is_disabled.is_(True))) or 0)
+    cases = select(func.count()).select_from(Case).where(Case.survivor_id.not_in(decoys))
+    counts["cases"] = int(db.scalar(cases) or 0)
     counts["log_entries"] = directory.tree_size(db)
     return counts
