@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session, object_session
 from vault import clock
 from vault.accounts.models import DuressLink, Invite, KeyStatus, Role, User, UserKey
 from vault.audit import chain
+from vault.audit import services as events
+from vault.audit.models import EventKind
 from vault.cases.models import Case, CaseMember
 from vault.db import utcnow
 from vault.directory import services as directory
@@ -301,11 +303,8 @@ def authenticate(
 
 def _alert_counsel(db: Session, survivor_id: str) -> None:
     """A duress_alert event in each of the survivor's real cases, seen by their counsel."""
-    from vault.audit.models import EventKind
-    from vault.audit.services import record
-
     for case_id in db.scalars(select(Case.id).where(Case.survivor_id == survivor_id)):
-        record(db, EventKind.DURESS_ALERT, case_id=case_id, subject_id=survivor_id)
+        events.record(db, EventKind.DURESS_ALERT, case_id=case_id, subject_id=survivor_id)
 
 
 def is_decoy(db: Session, user_id: str) -> bool:
