@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page, Response, expect
@@ -45,7 +46,10 @@ def only(answers: list[Response], path: str) -> Response:
 
 
 def test_duress_sign_in_opens_the_decoy_and_nothing_of_the_real_case(
-    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    screenshots: Path,
 ) -> None:
     counsel, token = counsel_with_invite(create_account)
     page, watch = contexts.page(IPHONE)
@@ -78,6 +82,9 @@ def test_duress_sign_in_opens_the_decoy_and_nothing_of_the_real_case(
     fast_documents(decoy_client).upload(
         decoy_case, io.BytesIO(b"flour, eggs"), doc_type="other", name="recipes.txt"
     )
+    page.set_viewport_size({"width": 320, "height": 640})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    page.screenshot(path=str(screenshots / "en-duress-set-320.png"), full_page=True)
     page.check("#duress-alert")
     expect(page.locator("#duress-alert-status")).not_to_be_empty()
     assert real.get("/account/duress")["duress"]["alert_counsel"] is True
@@ -135,5 +142,6 @@ def test_duress_sign_in_opens_the_decoy_and_nothing_of_the_real_case(
     lawyer.goto(f"{live_server.url}/app/")
     login(lawyer, counsel.account.username, PY_PASSPHRASE)
     expect(lawyer.locator(f'[data-duress-alert="{case_id}"]')).to_be_visible(timeout=30_000)
+    lawyer.screenshot(path=str(screenshots / "en-duress-alert-counsel.png"))
     expect(phone.locator("[data-duress-alert]")).to_have_count(0)
     assert watch.console_errors == [] and decoy_watch.console_errors == []
