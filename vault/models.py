@@ -1,6 +1,6 @@
 """Import every feature's models so that Base.metadata knows every table."""
 
-from vault.accounts.models import Invite, User, UserKey
+from vault.accounts.models import DuressLink, Invite, User, UserKey
 
 # -- feature models --
 from vault.audit.models import Event
@@ -26,6 +26,7 @@ __all__ = [
     "Conversation",
     "ConversationMember",
     "Document",
+    "DuressLink",
     "Event",
     "Grant",
     "Invite",

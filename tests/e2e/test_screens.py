@@ -48,6 +48,7 @@ SCREENS = (
     "home",
     "safety-number",
     "change-passphrase",
+    "duress",
     "replace-keys",
     "login",
     "safety-plan",
@@ -100,6 +101,10 @@ def walk_every_screen(
     expect(page.locator("input[name=current]")).to_be_visible()
     at("change-passphrase")
     page.locator("main button.link").click()
+    page.click("#open-duress")
+    expect(page.locator("#duress-set")).to_be_visible()
+    at("duress")
+    page.locator("main > p button.link").click()
     page.click("#replace-keys")
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     at("replace-keys")

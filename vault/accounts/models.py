@@ -121,3 +121,21 @@ class Invite(Base):
     redeemed_by: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
+
+
+class DuressLink(Base):
+    """An account's duress passphrase: the hidden decoy account it opens (protocol §18).
+
+    The decoy is an ordinary survivor account whose ``auth_hash`` is the hash of the duress
+    authentication subkey and whose username lookup is random, so it is reached only through
+    this link at sign-in, never by name.
+    """
+
+    __tablename__ = "duress_links"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    decoy_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    is_alerting: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

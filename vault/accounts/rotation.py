@@ -150,6 +150,7 @@ def _lock_account(db: Session, user_id: str, freeze_until: datetime | None) -> U
 def begin(db: Session, user_id: str, freeze: timedelta) -> ResealSet:
     """Start preparing a rotation: freeze the account, so nothing new is sealed to it for
     ``freeze``, and return every file key and message key it can read as sealed now."""
+    accounts.refuse_decoy(db, user_id)
     now = utcnow()
     serialise_appends(db, chain.ADVISORY_LOCK_ID)  # first, as in rotate()
     user = _lock_account(db, user_id, now + freeze)
@@ -203,6 +204,7 @@ def rotate(
     db: Session, ring: Keyring, cost: accounts.HashCost, user_id: str, rotation: Rotation
 ) -> User:
     """Replace the account's key pairs and every sealed key it holds, in one transaction."""
+    accounts.refuse_decoy(db, user_id)
     user = db.get(User, user_id)
     if user is None:
         raise NotFound("no such account")

@@ -16,12 +16,14 @@ import nacl.exceptions
 import nacl.hash
 import nacl.pwhash
 import nacl.utils
-from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, object_session
 
 from vault import clock
-from vault.accounts.models import Invite, KeyStatus, Role, User, UserKey
+from vault.accounts.models import DuressLink, Invite, KeyStatus, Role, User, UserKey
 from vault.audit import chain
+from vault.audit import services as events
+from vault.audit.models import EventKind
 from vault.cases.models import Case, CaseMember
 from vault.db import utcnow
 from vault.directory import services as directory
@@ -272,17 +274,70 @@ def publish_key(db: Session, ring: Keyring, key: UserKey, kind: str = "publish")
 def authenticate(
     db: Session, ring: Keyring, cost: HashCost, username: str, auth_key: bytes
 ) -> User:
-    """Check an authentication subkey; the same work is done for unknown usernames."""
+    """Check an authentication subkey against the passphrase and the duress passphrase.
+
+    Both verifiers are always checked, with decoy hashes standing in for an unknown name or
+    an account without a duress passphrase, so the work is the same whichever matches
+    (protocol §18). A duress match returns the hidden decoy account.
+    """
     user = find_user(db, ring, username)
-    stored = user.auth_hash if user is not None else _decoy_hash(cost.opslimit, cost.memlimit)
-    is_valid = verify_auth_key(stored, auth_key)
-    if user is None or not is_valid or user.is_disabled:
+    link = db.get(DuressLink, user.id) if user is not None else None
+    decoy = db.get(User, link.decoy_id) if link is not None else None
+    fallback = _decoy_hash(cost.opslimit, cost.memlimit)
+    is_valid = verify_auth_key(user.auth_hash if user is not None else fallback, auth_key)
+    is_duress = verify_auth_key(decoy.auth_hash if decoy is not None else fallback, auth_key)
+    if user is None or user.is_disabled or not (is_valid or (is_duress and decoy is not None)):
         chain.append(db, "login_failed", subject_id=user.id if user else None, ring=ring)
         db.commit()
         raise Unauthorized(BAD_CREDENTIALS, code="bad_credentials")
+    if not is_valid and link is not None and decoy is not None:
+        if link.is_alerting:
+            _alert_counsel(db, user.id)
+        chain.append(db, "login", actor_id=decoy.id, subject_id=decoy.id, ring=ring)
+        db.commit()
+        return decoy
     chain.append(db, "login", actor_id=user.id, subject_id=user.id, ring=ring)
     db.commit()
     return user
+
+
+def _alert_counsel(db: Session, survivor_id: str) -> None:
+    """A duress_alert event in each of the survivor's real cases, seen by their counsel."""
+    for case_id in db.scalars(select(Case.id).where(Case.survivor_id == survivor_id)):
+        events.record(db, EventKind.DURESS_ALERT, case_id=case_id, subject_id=survivor_id)
+
+
+def is_decoy(db: Session, user_id: str) -> bool:
+    """Whether an account is the hidden decoy of another account's duress passphrase."""
+    return db.scalar(select(DuressLink.user_id).where(DuressLink.decoy_id == user_id)) is not None
+
+
+def refuse_decoy(db: Session, user_id: str) -> None:
+    """A decoy's passphrase and keys belong to its owner's setting: no change from inside."""
+    if is_decoy(db, user_id):
+        raise Forbidden("this account cannot change its passphrase or keys")
+
+
+def forget_duress(db: Session, user_id: str) -> bool:
+    """Turn the account's duress passphrase off and delete its decoy with all it holds.
+
+    The decoy's stored objects lose their rows and go with the janitor's orphan sweep.
+    """
+    from vault.documents.models import Document
+
+    link = db.get(DuressLink, user_id)
+    if link is None:
+        return False
+    decoy_id = link.decoy_id
+    db.delete(link)
+    db.flush()
+    db.execute(delete(Document).where(Document.owner_id == decoy_id))
+    db.execute(delete(Case).where(Case.survivor_id == decoy_id))
+    decoy = db.get(User, decoy_id)
+    if decoy is not None:
+        db.delete(decoy)
+    db.flush()
+    return True
 
 
 def authenticate_recovery(
@@ -302,7 +357,14 @@ def authenticate_recovery(
 
 
 def set_passphrase(user: User, new: NewPassphrase, auth_hash: str) -> None:
-    """Store a new passphrase's parameters, hash and wrapped keys; end every session."""
+    """Store a new passphrase's parameters, hash and wrapped keys; end every session.
+
+    A duress passphrase was derived with the old salt and can no longer match: it is turned
+    off and its decoy deleted (protocol §18.6).
+    """
+    db = object_session(user)
+    if db is not None:
+        forget_duress(db, user.id)
     user.kdf_salt = new.kdf.salt
     user.kdf_opslimit = new.kdf.opslimit
     user.kdf_memlimit = new.kdf.memlimit
@@ -333,6 +395,7 @@ def change_passphrase(
 ) -> User:
     """Re-wrap under a new passphrase after proving the current one; ends every session."""
     check_new_passphrase(new)
+    refuse_decoy(db, user_id)
     user = db.get(User, user_id)
     if user is None:
         raise NotFound("no such account")

@@ -209,6 +209,18 @@ class AccountReply(Out):
     account: AccountOut
 
 
+class LoginReply(Out):
+    """The account, padded so every successful sign-in answer has the same length."""
+
+    account: AccountOut
+    pad: str
+
+
+# Every successful login answer is this many bytes (protocol §18.4): an account whose
+# fields run long (a 32-character username, large log indexes) still fits.
+LOGIN_REPLY_BYTES = 1024
+
+
 class KdfOut(Out):
     """Argon2id parameters for a username."""
 
@@ -348,21 +360,29 @@ def register() -> tuple[Response, int]:
     return jsonify({"account": account_json(user)}), 201
 
 
+def padded(data: dict[str, Any], size: int) -> Response:
+    """A JSON answer padded with a ``pad`` string to exactly ``size`` bytes (protocol §18.4)."""
+    data = {**data, "pad": ""}
+    length = len(jsonify(data).get_data())
+    data["pad"] = "A" * max(size - length, 0)
+    return jsonify(data)
+
+
 @bp.post("/auth/login")
 @limiter.limit(_limit("HAVEN_LIMIT_LOGIN_IP"))
 @limiter.limit(_limit("HAVEN_LIMIT_LOGIN_ACCOUNT"), key_func=_account_key, deduct_when=_failed)
 @endpoint(
-    "Sign in with the authentication subkey",
+    "Sign in with the authentication subkey (the passphrase or the duress passphrase)",
     roles=ANONYMOUS,
     body=LoginBody,
-    replies=ok(AccountReply),
+    replies=ok(LoginReply),
 )
 def login() -> Response:
     """Start a session and return the wrapped private keys."""
     body = parse_body(LoginBody)
     user = services.authenticate(db.session(), keyring(), _cost(), body.username, body.auth_key)
     start_session(user)
-    return jsonify({"account": account_json(user)})
+    return padded({"account": account_json(user)}, LOGIN_REPLY_BYTES)
 
 
 @bp.post("/auth/logout")

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nacl.utils
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from vault import clock
-from vault.accounts.models import KeyStatus, Role, User, UserKey
+from vault.accounts.duress import decoy_ids
+from vault.accounts.models import DuressLink, KeyStatus, Role, User, UserKey
 from vault.audit import chain
 from vault.cases.models import Case
 from vault.directory import services as directory
@@ -93,11 +95,16 @@ def reencrypt_data(db: Session, ring: Keyring, batch: int = 500) -> int:
         .limit(batch)
         .with_for_update(skip_locked=True)
     ).all()
+    hidden = decoy_ids(db)
     for user in users:
         old = serverdata.sealed_version(user.username_sealed)
         name = serverdata.open_identifier(ring.get("data", old), "username", user.username_sealed)
         user.username_sealed = serverdata.seal_identifier(key, current, "username", name)
-        user.username_lookup = serverdata.lookup_hash(key, name)
+        # A duress decoy keeps a random lookup: its name is its owner's (protocol §18.2).
+        is_decoy = user.id in hidden
+        user.username_lookup = (
+            nacl.utils.random(32) if is_decoy else serverdata.lookup_hash(key, name)
+        )
         user.data_key_version = current
         user.lookup_key_version = current
     db.commit()
@@ -157,7 +164,12 @@ def list_accounts(db: Session, ring: Keyring) -> list[dict[str, Any]]:
     """Accounts for admin display: role, name, state. No content, no case membership."""
     from vault.accounts.services import display_name
 
-    users = db.scalars(select(User).order_by(User.created_at, User.id)).all()
+    hidden = decoy_ids(db)
+    users = [
+        u
+        for u in db.scalars(select(User).order_by(User.created_at, User.id)).all()
+        if u.id not in hidden
+    ]
     return [
         {
             "id": u.id,
@@ -218,16 +230,15 @@ def mark_compromised(
 
 
 def figures(db: Session) -> dict[str, int]:
-    """Aggregate counts with no identities."""
+    """Aggregate counts with no identities (duress decoys and their cases left out, §18.1)."""
+    decoys = select(DuressLink.decoy_id)
+    users = select(func.count()).select_from(User).where(User.id.not_in(decoys))
     counts = {
-        f"accounts_{role.value}": int(
-            db.scalar(select(func.count()).select_from(User).where(User.role == role)) or 0
-        )
+        f"accounts_{role.value}": int(db.scalar(users.where(User.role == role)) or 0)
         for role in Role
     }
-    counts["accounts_disabled"] = int(
-        db.scalar(select(func.count()).select_from(User).where(User.is_disabled.is_(True))) or 0
-    )
-    counts["cases"] = int(db.scalar(select(func.count()).select_from(Case)) or 0)
+    counts["accounts_disabled"] = int(db.scalar(users.where(User.is_disabled.is_(True))) or 0)
+    cases = select(func.count()).select_from(Case).where(Case.survivor_id.not_in(decoys))
+    counts["cases"] = int(db.scalar(cases) or 0)
     counts["log_entries"] = directory.tree_size(db)
     return counts

@@ -24,11 +24,14 @@ class EventKind(enum.StrEnum):
     MEMBER_REQUEST = "member_request"
     MEMBER_DECLINE = "member_decline"
     MEMBER_REMOVE = "member_remove"
+    DURESS_ALERT = "duress_alert"
 
 
 # Seen by the case's survivor only: a counsel who asked could otherwise learn from their own
 # history whether a username belongs to a counsel account (protocol §17).
 SURVIVOR_ONLY_KINDS = frozenset({EventKind.MEMBER_REQUEST, EventKind.MEMBER_DECLINE})
+# Seen by every member of the case: the survivor's silent alert to her counsel (protocol §18).
+ALL_MEMBERS_KINDS = frozenset({EventKind.DURESS_ALERT})
 
 
 class DownloadPurpose(enum.StrEnum):

@@ -8,7 +8,13 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from vault.audit import chain
-from vault.audit.models import SURVIVOR_ONLY_KINDS, DownloadPurpose, Event, EventKind
+from vault.audit.models import (
+    ALL_MEMBERS_KINDS,
+    SURVIVOR_ONLY_KINDS,
+    DownloadPurpose,
+    Event,
+    EventKind,
+)
 from vault.db import serialise_appends, utcnow
 
 MAX_PAGE = 500
@@ -97,6 +103,7 @@ def case_events(
                 Event.owner_id == viewer_id,
                 Event.actor_id == viewer_id,
                 Event.subject_id == viewer_id,
+                Event.kind.in_(ALL_MEMBERS_KINDS),
             ),
             Event.kind.not_in(SURVIVOR_ONLY_KINDS),
         )

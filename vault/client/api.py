@@ -303,6 +303,34 @@ class HavenClient:
         self.post("/account/passphrase", body)
         self.login(name, new)
 
+    def set_duress(self, passphrase: str, duress_passphrase: str, *, alert_counsel: bool) -> Any:
+        """Set a duress passphrase (§18.3): a fresh decoy account that it opens at sign-in.
+
+        The duress subkeys are derived with this account's own salt and parameters, so
+        pre-login answers the same for both passphrases.
+        """
+        assert self.account is not None, "sign in first"
+        name = self.account.username
+        check_passphrase_strength(duress_passphrase)
+        params = self.prelogin(name)
+        current = passphrase_keys(passphrase, params)
+        duress = passphrase_keys(duress_passphrase, params)
+        decoy = pkeys.KeyPairs.generate(version=1)
+        body = {
+            "current_auth_key": b64encode(current.auth_key),
+            "auth_key": b64encode(duress.auth_key),
+            "wrapped_keys": b64encode(pkeys.wrap_bundle(decoy, name, duress.wrap_key)),
+            "public_keys": _public_json(decoy.public(name)),
+            "alert_counsel": alert_counsel,
+        }
+        return self.post("/account/duress", body)["duress"]
+
+    def remove_duress(self, passphrase: str) -> None:
+        """Turn the duress passphrase off; the server deletes the decoy and its content."""
+        assert self.account is not None, "sign in first"
+        current = passphrase_keys(passphrase, self.prelogin(self.account.username))
+        self.post("/account/duress/remove", {"current_auth_key": b64encode(current.auth_key)})
+
     def rotate_keys(
         self, passphrase: str, *, new_passphrase: str | None = None, attempts: int = 3
     ) -> str:

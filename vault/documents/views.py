@@ -198,6 +198,7 @@ class EventOut(Out):
         "member_request",
         "member_decline",
         "member_remove",
+        "duress_alert",
     ]
     case_id: str
     document_id: str | None

@@ -11,6 +11,7 @@ import { askBeforeLeaving, closeOpen, exitThroughHistory, forgetLanguage, initNa
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
+import * as duressScreens from "./screens/duress.js";
 import * as homeScreens from "./screens/home.js";
 import * as keyScreens from "./screens/keys.js";
 import { forgetSigners } from "./docs.js";
@@ -23,8 +24,8 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, inviteCode, safetyPlan };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation"]);
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, inviteCode, safetyPlan };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress"]);
 
 let current = { name: "login", params: {} };
 let main;

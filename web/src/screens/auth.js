@@ -1,6 +1,7 @@
 /** Screens before and around signing in: login, register, recovery key, recover, change. */
 
 import { h } from "../dom.js";
+import { duressWarning } from "../duress.js";
 import { normalizeUsername, parseRecoveryKey } from "../crypto/keys.js";
 import { t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
@@ -260,5 +261,5 @@ export function change(ctx) {
       ctx.go("home", { notice: "home.passphraseChanged" });
     },
   });
-  return [heading(t("change.title")), form, h("p", {}, button(t("common.cancel"), () => ctx.go("home"), "link"))];
+  return [heading(t("change.title")), duressWarning(ctx), form, h("p", {}, button(t("common.cancel"), () => ctx.go("home"), "link"))];
 }

@@ -7,6 +7,7 @@ import { qrSvg } from "../qr.js";
 import { cameraPossible, startScanner } from "../scan.js";
 import { acknowledgeContact, markContactVerified } from "../contacts.js";
 import { session } from "../session.js";
+import { showDuressAlerts } from "../duress.js";
 import { approveRequest, declineRequest, memberRequests, removeCounsel, requestCounsel } from "../members.js";
 import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
@@ -209,7 +210,7 @@ export function home(ctx, params) {
       .then((cases) => {
         region.replaceChildren(caseList(ctx, cases));
         region.removeAttribute("aria-busy");
-        return Promise.all([showRequests(ctx, region, cases), unreadByCase()]).then(([, unread]) => {
+        return Promise.all([showRequests(ctx, region, cases), unreadByCase(), showDuressAlerts(ctx, region, cases)]).then(([, unread]) => {
           for (const [caseId, count] of unread) {
             const target = count > 0 ? region.querySelector(`[data-messages="${CSS.escape(caseId)}"]`) : null;
             if (!target) continue;
@@ -243,6 +244,7 @@ export function home(ctx, params) {
       "div",
       { class: "actions" },
       button(t("home.changePassphrase"), () => ctx.go("change")),
+      account.role === "survivor" ? button(t("duress.open"), () => ctx.go("duress"), "secondary", { id: "open-duress" }) : null,
       button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
       button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
     ),

@@ -1,6 +1,7 @@
 /** Replacing my keys after a lost or taken phone, or when they were marked unsafe (§14). */
 
 import { h } from "../dom.js";
+import { duressWarning } from "../duress.js";
 import { t } from "../i18n.js";
 import { rotateKeys } from "../rotate.js";
 import { session } from "../session.js";
@@ -64,6 +65,7 @@ export function rotate(ctx, params) {
     h("p", { class: forced ? "warn-box" : null, "data-forced": forced ? "true" : null }, t(forced ? "rotate.forcedIntro" : "rotate.intro")),
     h("h2", { id: "rotate-what" }, t("rotate.whatTitle")),
     h("ul", { class: "plain-list", "aria-labelledby": "rotate-what" }, steps.map((key) => h("li", {}, t(key)))),
+    duressWarning(ctx),
     form,
     h("p", {}, button(t(forced ? "rotate.later" : "common.cancel"), () => ctx.go("home"), "link")),
   ];
