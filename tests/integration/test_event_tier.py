@@ -4,6 +4,8 @@ tier (gthread) serving everything else, one PostgreSQL database and one Redis.""
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from tests.integration.test_messages_events import WAIT, Listener, http_client
 from tests.services import MinioServer, RedisServer
 from vault.accounts import services as accounts
 from vault.client.messages import Messenger
+from vault.config import ConfigError, load_config
 from vault.db import database
 
 
@@ -160,3 +163,64 @@ def test_the_event_tier_ends_a_stream_whose_session_ended(
     _messenger(app, app_tier.url, world, "survivor").send(cid, "wake the stream")
     assert listener.until("end").kind == "end"
     assert listener.events.get(timeout=WAIT) is None
+
+
+def test_the_tier_setting_is_checked_and_sets_the_stream_defaults() -> None:
+    with pytest.raises(ConfigError, match="HAVEN_TIER"):
+        load_config({"HAVEN_TIER": "stream"})
+    embedded = load_config({})
+    assert embedded["HAVEN_TIER"] == "all"
+    assert embedded["HAVEN_SSE_MAX_STREAMS"] == 4
+    assert embedded["HAVEN_SSE_RECHECK_SECONDS"] == embedded["HAVEN_SSE_HEARTBEAT_SECONDS"]
+    tier = load_config({"HAVEN_TIER": "events"})
+    assert tier["HAVEN_SSE_MAX_STREAMS"] == 10000
+    assert tier["HAVEN_SSE_RECHECK_SECONDS"] == 60
+
+
+COOPERATIVE = """
+import sys
+from gevent import monkey
+
+monkey.patch_all()
+import gevent
+import psycopg
+import redis
+
+order = []
+
+
+def database():
+    with psycopg.connect(sys.argv[1]) as conn:
+        conn.execute("SELECT pg_sleep(1)")
+    order.append("database")
+
+
+def pubsub():
+    redis.Redis.from_url(sys.argv[2]).blpop(["haven:nothing"], timeout=1)
+    order.append("redis")
+
+
+def other():
+    order.append("other")
+
+
+gevent.joinall([gevent.spawn(database), gevent.spawn(pubsub), gevent.spawn(other)])
+print(",".join(order))
+"""
+
+
+def test_psycopg_and_redis_wait_cooperatively_under_gevent(
+    database_url: str, redis_server: RedisServer
+) -> None:
+    """The event tier's premise: a greenlet waiting on PostgreSQL or Redis lets others run."""
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    result = subprocess.run(
+        [sys.executable, "-c", COOPERATIVE, dsn, redis_server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    # Spawned last, "other" finishes first: neither wait held the process.
+    assert result.stdout.split()[-1].split(",")[0] == "other"
+    assert sorted(result.stdout.split()[-1].split(",")) == ["database", "other", "redis"]
