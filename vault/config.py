@@ -249,6 +249,8 @@ def _load_messages(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_SSE_RECHECK_SECONDS": _int(
             env, "HAVEN_SSE_RECHECK_SECONDS", 60 if tier == "events" else heartbeat, minimum=1
         ),
+        # Streams reading the database at once per process (the pool holds 10 + 20).
+        "HAVEN_SSE_DB_READERS": _int(env, "HAVEN_SSE_DB_READERS", 8, minimum=1),
         "HAVEN_TIER": tier,
         "HAVEN_BENCH": _bool(env, "HAVEN_BENCH", False),
     }

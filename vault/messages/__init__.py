@@ -23,7 +23,9 @@ def init_app(app: Flask) -> None:
     from vault.messages.views import register_bench
 
     app.extensions["haven.fanout"] = make_fanout(app.config["HAVEN_REDIS_URL"])
-    app.extensions["haven.stream_slots"] = StreamSlots(app.config["HAVEN_SSE_MAX_STREAMS"])
+    app.extensions["haven.stream_slots"] = StreamSlots(
+        app.config["HAVEN_SSE_MAX_STREAMS"], app.config["HAVEN_SSE_DB_READERS"]
+    )
     if app.config["HAVEN_TIER"] == "events":
         # The event tier serves the stream and health checks only; the app tier the rest.
         app.before_request(_events_tier_only)

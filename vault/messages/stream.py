@@ -58,10 +58,13 @@ def read_cursor(ring: Keyring, user_id: str, token: str) -> int | None:
 
 
 class StreamSlots:
-    """A cap on concurrent streams per process, so streams cannot starve other requests."""
+    """A cap on concurrent streams per process, so streams cannot starve other requests,
+    and on how many of them read the database at once, so thousands of streams woken
+    together queue here instead of exhausting the connection pool."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, readers: int = 8) -> None:
         self._sem = threading.BoundedSemaphore(limit)
+        self.reads = threading.BoundedSemaphore(readers)
 
     def acquire(self) -> bool:
         """Take a slot if one is free."""
@@ -120,11 +123,12 @@ class EventStream:
         fanout: Fanout = self.app.extensions["haven.fanout"]
         heartbeat = float(self.app.config["HAVEN_SSE_HEARTBEAT_SECONDS"])
         recheck = float(self.app.config["HAVEN_SSE_RECHECK_SECONDS"])
+        reads = self.app.extensions["haven.stream_slots"].reads
         sessions = database(self.app).sessions
         sub = fanout.subscribe(self.user_id)
         try:
             cursor = read_cursor(ring, self.user_id, self.cursor) if self.cursor else None
-            with sessions() as db:
+            with reads, sessions() as db:
                 start = services.stream_start(db, cursor)
             position = start.position
             yield f"retry: {RETRY_MS}\n\n"
@@ -133,11 +137,12 @@ class EventStream:
             due = 0.0
             while time.monotonic() < self.deadline:
                 if time.monotonic() >= due:
-                    with sessions() as db:
-                        if accounts.load_session_user(db, self.session_id) is None:
-                            yield _frame("end", cursor_token(ring, self.user_id, position), {})
-                            return
+                    with reads, sessions() as db:
+                        alive = accounts.load_session_user(db, self.session_id) is not None
                         events = services.events_after(db, self.user_id, position, BATCH)
+                    if not alive:
+                        yield _frame("end", cursor_token(ring, self.user_id, position), {})
+                        return
                     for event in events:
                         position = event.seq
                         yield _frame(
