@@ -285,7 +285,7 @@ def test_every_image_is_pinned_to_an_exact_version(services: dict[str, dict[str,
 def test_images_built_here_are_never_pulled(services: dict[str, dict[str, Any]]) -> None:
     """A service that builds its image never asks a registry for that name."""
     built = {name: s for name, s in services.items() if "build" in s}
-    assert set(built) == {"app", "keys", "migrate", "minio", "minio-setup", "witness"}
+    assert set(built) == {"app", "events", "keys", "migrate", "minio", "minio-setup", "witness"}
     for name, service in built.items():
         assert service["pull_policy"] == "never", name
         assert service["image"].startswith("localhost/"), name
@@ -449,7 +449,7 @@ def test_keyring_is_mounted_read_only_except_in_the_keys_tool(
             for volume in service.get("volumes", [])
             if isinstance(volume, dict) and volume["target"] == KEYS_TARGET
         ]
-        if name not in {"app", "migrate", "keys"}:
+        if name not in {"app", "events", "migrate", "keys"}:
             assert not mounts, name
             continue
         (mount,) = mounts
