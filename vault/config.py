@@ -228,7 +228,14 @@ def _load_witnesses(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+TIERS = ("all", "app", "events")
+
+
 def _load_messages(env: Mapping[str, str]) -> dict[str, Any]:
+    tier = _str(env, "HAVEN_TIER", "all")
+    if tier not in TIERS:
+        raise ConfigError(f"HAVEN_TIER: expected one of {', '.join(TIERS)}, got {tier!r}")
+    heartbeat = _int(env, "HAVEN_SSE_HEARTBEAT_SECONDS", 15, minimum=1)
     return {
         "HAVEN_MESSAGE_MAX_BYTES": _int(env, "HAVEN_MESSAGE_MAX_BYTES", 64 * 1024, minimum=1024),
         "HAVEN_MESSAGE_CLOCK_SKEW_SECONDS": _int(env, "HAVEN_MESSAGE_CLOCK_SKEW_SECONDS", 3600),
@@ -239,12 +246,24 @@ def _load_messages(env: Mapping[str, str]) -> dict[str, Any]:
         # New conversations' timer (§9.12): one week unless the organisation chooses.
         "HAVEN_MESSAGE_DEFAULT_TIMER": _timer(env, "HAVEN_MESSAGE_DEFAULT_TIMER", 7 * 86400),
         "HAVEN_EVENT_RETENTION_DAYS": _int(env, "HAVEN_EVENT_RETENTION_DAYS", 14, minimum=1),
-        "HAVEN_SSE_HEARTBEAT_SECONDS": _int(env, "HAVEN_SSE_HEARTBEAT_SECONDS", 15, minimum=1),
+        "HAVEN_SSE_HEARTBEAT_SECONDS": heartbeat,
         "HAVEN_SSE_MAX_SECONDS": _int(env, "HAVEN_SSE_MAX_SECONDS", 300, minimum=5),
-        # Each open stream holds a gthread worker thread: keep half of them for requests.
+        # gthread: each open stream holds a worker thread, so keep half of them for requests.
+        # The event tier (gevent) holds a stream in a greenlet: thousands per process.
         "HAVEN_SSE_MAX_STREAMS": _int(
-            env, "HAVEN_SSE_MAX_STREAMS", max(1, _int(env, "HAVEN_THREADS", 8) // 2), minimum=1
+            env,
+            "HAVEN_SSE_MAX_STREAMS",
+            10000 if tier == "events" else max(1, _int(env, "HAVEN_THREADS", 8) // 2),
+            minimum=1,
         ),
+        # A stream re-reads the database when woken, and otherwise at most this often: a
+        # lost wake-up costs this much latency, and thousands of idle streams stay cheap.
+        "HAVEN_SSE_RECHECK_SECONDS": _int(
+            env, "HAVEN_SSE_RECHECK_SECONDS", 60 if tier == "events" else heartbeat, minimum=1
+        ),
+        # Streams reading the database at once per process (the pool holds 10 + 20).
+        "HAVEN_SSE_DB_READERS": _int(env, "HAVEN_SSE_DB_READERS", 8, minimum=1),
+        "HAVEN_TIER": tier,
         "HAVEN_BENCH": _bool(env, "HAVEN_BENCH", False),
     }
 

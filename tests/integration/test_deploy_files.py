@@ -285,7 +285,7 @@ def test_every_image_is_pinned_to_an_exact_version(services: dict[str, dict[str,
 def test_images_built_here_are_never_pulled(services: dict[str, dict[str, Any]]) -> None:
     """A service that builds its image never asks a registry for that name."""
     built = {name: s for name, s in services.items() if "build" in s}
-    assert set(built) == {"app", "keys", "migrate", "minio", "minio-setup", "witness"}
+    assert set(built) == {"app", "events", "keys", "migrate", "minio", "minio-setup", "witness"}
     for name, service in built.items():
         assert service["pull_policy"] == "never", name
         assert service["image"].startswith("localhost/"), name
@@ -346,7 +346,12 @@ def test_start_order_waits_for_health_and_one_shots(services: dict[str, dict[str
             "postgres": "service_healthy",
             "redis": "service_healthy",
         },
-        "caddy": {"app": "service_healthy"},
+        "caddy": {"app": "service_healthy", "events": "service_healthy"},
+        "events": {
+            "migrate": "service_completed_successfully",
+            "postgres": "service_healthy",
+            "redis": "service_healthy",
+        },
         "migrate": {"postgres": "service_healthy"},
         "minio-setup": {"minio": "service_healthy"},
     }
@@ -362,7 +367,7 @@ def test_start_order_waits_for_health_and_one_shots(services: dict[str, dict[str
 
 def test_app_runs_read_only_without_privileges(services: dict[str, dict[str, Any]]) -> None:
     """The app's root filesystem is read-only, with RAM for /tmp, and it holds no capability."""
-    for name in ("app", "migrate", "keys", "minio", "minio-setup"):
+    for name in ("app", "events", "migrate", "keys", "minio", "minio-setup"):
         service = services[name]
         assert service["read_only"] is True, name
         assert any(entry.startswith("/tmp:") for entry in service["tmpfs"]), name
@@ -388,10 +393,11 @@ def test_app_trusts_one_proxy_and_sets_secure_cookies(services: dict[str, dict[s
 
 def test_every_app_setting_is_one_the_app_reads(services: dict[str, dict[str, Any]]) -> None:
     """No misspelt setting: each variable is read by vault/config.py or gunicorn_conf.py."""
-    known = (ROOT / "vault" / "config.py").read_text(encoding="utf-8") + (
-        ROOT / "vault" / "gunicorn_conf.py"
-    ).read_text(encoding="utf-8")
-    for name in ("app", "migrate", "keys"):
+    known = "".join(
+        (ROOT / "vault" / name).read_text(encoding="utf-8")
+        for name in ("config.py", "gunicorn_conf.py", "gunicorn_events.py")
+    )
+    for name in ("app", "events", "migrate", "keys"):
         for variable in services[name]["environment"]:
             base = variable.removesuffix("_FILE")
             assert f'"{base}"' in known, f"{name}: {variable}"
@@ -443,7 +449,7 @@ def test_keyring_is_mounted_read_only_except_in_the_keys_tool(
             for volume in service.get("volumes", [])
             if isinstance(volume, dict) and volume["target"] == KEYS_TARGET
         ]
-        if name not in {"app", "migrate", "keys"}:
+        if name not in {"app", "events", "migrate", "keys"}:
             assert not mounts, name
             continue
         (mount,) = mounts
@@ -466,6 +472,7 @@ def test_caddy_is_the_only_way_in(
     assert compose["networks"]["backend"] == {"internal": True}
     assert services["caddy"]["networks"] == ["edge"]
     assert set(services["app"]["networks"]) == {"backend", "edge"}
+    assert set(services["events"]["networks"]) == {"backend", "edge"}
     for name in ("postgres", "redis", "minio", "minio-setup", "migrate"):
         assert services[name]["networks"] == ["backend"], name
     caddyfile = (ROOT / "deploy" / "Caddyfile").read_text(encoding="utf-8")

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
+
+from vault.errors import NotFound
+
+EVENT_TIER_ENDPOINTS = frozenset({"messages.events", "health.healthz", "health.readyz"})
+
+
+def _events_tier_only() -> None:
+    """404 for every route but the stream on an event-tier process."""
+    if request.endpoint not in EVENT_TIER_ENDPOINTS:
+        raise NotFound("not served by the event tier")
 
 
 def init_app(app: Flask) -> None:
@@ -13,7 +23,13 @@ def init_app(app: Flask) -> None:
     from vault.messages.views import register_bench
 
     app.extensions["haven.fanout"] = make_fanout(app.config["HAVEN_REDIS_URL"])
-    app.extensions["haven.stream_slots"] = StreamSlots(app.config["HAVEN_SSE_MAX_STREAMS"])
+    app.extensions["haven.stream_slots"] = StreamSlots(
+        app.config["HAVEN_SSE_MAX_STREAMS"], app.config["HAVEN_SSE_DB_READERS"]
+    )
+    if app.config["HAVEN_TIER"] == "events":
+        # The event tier serves the stream and health checks only; the app tier the rest.
+        app.before_request(_events_tier_only)
+        return
     register_bench(app)
     purge_at_start(app)
     app.extensions["haven.purger"] = start_purger(app)

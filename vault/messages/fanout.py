@@ -2,9 +2,13 @@
 
 A publish names the accounts that have new events and nothing else; each stream then
 reads the events themselves from the database, so a lost wake-up costs latency (the
-stream re-reads at every heartbeat), never an event. With HAVEN_REDIS_URL set, every app
-process (gunicorn worker or instance) subscribes to one channel from one listener thread,
-started on the first stream in that process and stopped after a minute without streams.
+stream re-reads every ``HAVEN_SSE_RECHECK_SECONDS``), never an event. With HAVEN_REDIS_URL
+set, every app process (gunicorn worker or instance) subscribes to one channel from one
+listener thread, started on the first stream in that process and stopped after a minute
+without streams. In the event tier gunicorn's gevent worker has monkey-patched threading
+and sockets before the app loads, so the same listener, locks and wake-up flags are
+greenlets and gevent primitives there: one listener per process, cooperative, fanning
+each wake-up out to thousands of streams.
 """
 
 from __future__ import annotations

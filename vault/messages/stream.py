@@ -1,7 +1,10 @@
 """Server-sent events: each account's stream of event ids, resumable with Last-Event-ID.
 
 The stream holds no database connection while it waits: each read opens a session,
-re-checks the account's session, reads the next events and closes it. Event ids on the
+re-checks the account's session, reads the next events and closes it. A stream reads when
+woken (fanout.py) and otherwise only every ``HAVEN_SSE_RECHECK_SECONDS`` (spread at random
+over ±20 %), so idle streams cost heartbeats on the socket, not database work; the event
+tier (docs/deploy.md) holds thousands of them per process under gevent. Event ids on the
 wire are sealed cursors (the global event number under the server data key, bound to the
 account), so a client learns nothing about other people's traffic from them.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import socket
 import threading
 import time
@@ -57,10 +61,13 @@ def read_cursor(ring: Keyring, user_id: str, token: str) -> int | None:
 
 
 class StreamSlots:
-    """A cap on concurrent streams per process, so streams cannot starve other requests."""
+    """A cap on concurrent streams per process, so streams cannot starve other requests,
+    and on how many of them read the database at once, so thousands of streams woken
+    together queue here instead of exhausting the connection pool."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, readers: int = 8) -> None:
         self._sem = threading.BoundedSemaphore(limit)
+        self.reads = threading.BoundedSemaphore(readers)
 
     def acquire(self) -> bool:
         """Take a slot if one is free."""
@@ -132,36 +139,45 @@ class EventStream:
         ring: Keyring = self.app.extensions["haven.keyring"]
         fanout: Fanout = self.app.extensions["haven.fanout"]
         heartbeat = float(self.app.config["HAVEN_SSE_HEARTBEAT_SECONDS"])
+        recheck = float(self.app.config["HAVEN_SSE_RECHECK_SECONDS"])
+        reads = self.app.extensions["haven.stream_slots"].reads
         sessions = database(self.app).sessions
         sub = fanout.subscribe(self.user_id)
         try:
             cursor = read_cursor(ring, self.user_id, self.cursor) if self.cursor else None
-            with sessions() as db:
+            with reads, sessions() as db:
                 start = services.stream_start(db, cursor)
             position = start.position
             yield f"retry: {RETRY_MS}\n\n"
             kind = "resync" if start.is_resync or (self.cursor and cursor is None) else "ready"
             yield _frame(kind, cursor_token(ring, self.user_id, position), {})
+            due = 0.0
             while time.monotonic() < self.deadline:
-                with sessions() as db:
-                    if accounts.load_session_user(db, self.session_id) is None:
+                if time.monotonic() >= due:
+                    with reads, sessions() as db:
+                        alive = accounts.load_session_user(db, self.session_id) is not None
+                        events = services.events_after(db, self.user_id, position, BATCH)
+                    if not alive:
                         yield _frame("end", cursor_token(ring, self.user_id, position), {})
                         return
-                    events = services.events_after(db, self.user_id, position, BATCH)
-                for event in events:
-                    position = event.seq
-                    yield _frame(
-                        event.kind.value,
-                        cursor_token(ring, self.user_id, position),
-                        event_data(event),
-                    )
-                if len(events) == BATCH:
-                    continue
+                    for event in events:
+                        position = event.seq
+                        yield _frame(
+                            event.kind.value,
+                            cursor_token(ring, self.user_id, position),
+                            event_data(event),
+                        )
+                    if len(events) == BATCH:
+                        continue
+                    # Spread the periodic re-reads of many streams evenly over the period.
+                    due = time.monotonic() + recheck * random.uniform(0.8, 1.2)  # noqa: S311
                 wait = min(heartbeat, max(0.0, self.deadline - time.monotonic()))
                 woken = self._wait(sub, wait)
                 if woken is None:
                     return  # the client left: end now, not at a later write that fails
-                if not woken:
+                if woken:
+                    due = 0.0
+                else:
                     yield ": keepalive\n\n"
         finally:
             sub.close()

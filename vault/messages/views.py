@@ -508,6 +508,8 @@ def events() -> Response:
     user = me()
     cfg = current_app.config
     slots: StreamSlots = current_app.extensions["haven.stream_slots"]
+    if cfg["HAVEN_TIER"] == "app":
+        raise Unavailable("event streams are served by the event tier", code="busy")
     if not slots.acquire():
         raise Unavailable("too many open event streams; retry shortly", code="busy")
     issued = session.get("iat")
