@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import select
 import socket
 import threading
 import time
@@ -82,11 +83,17 @@ def client_gone(sock: socket.socket | None) -> bool:
     """Whether the client closed or reset the connection (it sends nothing after its request)."""
     if sock is None:
         return False
+    # poll first: under the event tier's gevent worker a recv on a socket with nothing to
+    # read waits for data even with MSG_DONTWAIT, so only a readable socket is read.
+    poller = select.poll()
     try:
+        poller.register(sock, select.POLLIN)
+        if not poller.poll(0):
+            return False  # nothing to read, no hang-up: still there
         return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:  # nothing to read: still there
+    except BlockingIOError:
         return False
-    except OSError:  # reset, or already closed
+    except (OSError, ValueError):  # reset, or already closed
         return True
 
 
