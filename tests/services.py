@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,120 @@ def litewitness_binary() -> str:
     if not binary or not Path(binary).exists():
         raise RuntimeError("litewitness not found: set HAVEN_LITEWITNESS_BIN or run `make deps`")
     return binary
+
+
+class DistributedMinio:
+    """Four MinIO processes with two drives each: one erasure-coded set of eight drives.
+
+    Every node is the same pinned build started with the same endpoint list, as on four
+    hosts; here they share loopback and differ by port. The endpoints are listed one by one
+    (no ``{1...n}`` expansion): MinIO expands an ellipsis into a cross product of hosts and
+    paths, and on one host each node needs its own folders. Listed without an ellipsis, the
+    eight endpoints still form one server pool with one erasure set.
+
+    Parity is set explicitly (``MINIO_STORAGE_CLASS_STANDARD=EC:2``): the two drives of one
+    node. One node may be lost; a second one is beyond the parity the set was created with.
+
+    Two settings exist only because the tests run on one host inside a container:
+    ``_MINIO_SERVER_LOCAL`` names the node's own address (MinIO refuses loopback endpoints
+    when it sees it is containerised, waiting for DNS that would give each node its own IP),
+    and ``MINIO_CI_CD`` lets it use folders on the root file system as drives.
+    """
+
+    access_key = "haven-test"
+    secret_key = "haven-test-secret-key"
+    nodes = 4
+    drives_per_node = 2
+    parity = 2
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports = [free_port() for _ in range(self.nodes)]
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * self.nodes
+        self._logs: list[Any] = [None] * self.nodes
+
+    def drive(self, node: int, number: int) -> Path:
+        """The folder of one drive (``number`` counts from 1)."""
+        return self.root / f"node{node + 1}" / f"drive{number}"
+
+    def endpoints(self) -> list[str]:
+        """The eight drive URLs every node is started with, in set order."""
+        return [
+            f"http://127.0.0.1:{self.ports[node]}{self.drive(node, number)}"
+            for node in range(self.nodes)
+            for number in range(1, self.drives_per_node + 1)
+        ]
+
+    def _spawn(self, node: int) -> None:
+        for number in range(1, self.drives_per_node + 1):
+            self.drive(node, number).mkdir(parents=True, exist_ok=True)
+        if self._logs[node] is None:
+            self._logs[node] = open(self.root / f"node{node + 1}.log", "ab")  # noqa: SIM115
+        address = f"127.0.0.1:{self.ports[node]}"
+        env = dict(
+            os.environ,
+            MINIO_ROOT_USER=self.access_key,
+            MINIO_ROOT_PASSWORD=self.secret_key,
+            MINIO_BROWSER="off",
+            MINIO_UPDATE="off",
+            MINIO_STORAGE_CLASS_STANDARD=f"EC:{self.parity}",
+            MINIO_CI_CD="1",
+            _MINIO_SERVER_LOCAL=address,
+        )
+        self.procs[node] = subprocess.Popen(
+            [minio_binary(), "server", "--quiet", "--address", address, *self.endpoints()],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._logs[node],
+        )
+
+    def start(self) -> None:
+        """Start every node and wait until the cluster has write quorum."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for node in range(self.nodes):
+            self._spawn(node)
+        for node in range(self.nodes):
+            wait_for(lambda n=node: self.healthy(n), f"distributed MinIO node {node + 1}", 120)
+
+    def healthy(self, node: int = 0) -> bool:
+        """The node answers and sees write quorum for the whole cluster."""
+        url = f"http://127.0.0.1:{self.ports[node]}/minio/health/cluster"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except urllib.error.HTTPError as exc:  # 503 until quorum: close the answer
+            exc.close()
+            return False
+
+    def kill(self, node: int) -> None:
+        """Kill one node at once (SIGKILL: a host losing power, not a clean shutdown)."""
+        proc = self.procs[node]
+        if proc is not None:
+            proc.kill()
+            proc.wait(timeout=30)
+            self.procs[node] = None
+
+    def revive(self, node: int) -> None:
+        """Start a killed node again on its port and drives; wait for cluster health."""
+        if self.procs[node] is None:
+            self._spawn(node)
+        for other in range(self.nodes):
+            if self.procs[other] is not None:
+                wait_for(lambda n=other: self.healthy(n), f"MinIO node {other + 1} healthy", 120)
+
+    def settings(self, bucket: str, node: int = 0) -> dict[str, str]:
+        """App settings that point at one node (any node serves the whole set)."""
+        return {
+            "HAVEN_S3_ENDPOINT": f"127.0.0.1:{self.ports[node]}",
+            "HAVEN_S3_ACCESS_KEY": self.access_key,
+            "HAVEN_S3_SECRET_KEY": self.secret_key,
+            "HAVEN_S3_BUCKET": bucket,
+        }
+
+    def close(self) -> None:
+        """Stop every node and close the logs."""
+        for node in range(self.nodes):
+            self.kill(node)
+            if self._logs[node] is not None:
+                self._logs[node].close()
+                self._logs[node] = None
