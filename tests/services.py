@@ -434,3 +434,65 @@ class DistributedMinio:
             if self._logs[node] is not None:
                 self._logs[node].close()
                 self._logs[node] = None
+
+
+def caddy_binary() -> str:
+    """The pinned Caddy that scripts/check-deploy installs (HAVEN_CADDY_BIN overrides)."""
+    tools = Path(os.environ.get("TOOLS", Path.home() / ".cache" / "haven-tools"))
+    binary = os.environ.get("HAVEN_CADDY_BIN") or str(tools / "caddy-v2.10.2" / "caddy")
+    if not Path(binary).exists():
+        raise RuntimeError("Caddy not found: run scripts/check-deploy (it installs it once)")
+    return binary
+
+
+class CaddyProxy(_LogFile):
+    """Caddy in front of several app processes on loopback, plain HTTP, round robin.
+
+    The same engine as deploy/Caddyfile, reduced to what a loopback test needs: no TLS,
+    no admin API, one upstream per app process, responses streamed (event streams).
+    """
+
+    def __init__(self, root: Path, upstreams: list[str]) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.upstreams = upstreams
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def caddyfile(self) -> str:
+        """The configuration: one site on loopback, every upstream in turn."""
+        targets = " ".join(self.upstreams)
+        return (
+            "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\n"
+            f"http://127.0.0.1:{self.port} {{\n"
+            f"\treverse_proxy {targets} {{\n"
+            "\t\tlb_policy round_robin\n"
+            "\t\tflush_interval -1\n"
+            "\t}\n}\n"
+        )
+
+    def start(self) -> None:
+        """Write the Caddyfile, start Caddy, wait until it forwards /healthz."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "Caddyfile"
+        config.write_text(self.caddyfile(), encoding="utf-8")
+        env = dict(os.environ, XDG_DATA_HOME=str(self.root), XDG_CONFIG_HOME=str(self.root))
+        self.proc = subprocess.Popen(
+            [caddy_binary(), "run", "--config", str(config), "--adapter", "caddyfile"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log("caddy.log"),
+        )
+        wait_for(self._forwards, "Caddy")
+
+    def _forwards(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as resp:
+            return bool(resp.status == 200)
+
+    def stop(self) -> None:
+        """Stop Caddy."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+        self._close_log()
