@@ -61,6 +61,7 @@ class HavenUser(HttpUser):
         self.scratch.rmdir()
 
     def _sign_in(self) -> None:
+        assert self.host is not None, "run with --host"
         haven = HavenClient(self.host, witnesses=WitnessPolicy.unwitnessed())
         haven.http = self.client  # Locust records every request the client sends
         haven.login(self.me["username"], PASSPHRASE)

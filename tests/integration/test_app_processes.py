@@ -11,9 +11,8 @@ processes open to PostgreSQL stays within the pool the settings give them.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -26,8 +25,11 @@ from tests.integration.messages_fixtures import client_account, open_conversatio
 from tests.integration.test_messages_events import Listener, http_client
 from tests.integration.test_production import Gunicorn
 from tests.services import CaddyProxy, MinioServer, PostgresServer, RedisServer
+from vault import create_app
 from vault.client import HavenClient, WitnessPolicy
 from vault.client.messages import Messenger
+from vault.db import database as database_of
+from vault.storage import store
 
 PRELOGIN_LIMIT = 6
 POOL_SIZE = 3
@@ -47,20 +49,22 @@ class Farm:
     database: str
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def farm(
-    make_app: Callable[..., Flask],
-    database_url: str,
     postgres: PostgresServer,
     redis_server: RedisServer,
     minio: MinioServer,
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Farm]:
-    """Two production gunicorn instances on shared settings, behind Caddy."""
+    """Two production gunicorn instances on shared settings, behind Caddy, for the module
+    (starting them is the slow part; each test leaves the accounts usable)."""
+    root = tmp_path_factory.mktemp("farm")
+    database = f"farm_{secrets.token_hex(5)}"
+    postgres.execute(f"CREATE DATABASE {database} TEMPLATE haven_template")
     settings = {
-        "HAVEN_DATABASE_URL": database_url,
+        "HAVEN_DATABASE_URL": postgres.url(database),
         "HAVEN_REDIS_URL": redis_server.url,
-        "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
+        "HAVEN_KEYS_DIR": str(root / "keys"),
         "HAVEN_SECURE_COOKIES": "false",
         "HAVEN_PROXY_HOPS": "1",
         "HAVEN_LIMIT_PRELOGIN": f"{PRELOGIN_LIMIT}/minute",
@@ -69,29 +73,31 @@ def farm(
         **FAST_SERVER_HASH,
         **minio.settings(f"farm-{secrets.token_hex(5)}"),
     }
-    # The in-process app makes the keyring, the bucket and the accounts for everyone.
-    app = make_app(**settings)
+    # An in-process app makes the keyring, the bucket and the accounts for everyone.
+    app = create_app({"HAVEN_TESTING": "true", **settings})
+    store(app).ensure_bucket()
     world = build_world(app)
     world.extra["cid"] = open_conversation(
         app, world.people["survivor"], world.case_id, [world.people["counsel"]]
     )
-    a = Gunicorn(settings, tmp_path / "a.log")
-    b = Gunicorn(settings, tmp_path / "b.log")
-    proxy = CaddyProxy(tmp_path / "caddy", [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"])
-    public = {"HAVEN_PUBLIC_URL": proxy.url}
-    a.settings.update(public)
-    b.settings.update(public)
-    a.start(wait=False)
-    b.start(wait=False)
+    a = Gunicorn(settings, root / "a.log")
+    b = Gunicorn(settings, root / "b.log")
+    proxy = CaddyProxy(root / "caddy", [f"127.0.0.1:{a.port}", f"127.0.0.1:{b.port}"])
+    for server in (a, b):
+        server.settings["HAVEN_PUBLIC_URL"] = proxy.url
     try:
-        a.wait()
-        b.wait()
+        a.start()
+        b.start()
         proxy.start()
-        yield Farm(a, b, proxy, app, world, database_url.rsplit("/", 1)[1])
+        yield Farm(a, b, proxy, app, world, database)
     finally:
         proxy.stop()
         a.stop()
         b.stop()
+        purger = app.extensions.get("haven.purger")
+        if purger is not None:
+            purger.stop()
+        database_of(app).engine.dispose()
 
 
 def cookie_copy(source: HavenClient, base_url: str) -> HavenClient:
