@@ -54,7 +54,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DistributedMin
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask], cluster: DistributedMinio) -> Flask:
-    """The app on a fresh bucket of the distributed store (through node 1)."""
+    """The app on a fresh bucket of the distributed store (through node 1), every node up
+    (a failed test may have left one down)."""
+    for node in range(cluster.nodes):
+        if cluster.procs[node] is None:
+            cluster.revive(node)
     return make_app(**cluster.settings(f"dist-{secrets.token_hex(5)}", node=APP_NODE))
 
 
@@ -220,7 +224,8 @@ def test_a_second_node_lost_is_a_503_and_every_acknowledged_document_survives(
     assert [p["number"] for p in status["parts"]] == [1]
     resumed = patient(survivor).resume(status_id, pending)
     assert resumed.info.sha256 == digest_pending
-    patient(survivor).grant(resumed.id, counsel.account.id)  # type: ignore[union-attr]
+    assert counsel.account is not None
+    patient(survivor).grant(resumed.id, counsel.account.id)
     docs[resumed.id] = digest_pending
     verify_all(counsel, docs, tmp_path / "resumed", "resumed")
     assert requests.get(f"{counsel.base_url}/readyz", timeout=10).status_code == 200
