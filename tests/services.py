@@ -417,6 +417,29 @@ class DistributedMinio:
         for other in range(self.nodes):
             if self.procs[other] is not None:
                 wait_for(lambda n=other: self.healthy(n), f"MinIO node {other + 1} healthy", 120)
+        # Write quorum can return before node 1 has reconnected to every drive: wait until
+        # it sees each running node's drives online (MinIO's admin API, server info).
+        running = sum(p is not None for p in self.procs) * self.drives_per_node
+        wait_for(lambda: self.drives_online() == running, "node 1 to see every drive", 120)
+
+    def drives_online(self, node: int = 0) -> int:
+        """How many drives ``node`` reports online in the whole cluster."""
+        import json
+
+        from minio import MinioAdmin
+        from minio.credentials.providers import StaticProvider
+
+        admin = MinioAdmin(
+            endpoint=f"127.0.0.1:{self.ports[node]}",
+            credentials=StaticProvider(self.access_key, self.secret_key),
+            secure=False,
+        )
+        info = json.loads(admin.info())
+        return sum(
+            drive.get("state") == "ok"
+            for server in info.get("servers", [])
+            for drive in server.get("drives", [])
+        )
 
     def settings(self, bucket: str, node: int = 0) -> dict[str, str]:
         """App settings that point at one node (any node serves the whole set)."""
