@@ -25,7 +25,7 @@ FROM debian:12.12-slim
 RUN groupadd --system --gid 10002 minio \
     && useradd --system --uid 10002 --gid minio --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin minio \
-    && install -d -o minio -g minio -m 0700 /data /etc/minio/certs /etc/minio/certs/CAs
+    && install -d -o minio -g minio -m 0700 /data /data1 /data2 /etc/minio/certs /etc/minio/certs/CAs
 COPY --from=build /out/minio /out/mc /usr/local/bin/
 COPY deploy/minio-setup /usr/local/bin/haven-minio-setup
 # mc keeps its configuration on the tmpfs; the health check needs no credentials.

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,205 @@ def litewitness_binary() -> str:
     if not binary or not Path(binary).exists():
         raise RuntimeError("litewitness not found: set HAVEN_LITEWITNESS_BIN or run `make deps`")
     return binary
+
+
+class DistributedMinio:
+    """Four MinIO processes with two drives each: one erasure-coded set of eight drives.
+
+    Every node is the same pinned build started with the same endpoint list, as on four
+    hosts; here they share loopback and differ by port. The endpoints are listed one by one
+    (no ``{1...n}`` expansion): MinIO expands an ellipsis into a cross product of hosts and
+    paths, and on one host each node needs its own folders. Listed without an ellipsis, the
+    eight endpoints still form one server pool with one erasure set.
+
+    Parity is set explicitly (``MINIO_STORAGE_CLASS_STANDARD=EC:2``): the two drives of one
+    node. One node may be lost; a second one is beyond the parity the set was created with.
+
+    Two settings exist only because the tests run on one host inside a container:
+    ``_MINIO_SERVER_LOCAL`` names the node's own address (MinIO refuses loopback endpoints
+    when it sees it is containerised, waiting for DNS that would give each node its own IP),
+    and ``MINIO_CI_CD`` lets it use folders on the root file system as drives.
+    """
+
+    access_key = "haven-test"
+    secret_key = "haven-test-secret-key"
+    nodes = 4
+    drives_per_node = 2
+    parity = 2
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ports = [free_port() for _ in range(self.nodes)]
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * self.nodes
+        self._logs: list[Any] = [None] * self.nodes
+
+    def drive(self, node: int, number: int) -> Path:
+        """The folder of one drive (``number`` counts from 1)."""
+        return self.root / f"node{node + 1}" / f"drive{number}"
+
+    def endpoints(self) -> list[str]:
+        """The eight drive URLs every node is started with, in set order."""
+        return [
+            f"http://127.0.0.1:{self.ports[node]}{self.drive(node, number)}"
+            for node in range(self.nodes)
+            for number in range(1, self.drives_per_node + 1)
+        ]
+
+    def _spawn(self, node: int) -> None:
+        for number in range(1, self.drives_per_node + 1):
+            self.drive(node, number).mkdir(parents=True, exist_ok=True)
+        if self._logs[node] is None:
+            self._logs[node] = open(self.root / f"node{node + 1}.log", "ab")  # noqa: SIM115
+        address = f"127.0.0.1:{self.ports[node]}"
+        env = dict(
+            os.environ,
+            MINIO_ROOT_USER=self.access_key,
+            MINIO_ROOT_PASSWORD=self.secret_key,
+            MINIO_BROWSER="off",
+            MINIO_UPDATE="off",
+            MINIO_STORAGE_CLASS_STANDARD=f"EC:{self.parity}",
+            MINIO_CI_CD="1",
+            _MINIO_SERVER_LOCAL=address,
+        )
+        self.procs[node] = subprocess.Popen(
+            [minio_binary(), "server", "--quiet", "--address", address, *self.endpoints()],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._logs[node],
+        )
+
+    def start(self) -> None:
+        """Start every node and wait until the cluster has write quorum."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for node in range(self.nodes):
+            self._spawn(node)
+        for node in range(self.nodes):
+            wait_for(lambda n=node: self.healthy(n), f"distributed MinIO node {node + 1}", 120)
+
+    def healthy(self, node: int = 0) -> bool:
+        """The node answers and sees write quorum for the whole cluster."""
+        url = f"http://127.0.0.1:{self.ports[node]}/minio/health/cluster"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return bool(resp.status == 200)
+        except urllib.error.HTTPError as exc:  # 503 until quorum: close the answer
+            exc.close()
+            return False
+
+    def kill(self, node: int) -> None:
+        """Kill one node at once (SIGKILL: a host losing power, not a clean shutdown)."""
+        proc = self.procs[node]
+        if proc is not None:
+            proc.kill()
+            proc.wait(timeout=30)
+            self.procs[node] = None
+
+    def revive(self, node: int) -> None:
+        """Start a killed node again on its port and drives; wait for cluster health."""
+        if self.procs[node] is None:
+            self._spawn(node)
+        for other in range(self.nodes):
+            if self.procs[other] is not None:
+                wait_for(lambda n=other: self.healthy(n), f"MinIO node {other + 1} healthy", 120)
+        # Write quorum can return before node 1 has reconnected to every drive: wait until
+        # it sees each running node's drives online (MinIO's admin API, server info).
+        running = sum(p is not None for p in self.procs) * self.drives_per_node
+        wait_for(lambda: self.drives_online() == running, "node 1 to see every drive", 120)
+
+    def drives_online(self, node: int = 0) -> int:
+        """How many drives ``node`` reports online in the whole cluster."""
+        import json
+
+        from minio import MinioAdmin
+        from minio.credentials.providers import StaticProvider
+
+        admin = MinioAdmin(
+            endpoint=f"127.0.0.1:{self.ports[node]}",
+            credentials=StaticProvider(self.access_key, self.secret_key),
+            secure=False,
+        )
+        info = json.loads(admin.info())
+        return sum(
+            drive.get("state") == "ok"
+            for server in info.get("servers", [])
+            for drive in server.get("drives", [])
+        )
+
+    def settings(self, bucket: str, node: int = 0) -> dict[str, str]:
+        """App settings that point at one node (any node serves the whole set)."""
+        return {
+            "HAVEN_S3_ENDPOINT": f"127.0.0.1:{self.ports[node]}",
+            "HAVEN_S3_ACCESS_KEY": self.access_key,
+            "HAVEN_S3_SECRET_KEY": self.secret_key,
+            "HAVEN_S3_BUCKET": bucket,
+        }
+
+    def close(self) -> None:
+        """Stop every node and close the logs."""
+        for node in range(self.nodes):
+            self.kill(node)
+            if self._logs[node] is not None:
+                self._logs[node].close()
+                self._logs[node] = None
+
+
+def caddy_binary() -> str:
+    """The pinned Caddy that scripts/check-deploy installs (HAVEN_CADDY_BIN overrides)."""
+    tools = Path(os.environ.get("TOOLS", Path.home() / ".cache" / "haven-tools"))
+    binary = os.environ.get("HAVEN_CADDY_BIN") or str(tools / "caddy-v2.10.2" / "caddy")
+    if not Path(binary).exists():
+        raise RuntimeError("Caddy not found: run scripts/check-deploy (it installs it once)")
+    return binary
+
+
+class CaddyProxy(_LogFile):
+    """Caddy in front of several app processes on loopback, plain HTTP, round robin.
+
+    The same engine as deploy/Caddyfile, reduced to what a loopback test needs: no TLS,
+    no admin API, one upstream per app process, responses streamed (event streams).
+    """
+
+    def __init__(self, root: Path, upstreams: list[str]) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.upstreams = upstreams
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def caddyfile(self) -> str:
+        """The configuration: one site on loopback, every upstream in turn."""
+        targets = " ".join(self.upstreams)
+        return (
+            "{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\n"
+            f"http://127.0.0.1:{self.port} {{\n"
+            f"\treverse_proxy {targets} {{\n"
+            "\t\tlb_policy round_robin\n"
+            "\t\tflush_interval -1\n"
+            "\t}\n}\n"
+        )
+
+    def start(self) -> None:
+        """Write the Caddyfile, start Caddy, wait until it forwards /healthz."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "Caddyfile"
+        config.write_text(self.caddyfile(), encoding="utf-8")
+        env = dict(os.environ, XDG_DATA_HOME=str(self.root), XDG_CONFIG_HOME=str(self.root))
+        self.proc = subprocess.Popen(
+            [caddy_binary(), "run", "--config", str(config), "--adapter", "caddyfile"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log("caddy.log"),
+        )
+        wait_for(self._forwards, "Caddy")
+
+    def _forwards(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as resp:
+            return bool(resp.status == 200)
+
+    def stop(self) -> None:
+        """Stop Caddy."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.proc = None
+        self._close_log()

@@ -132,7 +132,13 @@ def _load_database(env: Mapping[str, str]) -> dict[str, Any]:
         url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     elif not scheme.startswith("sqlite"):
         raise ConfigError(f"HAVEN_DATABASE_URL: unsupported scheme {scheme!r}")
-    return {"HAVEN_DATABASE_URL": url}
+    return {
+        "HAVEN_DATABASE_URL": url,
+        # Per worker process: a request holds one connection, so the pool's steady size is
+        # about the worker's threads; docs/deploy.md, "Connection pool sizing".
+        "HAVEN_DB_POOL_SIZE": _int(env, "HAVEN_DB_POOL_SIZE", 10, minimum=1),
+        "HAVEN_DB_MAX_OVERFLOW": _int(env, "HAVEN_DB_MAX_OVERFLOW", 20),
+    }
 
 
 def _load_object_store(env: Mapping[str, str]) -> dict[str, Any]:

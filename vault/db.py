@@ -56,7 +56,7 @@ def utcnow() -> datetime:
     return clock.now()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, pool_size: int = 10, max_overflow: int = 20) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -70,20 +70,25 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 class Database:
     """An engine and its session factory, one per app."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
+    def __init__(self, url: str, pool_size: int = 10, max_overflow: int = 20) -> None:
+        self.engine = make_engine(url, pool_size, max_overflow)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
 
 def init_app(app: Flask) -> None:
     """Attach the database to the app and close the request session on teardown."""
-    app.extensions["haven.db"] = Database(app.config["HAVEN_DATABASE_URL"])
+    cfg = app.config
+    app.extensions["haven.db"] = Database(
+        cfg["HAVEN_DATABASE_URL"],
+        cfg.get("HAVEN_DB_POOL_SIZE", 10),
+        cfg.get("HAVEN_DB_MAX_OVERFLOW", 20),
+    )
     app.teardown_appcontext(_close_session)
 
 

@@ -285,7 +285,8 @@ def test_every_image_is_pinned_to_an_exact_version(services: dict[str, dict[str,
 def test_images_built_here_are_never_pulled(services: dict[str, dict[str, Any]]) -> None:
     """A service that builds its image never asks a registry for that name."""
     built = {name: s for name, s in services.items() if "build" in s}
-    assert set(built) == {"app", "events", "keys", "migrate", "minio", "minio-setup", "witness"}
+    nodes = {"minio1", "minio2", "minio3", "minio4"}
+    assert set(built) == {"app", "events", "keys", "migrate", "minio", "minio-setup", "witness"} | nodes
     for name, service in built.items():
         assert service["pull_policy"] == "never", name
         assert service["image"].startswith("localhost/"), name
@@ -485,16 +486,41 @@ def test_named_volumes_hold_the_state(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:
     """Database, objects and certificates live in named volumes declared at the top."""
-    assert set(compose["volumes"]) == {
-        "caddy-config",
-        "caddy-data",
-        "minio-data",
-        "postgres-data",
-        "witness-data",
-    }
+    nodes = {f"minio{n}-data{d}" for n in range(1, 5) for d in (1, 2)}
+    assert (
+        set(compose["volumes"])
+        == {
+            "caddy-config",
+            "caddy-data",
+            "minio-data",
+            "postgres-data",
+            "witness-data",
+        }
+        | nodes
+    )
     assert "postgres-data:/var/lib/postgresql/data" in services["postgres"]["volumes"]
     assert "minio-data:/data" in services["minio"]["volumes"]
     assert "witness-data:/data" in services["witness"]["volumes"]
+
+
+def test_distributed_profile_is_four_minio_nodes_with_two_drives_each(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """The `distributed` profile: one erasure set of 4 nodes x 2 drives, parity one node."""
+    nodes = {name: s for name, s in services.items() if "distributed" in s.get("profiles", [])}
+    assert set(nodes) == {"minio1", "minio2", "minio3", "minio4"}
+    for number, (name, node) in enumerate(sorted(nodes.items()), start=1):
+        assert node["image"] == services["minio"]["image"], name
+        env = node["environment"]
+        assert env["MINIO_VOLUMES"] == "http://minio{1...4}:9000/data{1...2}", name
+        assert env["MINIO_STORAGE_CLASS_STANDARD"] == "EC:2", name
+        assert node["volumes"] == [f"minio{number}-data1:/data1", f"minio{number}-data2:/data2"]
+        assert node["networks"] == {"backend": {"aliases": ["minio-cluster"]}}, name
+        assert "ports" not in node, name
+    # The app and the bucket set-up follow HAVEN_S3_ENDPOINT to the cluster when it is set.
+    assert services["app"]["environment"]["HAVEN_S3_ENDPOINT"] == "${HAVEN_S3_ENDPOINT:-minio:9000}"
+    setup_url = services["minio-setup"]["environment"]["HAVEN_MINIO_URL"]
+    assert setup_url == "http://${HAVEN_S3_ENDPOINT:-minio:9000}"
 
 
 # -- Dockerfiles -------------------------------------------------------------------------------
