@@ -48,10 +48,14 @@ const ctx = {
   },
   /** Run an authenticated call; a missing session locks and returns to the login screen. */
   async authenticated(call) {
+    // The sign-in this call belongs to: a 401 for a call started under an earlier sign-in
+    // (still in flight when she signed out and in again) must not lock the new one.
+    const account = session.account;
     try {
       return await call();
     } catch (error) {
-      if (error instanceof ApiError && error.status === 401 && error.code === "unauthorized") {
+      const stale = account !== session.account;
+      if (!stale && error instanceof ApiError && error.status === 401 && error.code === "unauthorized") {
         lock("login.sessionEnded");
       }
       throw error;
