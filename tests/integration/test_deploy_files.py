@@ -286,7 +286,10 @@ def test_images_built_here_are_never_pulled(services: dict[str, dict[str, Any]])
     """A service that builds its image never asks a registry for that name."""
     built = {name: s for name, s in services.items() if "build" in s}
     nodes = {"minio1", "minio2", "minio3", "minio4"}
-    assert set(built) == {"app", "events", "keys", "migrate", "minio", "minio-setup", "witness"} | nodes
+    assert (
+        set(built)
+        == {"app", "events", "keys", "migrate", "minio", "minio-setup", "witness"} | nodes
+    )
     for name, service in built.items():
         assert service["pull_policy"] == "never", name
         assert service["image"].startswith("localhost/"), name
