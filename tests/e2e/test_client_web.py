@@ -130,6 +130,9 @@ def test_usable_at_320_px_with_44_px_targets_and_keyboard_only(
     groups = [g.strip() for g in page.locator(".key-groups .g").all_inner_texts()]
     page.keyboard.press("Tab")
     focused = page.evaluate("document.activeElement.textContent")
+    assert focused == "Show as a code for someone you trust"
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
     assert focused == "I have written it down"
     page.keyboard.press("Enter")
     check_screen()

@@ -36,6 +36,11 @@ def test_a_401_for_the_previous_sign_in_does_not_lock_the_next_one(
     page.route("**/api/v1/cases/*/member-requests", hold_first)
     with page.expect_request("**/api/v1/cases/*/member-requests"):
         login(page, "race.survivor")
+    # The route handler runs as Playwright dispatches the request; let it.
+    for _ in range(100):
+        if held:
+            break
+        page.wait_for_timeout(50)
     assert len(held) == 1, "the home screen asks for membership requests"
     logout(page)
     login(page, "race.survivor")
