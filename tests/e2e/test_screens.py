@@ -97,6 +97,7 @@ def walk_every_screen(
     expect(page.locator("svg.qr")).to_be_visible()
     at("safety-number")
     page.locator("main button.secondary").click()
+    expect(page.locator(".member")).to_have_count(2)  # home again before its actions are used
     page.locator(".actions button").first.click()
     expect(page.locator("input[name=current]")).to_be_visible()
     at("change-passphrase")
