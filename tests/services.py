@@ -282,10 +282,12 @@ class MinioServer(_LogFile):
             stdout=subprocess.DEVNULL,
             stderr=self._log("minio.log"),
         )
-        wait_for(self._is_live, "MinIO")
+        wait_for(self._is_ready, "MinIO")
 
-    def _is_live(self) -> bool:
-        url = f"http://127.0.0.1:{self.port}/minio/health/live"
+    def _is_ready(self) -> bool:
+        # "live" answers before the object layer is up; "ready" only once S3 calls are served
+        # (a restarted server otherwise refuses the first calls with 503 for a moment).
+        url = f"http://127.0.0.1:{self.port}/minio/health/ready"
         with urllib.request.urlopen(url, timeout=1) as resp:
             return bool(resp.status == 200)
 
