@@ -156,21 +156,23 @@ class PostgresServer(_LogFile):
         ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
-    def stop(self) -> None:
-        """Stop the server quickly."""
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-            self.proc = None
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server quickly (open sessions are cut, not waited for) and close the log."""
+        self._pg_ctl_stop(mode)
         self._close_log()
 
     def stop_fast(self) -> None:
         """Stop as an operator's restart does (fast shutdown): open sessions are cut and
         their transactions rolled back."""
+        self._pg_ctl_stop("fast")
+
+    def _pg_ctl_stop(self, mode: str) -> None:
+        # pg_ctl signals the postmaster itself: a signal to our child would reach runuser,
+        # which turns any signal into a "smart" shutdown that waits for every client.
         if self.proc is not None:
             subprocess.run(
                 _as_unprivileged(
-                    [_pg_bin("pg_ctl"), "stop", "-D", str(self.data), "-m", "fast", "-w"]
+                    [_pg_bin("pg_ctl"), "stop", "-D", str(self.data), "-m", mode, "-w"]
                 ),
                 check=True,
                 capture_output=True,
@@ -184,8 +186,8 @@ class PostgresServer(_LogFile):
         self.start()
 
     def remove(self) -> None:
-        """Stop and delete the cluster's folder."""
-        self.stop()
+        """Stop and delete the cluster's folder (nothing in it is kept: immediate shutdown)."""
+        self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -31,7 +31,19 @@ export class KeyChangedError extends Error {
 let account = () => null;
 let state = null; // {userId, book, counter, lost}
 let highest = 0; // the highest authenticated counter seen this session
-let saving = Promise.resolve();
+let queue = Promise.resolve();
+
+/**
+ * Run `task` after every book operation this page started before it. One load, change or
+ * save at a time: a load sent before this page's own save would otherwise come back older
+ * than the book just saved (taken for a rollback), or replace the book in memory and lose
+ * the change of the operation that overlapped it.
+ */
+function serial(task) {
+  const run = queue.then(task, task);
+  queue = run.catch(() => {});
+  return run;
+}
 
 /** Where the signed-in account (id and key pairs) comes from. */
 export function attachAccount(getAccount) {
@@ -73,7 +85,9 @@ async function fetchBook(sodium, acct) {
 }
 
 /** Fetch and open the stored book; refuse one older than any this page saw (a rollback). */
-export async function loadBook() {
+export const loadBook = () => serial(loadNow);
+
+async function loadNow() {
   const sodium = await sodiumReady();
   const acct = me();
   const loaded = await fetchBook(sodium, acct);
@@ -86,9 +100,10 @@ export async function loadBook() {
   return state;
 }
 
+/** Inside serial(): the book in memory, loaded first if it is not this account's. */
 async function ensureLoaded() {
   const acct = me();
-  if (!state || state.userId !== acct.id) await loadBook();
+  if (!state || state.userId !== acct.id) await loadNow();
   return state;
 }
 
@@ -115,25 +130,24 @@ async function saveNow() {
     } catch (error) {
       if (!(error instanceof ApiError) || error.code !== "contact_book_conflict" || attempt >= ATTEMPTS) throw error;
       const mine = state.book;
-      await loadBook();
+      await loadNow();
       state.book = CB.merge(mine, state.book);
     }
   }
 }
 
 /** Store the book as counter + 1 (one save at a time; on a conflict load, merge, retry). */
-export function saveBook() {
-  const run = saving.then(saveNow, saveNow);
-  saving = run.catch(() => {});
-  return run;
-}
+export const saveBook = () => serial(saveNow);
 
-async function change(mutate) {
-  const current = await ensureLoaded();
-  const before = CB.canonicalJson(current.book);
-  const result = mutate(current.book);
-  if (CB.canonicalJson(current.book) !== before) await saveBook();
-  return result;
+/** Load if needed, apply `mutate`, save if it changed anything: all as one operation. */
+function change(mutate) {
+  return serial(async () => {
+    const current = await ensureLoaded();
+    const before = CB.canonicalJson(current.book);
+    const result = mutate(current.book);
+    if (CB.canonicalJson(current.book) !== before) await saveNow();
+    return result;
+  });
 }
 
 /**
@@ -172,7 +186,7 @@ export async function trustContacts(members) {
  * version was pinned with other bytes; nothing is pinned or saved.
  */
 export async function checkPinned(userId, version, x25519, ed25519) {
-  const current = await ensureLoaded();
+  const current = await serial(ensureLoaded);
   const pinned = current.book.contacts[userId]?.keys[String(version)];
   if (pinned && (pinned.x25519 !== b64encode(x25519) || pinned.ed25519 !== b64encode(ed25519))) {
     throw new CB.EquivocationError(`key version ${version} of ${current.book.contacts[userId].username} was shown before with other keys`);

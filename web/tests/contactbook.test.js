@@ -105,6 +105,22 @@ test("a conflict loads the newer book, merges and saves again", async () => {
   assert.equal(server.puts, 2);
 });
 
+test("two changes started together in one page both land, and no load is taken for a rollback", async () => {
+  storeElsewhere(bookWith(["a", 1, X1, E1], ["b", 1, X2, E2]));
+  // The server answers each request as of when it arrived, a moment later (as over a network),
+  // so without one-at-a-time a load sent before this page's own save comes back older than it.
+  const answer = globalThis.fetch;
+  globalThis.fetch = (url, init) => {
+    const reply = answer(url, init);
+    return new Promise((resolve) => setTimeout(() => resolve(reply), 5));
+  };
+  await Promise.all([page.markContactVerified("a", 1), page.markContactVerified("b", 1)]);
+  const stored = serverBook().book;
+  assert.equal(stored.contacts.a.verified, 1);
+  assert.equal(stored.contacts.b.verified, 1);
+  assert.equal(server.counter, 3);
+});
+
 test("an older book than one seen this session is refused; so is a counter that disagrees", async () => {
   storeElsewhere(bookWith(["a", 1, X1, E1]));
   const old = { ...server };
