@@ -21,93 +21,26 @@ from __future__ import annotations
 import io
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 
-import requests
 from minio import Minio
 
-from tests.bench.bench_documents import PARALLEL_PARTS, PART, Gunicorn, _accounts, _random
+from tests.bench.bench_documents import (
+    PARALLEL_PARTS,
+    PART,
+    Gunicorn,
+    _accounts,
+    _random,
+    _service_download,
+    _service_upload,
+)
 from tests.bench.harness import Services, emit, log
 from tests.services import DistributedMinio
 from vault import migrate
-from vault.client import HavenClient
 from vault.protocol import documents as pdoc
-from vault.protocol.encoding import b64encode
 from vault.storage import ObjectStore
 
 MiB = 1024**2
 BUCKET = "bench-distributed"
-
-
-def _create(client: HavenClient, case_id: str, plaintext: int) -> str:
-    """Register an upload of pre-encrypted content (valid record, arbitrary ciphertext)."""
-    account = client.account
-    assert account is not None
-    raw_id = pdoc.generate_document_id()
-    file_key = pdoc.generate_file_key()
-    header = pdoc.ContentEncryptor(file_key).header
-    info = pdoc.DocumentInfo(
-        "bench.bin", "application/octet-stream", plaintext, "other", None, bytes(32)
-    )
-    metadata = pdoc.seal_metadata(info, file_key, raw_id, case_id, account.id, header)
-    total = pdoc.ciphertext_size(plaintext)
-    record = pdoc.SignedDocument(raw_id, case_id, account.id, 1, header, total, metadata)
-    body = {
-        "id": b64encode(raw_id),
-        "key_version": 1,
-        "header": b64encode(header),
-        "metadata": b64encode(metadata),
-        "signature": b64encode(record.sign(account.keys)),
-        "sealed_key": b64encode(
-            pdoc.seal_file_key(file_key, raw_id, account.public_keys.x25519, 1)
-        ),
-        "ciphertext_size": total,
-        "chunk_count": pdoc.chunk_count(plaintext),
-        "part_size": PART,
-    }
-    client.post(f"/cases/{case_id}/documents", body)
-    return b64encode(raw_id)
-
-
-def _service_upload(
-    client: HavenClient, case_id: str, plaintext: int, data: bytearray
-) -> tuple[float, str]:
-    view = memoryview(data)
-    sessions = []
-    for _ in range(PARALLEL_PARTS):
-        session = requests.Session()
-        session.cookies.update(client.http.cookies)
-        sessions.append(session)
-    start = time.perf_counter()
-    doc_id = _create(client, case_id, plaintext)
-
-    def send(number: int) -> None:
-        first = (number - 1) * PART
-        answer = sessions[number % PARALLEL_PARTS].put(
-            f"{client.base_url}/api/v1/documents/{doc_id}/parts/{number}",
-            data=bytes(view[first : first + PART]),
-            headers={"Content-Type": "application/octet-stream"},
-            timeout=600,
-        )
-        answer.raise_for_status()
-
-    with ThreadPoolExecutor(PARALLEL_PARTS) as pool:
-        list(pool.map(send, range(1, pdoc.part_count(len(data), PART) + 1)))
-    client.post(f"/documents/{doc_id}/finalize")
-    elapsed = time.perf_counter() - start
-    for session in sessions:
-        session.close()
-    return elapsed, doc_id
-
-
-def _service_download(client: HavenClient, doc_id: str, size: int) -> float:
-    start = time.perf_counter()
-    response = client.request("GET", f"/documents/{doc_id}/content", stream=True)
-    got = sum(len(p) for p in response.iter_content(chunk_size=MiB))
-    elapsed = time.perf_counter() - start
-    if got != size:
-        raise RuntimeError(f"downloaded {got} of {size} bytes")
-    return elapsed
 
 
 def _raw_upload(minio: Minio, data: bytearray) -> float:
@@ -178,7 +111,7 @@ def run(services: Services) -> None:
         kept: list[str] = []
         for _ in range(rounds):
             times["raw_up"].append(_raw_upload(raw, data))
-            seconds, doc_id = _service_upload(client, case_id, plaintext, data)
+            seconds, doc_id = _service_upload(client, case_id, data, plaintext)
             times["up"].append(seconds)
             kept.append(doc_id)
             times["raw_down"].append(_raw_download(raw, size))
@@ -189,7 +122,7 @@ def run(services: Services) -> None:
         cluster.kill(3)
         lost: dict[str, list[float]] = {"up": [], "down": []}
         for doc_id in kept:
-            seconds, new_id = _service_upload(client, case_id, plaintext, data)
+            seconds, new_id = _service_upload(client, case_id, data, plaintext)
             lost["up"].append(seconds)
             lost["down"].append(_service_download(client, doc_id, size))
             for gone in (doc_id, new_id):

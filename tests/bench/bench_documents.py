@@ -181,7 +181,9 @@ def _create(client: HavenClient, case_id: str, size: int) -> str:
     return b64encode(raw_id)
 
 
-def _service_upload(client: HavenClient, case_id: str, data: bytearray) -> tuple[float, str]:
+def _service_upload(
+    client: HavenClient, case_id: str, data: bytearray, plaintext: int = PLAINTEXT
+) -> tuple[float, str]:
     view = memoryview(data)
     sessions = []
     for _ in range(PARALLEL_PARTS):
@@ -189,7 +191,7 @@ def _service_upload(client: HavenClient, case_id: str, data: bytearray) -> tuple
         session.cookies.update(client.http.cookies)
         sessions.append(session)
     start = time.perf_counter()
-    doc_id = _create(client, case_id, PLAINTEXT)
+    doc_id = _create(client, case_id, plaintext)
 
     def send(number: int) -> None:
         first = (number - 1) * PART
