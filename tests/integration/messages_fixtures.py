@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from flask import Flask
 
+from tests.authz import World, build_world
+from tests.conftest import FAST_SERVER_HASH
 from tests.factories import Person
-from tests.services import free_port, wait_for
+from tests.services import MinioServer, RedisServer, free_port, wait_for
 from vault.accounts.models import KeyStatus, Role, User, UserKey
 from vault.cases.models import CaseMember
 from vault.client.api import Account
@@ -231,3 +235,30 @@ def app_processes(
     finally:
         for proc in procs:
             proc.stop()
+
+
+@pytest.fixture
+def shared(
+    database_url: str, tmp_path: Path, minio: MinioServer, redis_server: RedisServer
+) -> dict[str, str]:
+    """Settings every process of a multi-process test shares: database, keys, bucket, Redis."""
+    return {
+        "HAVEN_TESTING": "true",
+        "HAVEN_DATABASE_URL": database_url,
+        "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
+        "HAVEN_SECURE_COOKIES": "false",
+        "HAVEN_REDIS_URL": redis_server.url,
+        **FAST_SERVER_HASH,
+        **minio.settings(f"t-{secrets.token_hex(6)}"),
+    }
+
+
+@pytest.fixture
+def world(make_app: Callable[..., Flask], shared: dict[str, str]) -> World:
+    """Accounts and a survivor-counsel conversation, made by an app on the shared settings."""
+    app = make_app(**shared)
+    built = build_world(app)
+    p = built.people
+    built.extra["app"] = app
+    built.extra["cid"] = open_conversation(app, p["survivor"], built.case_id, [p["counsel"]])
+    return built

@@ -3,53 +3,32 @@ tier (gthread) serving everything else, one PostgreSQL database and one Redis.""
 
 from __future__ import annotations
 
-import secrets
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from flask import Flask
 
-from tests.authz import World, build_world
-from tests.conftest import FAST_SERVER_HASH
+from tests.authz import World
 from tests.integration.event_tier import EventTierProcess
-from tests.integration.messages_fixtures import AppProcess, client_account, open_conversation
+from tests.integration.messages_fixtures import (
+    AppProcess,
+    client_account,
+    open_conversation,
+    shared,
+    world,
+)
 from tests.integration.test_messages_events import WAIT, Listener, http_client
-from tests.services import MinioServer, RedisServer
+from tests.services import RedisServer
 from vault.accounts import services as accounts
 from vault.client.messages import Messenger
 from vault.config import ConfigError, load_config
 from vault.db import database
 
-
-@pytest.fixture
-def shared(
-    database_url: str, tmp_path: Path, minio: MinioServer, redis_server: RedisServer
-) -> dict[str, str]:
-    """Settings both tiers share: database, keys, bucket, Redis."""
-    return {
-        "HAVEN_TESTING": "true",
-        "HAVEN_DATABASE_URL": database_url,
-        "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
-        "HAVEN_SECURE_COOKIES": "false",
-        "HAVEN_REDIS_URL": redis_server.url,
-        **FAST_SERVER_HASH,
-        **minio.settings(f"t-{secrets.token_hex(6)}"),
-    }
-
-
-@pytest.fixture
-def world(make_app: Callable[..., Flask], shared: dict[str, str]) -> World:
-    """Accounts and a survivor-counsel conversation, made by an app on the shared settings."""
-    app = make_app(**shared)
-    built = build_world(app)
-    p = built.people
-    built.extra["app"] = app
-    built.extra["cid"] = open_conversation(app, p["survivor"], built.case_id, [p["counsel"]])
-    return built
+__all__ = ["shared", "world"]  # fixtures used by the tests below
 
 
 @pytest.fixture

@@ -3,56 +3,25 @@ database and one Redis. A message sent through one instance wakes streams on the
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
-from tests.authz import World, build_world
-from tests.conftest import FAST_SERVER_HASH
+from tests.authz import World
 from tests.integration.messages_fixtures import (
     AppProcess,
     app_processes,
     client_account,
-    open_conversation,
+    shared,
+    world,
 )
 from tests.integration.test_messages_events import Listener, http_client
-from tests.services import MinioServer, RedisServer
 from vault.client.messages import Messenger
 from vault.messages.fanout import RedisFanout
 
-
-@pytest.fixture
-def shared(
-    make_app: Callable[..., Flask],
-    database_url: str,
-    tmp_path: Path,
-    minio: MinioServer,
-    redis_server: RedisServer,
-) -> dict[str, str]:
-    """Settings every process shares: database, keys, bucket, Redis."""
-    return {
-        "HAVEN_TESTING": "true",
-        "HAVEN_DATABASE_URL": database_url,
-        "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
-        "HAVEN_SECURE_COOKIES": "false",
-        "HAVEN_REDIS_URL": redis_server.url,
-        **FAST_SERVER_HASH,
-        **minio.settings(f"t-{secrets.token_hex(6)}"),
-    }
-
-
-@pytest.fixture
-def world(make_app: Callable[..., Flask], shared: dict[str, str]) -> World:
-    """Accounts and a survivor-counsel conversation, made by an app on the shared settings."""
-    app = make_app(**shared)
-    built = build_world(app)
-    p = built.people
-    built.extra["app"] = app
-    built.extra["cid"] = open_conversation(app, p["survivor"], built.case_id, [p["counsel"]])
-    return built
+__all__ = ["shared", "world"]  # fixtures used by the tests below
 
 
 @pytest.fixture
