@@ -485,8 +485,13 @@ def backup_keygen(secret_out: Path) -> None:
 @backup_group.command("verify")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @SECRET_KEY_OPTION
-@click.option("--scratch-database", help="Empty database URL to restore into (default: SQLite).")
-@click.option("--scratch-bucket", help="Bucket to restore into (default: a new one, removed).")
+@click.option(
+    "--scratch-database",
+    help="Empty database URL to restore into, emptied after (default: SQLite).",
+)
+@click.option(
+    "--scratch-bucket", help="Empty bucket to restore into, emptied after (default: a new one)."
+)
 def backup_verify(
     source: Path, secret_key_file: str, scratch_database: str | None, scratch_bucket: str | None
 ) -> None:
@@ -496,6 +501,7 @@ def backup_verify(
 
     from sqlalchemy.orm import Session
 
+    from vault.backup.database import drop_everything
     from vault.backup.fileformat import read_secret_key
     from vault.backup.services import restore_data
     from vault.backup.verify import check_restored
@@ -515,9 +521,10 @@ def backup_verify(
             with Session(engine) as session:
                 report = _backup_call(check_restored, session, store)
         finally:
+            if scratch_database is not None:
+                drop_everything(engine)  # scratch: the next drill needs it empty again
             engine.dispose()
-            if scratch_bucket is None:
-                _backup_call(_remove_bucket, store)
+            _backup_call(_empty_bucket, store, scratch_bucket is None)
     click.echo(f"restored {_summary_line(summary)}")
     click.echo(
         f"checked {report.documents} documents, {report.messages} messages,"
@@ -530,10 +537,11 @@ def backup_verify(
     click.echo("backup verifies")
 
 
-def _remove_bucket(store: Any) -> None:
+def _empty_bucket(store: Any, remove: bool) -> None:
     for name, _ in list(store.list_objects("")):
         store.remove(name)
-    store.client.remove_bucket(store.bucket)
+    if remove:
+        store.client.remove_bucket(store.bucket)
 
 
 @main.command("restore")
