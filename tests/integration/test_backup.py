@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask import Flask
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.integration.documents_fixtures import fast_documents, sha256_file, write_random_file
@@ -180,6 +180,21 @@ def test_backup_restore_onto_empty_postgres_and_minio_then_everything_verifies(
     assert "checked 1 documents, 2 messages" in output and "backup verifies" in output
     buckets = {b.name for b in store(app).client.list_buckets()}
     assert not any("-verify-" in b for b in buckets)
+
+    # A damaged database is caught: one message's signature and one document's size altered.
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE messages SET signature = :s WHERE id = (SELECT min(id) FROM messages)"),
+            {"s": bytes(64)},
+        )
+        conn.execute(text("UPDATE documents SET ciphertext_size = ciphertext_size + 1"))
+    engine.dispose()
+    damaged = tmp_path / "damaged.backup"
+    assert cli(["backup", str(damaged)], target)[0] == 0
+    code, output = cli(["backup", "verify", str(damaged), "--secret-key", secret], target)
+    assert code != 0 and "does NOT verify" in output
+    assert "signature does not verify" in output and f"document {doc.id}" in output
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

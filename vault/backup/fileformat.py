@@ -213,15 +213,7 @@ class Reader:
 
     def read(self, count: int) -> bytes:
         """Exactly ``count`` plaintext bytes."""
-        parts: list[bytes] = []
-        while count:
-            if self._at == len(self._chunk):
-                self._next_chunk()
-            piece = self._chunk[self._at : self._at + count]
-            self._at += len(piece)
-            count -= len(piece)
-            parts.append(piece)
-        return b"".join(parts)
+        return b"".join(self.pieces(count))
 
     def pieces(self, count: int) -> Iterator[bytes]:
         """``count`` plaintext bytes as a stream of pieces (bounded memory)."""
