@@ -32,7 +32,7 @@ from vault.backup.fileformat import (
     Writer,
 )
 from vault.documents.models import Document, DocumentState
-from vault.keyring import KEY_BYTES, load_keyring
+from vault.keyring import KEY_BYTES, PURPOSES, load_keyring
 from vault.protocol.encoding import b64decode, b64encode
 from vault.storage import ObjectStore, StorageError, StorageUnavailable
 
@@ -235,12 +235,16 @@ def open_backup(handle: BinaryIO, secret_key: bytes) -> tuple[Reader, dict[str, 
 
 def prepare_target(engine: Engine, store: ObjectStore, force: bool) -> None:
     """Refuse a database with tables or a bucket with objects, or empty them when forced."""
-    store.ensure_bucket()
-    has_objects = next(iter(store.list_objects("")), None) is not None
+    try:
+        store.ping()
+        has_objects = next(iter(store.list_objects("")), None) is not None
+    except StorageUnavailable:  # no such bucket (yet); a store that is down fails below
+        has_objects = False
     if not force and not dump.is_empty(engine):
         raise BackupError("the target database is not empty (restore --force empties it)")
     if not force and has_objects:
         raise BackupError("the target bucket is not empty (restore --force empties it)")
+    store.ensure_bucket()
     if force:
         dump.drop_everything(engine)
         for name, _ in list(store.list_objects("")):
@@ -361,12 +365,12 @@ def restore_keys(handle: BinaryIO, secret_key: bytes, keys_dir: Path, force: boo
             raise BackupError(f"unexpected record type {kind} in a keyring backup")
         item = json.loads(reader.read(length))
         key = b64decode(item["key"])
-        if len(key) != KEY_BYTES:
-            raise BackupError("a key in the backup has the wrong length")
+        if len(key) != KEY_BYTES or item["purpose"] not in PURPOSES:
+            raise BackupError("a key in the backup has the wrong length or purpose")
         keys.append((str(item["purpose"]), int(item["version"]), key))
     keys_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     for purpose, version, key in keys:
-        folder = keys_dir / Path(purpose).name
+        folder = keys_dir / purpose
         folder.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(folder / f"{version}.key", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as out:
