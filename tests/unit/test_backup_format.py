@@ -104,3 +104,15 @@ def test_the_header_is_bound_and_the_key_named() -> None:
     with pytest.raises(BackupError, match="not a Haven backup"):
         Reader(io.BytesIO(b"PK\x03\x04" + data[4:]), SECRET)
     assert other_public != PUBLIC
+
+
+def test_the_backup_public_key_setting_is_checked_at_start() -> None:
+    from vault.config import ConfigError, load_config
+    from vault.protocol.encoding import b64encode
+
+    assert load_config({})["HAVEN_BACKUP_PUBLIC_KEY"] is None
+    good = load_config({"HAVEN_BACKUP_PUBLIC_KEY": b64encode(PUBLIC)})
+    assert good["HAVEN_BACKUP_PUBLIC_KEY"] == PUBLIC
+    for bad in ("not base64!", b64encode(PUBLIC[:31])):
+        with pytest.raises(ConfigError, match="HAVEN_BACKUP_PUBLIC_KEY"):
+            load_config({"HAVEN_BACKUP_PUBLIC_KEY": bad})

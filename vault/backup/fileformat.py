@@ -206,6 +206,8 @@ class Reader:
             self._final = True
             if self.src.read(1):
                 raise BackupError("the backup file has bytes after its final chunk")
+        elif tag != TAG_MESSAGE:
+            raise BackupError(f"chunk {self.chunks} has an unexpected secretstream tag")
         elif len(box) != CHUNK_BYTES + CHUNK_OVERHEAD:
             raise BackupError("the backup file is truncated (a short chunk is not final)")
         self._chunk = plain

@@ -34,7 +34,7 @@ from vault.backup.fileformat import (
 from vault.documents.models import Document, DocumentState
 from vault.keyring import KEY_BYTES, PURPOSES, load_keyring
 from vault.protocol.encoding import b64decode, b64encode
-from vault.storage import ObjectStore, StorageError, StorageUnavailable
+from vault.storage import STREAM_PIECE_BYTES, ObjectStore, StorageError, StorageUnavailable
 
 NAME_LENGTH = struct.Struct(">H")
 ATTEMPTS = 3
@@ -337,11 +337,21 @@ class _Holder:
 
 
 def _checked(pieces: Iterator[bytes], bar: tqdm[Any], holder: _Holder) -> Iterable[bytes]:
-    """Pieces for an upload, keeping a decryption error for the caller to raise."""
+    """Pieces for an upload, joined to about 1 MiB (fewer socket writes), keeping a
+    decryption error for the caller to raise."""
+    held: list[bytes] = []
+    size = 0
     try:
         for piece in pieces:
-            bar.update(len(piece))
-            yield piece
+            held.append(piece)
+            size += len(piece)
+            if size >= STREAM_PIECE_BYTES:
+                bar.update(size)
+                yield b"".join(held)
+                held, size = [], 0
+        if held:
+            bar.update(size)
+            yield b"".join(held)
     except BackupError as exc:
         holder.error = exc
         raise
