@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from sqlalchemy.exc import SQLAlchemyError
 
 from vault import db
 
@@ -45,6 +46,11 @@ def _backup_call(action: Callable[..., Any], *args: Any) -> Any:
         return action(*args)
     except (BackupError, StorageError, StorageUnavailable, OSError) as exc:
         raise click.ClickException(str(exc) or type(exc).__name__) from exc
+    except SQLAlchemyError as exc:  # its text may quote rows: name the kind of error only
+        cause = getattr(exc, "orig", None) or exc
+        raise click.ClickException(f"database error: {type(cause).__name__}") from exc
+    except (ValueError, KeyError) as exc:  # a record that does not fit the schema
+        raise click.ClickException(f"the backup does not fit this database: {exc}") from exc
 
 
 def _public_key(cfg: dict[str, Any]) -> bytes:
