@@ -7,7 +7,7 @@ import json
 import os
 import struct
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -172,8 +172,9 @@ def _copy_objects(
     """Stream each listed object into the backup; return the names copied."""
     copied: set[str] = set()
     total = sum(size for _, size in listing)
-    with progress(total, f"objects ({len(listing)})") as bar:
-        for name, _ in listing:
+    with progress(total, "objects") as bar:
+        for number, (name, _) in enumerate(listing, 1):
+            bar.set_postfix_str(f"{number}/{len(listing)} files", refresh=False)
             try:
                 body = store.open(name)
             except StorageError as exc:
@@ -293,8 +294,14 @@ def _load_records(
 ) -> None:
     """Apply records until END; check END's counts against what was applied."""
     table = ""
-    with progress(None, "restore") as bar:
+    total = os.fstat(reader.src.fileno()).st_size if hasattr(reader.src, "fileno") else None
+    with progress(total, "restore") as bar:
+
+        def tick() -> None:
+            bar.update(reader.read_bytes - bar.n)
+
         while True:
+            tick()
             kind, length = reader.record()
             if kind == TABLE:
                 header = json.loads(reader.read(length))
@@ -310,7 +317,8 @@ def _load_records(
                 body_length = length - NAME_LENGTH.size - size
                 holder = _Holder()
                 try:
-                    store.put(name, _checked(reader.pieces(body_length), bar, holder), body_length)
+                    pieces = _checked(reader.pieces(body_length), holder, tick)
+                    store.put(name, pieces, body_length)
                 except (StorageUnavailable, StorageError) as exc:
                     if holder.error is not None:
                         raise holder.error from exc
@@ -336,7 +344,7 @@ class _Holder:
     error: BaseException | None = None
 
 
-def _checked(pieces: Iterator[bytes], bar: tqdm[Any], holder: _Holder) -> Iterable[bytes]:
+def _checked(pieces: Iterator[bytes], holder: _Holder, tick: Callable[[], None]) -> Iterable[bytes]:
     """Pieces for an upload, joined to about 1 MiB (fewer socket writes), keeping a
     decryption error for the caller to raise."""
     held: list[bytes] = []
@@ -346,11 +354,10 @@ def _checked(pieces: Iterator[bytes], bar: tqdm[Any], holder: _Holder) -> Iterab
             held.append(piece)
             size += len(piece)
             if size >= STREAM_PIECE_BYTES:
-                bar.update(size)
+                tick()
                 yield b"".join(held)
                 held, size = [], 0
         if held:
-            bar.update(size)
             yield b"".join(held)
     except BackupError as exc:
         holder.error = exc
