@@ -368,5 +368,10 @@ def keys_retire(purpose: str, version: int) -> None:
     click.echo(f"{purpose}: version {version} retired")
 
 
+from vault.backup.commands import backup_group, restore_command  # noqa: E402 - registered here
+
+main.add_command(backup_group)
+main.add_command(restore_command)
+
 if __name__ == "__main__":
     main()

@@ -234,6 +234,18 @@ def _load_witnesses(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _load_backup(env: Mapping[str, str]) -> dict[str, Any]:
+    """HAVEN_BACKUP_PUBLIC_KEY: the operator's offline backup key (docs/protocol.md §27)."""
+    from vault.backup.fileformat import BackupError, parse_public_key
+
+    text = _get(env, "HAVEN_BACKUP_PUBLIC_KEY")
+    try:
+        key = parse_public_key(text) if text else None
+    except BackupError as exc:
+        raise ConfigError(f"HAVEN_BACKUP_PUBLIC_KEY: {exc}") from exc
+    return {"HAVEN_BACKUP_PUBLIC_KEY": key}
+
+
 TIERS = ("all", "app", "events")
 
 
@@ -295,6 +307,7 @@ LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_witnesses,
     _load_documents,
     _load_messages,
+    _load_backup,
 )
 
 

@@ -223,6 +223,12 @@ class ObjectStore:
             response = self.client.get_object(self.bucket, object_name, first, length)
         return ObjectReader(response)
 
+    def put(self, object_name: str, body: Iterable[bytes], length: int) -> None:
+        """Stream ``length`` bytes into one object with a single PUT (S3 allows 5 GiB)."""
+        headers = {"Content-Length": str(length), "Content-Type": "application/octet-stream"}
+        with _guard():
+            self._signed_open("PUT", object_name, {}, headers, body).release_conn()
+
     def size(self, object_name: str) -> int | None:
         """The object's size, or None when there is no such object."""
         try:
