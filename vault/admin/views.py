@@ -27,6 +27,7 @@ from vault.api import (
 from vault.directory.witnesses import configured
 from vault.extensions import limiter
 from vault.keyring import keyring, load_keyring
+from vault.keyring import refresh as refresh_keyring
 from vault.sessions import mark_recent_sign_in, require_recent_sign_in
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
@@ -159,6 +160,8 @@ def rotate() -> tuple[Response, int]:
     require_recent_sign_in()
     body = parse_body(PurposeBody)
     version = services.rotate(db.session(), _keys_path(), body.purpose, me().id)
+    # This process uses the new version at once; others notice within seconds.
+    refresh_keyring(current_app, every=0)
     return jsonify({"purpose": body.purpose, "version": version}), 201
 
 
@@ -188,6 +191,7 @@ def retire() -> tuple[str, int]:
     body = parse_body(RetireBody)
     lifetime = current_app.config["HAVEN_SESSION_MAX_SECONDS"]
     services.retire(db.session(), _keys_path(), body.purpose, body.version, lifetime, me().id)
+    refresh_keyring(current_app, every=0)
     return "", 204
 
 
