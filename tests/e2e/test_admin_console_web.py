@@ -64,6 +64,7 @@ def test_admin_rotates_reencrypts_retires_disables_and_verifies(
     expect(page.locator("[data-key='data:2']")).to_be_visible()
     expect(page.locator("[data-key='data:1']")).to_have_count(0)
 
+    page.click("[data-admin=accounts] summary")
     confirm(page, f"[data-disable='{target_id}']")
     expect(page.locator(f"[data-account='{target_id}'] .badge.danger")).to_be_visible()
     with pytest.raises(ApiError) as ended:

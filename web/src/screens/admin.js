@@ -107,7 +107,7 @@ function figures(ctx) {
 function accountRow(ctx, account) {
   const nameId = uid("account");
   const isMe = account.id === session.account.id;
-  const reload = (notice) => ctx.go("admin", { notice });
+  const reload = (notice) => ctx.go("admin", { notice, accounts: true });
   const describe = { "aria-describedby": nameId };
   const name = { name: account.username };
   return h(
@@ -142,10 +142,16 @@ function accountRow(ctx, account) {
   );
 }
 
-function accounts(ctx) {
+function accounts(ctx, params) {
   return section("accounts", async () => {
     const rows = await ctx.authenticated(reads.accounts);
-    return h("ul", { class: "admin-list" }, rows.map((a) => accountRow(ctx, a)));
+    // Folded: on a phone, hundreds of accounts would push everything else far down.
+    return h(
+      "details",
+      { class: "admin-accounts", open: params.accounts === true },
+      h("summary", {}, t("admin.accounts.show", { count: rows.length })),
+      h("ul", { class: "admin-list" }, rows.map((a) => accountRow(ctx, a))),
+    );
   });
 }
 
@@ -344,7 +350,7 @@ export function admin(ctx, params) {
     heading(t("admin.title")),
     params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
     figures(ctx),
-    accounts(ctx),
+    accounts(ctx, params),
     invites(ctx),
     serverKeys(ctx, params),
     keyLog(ctx),
