@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import update
-from sqlalchemy.orm import Session
 
 from tests.conftest import PASSPHRASE, LiveServer
 from vault import clock
@@ -17,15 +16,6 @@ from vault.client import ApiError, HavenClient
 from vault.db import database
 
 Create = Callable[..., tuple[HavenClient, str]]
-
-
-@pytest.fixture
-def db(app: Flask) -> Iterator[Session]:
-    """A database session on the test app."""
-    with app.app_context():
-        session = database(app).sessions()
-        yield session
-        session.close()
 
 
 @pytest.fixture
@@ -153,7 +143,7 @@ def test_accounts_show_key_status_and_no_activity(create_account: Create) -> Non
 
 
 def test_verify_now_reports_intact_then_the_first_tampered_entry(
-    create_account: Create, db: Session
+    create_account: Create, app: Flask
 ) -> None:
     admin, _ = create_account("admin")
     create_account("counsel")
@@ -165,8 +155,10 @@ def test_verify_now_reports_intact_then_the_first_tampered_entry(
     assert status["head"]["size"] == 2
     assert status["witnesses"] == []
 
+    db = database(app).sessions()
     db.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(kind="edited"))
     db.commit()
+    db.close()
     broken = admin.post("/admin/audit/verify")
     assert broken["intact"] is False
     assert broken["problem"] == "entry 2 was edited: its hash does not match"

@@ -5,10 +5,7 @@
  */
 
 import { ApiError, get, post } from "./api.js";
-import { passphraseKeys } from "./crypto/argon2.js";
-import { b64encode } from "./crypto/encoding.js";
-import { session } from "./session.js";
-import { sodiumReady } from "./sodium.js";
+import { withAuthKey } from "./session.js";
 
 const path = (id) => encodeURIComponent(id);
 
@@ -38,17 +35,9 @@ export function needsRecentSignIn(error) {
   return error instanceof ApiError && error.code === "recent_sign_in_required";
 }
 
-/** Prove the passphrase again: the login's auth_key (§2.3), derived here and wiped. */
-export async function reauth(passphrase) {
-  const sodium = await sodiumReady();
-  const { kdf } = await post("/auth/prelogin", { username: session.account.username });
-  const derived = await passphraseKeys(passphrase, kdf);
-  try {
-    await post("/admin/reauth", { auth_key: b64encode(derived.authKey) });
-  } finally {
-    sodium.memzero(derived.authKey);
-    sodium.memzero(derived.wrapKey);
-  }
+/** Prove the passphrase again (§25.1): the login's auth_key, derived here and wiped. */
+export function reauth(passphrase) {
+  return withAuthKey(passphrase, (authKey) => post("/admin/reauth", { auth_key: authKey }));
 }
 
 /**

@@ -112,7 +112,7 @@ function accountRow(ctx, account) {
   const name = { name: account.username };
   return h(
     "li",
-    { class: "admin-row", "data-account": account.id },
+    { class: "member admin-row", "data-account": account.id },
     h("span", { class: "member-name", id: nameId, dir: "auto", translate: "no" }, account.username),
     h("span", { class: "role" }, isMe ? `${t(`role.${account.role}`)} · ${t("home.you")}` : t(`role.${account.role}`)),
     h("span", { class: account.is_disabled ? "badge danger" : "badge ok" }, t(account.is_disabled ? "admin.state.disabled" : "admin.state.active")),
@@ -166,7 +166,7 @@ function invites(ctx) {
         const labelId = uid("invite");
         return h(
           "li",
-          { class: "admin-row", "data-invite": invite.id },
+          { class: "member admin-row", "data-invite": invite.id },
           h("span", { id: labelId }, t("admin.invites.row", { role: t(`role.${invite.role}`), date: formatDate(invite.expires_at) })),
           confirmed(ctx, {
             label: t("admin.revoke"),
@@ -229,7 +229,7 @@ function keyRow(ctx, key) {
   const days = Math.max(0, Math.floor((Date.now() - made) / DAY_MS));
   return h(
     "li",
-    { class: "admin-row", "data-key": `${key.purpose}:${key.version}` },
+    { class: "member admin-row", "data-key": `${key.purpose}:${key.version}` },
     h("span", { id: labelId, class: "member-name" }, t("admin.key.version", { version: key.version })),
     key.is_current ? h("span", { class: "badge ok" }, t("admin.key.current")) : null,
     h("span", {}, t("admin.key.made", { date: formatDate(made), days })),
@@ -327,7 +327,7 @@ function keyLog(ctx) {
             witnesses.map((w) =>
               h(
                 "li",
-                { class: "admin-row", "data-witness": w.name },
+                { class: "member admin-row", "data-witness": w.name },
                 w.cosigned_size === null
                   ? tIsolated("admin.log.notCosigned", { name: w.name })
                   : tIsolated("admin.log.witness", { name: w.name, size: w.cosigned_size, date: formatDateTime(w.cosigned_at * 1000) }),
