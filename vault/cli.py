@@ -202,17 +202,16 @@ def audit_group() -> None:
 @with_appcontext
 def audit_verify() -> None:
     """Walk the hash chain and check every signed checkpoint; name the first bad entry."""
-    from vault.audit import chain
-    from vault.protocol.audit import ChainError
+    from vault.admin.checks import verify_audit_chain
 
     session = db.database().sessions()
     try:
-        size = chain.verify(session)
-    except ChainError as exc:
-        raise click.ClickException(f"audit chain is NOT intact: {exc}") from exc
+        result = verify_audit_chain(session)
     finally:
         session.close()
-    click.echo(f"audit chain intact: {size} entries")
+    if not result.intact:
+        raise click.ClickException(f"audit chain is NOT intact: {result.problem}")
+    click.echo(f"audit chain intact: {result.entries} entries")
 
 
 @audit_group.command("checkpoint")
@@ -246,24 +245,16 @@ def log_group() -> None:
 @with_appcontext
 def log_verify() -> None:
     """Recompute the log from its entries' bytes and name every row that disagrees."""
-    from sqlalchemy import select
-
-    from vault.accounts.models import UserKey
-    from vault.directory.services import verify_log
-    from vault.protocol.transparency import TransparencyError
+    from vault.admin.checks import verify_key_log
 
     session = db.database().sessions()
     try:
-        rows = [
-            (k.user_id, k.version, k.x25519, k.ed25519, k.signature, k.log_index)
-            for k in session.scalars(select(UserKey))
-        ]
-        size = verify_log(session, rows)
-    except TransparencyError as exc:
-        raise click.ClickException(f"key transparency log is NOT intact: {exc}") from exc
+        result = verify_key_log(session)
     finally:
         session.close()
-    click.echo(f"key transparency log intact: {size} entries")
+    if not result.intact:
+        raise click.ClickException(f"key transparency log is NOT intact: {result.problem}")
+    click.echo(f"key transparency log intact: {result.entries} entries")
 
 
 @log_group.command("vkey")

@@ -107,6 +107,8 @@ def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
         "SESSION_REFRESH_EACH_REQUEST": True,
         "PERMANENT_SESSION_LIFETIME": idle * 60,
         "HAVEN_SESSION_MAX_SECONDS": _int(env, "HAVEN_SESSION_MAX_HOURS", 12, minimum=1) * 3600,
+        "HAVEN_RECENT_SIGN_IN_SECONDS": _int(env, "HAVEN_RECENT_SIGN_IN_MINUTES", 10, minimum=1)
+        * 60,
         "REMEMBER_COOKIE_DURATION": 0,
         "MAX_CONTENT_LENGTH": _int(env, "HAVEN_MAX_JSON_BYTES", 256 * 1024, minimum=1024),
         "HAVEN_ROTATION_FREEZE_SECONDS": _int(

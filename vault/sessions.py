@@ -16,6 +16,7 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from vault import clock, db
 from vault.accounts import services
 from vault.accounts.models import User
+from vault.errors import Forbidden
 from vault.extensions import login_manager
 
 FUTURE_TOLERANCE_SECONDS = 60
@@ -27,6 +28,19 @@ def start_session(user: User) -> None:
     session.permanent = True
     login_user(user, remember=False)
     session["iat"] = int(clock.time())
+
+
+def mark_recent_sign_in() -> None:
+    """Record that this session's owner just proved the passphrase again (protocol §25.1)."""
+    session["reauth"] = int(clock.time())
+
+
+def require_recent_sign_in() -> None:
+    """Refuse a sensitive action unless the passphrase was proved recently (protocol §25.1)."""
+    proofs = [v for v in (session.get("iat"), session.get("reauth")) if isinstance(v, int)]
+    age = clock.time() - max(proofs, default=0)
+    if age > current_app.config["HAVEN_RECENT_SIGN_IN_SECONDS"] or age < -FUTURE_TOLERANCE_SECONDS:
+        raise Forbidden("enter your passphrase again to do this", code="recent_sign_in_required")
 
 
 def end_session() -> None:

@@ -58,6 +58,7 @@ SCREENS = (
     "home-counsel",
     "invite",
     "invite-link",
+    "admin-console",
 )
 RTL_LANGUAGES = ("ar", PSEUDO_RTL)
 
@@ -137,6 +138,13 @@ def walk_every_screen(
     expect(page.locator("#invite-link")).to_be_visible()
     assert len(invite_token(page.locator("#invite-link").input_value())) == 43
     at("invite-link")
+    admin, _ = create_account("admin")  # the admin console, loaded in every section
+    page.click("main .actions button.primary")
+    page.click("#logout")
+    login(page, admin.account.username, PY_PASSPHRASE)
+    page.click("#open-admin")
+    expect(page.locator("main [aria-busy]")).to_have_count(0)
+    at("admin-console")
     return seen
 
 

@@ -219,7 +219,7 @@ def register(db: Session, ring: Keyring, cost: HashCost, reg: Registration) -> U
     # Redeem atomically: a concurrent redemption of the same token updates no row.
     result = db.execute(
         update(Invite)
-        .where(Invite.id == invite.id, Invite.redeemed_at.is_(None))
+        .where(Invite.id == invite.id, Invite.redeemed_at.is_(None), Invite.expires_at > now)
         .values(redeemed_at=now, redeemed_by=user.id)
     )
     claimed = getattr(result, "rowcount", 0)

@@ -10,17 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import nacl.utils
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from vault import clock
 from vault.accounts.duress import decoy_ids
-from vault.accounts.models import DuressLink, KeyStatus, Role, User, UserKey
+from vault.accounts.models import DuressLink, Invite, KeyStatus, Role, User, UserKey
 from vault.audit import chain
 from vault.cases.models import Case
+from vault.db import utcnow
 from vault.directory import services as directory
 from vault.directory.models import LogKey
-from vault.errors import Conflict, InvalidRequest, NotFound
+from vault.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from vault.keyring import PURPOSES, Keyring, KeyringError, created_at, load_keyring
 from vault.keyring import retire_key as _retire_file
 from vault.keyring import rotate_key as _rotate_file
@@ -84,7 +85,9 @@ def rotate(db: Session, path: Path, purpose: str, actor_id: str | None = None) -
     return version
 
 
-def reencrypt_data(db: Session, ring: Keyring, batch: int = 500) -> int:
+def reencrypt_data(
+    db: Session, ring: Keyring, batch: int = 500, actor_id: str | None = None
+) -> int:
     """Re-seal one batch of identifiers under the current data key; return how many."""
     current = ring.current_version("data")
     key = ring.current("data")
@@ -107,6 +110,13 @@ def reencrypt_data(db: Session, ring: Keyring, batch: int = 500) -> int:
         )
         user.data_key_version = current
         user.lookup_key_version = current
+    if users:
+        chain.append(
+            db,
+            "data_reencrypted",
+            actor_id=actor_id,
+            detail={"version": current, "count": len(users)},
+        )
     db.commit()
     return len(users)
 
@@ -117,6 +127,26 @@ def reencrypt_all(db: Session, ring: Keyring, batch: int = 500) -> int:
     while done := reencrypt_data(db, ring, batch):
         total += done
     return total
+
+
+@dataclass(frozen=True)
+class Reencryption:
+    """How far the identifiers are re-sealed under the current data key version."""
+
+    version: int
+    done: int
+    total: int
+
+
+def reencryption_progress(db: Session, ring: Keyring) -> Reencryption:
+    """Accounts already under the current data key, of all (duress decoys left out, §18.1)."""
+    current = ring.current_version("data")
+    users = (
+        select(func.count()).select_from(User).where(User.id.not_in(select(DuressLink.decoy_id)))
+    )
+    total = int(db.scalar(users) or 0)
+    behind = users.where(or_(User.data_key_version != current, User.lookup_key_version != current))
+    return Reencryption(current, total - int(db.scalar(behind) or 0), total)
 
 
 def retire(
@@ -177,6 +207,7 @@ def list_accounts(db: Session, ring: Keyring) -> list[dict[str, Any]]:
             "username": display_name(ring, u),
             "is_disabled": u.is_disabled,
             "key_version": u.key_version,
+            "key_status": next(k.status.value for k in u.keys if k.version == u.key_version),
             "created_at": u.created_at.isoformat(),
         }
         for u in users
@@ -242,3 +273,58 @@ def figures(db: Session) -> dict[str, int]:
     counts["cases"] = int(db.scalar(cases) or 0)
     counts["log_entries"] = directory.tree_size(db)
     return counts
+
+
+def open_invites(db: Session) -> list[Invite]:
+    """Invites for counsel and admins not yet used or expired, oldest first.
+
+    Survivors' invites are made by their counsel and left out: who represents whom is not
+    the admins' to see (§4.1).
+    """
+    return list(
+        db.scalars(
+            select(Invite)
+            .where(
+                Invite.role != Role.SURVIVOR,
+                Invite.redeemed_at.is_(None),
+                Invite.expires_at > utcnow(),
+            )
+            .order_by(Invite.created_at, Invite.id)
+        )
+    )
+
+
+def revoke_invite(db: Session, invite_id: str, actor_id: str) -> None:
+    """End an open invite now: it expires, so redeeming it gives invite_invalid."""
+    invite = db.get(Invite, invite_id)
+    if invite is None or invite.role == Role.SURVIVOR:
+        raise NotFound("no such invite")
+    now = utcnow()
+    # One conditional UPDATE, as redemption is: of the two racing, exactly one wins.
+    result = db.execute(
+        update(Invite)
+        .where(Invite.id == invite.id, Invite.redeemed_at.is_(None), Invite.expires_at > now)
+        .values(expires_at=now)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        db.rollback()
+        raise Conflict("this invite is already used or expired", code="invite_not_open")
+    chain.append(
+        db,
+        "invite_revoked",
+        actor_id=actor_id,
+        detail={"role": invite.role.value, "invite": invite.id},
+    )
+    db.commit()
+
+
+def confirm_passphrase(db: Session, user: User, auth_key: bytes) -> None:
+    """Check the signed-in admin's passphrase proof again; record the attempt (§25.1)."""
+    from vault.accounts.services import verify_auth_key
+
+    if not verify_auth_key(user.auth_hash, auth_key):
+        chain.append(db, "reauth_failed", actor_id=user.id, subject_id=user.id)
+        db.commit()
+        raise Unauthorized("the passphrase is wrong", code="bad_credentials")
+    chain.append(db, "reauth", actor_id=user.id, subject_id=user.id)
+    db.commit()

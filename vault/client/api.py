@@ -303,6 +303,12 @@ class HavenClient:
         self.post("/account/passphrase", body)
         self.login(name, new)
 
+    def reauth(self, passphrase: str) -> None:
+        """Prove the passphrase again so admin changes are allowed for a while (§25.1)."""
+        assert self.account is not None, "sign in first"
+        derived = passphrase_keys(passphrase, self.prelogin(self.account.username))
+        self.post("/admin/reauth", {"auth_key": b64encode(derived.auth_key)})
+
     def set_duress(self, passphrase: str, duress_passphrase: str, *, alert_counsel: bool) -> Any:
         """Set a duress passphrase (§18.3): a fresh decoy account that it opens at sign-in.
 

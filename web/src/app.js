@@ -9,6 +9,7 @@ import { h } from "./dom.js";
 import { quickExit, installIdleLock, installShiftExit, installTouchExit, NEUTRAL_URL } from "./exit.js";
 import { askBeforeLeaving, closeOpen, exitThroughHistory, forgetLanguage, initNavigation, parentScreen, rememberLanguage, rememberedLanguage, trackBarSize, unsavedWork } from "./nav.js";
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
+import { admin } from "./screens/admin.js";
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
 import * as duressScreens from "./screens/duress.js";
@@ -24,8 +25,8 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, inviteCode, safetyPlan };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress"]);
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, inviteCode, safetyPlan, admin };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "admin"]);
 
 let current = { name: "login", params: {} };
 let main;

@@ -13,7 +13,7 @@ import { generateKeyPairs, publicRecord, wipeKeyPairs, wrapBundle } from "./cryp
 import { caseEvents } from "./docs.js";
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
-import { session } from "./session.js";
+import { session, withAuthKey } from "./session.js";
 import { sodiumReady } from "./sodium.js";
 
 function wipe(sodium, ...buffers) {
@@ -59,14 +59,7 @@ export async function setDuressAlert(on) {
 
 /** Turn the duress passphrase off (the decoy and what it holds are deleted). */
 export async function removeDuress(current) {
-  const sodium = await sodiumReady();
-  const { kdf } = await post("/auth/prelogin", { username: session.account.username });
-  const proof = await passphraseKeys(current, kdf);
-  try {
-    await post("/account/duress/remove", { current_auth_key: b64encode(proof.authKey) });
-  } finally {
-    wipe(sodium, proof.authKey, proof.wrapKey);
-  }
+  await withAuthKey(current, (authKey) => post("/account/duress/remove", { current_auth_key: authKey }));
 }
 
 /** Counsel: put a warning on each case whose client signed in with her duress passphrase. */

@@ -146,6 +146,7 @@ export function parentScreen({ name, params }) {
     case "safety":
     case "change":
     case "rotate":
+    case "admin":
       return home;
     case "recover":
       return { name: "login", params: {} };

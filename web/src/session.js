@@ -327,3 +327,18 @@ class Session {
 }
 
 export const session = new Session();
+
+/**
+ * Prove the signed-in account's passphrase: derive its auth_key as at login (§2.3), hand
+ * it (b64) to `send`, and wipe the derived keys whatever happens.
+ */
+export async function withAuthKey(passphrase, send) {
+  const sodium = await sodiumReady();
+  const { kdf } = await post("/auth/prelogin", { username: session.account.username });
+  const proof = await passphraseKeys(passphrase, kdf);
+  try {
+    return await send(b64encode(proof.authKey));
+  } finally {
+    wipe(sodium, proof.authKey, proof.wrapKey);
+  }
+}

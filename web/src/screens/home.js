@@ -239,7 +239,7 @@ export function home(ctx, params) {
     inviteRole
       ? h("p", {}, button(t(inviteRole === "survivor" ? "home.inviteSurvivor" : "home.inviteCounsel"), () => ctx.go("invite", { role: inviteRole }), "primary"))
       : null,
-    isMember ? region : null,
+    isMember ? region : h("p", {}, button(t("admin.open"), () => ctx.go("admin"), "primary", { id: "open-admin" })),
     h(
       "div",
       { class: "actions" },
