@@ -12,8 +12,10 @@ import datetime as dt
 import hashlib
 import mimetypes
 import os
+import re
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from vault.protocol import keys as pkeys
 from vault.protocol.encoding import EncodingError, b64decode, b64encode
 
 READ_BYTES = 1024 * 1024
+MAX_NAME = 200
 # 32 MiB parts: on a good link fewer requests go faster; a phone on weak data uses less.
 DEFAULT_PART_CHUNKS = 512
 
@@ -601,6 +604,16 @@ class Documents:
             "events"
         ]
         return events
+
+
+def safe_file_name(name: str, document_id: str) -> str:
+    """A file name that stays inside the output folder, whatever the uploader wrote."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable()).strip().lstrip(".")
+    name = re.sub(r"\s+", " ", name)
+    while len(name.encode("utf-8")) > MAX_NAME:
+        name = name[:-1]
+    return name or f"document-{document_id}"
 
 
 def _fsync_dir(path: Path) -> None:
