@@ -16,10 +16,12 @@ from flask import Flask
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.integration.documents_fixtures import fast_documents, pair
+from vault.audit import chain
 from vault.cli import main
 from vault.client import HavenClient
 from vault.client.bundle import VERIFIER_ENV, BundleError, export_bundle
 from vault.client.verify import verify_bundle
+from vault.db import database
 from vault.protocol import bundle as pb
 
 __all__ = ["pair"]
@@ -168,3 +170,30 @@ def test_bad_requests_change_nothing_and_say_why(
     zipfile.ZipFile(empty, "w").close()
     (tmp_path / "empty.zip").write_bytes(empty.getvalue())
     assert [f.part for f in verify_bundle(tmp_path / "empty.zip").failures] == ["manifest"]
+
+
+def test_an_unsealed_older_event_is_proven_through_links_to_a_fresh_checkpoint(
+    case: tuple[Pair, dict[str, str]], app: Flask, tmp_path: Path
+) -> None:
+    (survivor, counsel, case_id), ids = case
+    chosen = ids["passport.pdf"]
+    with app.app_context():
+        session = database(app).sessions()
+        try:  # as recorded before document events were sealed: no checkpoint of its own
+            chain.append(
+                session,
+                "download",
+                actor_id=counsel.account.id,
+                case_id=case_id,
+                document_id=chosen,  # type: ignore[union-attr]
+            )
+            chain.append(session, "login", actor_id=survivor.account.id)  # type: ignore[union-attr]
+            session.commit()
+        finally:
+            session.close()
+    custody = counsel.get(f"/documents/{chosen}/custody")
+    assert [e["kind"] for e in custody["links"]] == ["login"]
+    assert custody["checkpoints"][-1]["seq"] == custody["links"][-1]["seq"]
+    out = tmp_path / "linked.zip"
+    export_bundle(counsel, case_id, out, document_ids=[chosen])
+    assert verify_bundle(out).is_valid
