@@ -122,7 +122,11 @@ class _Exporter:
         proof = self.client.get(
             "/directory/proofs/inclusion", index=record["log_index"], size=size
         )["proof"]
-        username = self.names.get(user_id) or self.account.username
+        username = self.names.get(user_id)
+        if username is None and user_id == self.account.id:
+            username = self.account.username
+        if username is None:
+            raise BundleError("a signer is no longer a member of the case")
         self.put(
             path,
             {

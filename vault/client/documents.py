@@ -218,20 +218,8 @@ class Documents:
             raise DocumentRefused(expected_id, "the server answered with another document")
         name: str | None = None
         try:
-            raw_id = b64decode(document_id)
-            if len(raw_id) != pdoc.DOCUMENT_ID_BYTES:
-                raise pkeys.ProtocolError("document id is not 16 bytes")
-            header = b64decode(data["header"])
-            metadata = b64decode(data["metadata"])
-            record = pdoc.SignedDocument(
-                document_id=raw_id,
-                case_id=data["case_id"],
-                uploader_id=data["owner_id"],
-                key_version=int(data["owner_key_version"]),
-                header=header,
-                ciphertext_size=int(data["ciphertext_size"]),
-                metadata=metadata,
-            )
+            record = pdoc.SignedDocument.from_json({**data, "id": document_id})
+            raw_id, header, metadata = record.document_id, record.header, record.metadata
             signer = self._signer_key(record.case_id, record.uploader_id, record.key_version)
             record.verify(signer, b64decode(data["signature"]))
             file_key = pdoc.open_file_key(b64decode(data["sealed_key"]), raw_id, self._account.keys)

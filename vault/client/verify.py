@@ -292,17 +292,8 @@ class _Checker:
             doc = data["document"]
             if doc["id"] != item["id"] or doc["case_id"] != case_id:
                 raise ValueError("the record is of another document or case")
-            raw_id = b64decode(doc["id"])
-            header = b64decode(doc["header"])
-            record = pdoc.SignedDocument(
-                document_id=raw_id,
-                case_id=doc["case_id"],
-                uploader_id=doc["owner_id"],
-                key_version=int(doc["owner_key_version"]),
-                header=header,
-                ciphertext_size=int(doc["ciphertext_size"]),
-                metadata=b64decode(doc["metadata"]),
-            )
+            record = pdoc.SignedDocument.from_json(doc)
+            raw_id, header = record.document_id, record.header
             uploader = self.src.json(str(item["uploader_key"]))
             if (uploader["user_id"], uploader["record"]["version"]) != (
                 record.uploader_id,

@@ -4,6 +4,7 @@
  * the bundle.* text of every language, inlined by web/scripts/build-verify.js.
  */
 
+import { concat } from "../src/crypto/encoding.js";
 import { verifyBundle } from "./verify.js";
 
 /* global CATALOGS */
@@ -37,18 +38,8 @@ async function* streamChunks(stream) {
 
 async function collect(chunks) {
   const parts = [];
-  let size = 0;
-  for await (const piece of chunks) {
-    parts.push(piece);
-    size += piece.length;
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const piece of parts) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
+  for await (const piece of chunks) parts.push(piece);
+  return concat(...parts);
 }
 
 /** A ZIP file's members (stored or deflated; no ZIP64) as a bundle source. */

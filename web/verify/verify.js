@@ -10,7 +10,7 @@ import { parseVerifierKey, logVerifier, verifyCosigned, parseNote, parseBody, ve
 import { ContentDecryptor, CHUNK_CIPHERTEXT_BYTES, ciphertextSize, openMetadata, parseContentHeader, fileKeys, verifyDocument } from "../src/crypto/documents.js";
 import { ascii, b64decode, bytesEqual, frame, u32, u64, utf8 } from "../src/crypto/encoding.js";
 import { verifyPublicRecord } from "../src/crypto/keys.js";
-import { encodeEntry, leafHash, verifyAnnouncement, verifyHead, verifyInclusion } from "../src/crypto/transparency.js";
+import { encodeEntry, headFromJson, leafHash, verifyAnnouncement, verifyHead, verifyInclusion } from "../src/crypto/transparency.js";
 
 export const FORMAT = "haven-evidence-bundle/1";
 export const MANIFEST = "manifest.json";
@@ -147,13 +147,7 @@ class Checker {
     }
     try {
       const data = (await this.json(HEAD)).head;
-      const head = {
-        size: data.size,
-        root: b64decode(data.root),
-        timestampMs: data.timestamp_ms,
-        keyVersion: data.key_version,
-        signature: b64decode(data.signature),
-      };
+      const head = headFromJson(data);
       const key = this.logKeys.get(head.keyVersion);
       if (!key) throw new Error("signed by an unknown log key");
       verifyHead(sodium, head, key);
