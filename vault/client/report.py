@@ -15,6 +15,11 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
+# Scripts DejaVu lacks (Chinese, Thai), where Debian's fonts are installed.
+FALLBACK_FONTS = (
+    Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"),
+    Path("/usr/share/fonts/truetype/tlwg/Garuda.ttf"),
+)
 ACTIONS = {
     "upload": "uploaded",
     "grant": "shared",
@@ -73,6 +78,15 @@ class _Pdf(FPDF):
             self.add_font("body", "B", str(bold if bold.is_file() else regular))
             mono = regular.with_name("DejaVuSansMono.ttf")
             self.add_font("mono", "", str(mono if mono.is_file() else regular))
+        if self.unicode:
+            fallbacks = []
+            for n, path in enumerate(FALLBACK_FONTS):
+                if path.is_file():
+                    self.add_font(f"fallback{n}", "", str(path))
+                    self.add_font(f"fallback{n}", "B", str(path))
+                    fallbacks.append(f"fallback{n}")
+            self.set_fallback_fonts(fallbacks)
+            self.set_text_shaping(True)  # Arabic, Thai and other scripts joined and ordered
         self.body_font = "body" if self.unicode else "helvetica"
         self.mono_font = "mono" if self.unicode else "courier"
 
