@@ -8,10 +8,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.vectors import bundle as vector
+from vault.cli import main
 from vault.client.verify import verify_bundle
+from vault.protocol import checkpoint as cp
+from vault.protocol import transparency as kt
+from vault.protocol.encoding import b64encode
 
+WITNESS_NAME = vector.WITNESS
 EXPECTED = json.loads((vector.OUT.parent / "bundle.expected.json").read_text(encoding="utf-8"))
 
 
@@ -39,3 +45,19 @@ def test_one_changed_byte_names_its_part(path: str, tmp_path: Path) -> None:
     (copy / path).write_bytes(bytes(data))
     failures = verify_bundle(copy).failures
     assert {f.part for f in failures} == {EXPECTED["tampered"][path]}, failures
+
+
+def test_verify_takes_trust_anchors_got_elsewhere() -> None:
+    """`haven verify --log-key/--witness`: the bundle's own anchors are replaced, and a
+    bundle checked against keys it was not made with fails at its checkpoint."""
+    right = b64encode(kt.log_public_key(vector.seed(1)))
+    wrong = b64encode(kt.log_public_key(vector.seed(9)))
+    stranger = cp.VerifierKey(
+        WITNESS_NAME, cp.ALG_COSIGNATURE_V1, kt.log_public_key(vector.seed(8))
+    )
+    runner = CliRunner()
+    ok = runner.invoke(main, ["verify", str(vector.OUT), "--log-key", right])
+    assert ok.exit_code == 0, ok.output
+    for args in (["--log-key", wrong], ["--witness", stranger.encode()]):
+        refused = runner.invoke(main, ["verify", str(vector.OUT), *args])
+        assert refused.exit_code == 1 and "FAILED checkpoint " in refused.output, refused.output

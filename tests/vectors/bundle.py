@@ -75,14 +75,14 @@ def _entry(seq: int, prev: bytes, kind: str, actor: str, **ids: Any) -> dict[str
     }
 
 
-def _audit(log_seed: bytes, doc_id: str) -> dict[str, Any]:
+def _audit(log_seed: bytes, doc_id: str, size: int) -> dict[str, Any]:
     """Upload, grant and download of the document, sealed at 1 and 2; 3 is under 4's checkpoint."""
     on_doc = {"case_id": CASE, "document_id": doc_id, "subject_id": SURVIVOR[0]}
     rows = [
         (
             "upload",
             SURVIVOR[0],
-            {**on_doc, "detail": {"size": pdoc.ciphertext_size(len(PLAINTEXT))}},
+            {**on_doc, "detail": {"size": pdoc.ciphertext_size(size)}},
         ),
         ("grant", SURVIVOR[0], on_doc),
         ("download", COUNSEL[0], {**on_doc, "detail": {"purpose": "save"}}),
@@ -113,8 +113,9 @@ def _audit(log_seed: bytes, doc_id: str) -> dict[str, Any]:
     }
 
 
-def build(out: Path = OUT) -> dict[str, Any]:
-    """Write the vector bundle into ``out``; return expected.json's content."""
+def build(out: Path = OUT, plaintext: bytes = PLAINTEXT) -> dict[str, Any]:
+    """Write the vector bundle into ``out`` (a bench passes a larger ``plaintext``); return
+    bundle.expected.json's content."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     log_seed, witness_seed = seed(1), seed(2)
@@ -182,14 +183,14 @@ def build(out: Path = OUT) -> dict[str, Any]:
             },
         )
     file_key = seed(3)
-    header, ciphertext = pdoc.encrypt_content(file_key, PLAINTEXT, seed(4)[:24])
+    header, ciphertext = pdoc.encrypt_content(file_key, plaintext, seed(4)[:24])
     info = pdoc.DocumentInfo(
         name="passport scan.txt",
         mime_type="text/plain",
-        size=len(PLAINTEXT),
+        size=len(plaintext),
         doc_type="passport",
         expires_on=None,
-        sha256=hashlib.sha256(PLAINTEXT).digest(),
+        sha256=hashlib.sha256(plaintext).digest(),
     )
     metadata = pdoc.seal_metadata(info, file_key, DOCUMENT, CASE, SURVIVOR[0], header, seed(5)[:24])
     signed = pdoc.SignedDocument(DOCUMENT, CASE, SURVIVOR[0], 1, header, len(ciphertext), metadata)
@@ -203,15 +204,15 @@ def build(out: Path = OUT) -> dict[str, Any]:
         "metadata": b64encode(metadata),
         "signature": b64encode(signed.sign(survivor)),
         "ciphertext_size": len(ciphertext),
-        "chunk_count": pdoc.chunk_count(len(PLAINTEXT)),
+        "chunk_count": pdoc.chunk_count(len(plaintext)),
         "created_at": "2026-05-28T20:27:40+00:00",
         "finalized_at": "2026-05-28T20:27:40+00:00",
     }
     _json(out / pb.record_path(doc_id), {"document": record, "file_key": b64encode(file_key)})
-    _json(out / pb.events_path(doc_id), _audit(log_seed, doc_id))
+    _json(out / pb.events_path(doc_id), _audit(log_seed, doc_id, len(plaintext)))
     file_path = f"files/{doc_id}/passport scan.txt"
     (out / file_path).parent.mkdir(parents=True)
-    (out / file_path).write_bytes(PLAINTEXT)
+    (out / file_path).write_bytes(plaintext)
     (out / pb.REPORT).write_bytes(
         b"%PDF-1.4\n% Haven vector bundle: a stand-in for the report\n%%EOF\n"
     )
