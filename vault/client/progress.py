@@ -31,6 +31,7 @@ class Progress:
             dynamic_ncols=True,
         )
         self._show_files()
+        self.bar.refresh()
 
     def _show_files(self) -> None:
         self.bar.set_postfix_str(f"{self.files}/{self.total_files} files", refresh=False)
