@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -18,33 +19,54 @@ from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64encode
 
 WITNESS_NAME = vector.WITNESS
-EXPECTED = json.loads((vector.OUT.parent / "bundle.expected.json").read_text(encoding="utf-8"))
+VECTORS = {
+    "plaintext": (vector.OUT, "plaintext"),
+    "ciphertext": (vector.OUT_CIPHERTEXT, "ciphertext"),
+}
+
+
+def _expected(folder: Path) -> dict[str, Any]:
+    path = folder.with_name(f"{folder.name}.expected.json")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def _files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_the_committed_vector_is_what_the_script_makes(tmp_path: Path) -> None:
-    assert vector.build(tmp_path / "bundle") == EXPECTED
-    assert _files(tmp_path / "bundle") == _files(vector.OUT)
+@pytest.mark.parametrize("mode", VECTORS)
+def test_the_committed_vector_is_what_the_script_makes(mode: str, tmp_path: Path) -> None:
+    folder, content = VECTORS[mode]
+    assert vector.build(tmp_path / "bundle", content=content) == _expected(folder)
+    assert _files(tmp_path / "bundle") == _files(folder)
 
 
-def test_the_vector_verifies() -> None:
-    result = verify_bundle(vector.OUT)
-    assert [str(f) for f in result.failures] == EXPECTED["failures"]
+@pytest.mark.parametrize("mode", VECTORS)
+def test_the_vector_verifies(mode: str) -> None:
+    folder, _ = VECTORS[mode]
+    result = verify_bundle(folder)
+    assert [str(f) for f in result.failures] == _expected(folder)["failures"]
     assert any("SHA-256" in line for line in result.checked)
 
 
-@pytest.mark.parametrize("path", sorted(EXPECTED["tampered"]))
-def test_one_changed_byte_names_its_part(path: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "path"),
+    [
+        (mode, path)
+        for mode, (folder, _) in VECTORS.items()
+        for path in _expected(folder)["tampered"]
+    ],
+)
+def test_one_changed_byte_names_its_part(mode: str, path: str, tmp_path: Path) -> None:
+    folder, _ = VECTORS[mode]
     copy = tmp_path / "bundle"
-    shutil.copytree(vector.OUT, copy)
+    shutil.copytree(folder, copy)
     data = bytearray((copy / path).read_bytes())
     data[len(data) // 2] ^= 0x01
     (copy / path).write_bytes(bytes(data))
     failures = verify_bundle(copy).failures
-    assert {f.part for f in failures} == {EXPECTED["tampered"][path]}, failures
+    assert {f.part for f in failures} == {_expected(folder)["tampered"][path]}, failures
 
 
 def test_verify_takes_trust_anchors_got_elsewhere() -> None:

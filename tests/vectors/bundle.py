@@ -1,6 +1,7 @@
 """The evidence-bundle vector (protocol §24.8): `python -m tests.vectors.bundle`.
 
-Writes tests/vectors/bundle/ — a complete bundle, unpacked, made from fixed seeds and times
+Writes tests/vectors/bundle/ (and bundle-ciphertext/, the same with the stored ciphertext) —
+a complete bundle, unpacked, made from fixed seeds and times
 (every byte reproducible) — and bundle.expected.json beside it: no failure for the bundle as it is, and for
 each part the part name a one-byte change there must give.
 """
@@ -23,6 +24,7 @@ from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.keys import KeyPairs
 
 OUT = Path(__file__).resolve().parent / "bundle"
+OUT_CIPHERTEXT = OUT.with_name("bundle-ciphertext")
 ORIGIN = "haven.example/key-log"
 WITNESS = "witness.example/w1"
 CASE = "Y2FzZS12ZWN0b3ItMDAwMQ"
@@ -113,7 +115,9 @@ def _audit(log_seed: bytes, doc_id: str, size: int) -> dict[str, Any]:
     }
 
 
-def build(out: Path = OUT, plaintext: bytes = PLAINTEXT) -> dict[str, Any]:
+def build(
+    out: Path = OUT, plaintext: bytes = PLAINTEXT, content: str = "plaintext"
+) -> dict[str, Any]:
     """Write the vector bundle into ``out`` (a bench passes a larger ``plaintext``); return
     bundle.expected.json's content."""
     shutil.rmtree(out, ignore_errors=True)
@@ -210,9 +214,10 @@ def build(out: Path = OUT, plaintext: bytes = PLAINTEXT) -> dict[str, Any]:
     }
     _json(out / pb.record_path(doc_id), {"document": record, "file_key": b64encode(file_key)})
     _json(out / pb.events_path(doc_id), _audit(log_seed, doc_id, len(plaintext)))
-    file_path = f"files/{doc_id}/passport scan.txt"
+    is_plain = content == "plaintext"
+    file_path = f"files/{doc_id}/" + ("passport scan.txt" if is_plain else f"{doc_id}.haven")
     (out / file_path).parent.mkdir(parents=True)
-    (out / file_path).write_bytes(plaintext)
+    (out / file_path).write_bytes(plaintext if is_plain else ciphertext)
     (out / pb.REPORT).write_bytes(
         b"%PDF-1.4\n% Haven vector bundle: a stand-in for the report\n%%EOF\n"
     )
@@ -249,7 +254,7 @@ def build(out: Path = OUT, plaintext: bytes = PLAINTEXT) -> dict[str, Any]:
             "key_version": 1,
             "key": pb.key_path(COUNSEL[0], 1),
         },
-        "content": "plaintext",
+        "content": content,
         "trust": {"origin": ORIGIN, "log_size": size, "witnesses": [witness.encode()], "quorum": 1},
         "documents": [
             {
@@ -272,6 +277,8 @@ def build(out: Path = OUT, plaintext: bytes = PLAINTEXT) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    expected = build()
-    _json(OUT.parent / "bundle.expected.json", expected)
-    print(f"wrote {OUT} and bundle.expected.json")
+    _json(OUT.parent / "bundle.expected.json", build())
+    _json(
+        OUT.parent / "bundle-ciphertext.expected.json", build(OUT_CIPHERTEXT, content="ciphertext")
+    )
+    print(f"wrote {OUT}, {OUT_CIPHERTEXT} and their expected outcomes")

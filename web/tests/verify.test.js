@@ -7,19 +7,19 @@ import { describe, test } from "node:test";
 import { canonicalDetail, partKind, verifyBundle } from "../verify/verify.js";
 import { loadSodium, VECTORS_DIR } from "./helpers.js";
 
-const ROOT = join(VECTORS_DIR, "bundle");
-const EXPECTED = JSON.parse(readFileSync(join(VECTORS_DIR, "bundle.expected.json"), "utf8"));
+const expected = (name) => JSON.parse(readFileSync(join(VECTORS_DIR, `${name}.expected.json`), "utf8"));
 
-function walk(dir) {
+function walk(root, dir = root) {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
-    return statSync(path).isDirectory() ? walk(path) : [relative(ROOT, path).split(sep).join("/")];
+    return statSync(path).isDirectory() ? walk(root, path) : [relative(root, path).split(sep).join("/")];
   });
 }
 
-/** The vector folder as a source, with one byte of `changed` flipped. */
-function source(changed = null) {
-  const files = new Map(walk(ROOT).map((p) => [p, new Uint8Array(readFileSync(join(ROOT, p)))]));
+/** A vector folder as a source, with one byte of `changed` flipped. */
+function source(name, changed = null) {
+  const root = join(VECTORS_DIR, name);
+  const files = new Map(walk(root).map((p) => [p, new Uint8Array(readFileSync(join(root, p)))]));
   if (changed) {
     const data = files.get(changed).slice();
     data[Math.floor(data.length / 2)] ^= 0x01;
@@ -35,22 +35,26 @@ function source(changed = null) {
   };
 }
 
-describe("evidence bundle verifier", () => {
-  test("the vector bundle verifies", async () => {
-    const sodium = await loadSodium();
-    const outcome = await verifyBundle(sodium, source());
-    assert.deepEqual(outcome.failures, EXPECTED.failures);
-    assert.equal(outcome.checked.length, 4);
-  });
-
-  for (const [path, part] of Object.entries(EXPECTED.tampered)) {
-    test(`one changed byte in ${path} fails as ${part}`, async () => {
+for (const name of ["bundle", "bundle-ciphertext"]) {
+  describe(`evidence bundle verifier: ${name}`, () => {
+    test("the vector bundle verifies", async () => {
       const sodium = await loadSodium();
-      const outcome = await verifyBundle(sodium, source(path));
-      assert.deepEqual([...new Set(outcome.failures.map((f) => f.part))], [part], JSON.stringify(outcome.failures));
+      const outcome = await verifyBundle(sodium, source(name));
+      assert.deepEqual(outcome.failures, expected(name).failures);
+      assert.equal(outcome.checked.length, 4);
     });
-  }
 
+    for (const [path, part] of Object.entries(expected(name).tampered)) {
+      test(`one changed byte in ${path} fails as ${part}`, async () => {
+        const sodium = await loadSodium();
+        const outcome = await verifyBundle(sodium, source(name, path));
+        assert.deepEqual([...new Set(outcome.failures.map((f) => f.part))], [part], JSON.stringify(outcome.failures));
+      });
+    }
+  });
+}
+
+describe("evidence bundle verifier", () => {
   test("part names and canonical details follow the Python client", () => {
     assert.equal(partKind("keys/x-1.json"), "proof");
     assert.equal(partKind("unknown"), "manifest");
