@@ -4,6 +4,7 @@ failing part of a tampered one (protocol §24.7)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -11,9 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, Page, expect
 
+from tests.integration.documents_fixtures import fast_documents, pair
 from tests.vectors import bundle as vector
+from vault.client import HavenClient
+from vault.client.bundle import export_bundle
+
+__all__ = ["pair"]
 
 RECORD = "records/AAECAwQFBgcICQoLDA0ODw.json"
 
@@ -91,5 +98,33 @@ def test_the_html_verifier_in_arabic_at_320_px(
     assert page.evaluate("document.documentElement.scrollWidth <= 320")
     page.screenshot(path=str(screenshots / "bundle-verifier-ar-320.png"), full_page=True)
     assert run_axe(page, "bundle verifier (ar, 320 px)") == []
+    assert errors == []
+    page.context.close()
+
+
+@pytest.fixture
+def app(make_witnessed_app: Callable[..., Flask]) -> Flask:
+    """A server whose key log the session's witness cosigns."""
+    return make_witnessed_app()
+
+
+def test_the_verifier_inside_a_real_export_passes_it(
+    browser: Browser, web_build: Path, pair: tuple[HavenClient, HavenClient, str], tmp_path: Path
+) -> None:
+    survivor, counsel, case_id = pair
+    assert counsel.account is not None
+    docs = fast_documents(survivor)
+    (tmp_path / "form.pdf").write_bytes(os.urandom(80_000))
+    docs.grant(docs.upload(case_id, tmp_path / "form.pdf", doc_type="other").id, counsel.account.id)
+    out = tmp_path / "export" / "case.zip"
+    export_bundle(counsel, case_id, out, verifier=web_build / "verify.html")
+    with zipfile.ZipFile(out) as archive:
+        archive.extract("verify.html", out.parent)
+    page, errors = _open(browser, out.parent)
+    page.get_by_label("Bundle file (.zip)").set_input_files(out)
+    expect(page.get_by_role("status")).to_have_text(
+        "Verified: every part is as its signatures say."
+    )
+    expect(page.locator("#checked li")).to_have_count(4)
     assert errors == []
     page.context.close()
