@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from tests.vectors import bundle as vector
 from vault.cli import main
 from vault.client.verify import verify_bundle
+from vault.protocol import bundle as pb
 from vault.protocol import checkpoint as cp
 from vault.protocol import transparency as kt
 from vault.protocol.encoding import b64encode
@@ -83,3 +84,17 @@ def test_verify_takes_trust_anchors_got_elsewhere() -> None:
     for args in (["--log-key", wrong], ["--witness", stranger.encode()]):
         refused = runner.invoke(main, ["verify", str(vector.OUT), *args])
         assert refused.exit_code == 1 and "FAILED checkpoint " in refused.output, refused.output
+
+
+def test_an_unwitnessed_export_verifies_by_the_log_signature_alone(tmp_path: Path) -> None:
+    copy = tmp_path / "bundle"
+    shutil.copytree(vector.OUT, copy)
+    manifest = json.loads((copy / pb.MANIFEST).read_text(encoding="utf-8"))
+    manifest["trust"].update(witnesses=[], quorum=0)
+    raw = (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+    (copy / pb.MANIFEST).write_bytes(raw)
+    signature = pb.sign_manifest(raw, vector.keys(20).signing_key)
+    (copy / pb.SIGNATURE).write_text(b64encode(signature), encoding="ascii")
+    result = verify_bundle(copy)
+    assert result.is_valid, result.failures
+    assert "signed by the log alone" in result.checked[0]

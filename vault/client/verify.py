@@ -237,8 +237,12 @@ class _Checker:
             return
         self.tree = (head.size, head.root)
         self.out.checked.append(
-            f"key log checkpoint at size {head.size}, cosigned by {quorum} of "
-            f"{len(witnesses)} witness(es)"
+            f"key log checkpoint at size {head.size}, "
+            + (
+                f"cosigned by {quorum} of {len(witnesses)} witness(es)"
+                if quorum
+                else "signed by the log alone (the exporter had no witnesses)"
+            )
         )
 
     def key(self, path: str) -> bytes | None:

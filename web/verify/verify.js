@@ -157,7 +157,10 @@ class Checker {
       this.fail(HEAD, `tree head refused: ${error.message}`);
       return;
     }
-    this.checked.push(`key log checkpoint at size ${this.tree.size}, cosigned by ${trust.quorum} of ${trust.witnesses.length} witness(es)`);
+    const by = trust.quorum
+      ? `cosigned by ${trust.quorum} of ${trust.witnesses.length} witness(es)`
+      : "signed by the log alone (the exporter had no witnesses)";
+    this.checked.push(`key log checkpoint at size ${this.tree.size}, ${by}`);
   }
 
   async key(path) {
