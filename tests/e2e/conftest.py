@@ -60,6 +60,7 @@ def _source_digest() -> str:
     """SHA-256 over every file the build reads, so a build is redone only when one changed."""
     digest = hashlib.sha256()
     files = [WEB / "package-lock.json", *(WEB / "src").rglob("*"), *(WEB / "scripts").rglob("*")]
+    files += [*(WEB / "verify").rglob("*")]
     for path in sorted(f for f in files if f.is_file()):
         digest.update(str(path.relative_to(WEB)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()

@@ -53,6 +53,12 @@ ROUTES = [
         path=lambda w: f"/api/v1/documents/{_doc(w)}",
     ),
     Route(
+        "GET",
+        "/api/v1/documents/<document_id>/custody",
+        signed_in(200, **NOT_ADMIN_OWNER),
+        path=lambda w: f"/api/v1/documents/{_doc(w)}/custody",
+    ),
+    Route(
         "DELETE",
         "/api/v1/documents/<document_id>",
         signed_in(204, **OWNER_ONLY),

@@ -24,7 +24,8 @@ CHECKPOINT_EVERY = 64
 MAX_PAGE = 200
 
 
-def _ring() -> Keyring | None:
+def app_ring() -> Keyring | None:
+    """The app's server keyring, when there is an app."""
     if has_app_context() and "haven.keyring" in current_app.extensions:
         ring: Keyring = current_app.extensions["haven.keyring"]
         return ring
@@ -41,8 +42,10 @@ def append(
     document_id: str | None = None,
     detail: dict[str, Any] | None = None,
     ring: Keyring | None = None,
+    seal: bool = False,
 ) -> AuditEntry:
-    """Add the next link of the chain; sign a checkpoint every CHECKPOINT_EVERY entries."""
+    """Add the next link of the chain; sign a checkpoint every CHECKPOINT_EVERY entries,
+    and at this entry when ``seal`` (a document's event: its custody proof needs no links)."""
     serialise_appends(db, ADVISORY_LOCK_ID)
     last = db.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
     fields = proto.ChainFields(
@@ -69,8 +72,8 @@ def append(
         hash=fields.hash(),
     )
     db.add(entry)
-    ring = ring or _ring()
-    if ring is not None and fields.seq % CHECKPOINT_EVERY == 0:
+    ring = ring or app_ring()
+    if ring is not None and (seal or fields.seq % CHECKPOINT_EVERY == 0):
         _checkpoint(db, ring, entry)
     db.flush()
     return entry

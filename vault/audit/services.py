@@ -66,6 +66,7 @@ def record(
         case_id=case_id,
         document_id=document_id,
         detail=detail,
+        seal=document_id is not None,
     )
     return event
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 import time
-import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +15,13 @@ from typing import Any
 import click
 
 from vault.client.api import ApiError, HavenClient
+from vault.client.bundle import BundleError, export_bundle
 from vault.client.directory import WitnessPolicy
-from vault.client.documents import DocumentRefused, Documents, OpenedDocument
+from vault.client.documents import DocumentRefused, Documents, OpenedDocument, safe_file_name
+from vault.client.progress import Progress
 
 MANIFEST = "manifest.json"
 CHECKSUMS = "SHA256SUMS"
-MAX_NAME = 200
 
 
 def _passphrase() -> str:
@@ -117,16 +116,6 @@ def _member_names(client: HavenClient, case_id: str) -> dict[str, str]:
     return {m["user_id"]: m["username"] for m in case["members"]}
 
 
-def safe_file_name(name: str, document_id: str) -> str:
-    """A file name that stays inside the output folder, whatever the uploader wrote."""
-    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if c.isprintable()).strip().lstrip(".")
-    name = re.sub(r"\s+", " ", name)
-    while len(name.encode("utf-8")) > MAX_NAME:
-        name = name[:-1]
-    return name or f"document-{document_id}"
-
-
 def _target(out: Path, name: str, taken: set[str]) -> Path:
     stem, dot, suffix = name.rpartition(".")
     if not stem:
@@ -174,6 +163,7 @@ def pull_case(
     entries: list[dict[str, Any]] = []
     failures = [str(r) for r in listing.refused]
     taken: set[str] = set()
+    progress = Progress("pull", sum(d.info.size for d in listing.documents), len(listing.documents))
     for doc in listing.documents:
         info = doc.info
         path: Path | None = None
@@ -184,7 +174,7 @@ def pull_case(
         else:
             path = _target(out, safe_file_name(info.name, doc.id), taken)
             try:
-                documents.download(doc.id, path, document=doc)
+                documents.download(doc.id, path, document=doc, on_chunk=progress.chunk(info.size))
             except DocumentRefused as exc:
                 failures.append(str(exc))
                 taken.discard(path.name.lower())
@@ -193,6 +183,7 @@ def pull_case(
                 failures.append(f"document {doc.id} ({info.name!r}) not downloaded: {exc}")
                 taken.discard(path.name.lower())
                 continue
+        progress.file_done()
         entries.append(
             {
                 "document_id": doc.id,
@@ -209,6 +200,7 @@ def pull_case(
                 "uploaded_at": doc.created_at,
             }
         )
+    progress.close()
     manifest = {
         "case_id": case_id,
         "server": client.base_url,
@@ -252,6 +244,81 @@ def pull_command(server: str, username: str, case_id: str, out: Path) -> None:
     click.echo(f"{len(entries)} verified, {len(failures)} refused; manifest in {out / MANIFEST}")
     if failures:
         raise SystemExit(1)
+
+
+@docs_group.command("bundle")
+@_credentials
+@click.argument("case_id")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--document",
+    "document_ids",
+    multiple=True,
+    help="A document id to include (repeat it); all you may read when left out.",
+)
+@click.option(
+    "--content",
+    type=click.Choice(["plaintext", "ciphertext"]),
+    default="plaintext",
+    show_default=True,
+    help="Decrypted files, or the stored ciphertext (the file keys are in the bundle either way).",
+)
+def bundle_command(
+    server: str, username: str, case_id: str, out: Path, document_ids: tuple[str, ...], content: str
+) -> None:
+    """Export an evidence bundle of CASE_ID to OUT (.zip) that verifies offline."""
+    client = _client(server, username)
+    try:
+        result = export_bundle(client, case_id, out, document_ids=document_ids, content=content)
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{len(result.document_ids)} documents, {result.parts} parts, {result.size} bytes "
+        f"in {result.path}"
+    )
+    if not result.has_verifier:
+        click.echo("verify.html was not found (build web/ or set HAVEN_VERIFIER_HTML)", err=True)
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--log-key",
+    "log_keys",
+    multiple=True,
+    help="A key-log public key (base64url) you got from the organisation; repeatable.",
+)
+@click.option(
+    "--witness",
+    "witnesses",
+    multiple=True,
+    help="A witness verifier key to require instead of the bundle's own list; repeatable.",
+)
+@click.option("--quorum", type=int, default=0, help="How many of --witness must have cosigned.")
+def verify_command(
+    bundle: Path, log_keys: tuple[str, ...], witnesses: tuple[str, ...], quorum: int
+) -> None:
+    """Check an evidence bundle (zip or folder) offline and name every part that fails."""
+    from vault.client.verify import verify_bundle
+    from vault.protocol.encoding import EncodingError, b64decode
+
+    try:
+        pinned = [b64decode(k) for k in log_keys]
+    except EncodingError as exc:
+        raise click.ClickException(f"--log-key: {exc}") from exc
+    result = verify_bundle(
+        bundle,
+        log_keys=pinned,
+        witnesses=list(witnesses) or None,
+        quorum=quorum or (1 if witnesses else 0),
+    )
+    for line in result.checked:
+        click.echo(f"ok  {line}")
+    for failure in result.failures:
+        click.echo(f"FAILED {failure}", err=True)
+    if not result.is_valid:
+        raise SystemExit(1)
+    click.echo("The bundle verifies: every part is as the manifest and the signatures say.")
 
 
 @docs_group.command("janitor")

@@ -12,8 +12,10 @@ import datetime as dt
 import hashlib
 import mimetypes
 import os
+import re
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from vault.protocol import keys as pkeys
 from vault.protocol.encoding import EncodingError, b64decode, b64encode
 
 READ_BYTES = 1024 * 1024
+MAX_NAME = 200
 # 32 MiB parts: on a good link fewer requests go faster; a phone on weak data uses less.
 DEFAULT_PART_CHUNKS = 512
 
@@ -215,20 +218,8 @@ class Documents:
             raise DocumentRefused(expected_id, "the server answered with another document")
         name: str | None = None
         try:
-            raw_id = b64decode(document_id)
-            if len(raw_id) != pdoc.DOCUMENT_ID_BYTES:
-                raise pkeys.ProtocolError("document id is not 16 bytes")
-            header = b64decode(data["header"])
-            metadata = b64decode(data["metadata"])
-            record = pdoc.SignedDocument(
-                document_id=raw_id,
-                case_id=data["case_id"],
-                uploader_id=data["owner_id"],
-                key_version=int(data["owner_key_version"]),
-                header=header,
-                ciphertext_size=int(data["ciphertext_size"]),
-                metadata=metadata,
-            )
+            record = pdoc.SignedDocument.from_json({**data, "id": document_id})
+            raw_id, header, metadata = record.document_id, record.header, record.metadata
             signer = self._signer_key(record.case_id, record.uploader_id, record.key_version)
             record.verify(signer, b64decode(data["signature"]))
             file_key = pdoc.open_file_key(b64decode(data["sealed_key"]), raw_id, self._account.keys)
@@ -601,6 +592,16 @@ class Documents:
             "events"
         ]
         return events
+
+
+def safe_file_name(name: str, document_id: str) -> str:
+    """A file name that stays inside the output folder, whatever the uploader wrote."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable()).strip().lstrip(".")
+    name = re.sub(r"\s+", " ", name)
+    while len(name.encode("utf-8")) > MAX_NAME:
+        name = name[:-1]
+    return name or f"document-{document_id}"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -36,7 +36,10 @@ from vault.api import (
     parse_body,
     query_int,
 )
+from vault.audit import custody
+from vault.audit.chain import app_ring
 from vault.audit.models import DownloadPurpose, Event
+from vault.audit.views import AuditEntryOut, entry_json
 from vault.cases.services import get_case
 from vault.documents import services
 from vault.documents.models import Document
@@ -445,6 +448,55 @@ def get_document(document_id: str) -> Response:
     user = me()
     visible = services.visible_document(db.session(), user, document_id)
     return jsonify({"document": document_json(visible)})
+
+
+class CheckpointOut(Out):
+    """An audit-chain checkpoint signed by the log key (§13)."""
+
+    seq: int
+    hash: B64
+    timestamp_ms: int
+    key_version: int
+    signature: B64
+
+
+class CustodyReply(Out):
+    """A document's audit entries, the entries linking them to checkpoints, the checkpoints."""
+
+    document_id: str
+    entries: list[AuditEntryOut]
+    links: list[AuditEntryOut]
+    checkpoints: list[CheckpointOut]
+
+
+@bp.get("/documents/<document_id>/custody")
+@endpoint(
+    "A document's audit-chain entries with the checkpoints that sign them (§24.4)",
+    roles=MEMBERS,
+    replies=ok(CustodyReply),
+)
+def get_custody(document_id: str) -> Response:
+    """The chain of custody of a document the caller may read."""
+    visible = services.visible_document(db.session(), me(), document_id)
+    found = custody.document_custody(db.session(), visible.document.id, app_ring())
+    checkpoints = [
+        {
+            "seq": c.seq,
+            "hash": b64encode(c.hash),
+            "timestamp_ms": c.timestamp_ms,
+            "key_version": c.key_version,
+            "signature": b64encode(c.signature),
+        }
+        for c in found.checkpoints
+    ]
+    return jsonify(
+        {
+            "document_id": visible.document.id,
+            "entries": [entry_json(e) for e in found.entries],
+            "links": [entry_json(e) for e in found.links],
+            "checkpoints": checkpoints,
+        }
+    )
 
 
 def _requested_range() -> tuple[int, int | None] | None:

@@ -14,7 +14,9 @@ import datetime as dt
 import math
 import re
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import nacl.bindings as sodium
 import nacl.exceptions
@@ -22,7 +24,7 @@ import nacl.public
 import nacl.signing
 import nacl.utils
 
-from vault.protocol.encoding import frame, u32, u64
+from vault.protocol.encoding import b64decode, frame, u32, u64
 from vault.protocol.kdf import derive_subkey
 from vault.protocol.keys import KeyPairs, ProtocolError
 
@@ -477,6 +479,23 @@ class SignedDocument:
             self.header,
             u64(self.ciphertext_size),
             self.metadata,
+        )
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SignedDocument:
+        """The signed part of a document record as JSON serves it (§8.7); ValueError,
+        KeyError or EncodingError if it is malformed."""
+        document_id = b64decode(data["id"])
+        if len(document_id) != DOCUMENT_ID_BYTES:
+            raise ProtocolError("document id is not 16 bytes")
+        return cls(
+            document_id=document_id,
+            case_id=data["case_id"],
+            uploader_id=data["owner_id"],
+            key_version=int(data["owner_key_version"]),
+            header=b64decode(data["header"]),
+            ciphertext_size=int(data["ciphertext_size"]),
+            metadata=b64decode(data["metadata"]),
         )
 
     def sign(self, keys: KeyPairs) -> bytes:

@@ -18,6 +18,7 @@ import { basename, dirname, extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { brotliCompressSync, constants, gzipSync } from "node:zlib";
 import * as esbuild from "esbuild";
+import { buildVerifier } from "./build-verify.js";
 
 const WEB = join(dirname(fileURLToPath(import.meta.url)), "..");
 const SRC = join(WEB, "src");
@@ -207,6 +208,9 @@ async function main() {
       .map((a) => `${a.name.split("-")[0]} ${gzip(a.bytes).length}`)
       .join(", ")} gzip bytes`,
   ];
+  // The evidence bundle's offline verifier: one file, not served (the Python client packs it).
+  const verifier = await buildVerifier(DIST);
+  lines.push(`# verify.html (offline bundle verifier, one file): ${verifier.length} bytes, sha256:${sha("sha256", verifier).digest("hex")}`);
   writeFileSync(join(DIST, "asset-hashes.txt"), `${lines.join("\n")}\n`);
   process.stdout.write(`${lines.join("\n")}\n`);
   if (firstScreen > BUDGET_FIRST_SCREEN_GZIP) {

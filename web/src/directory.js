@@ -99,13 +99,7 @@ export async function refreshHead() {
   } else {
     ({ head: data } = await get("/directory/head"));
   }
-  const head = {
-    size: data.size,
-    root: b64decode(data.root),
-    timestampMs: data.timestamp_ms,
-    keyVersion: data.key_version,
-    signature: b64decode(data.signature),
-  };
+  const head = KT.headFromJson(data);
   if (!logKeys.has(head.keyVersion)) await trustLogKeys(sodium);
   if (!logKeys.has(head.keyVersion)) throw new KT.TransparencyError("tree head signed by a log key that does not chain to mine");
   KT.verifyHead(sodium, head, logKeys.get(head.keyVersion));

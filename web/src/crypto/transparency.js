@@ -234,6 +234,17 @@ export function headMessage({ size, root, timestampMs, keyVersion }) {
   return frame("haven/v1/tree-head", u64(size), root, u64(timestampMs), u32(keyVersion));
 }
 
+/** A signed head as the routes serve it (§12.6), decoded. */
+export function headFromJson(data) {
+  return {
+    size: data.size,
+    root: b64decode(data.root),
+    timestampMs: data.timestamp_ms,
+    keyVersion: data.key_version,
+    signature: b64decode(data.signature),
+  };
+}
+
 export function verifyHead(sodium, head, publicKey) {
   let ok = false;
   try {

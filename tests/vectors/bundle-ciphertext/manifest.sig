@@ -1,0 +1,1 @@
+8tDXqoT97LBa4Ts5yTuZDJscNxGtx5iMrz3VBHw39c37vqfcQSjCJZK20NfMsj_tVxVTddjCMeGq8zSkmUrVAw

@@ -1,0 +1,1 @@
+e2aOx6xMTcD-0_YIoTxg8UmOM1CAQpFpMSUFoUH5LfwhOLKd_7v98Gx97l7pAu8g2lfwvjJsllEGocHsUJ6sAg
