@@ -25,5 +25,24 @@ worker_tmp_dir = os.environ.get("HAVEN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # One line per stream when it ends; path only, as in the app tier.
 accesslog = os.environ.get("HAVEN_EVENT_ACCESS_LOG", "-") or None
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
+# JSON lines as in the app tier; this tier's own metrics folder (its /metrics sums its workers).
+logger_class = "vault.ops.logs.GunicornLogger"
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="haven-event-metrics-")
+
+
+def on_starting(server: object) -> None:
+    """Start with no samples left from an earlier run in the metrics folder."""
+    from vault.ops.hooks import clear_metrics
+
+    clear_metrics()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's open-stream gauge from the sums."""
+    from vault.ops.hooks import worker_exited
+
+    worker_exited(worker)

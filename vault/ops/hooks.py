@@ -1,0 +1,30 @@
+"""gunicorn server hooks (vault/gunicorn_conf.py, `haven serve`): metrics folder, jobs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def clear_metrics() -> None:
+    """Remove samples an earlier run left in PROMETHEUS_MULTIPROC_DIR."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        for path in Path(folder).glob("*.db"):
+            path.unlink(missing_ok=True)
+
+
+def start_jobs(worker: Any) -> None:
+    """Start the scheduler in a freshly booted worker (threads do not survive a fork)."""
+    from vault.ops.jobs import start_scheduler
+
+    start_scheduler(worker.app.wsgi())
+
+
+def worker_exited(worker: Any) -> None:
+    """Tell the multiprocess collector a worker is gone."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
