@@ -88,7 +88,8 @@ def run_claimed(app: Flask, job: Job, period: int, seconds: int) -> str | None:
             services.finish(db, run_id, counts, error)
     outcome = services.FAILED if error is not None else services.OK
     metrics.job_finished(job.name, outcome, time.monotonic() - started, counts)
-    log.info("job finished", extra={"job": job.name, "outcome": outcome, "counts": dict(counts)})
+    done = {"job": job.name, "period": period, "outcome": outcome, "counts": dict(counts)}
+    log.info("job finished", extra=done)
     return outcome
 
 

@@ -33,6 +33,7 @@ FIELDS = (
     "bytes",
     "client_ip",
     "job",
+    "period",
     "outcome",
     "counts",
     "error",
@@ -66,6 +67,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"), default=str)
 
 
+def may_log_address(route: str, enabled: bool) -> bool:
+    """Whether a request's client address goes into its access line."""
+    return enabled and not route.startswith(PRIVATE_PREFIXES)
+
+
 def _begin() -> None:
     """Give the request an id and tell the access log its route (through the WSGI environ)."""
     g.request_id = secrets.token_hex(8)
@@ -79,7 +85,7 @@ def _end(response: Response) -> Response:
     if "request_id" not in g:
         _begin()
     response.headers[REQUEST_ID_HEADER] = g.request_id
-    if environ.get("haven.log_client_ip") and not route.startswith(PRIVATE_PREFIXES):
+    if may_log_address(route, bool(environ.get("haven.log_client_ip"))):
         environ["haven.client_ip"] = request.remote_addr
     return response
 

@@ -61,6 +61,8 @@ LIMITER_REJECTIONS = Counter(
 LIMITER_DOWN = Counter(
     "haven_limiter_unavailable_total", "Requests refused because the limiter store was down."
 )
+for _kind in ("unavailable", "full", "s3_error"):
+    STORE_ERRORS.labels(_kind)  # every kind is listed from the start, at 0
 JOB_RUNS = Counter("haven_job_runs_total", "Scheduled job runs, by outcome.", ["job", "outcome"])
 JOB_SECONDS = Histogram(
     "haven_job_duration_seconds",
