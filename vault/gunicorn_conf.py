@@ -19,7 +19,7 @@ errorlog = "-"
 
 # -- operations (vault/ops): JSON logs, multiprocess metrics, scheduled jobs --
 # JSON lines for gunicorn's error and access logs and the app's log (route templates only).
-logger_class = "vault.ops.logs.GunicornLogger"
+logger_class = "vault.ops.jsonlog.GunicornLogger"
 accesslog = os.environ.get("HAVEN_ACCESS_LOG", "-")
 # Every worker writes its metric samples here; a scrape of any worker sums them all. Set
 # before a worker imports prometheus_client (workers load the app after the fork).
@@ -39,10 +39,10 @@ def on_starting(server: object) -> None:
 
 
 def post_worker_init(worker: object) -> None:
-    """Start this worker's job scheduler (one process runs each job per period)."""
-    from vault.ops.hooks import start_jobs
+    """JSON app logs, and this worker's job scheduler (one process runs each job a period)."""
+    from vault.ops.hooks import worker_ready
 
-    start_jobs(worker)
+    worker_ready(worker)
 
 
 def child_exit(server: object, worker: object) -> None:

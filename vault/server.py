@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from vault.ops.hooks import start_jobs
+from vault.ops.hooks import worker_ready
 
 
 class HavenServer(BaseApplication):  # type: ignore[misc]
@@ -40,7 +40,7 @@ def serve(app: Flask, host: str, port: int, threads: int = 16) -> None:
             "timeout": 120,
             "accesslog": "-",
             # JSON lines with route templates; this one worker runs the scheduled jobs.
-            "logger_class": "vault.ops.logs.GunicornLogger",
-            "post_worker_init": start_jobs,
+            "logger_class": "vault.ops.jsonlog.GunicornLogger",
+            "post_worker_init": worker_ready,
         },
     ).run()

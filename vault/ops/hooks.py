@@ -1,4 +1,4 @@
-"""gunicorn server hooks (vault/gunicorn_conf.py, `haven serve`): metrics folder, jobs."""
+"""gunicorn server hooks of the app tier (vault/gunicorn_conf.py, `haven serve`)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,13 @@ def clear_metrics() -> None:
             path.unlink(missing_ok=True)
 
 
-def start_jobs(worker: Any) -> None:
-    """Start the scheduler in a freshly booted worker (threads do not survive a fork)."""
+def worker_ready(worker: Any) -> None:
+    """In a freshly booted worker: JSON app logs, and the job scheduler (threads do not
+    survive a fork, so it starts here rather than when the app is built)."""
     from vault.ops.jobs import start_scheduler
+    from vault.ops.logs import configure_app_logging
 
+    configure_app_logging()
     start_scheduler(worker.app.wsgi())
 
 

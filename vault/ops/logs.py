@@ -1,70 +1,36 @@
-"""JSON log lines for the app log and gunicorn's access log, with no personal data.
+"""The app's side of the JSON logs: request ids, route labels, and the app's log handler.
 
-Each line is one JSON object: time, level, logger, message, and, inside a request, its
-request id and route template. Only fields named in ``FIELDS`` are copied from a record's
-extras; exception messages are left out (a database error quotes the row it refused), only
-the exception's class and stack are written. The access line gives the route template,
-never the path or query, and the client's address only when HAVEN_LOG_CLIENT_IP is on and
-the route is not an intake route.
+Lines are written by vault/ops/jsonlog.py. Inside a request, every app log line gets the
+request's id and route template; the access line gets them through the WSGI environ. The
+client's address goes into the access line only when HAVEN_LOG_CLIENT_IP is on and the
+route is not an intake route.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import sys
-import traceback
-from datetime import UTC, datetime
-from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
-from gunicorn.glogging import Logger
 
+from vault.ops.jsonlog import JsonFormatter
 from vault.ops.metrics import route_label
 
-# Extras a log call may attach; anything else on a record is dropped.
-FIELDS = (
-    "request_id",
-    "route",
-    "method",
-    "status",
-    "duration_ms",
-    "bytes",
-    "client_ip",
-    "job",
-    "period",
-    "outcome",
-    "counts",
-    "error",
-)
 # Routes whose callers' addresses are never logged, whatever the setting says.
 PRIVATE_PREFIXES = ("/api/v1/intake",)
 REQUEST_ID_HEADER = "X-Request-ID"
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object a line, with only the whitelisted extras."""
+class RequestFields(logging.Filter):
+    """Add the current request's id and route template to a record made inside a request."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        """Render the record."""
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for name in FIELDS:
-            value = getattr(record, name, None)
-            if value is not None:
-                line[name] = value
-        if "request_id" not in line and has_request_context():
-            line["request_id"] = g.get("request_id")
-            line["route"] = route_label()
-        if record.exc_info and record.exc_info[0] is not None:
-            line["exception"] = record.exc_info[0].__name__
-            line["stack"] = "".join(traceback.format_tb(record.exc_info[2]))
-        return json.dumps(line, separators=(",", ":"), default=str)
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate; never drop."""
+        if has_request_context() and not hasattr(record, "request_id"):
+            record.request_id = g.get("request_id")
+            record.route = route_label()
+        return True
 
 
 def may_log_address(route: str, enabled: bool) -> bool:
@@ -73,7 +39,7 @@ def may_log_address(route: str, enabled: bool) -> bool:
 
 
 def _begin() -> None:
-    """Give the request an id and tell the access log its route (through the WSGI environ)."""
+    """Give the request an id and hand it to the access line (through the WSGI environ)."""
     g.request_id = secrets.token_hex(8)
     request.environ["haven.request_id"] = g.request_id
 
@@ -102,52 +68,13 @@ def init_app(app: Flask) -> None:
     app.after_request(_end)
 
 
-def json_handler(stream: Any = None) -> logging.Handler:
-    """A stream handler (standard error unless given) writing JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    return handler
-
-
 def configure_app_logging(level: int = logging.INFO) -> None:
     """Send the app's own loggers (``vault.*``) to standard error as JSON lines."""
     logger = logging.getLogger("vault")
     if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
-        logger.addHandler(json_handler())
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(RequestFields())
+        logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-
-
-class GunicornLogger(Logger):  # type: ignore[misc]
-    """gunicorn's logger with JSON lines for its error and access logs, and the app's."""
-
-    def setup(self, cfg: Any) -> None:
-        """Set up as gunicorn does, then make every handler write JSON."""
-        super().setup(cfg)
-        for log in (self.error_log, self.access_log):
-            for handler in log.handlers:
-                handler.setFormatter(JsonFormatter())
-        configure_app_logging()
-
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        """One JSON line a request: route template, status, size, duration, request id."""
-        if not self.access_log_enabled:
-            return
-        status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-        fields: dict[str, Any] = {
-            "request_id": environ.get("haven.request_id"),
-            "route": environ.get("haven.route", "unmatched"),
-            "method": environ.get("REQUEST_METHOD") if req.method in _METHODS else "OTHER",
-            "status": int(status),
-            "bytes": getattr(resp, "sent", None),
-            "duration_ms": round(request_time.total_seconds() * 1000, 1),
-        }
-        if environ.get("haven.client_ip"):
-            fields["client_ip"] = environ["haven.client_ip"]
-        try:
-            self.access_log.info("request", extra=fields)
-        except Exception:
-            self.error("could not write an access line")
-
-
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
