@@ -6,13 +6,16 @@ series, and no log line of the main scenario carries personal data (vault/ops)."
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import requests
@@ -31,7 +34,8 @@ from vault.client import HavenClient, WitnessPolicy
 from vault.client.messages import Messenger
 from vault.db import database, utcnow
 from vault.documents.models import Document, DocumentState
-from vault.ops.jobs import REGISTRY
+from vault.ops.jobs import REGISTRY, Scheduler, register
+from vault.ops.jsonlog import JsonFormatter
 from vault.ops.logs import may_log_address
 from vault.ops.models import JobRun
 from vault.protocol.encoding import b64encode
@@ -358,3 +362,41 @@ def _settings_of(app: Flask) -> dict[str, str]:
         "HAVEN_SECURE_COOKIES": "false",
         "HAVEN_JOBS_ENABLED": "false",
     }
+
+
+def test_a_period_claimed_by_one_scheduler_is_skipped_by_the_next_and_failures_are_kept(
+    app: Flask,
+) -> None:
+    calls: list[str] = []
+
+    def flaky(target: Flask) -> dict[str, int]:
+        calls.append("ran")
+        raise ValueError("user ana-survivor not found")  # a message that must not be kept
+
+    with patch.dict(REGISTRY, clear=True):
+        register("flaky", flaky, setting="HAVEN_JOB_FLAKY_SECONDS", default=60)
+        first, second = Scheduler(app), Scheduler(app)
+        now = 1_800_000_000.0
+        assert first.run_due(now) == ["flaky"]
+        assert second.run_due(now + 1) == []  # the same period: already claimed
+        assert second.run_due(now + 60) == ["flaky"]  # the next one
+    assert calls == ["ran", "ran"]
+    [one, two] = sorted(runs(app), key=lambda r: r.period)
+    assert (one.job, one.period, two.period) == ("flaky", 30_000_000, 30_000_001)
+    assert one.outcome == "failed" and one.error == "ValueError" and one.finished_at
+    assert json.loads(one.counts) == {}
+
+
+def test_json_lines_keep_the_exception_class_and_stack_but_not_its_message() -> None:
+    record = logging.LogRecord("vault.x", logging.ERROR, __file__, 1, "failed", (), None)
+    refused = "duplicate key (username)=(ana-survivor)"
+    try:
+        raise RuntimeError(refused)
+    except RuntimeError:
+        record.exc_info = sys.exc_info()
+    record.job = "grant_expiry"
+    record.username = "ana-survivor"  # not a whitelisted field
+    line = json.loads(JsonFormatter().format(record))
+    assert line["exception"] == "RuntimeError" and "raise RuntimeError" in line["stack"]
+    assert line["job"] == "grant_expiry" and line["message"] == "failed"
+    assert "ana-survivor" not in json.dumps(line)
