@@ -111,7 +111,7 @@ BEARER = Header(
 @endpoint(
     "Prometheus metrics, aggregate only (Authorization: Bearer <HAVEN_METRICS_TOKEN>)",
     roles=ANONYMOUS,
-    replies=Reply(200, None, metrics.MEDIA_TYPE, "Prometheus text format 0.0.4"),
+    replies=Reply(200, None, "text/plain", "Prometheus text exposition format"),
     headers=(BEARER,),
 )
 def scrape() -> Response:
