@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import threading
@@ -36,6 +37,9 @@ PASSPHRASE = "correct horse battery staple"
 
 # Server-side hashing of auth subkeys is cheap in tests; `make bench` measures the real cost.
 FAST_SERVER_HASH = {"HAVEN_SERVER_HASH_OPSLIMIT": "1", "HAVEN_SERVER_HASH_MEMLIMIT": "8192"}
+# Scheduled jobs (vault/ops/jobs.py) stay off, here and in app subprocesses, unless a test
+# turns them on; the message purge then runs on its own timer as before.
+os.environ.setdefault("HAVEN_JOBS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
@@ -163,6 +167,7 @@ def make_app(
             "HAVEN_SECURE_COOKIES": "false",
             # Envelopes built by tests say ttl 0; test_messages checks the one-week default.
             "HAVEN_MESSAGE_DEFAULT_TIMER": "0",
+            "HAVEN_JOBS_ENABLED": "false",
             **FAST_SERVER_HASH,
             **minio.settings(bucket),
             **overrides,

@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from vault import api, db, errors, security, sessions, storage
+from vault import api, db, errors, ops, security, sessions, storage
 from vault.config import load_config
 from vault.extensions import limiter
 from vault.keyring import init_keyring, load_keyring
@@ -31,6 +31,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     limiter.init_app(app)
     sessions.init_app(app)
     errors.register_error_handlers(app)
+    ops.init_app(app)
     _register_blueprints(app)
     if app.config["HAVEN_PROXY_HOPS"]:
         hops = app.config["HAVEN_PROXY_HOPS"]
@@ -75,6 +76,9 @@ def _register_blueprints(app: Flask) -> None:
     from vault.contacts.views import bp as contacts_bp
 
     blueprints.append(contacts_bp)
+    from vault.ops.views import bp as ops_bp
+
+    blueprints.append(ops_bp)
     from vault.webapp.views import bp as webapp_bp
 
     blueprints.append(webapp_bp)

@@ -300,6 +300,25 @@ def _load_documents(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _load_ops(env: Mapping[str, str]) -> dict[str, Any]:
+    """Scheduled jobs (periods in seconds, 0: off), metrics and logs (docs/deploy.md)."""
+    token = _get(env, "HAVEN_METRICS_TOKEN")
+    if token is not None and len(token) < 16:
+        raise ConfigError("HAVEN_METRICS_TOKEN: use at least 16 characters")
+    return {
+        # Off in tests unless a test turns it on; on in every app process otherwise.
+        "HAVEN_JOBS_ENABLED": _bool(env, "HAVEN_JOBS_ENABLED", True),
+        "HAVEN_JOB_UPLOADS_SECONDS": _int(env, "HAVEN_JOB_UPLOADS_SECONDS", 900),
+        "HAVEN_JOB_GRANTS_SECONDS": _int(env, "HAVEN_JOB_GRANTS_SECONDS", 60),
+        "HAVEN_JOB_AUDIT_SECONDS": _int(env, "HAVEN_JOB_AUDIT_SECONDS", 3600),
+        "HAVEN_JOB_PRUNE_SECONDS": _int(env, "HAVEN_JOB_PRUNE_SECONDS", 86400),
+        "HAVEN_JOB_RUNS_KEEP_DAYS": _int(env, "HAVEN_JOB_RUNS_KEEP_DAYS", 14, minimum=1),
+        # GET /metrics needs "Authorization: Bearer <this>"; unset, the route answers 404.
+        "HAVEN_METRICS_TOKEN": token,
+        "HAVEN_LOG_CLIENT_IP": _bool(env, "HAVEN_LOG_CLIENT_IP", False),
+    }
+
+
 LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_flask,
     _load_database,
@@ -310,6 +329,7 @@ LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_documents,
     _load_messages,
     _load_backup,
+    _load_ops,
 )
 
 

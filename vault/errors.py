@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from vault.extensions import limiter
+from vault.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ def _guarded(hook: Callable[[Response], Response]) -> Callable[[Response], Respo
             return hook(response)
         except LimiterStorageError as exc:
             log.error("limiter storage unavailable: %s", type(exc.storage_error).__name__)
+            metrics.limiter_unavailable()
             if response.status_code < 400:
                 return response
             return _limiter_unavailable()
@@ -133,12 +135,14 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _limited(exc: RateLimitExceeded) -> Response:
+        metrics.limiter_rejected()
         return error_response(429, "rate_limited", "too many attempts; wait and try again")
 
     @app.errorhandler(LimiterStorageError)
     def _limiter_down(exc: LimiterStorageError) -> Response:
         # Fail closed: a throttle that cannot count must not let guesses through uncounted.
         log.error("limiter storage unavailable: %s", type(exc.storage_error).__name__)
+        metrics.limiter_unavailable()
         return _limiter_unavailable()
 
     @app.errorhandler(HTTPException)
@@ -156,6 +160,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OperationalError)
     def _database_down(exc: OperationalError) -> Response:
         log.error("database unavailable: %s", type(exc.orig).__name__)
+        metrics.database_error()
         response = error_response(503, "database_unavailable", "the database is unavailable")
         response.headers["Retry-After"] = "5"
         return response

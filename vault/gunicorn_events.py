@@ -6,7 +6,10 @@ open stream is a greenlet waiting on its socket and its wake-up flag, not a thre
 psycopg 3 and redis-py wait cooperatively under that patching.
 """
 
+import importlib.util
 import os
+import tempfile
+from pathlib import Path
 
 # Set before the worker loads the app: vault/config.py reads it (stream route only,
 # a high stream cap, coarse database re-reads).
@@ -25,5 +28,37 @@ worker_tmp_dir = os.environ.get("HAVEN_WORKER_TMP_DIR", "/dev/shm")  # noqa: S10
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # One line per stream when it ends; path only, as in the app tier.
 accesslog = os.environ.get("HAVEN_EVENT_ACCESS_LOG", "-") or None
-access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
+# JSON lines as in the app tier. The logger's file is loaded by path: importing the vault
+# package here, in the master, would import ssl before the gevent workers patch it.
+_spec = importlib.util.spec_from_file_location(
+    "haven_jsonlog", Path(__file__).with_name("ops") / "jsonlog.py"
+)
+assert _spec is not None and _spec.loader is not None
+_jsonlog = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_jsonlog)
+logger_class = _jsonlog.GunicornLogger
+# This tier's own metrics folder: its /metrics sums its workers' open streams.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="haven-event-metrics-")
+
+
+def on_starting(server: object) -> None:
+    """Start with no samples left from an earlier run in the metrics folder."""
+    for path in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        path.unlink(missing_ok=True)
+
+
+def post_worker_init(worker: object) -> None:
+    """JSON lines for the app's own log too (the worker has patched by now)."""
+    from vault.ops.logs import configure_app_logging
+
+    configure_app_logging()
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop a dead worker's open-stream gauge, as prometheus_client's mark_process_dead
+    does (not imported here, for the same reason as the logger)."""
+    pid = getattr(worker, "pid", None)
+    for path in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob(f"gauge_live*_{pid}.db"):
+        path.unlink(missing_ok=True)

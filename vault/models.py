@@ -17,6 +17,7 @@ from vault.messages.models import (
     MessageGrant,
     MessageReseal,
 )
+from vault.ops.models import JobRun
 
 __all__ = [
     "Case",
@@ -30,6 +31,7 @@ __all__ = [
     "Event",
     "Grant",
     "Invite",
+    "JobRun",
     "LogEntry",
     "LogKey",
     "LogNode",

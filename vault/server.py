@@ -7,6 +7,8 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from vault.ops.hooks import worker_ready
+
 
 class HavenServer(BaseApplication):  # type: ignore[misc]
     """A gunicorn application around an already-built Flask app."""
@@ -37,6 +39,8 @@ def serve(app: Flask, host: str, port: int, threads: int = 16) -> None:
             "threads": threads,
             "timeout": 120,
             "accesslog": "-",
-            "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
+            # JSON lines with route templates; this one worker runs the scheduled jobs.
+            "logger_class": "vault.ops.jsonlog.GunicornLogger",
+            "post_worker_init": worker_ready,
         },
     ).run()

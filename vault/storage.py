@@ -18,6 +18,8 @@ from minio.signer import sign_v4_s3
 from urllib3 import BaseHTTPResponse, HTTPHeaderDict, PoolManager, Retry, Timeout
 from urllib3.exceptions import HTTPError
 
+from vault.ops import metrics
+
 # Bytes move between client and store in pieces of these sizes, so memory per transfer
 # stays bounded whatever the object's size. Uploads forward 1 MiB at a time (larger pieces
 # only delay the store); downloads read 4 MiB at a time (fewer, cheaper iterations).
@@ -63,11 +65,15 @@ def _guard() -> Iterator[None]:
         yield
     except S3Error as exc:
         if _is_full(exc):
+            metrics.store_error("full")
             raise StorageFull(exc.code or "InsufficientStorage") from exc
         if exc.response is not None and exc.response.status >= 500:
+            metrics.store_error("unavailable")
             raise StorageUnavailable(exc.code or "ServerError") from exc
+        metrics.store_error("s3_error")
         raise StorageError(exc.code or "S3Error") from exc
     except (MinioException, HTTPError, OSError) as exc:
+        metrics.store_error("unavailable")
         raise StorageUnavailable(type(exc).__name__) from exc
 
 

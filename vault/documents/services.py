@@ -824,6 +824,16 @@ def sweep(
 ) -> SweepReport:
     """Abort abandoned uploads, drop orphans, expire grants. Safe to run from many replicas."""
     now = now or utcnow()
+    report = sweep_uploads(db, store, ttl, now)
+    _sweep_grants(db, now, report)
+    return report
+
+
+def sweep_uploads(
+    db: Session, store: ObjectStore, ttl: timedelta, now: datetime | None = None
+) -> SweepReport:
+    """Abort abandoned uploads and drop orphans (the scheduled upload janitor)."""
+    now = now or utcnow()
     report = SweepReport()
     try:
         _sweep_abandoned(db, store, now, report)
@@ -831,8 +841,14 @@ def sweep(
     except StorageUnavailable:
         db.rollback()
         report.errors.append("object store unavailable")
-    _sweep_grants(db, now, report)
     return report
+
+
+def expire_grants(db: Session, now: datetime | None = None) -> int:
+    """Expire grants past their end (the scheduled grant expiry); how many."""
+    report = SweepReport()
+    _sweep_grants(db, now or utcnow(), report)
+    return report.expired_grants
 
 
 def _sweep_abandoned(db: Session, store: ObjectStore, now: datetime, report: SweepReport) -> None:

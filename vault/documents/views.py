@@ -44,6 +44,7 @@ from vault.cases.services import get_case
 from vault.documents import services
 from vault.documents.models import Document
 from vault.errors import Forbidden, HavenError, InvalidRequest, error_response
+from vault.ops import metrics
 from vault.protocol import documents as pdoc
 from vault.protocol.encoding import b64encode
 from vault.storage import STREAM_PIECE_BYTES, store
@@ -428,6 +429,7 @@ def upload_part(document_id: str, part_number: int) -> Response:
     except HavenError:
         _drain()
         raise
+    metrics.part_stored(part.size)
     return jsonify({"part": {"number": part.number, "size": part.size}})
 
 

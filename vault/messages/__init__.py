@@ -6,7 +6,9 @@ from flask import Flask, request
 
 from vault.errors import NotFound
 
-EVENT_TIER_ENDPOINTS = frozenset({"messages.events", "health.healthz", "health.readyz"})
+EVENT_TIER_ENDPOINTS = frozenset(
+    {"messages.events", "health.healthz", "health.readyz", "ops.scrape"}
+)
 
 
 def _events_tier_only() -> None:
@@ -32,4 +34,6 @@ def init_app(app: Flask) -> None:
         return
     register_bench(app)
     purge_at_start(app)
-    app.extensions["haven.purger"] = start_purger(app)
+    # With scheduled jobs on, the purge is one of them (vault/ops/jobs.py), run once a period.
+    jobs_on = app.config["HAVEN_JOBS_ENABLED"]
+    app.extensions["haven.purger"] = None if jobs_on else start_purger(app)

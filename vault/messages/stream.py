@@ -31,6 +31,7 @@ from vault.keyring import Keyring, KeyringError
 from vault.messages import services
 from vault.messages.fanout import Fanout, Subscription
 from vault.messages.models import MessageEvent
+from vault.ops import metrics
 from vault.protocol import serverdata
 from vault.protocol.encoding import EncodingError, b64decode, b64encode
 
@@ -74,11 +75,15 @@ class StreamSlots:
 
     def acquire(self) -> bool:
         """Take a slot if one is free."""
-        return self._sem.acquire(blocking=False)
+        taken = self._sem.acquire(blocking=False)
+        if taken:
+            metrics.stream_opened()
+        return taken
 
     def release(self) -> None:
         """Give a slot back."""
         self._sem.release()
+        metrics.stream_closed()
 
 
 def client_gone(sock: socket.socket | None) -> bool:
