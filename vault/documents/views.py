@@ -199,6 +199,7 @@ class EventOut(Out):
         "member_decline",
         "member_remove",
         "duress_alert",
+        "link_open",
     ]
     case_id: str
     document_id: str | None
