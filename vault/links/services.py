@@ -22,7 +22,7 @@ from vault.cases.services import get_case
 from vault.db import utcnow
 from vault.documents import services as documents
 from vault.documents.models import Document, DocumentState
-from vault.errors import Forbidden, InvalidRequest, NotFound
+from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from vault.links.models import Link, LinkDocument, LinkOpen, LinkState
 from vault.protocol import links as plink
 from vault.storage import ObjectStore, StorageError, StorageUnavailable
@@ -107,7 +107,7 @@ def create_link(db: Session, user: User, case_id: str, new: NewLink) -> Link:
         needs_approval = True
     _check_labels(db, user, case.survivor_id, new)
     if db.scalars(select(Link.id).where(Link.lookup_id == new.lookup_id)).first() is not None:
-        raise InvalidRequest("make a new link secret", code="invalid_field")
+        raise Conflict("a link with this lookup id exists; make a new secret", code="link_exists")
     link = Link(
         lookup_id=new.lookup_id,
         case_id=case.id,
@@ -157,7 +157,7 @@ def approve_link(db: Session, user: User, link_id: str) -> Link:
     if not is_survivor:
         raise Forbidden("only the case's survivor approves a link", code="not_owner")
     if link.state != LinkState.PENDING:
-        raise InvalidRequest("this link is not waiting for approval", code="invalid_state")
+        raise Conflict("this link is not waiting for approval", code="link_not_pending")
     link.state = LinkState.ACTIVE
     link.approved_at = utcnow()
     db.commit()
