@@ -16,7 +16,7 @@ import nacl.utils
 
 from vault.protocol.documents import DOCUMENT_ID_BYTES, KEY_BYTES
 from vault.protocol.encoding import b64decode, b64encode, frame, u32, unframe
-from vault.protocol.kdf import KdfParams, derive_subkey, normalize_passphrase
+from vault.protocol.kdf import KdfParams, derive_subkey, passphrase_keys
 from vault.protocol.keys import ProtocolError
 
 FORMAT_V1 = 1
@@ -87,15 +87,7 @@ def link_keys(secret: bytes, passphrase: str | None, params: KdfParams | None) -
     if params is not None:
         if passphrase is None:
             raise ProtocolError("this link needs its passphrase")
-        params.check()
-        stretched = sodium.crypto_pwhash_alg(
-            KEY_BYTES,
-            normalize_passphrase(passphrase),
-            params.salt,
-            params.opslimit,
-            params.memlimit,
-            sodium.crypto_pwhash_ALG_ARGON2ID13,
-        )
+        stretched = passphrase_keys(passphrase, params).auth_key
     base = derive_subkey(secret, SUBKEY_BASE, CTX_LINK)
     key = nacl.hash.blake2b(
         frame(LABEL_KEY, stretched), digest_size=32, key=base, encoder=nacl.encoding.RawEncoder
