@@ -406,7 +406,7 @@ export function documents(ctx, params) {
       "div",
       { class: "actions" },
       session.account?.role === "survivor" ? button(t("history.open"), () => ctx.go("history", { caseId })) : null,
-      button(t("links.share"), () => ctx.go("links", { caseId }), "secondary"),
+      button(t("links.share"), () => ctx.go("links", { caseId }), "secondary", { id: "open-links" }),
       params.from ? button(t("docs.backToMessages"), () => ctx.go("conversation", params.from), "secondary") : null,
       button(t("common.back"), () => ctx.go("home"), "link"),
     ),
