@@ -4,6 +4,7 @@ them, and a revoked link stops at once."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from tests.conftest import LiveServer
 from tests.e2e.conftest import ANDROID, IPHONE, Contexts
 from tests.e2e.flows import assert_holds_none_of, counsel_with_invite, register
 from tests.e2e.test_documents_web import open_documents, png, upload
+from vault.client import HavenClient
+from vault.client.documents import Documents
+from vault.client.links import Links
 
 RECIPIENT = "Victim-witness unit"
 LINK_PASSPHRASE = "river stones at dawn 1987"
@@ -110,3 +114,13 @@ def test_survivor_shares_two_documents_by_link_recipient_verifies_opens_run_out_
     waiting.click("main form.card button[type=submit]")
     expect(waiting.locator("[data-gone]")).to_be_visible(timeout=60_000)
     assert survivor_watch.console_errors == []
+
+
+def counsel_link(counsel: HavenClient, folder: Path) -> str:
+    """A live link (no passphrase) to a document counsel uploads with the Python client."""
+    case_id = counsel.cases()[0]["id"]
+    source = folder / "formulario I-914.pdf"
+    source.write_bytes(b"%PDF-1.7 I-914\n" * 100)
+    doc = Documents(counsel).upload(case_id, source, doc_type="immigration_form")
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=7)
+    return Links(counsel).create(case_id, [doc.id], "Court clerk", expires, 1).url

@@ -62,7 +62,7 @@ function createForm(ctx, caseRec, docs, onMade) {
   const passphrase = secret(field({ label: t("links.passphrase"), name: "link-passphrase", type: "password", autocomplete: "new-password" }));
   const form = h(
     "form",
-    { class: "card", "aria-labelledby": "link-new" },
+    { class: "card links-form", "aria-labelledby": "link-new" },
     h("h2", { id: "link-new" }, t("links.new")),
     h("fieldset", { "aria-labelledby": legendId }, h("legend", { id: legendId }, t("links.documents")), boxes),
     recipient.el,
