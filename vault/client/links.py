@@ -15,7 +15,7 @@ import nacl.utils
 
 from vault.client.api import ApiError, parse_public_keys
 from vault.client.directory import KeyDirectory
-from vault.client.documents import Documents
+from vault.client.documents import Documents, open_with_key, signed_record
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
 from vault.protocol import links as plink
@@ -253,28 +253,10 @@ def _save(
     dest: Path,
 ) -> VerifiedFile:
     """Verify one record (§8.4, §8.3, commitment), then download, decrypt and check it."""
-    raw_id = b64decode(record["id"])
-    header = b64decode(record["header"])
-    metadata = b64decode(record["metadata"])
-    signed = pdoc.SignedDocument(
-        document_id=raw_id,
-        case_id=record["case_id"],
-        uploader_id=record["owner_id"],
-        key_version=int(record["owner_key_version"]),
-        header=header,
-        ciphertext_size=int(record["ciphertext_size"]),
-        metadata=metadata,
-    )
+    signed = signed_record(record)
     username, signer = _signer(directory, uploaders, signed.uploader_id, signed.key_version)
     signed.verify(signer, b64decode(record["signature"]))
-    commitment, _ = pdoc.parse_content_header(header)
-    if commitment != pdoc.FileKeys.derive(file_key).commitment:
-        raise pkeys.ProtocolError("the file key does not match the content header")
-    info = pdoc.open_metadata(
-        metadata, file_key, raw_id, signed.case_id, signed.uploader_id, header
-    )
-    if pdoc.ciphertext_size(info.size) != signed.ciphertext_size:
-        raise pkeys.ProtocolError("the signed sizes do not agree")
+    info = open_with_key(signed, file_key)
     target = dest / Path(info.name).name
     if target.exists():
         raise FileExistsError(target)
@@ -284,7 +266,7 @@ def _save(
         headers={"Haven-Link-Ticket": ticket},
         stream=True,
     )
-    decryptor = pdoc.ContentDecryptor(file_key, header)
+    decryptor = pdoc.ContentDecryptor(file_key, signed.header)
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(prefix=".haven-", suffix=".partial", dir=dest)
     tmp = Path(tmp_name)

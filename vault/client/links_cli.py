@@ -87,16 +87,24 @@ def list_command(server: str, username: str, case_id: str) -> None:
         )
 
 
+def _manage(server: str, username: str, link_id: str, *, approve: bool) -> None:
+    links = Links(_client(server, username))
+    try:
+        if approve:
+            links.approve(link_id)
+        else:
+            links.revoke(link_id)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo("Approved: the link now opens." if approve else "Revoked: the link no longer opens.")
+
+
 @links_group.command("approve")
 @_credentials
 @click.argument("link_id")
 def approve_command(server: str, username: str, link_id: str) -> None:
     """Consent to LINK_ID, which counsel made for your documents."""
-    try:
-        Links(_client(server, username)).approve(link_id)
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo("Approved: the link now opens.")
+    _manage(server, username, link_id, approve=True)
 
 
 @links_group.command("revoke")
@@ -104,11 +112,7 @@ def approve_command(server: str, username: str, link_id: str) -> None:
 @click.argument("link_id")
 def revoke_command(server: str, username: str, link_id: str) -> None:
     """Stop LINK_ID at once (or decline it while it waits for approval)."""
-    try:
-        Links(_client(server, username)).revoke(link_id)
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo("Revoked: the link no longer opens.")
+    _manage(server, username, link_id, approve=False)
 
 
 @links_group.command("open")

@@ -471,42 +471,24 @@ def _purpose() -> DownloadPurpose:
         ) from None
 
 
-@bp.get("/documents/<document_id>/content")
-@endpoint(
-    "Stream the ciphertext; a Range of whole chunks gives part of it (206)",
-    roles=MEMBERS,
-    replies=(
-        Reply(200, None, OCTETS, "the whole ciphertext"),
-        Reply(
-            206,
-            None,
-            OCTETS,
-            "the requested whole chunks",
-            {"Content-Range": "bytes first-last/size"},
-        ),
+CONTENT_REPLIES = (
+    Reply(200, None, OCTETS, "the whole ciphertext"),
+    Reply(
+        206, None, OCTETS, "the requested whole chunks", {"Content-Range": "bytes first-last/size"}
     ),
-    headers=[RANGE],
-    query=ContentQuery,
 )
-def download(document_id: str) -> Response:
-    """Stream the object from the store, all of it or a chunk-aligned range."""
-    purpose = _purpose()
-    try:
-        byte_range = _requested_range()
-        dl = services.open_content(
-            db.session(),
-            store(),
-            me(),
-            document_id,
-            byte_range,
-            is_head=request.method == "HEAD",
-            purpose=purpose,
-        )
-    except services.RangeNotSatisfiable as exc:
-        response = error_response(exc.status, exc.code, exc.message)
-        if exc.size:
-            response.headers["Content-Range"] = f"bytes */{exc.size}"
-        return response
+
+
+def range_refused(exc: services.RangeNotSatisfiable) -> Response:
+    """The 416 of a range that is not whole chunks, with the size when known."""
+    response = error_response(exc.status, exc.code, exc.message)
+    if exc.size:
+        response.headers["Content-Range"] = f"bytes */{exc.size}"
+    return response
+
+
+def content_response(dl: services.Download) -> Response:
+    """Stream an opened download: 200 for all of it, 206 with Content-Range for a range."""
 
     def stream() -> Iterator[bytes]:
         try:
@@ -525,6 +507,33 @@ def download(document_id: str) -> Response:
         first, last = dl.byte_range
         headers["Content-Range"] = f"bytes {first}-{last}/{dl.document.ciphertext_size}"
     return Response(stream(), status=status, headers=headers, direct_passthrough=True)
+
+
+@bp.get("/documents/<document_id>/content")
+@endpoint(
+    "Stream the ciphertext; a Range of whole chunks gives part of it (206)",
+    roles=MEMBERS,
+    replies=CONTENT_REPLIES,
+    headers=[RANGE],
+    query=ContentQuery,
+)
+def download(document_id: str) -> Response:
+    """Stream the object from the store, all of it or a chunk-aligned range."""
+    purpose = _purpose()
+    try:
+        byte_range = _requested_range()
+        dl = services.open_content(
+            db.session(),
+            store(),
+            me(),
+            document_id,
+            byte_range,
+            is_head=request.method == "HEAD",
+            purpose=purpose,
+        )
+    except services.RangeNotSatisfiable as exc:
+        return range_refused(exc)
+    return content_response(dl)
 
 
 @bp.delete("/documents/<document_id>")

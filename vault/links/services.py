@@ -6,7 +6,6 @@ exhausted is the same 404 after the same lookup (protocol §23.6).
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -25,9 +24,7 @@ from vault.documents.models import Document, DocumentState
 from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from vault.links.models import Link, LinkDocument, LinkOpen, LinkState
 from vault.protocol import links as plink
-from vault.storage import ObjectStore, StorageError, StorageUnavailable
-
-log = logging.getLogger(__name__)
+from vault.storage import ObjectStore
 
 MAX_OPENS = 100
 MAX_LIFETIME = timedelta(days=90)
@@ -289,18 +286,8 @@ def open_content(
         if byte_range is not None
         else None
     )
-    length = first_last[1] - first_last[0] + 1 if first_last is not None else doc.ciphertext_size
+    reader = documents.open_object(db, store, doc, first_last)
     db.rollback()
-    try:
-        if first_last is None:
-            reader = store.open(doc.object_name)
-        else:
-            reader = store.open(doc.object_name, first_last[0], length)
-    except StorageUnavailable as exc:
-        raise documents.store_unavailable(exc) from exc
-    except StorageError as exc:
-        log.error("linked document content missing from the store: %s", exc.code)
-        raise NotFound("the document's content is missing", code="content_missing") from exc
     return documents.Download(doc, iter(reader), reader.close, reader.length, first_last)
 
 

@@ -4,7 +4,6 @@ open and content, which need no account (protocol §23)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any, Literal
 
 import nacl.encoding
@@ -19,11 +18,9 @@ from vault.api import (
     ANONYMOUS,
     B64,
     NO_CONTENT,
-    OCTETS,
     Body,
     Header,
     Out,
-    Reply,
     Timestamp,
     b64_exact,
     b64_max,
@@ -38,8 +35,16 @@ from vault.directory import services as directory
 from vault.directory import witnesses
 from vault.directory.views import EntryOut, HeadOut, LogKeyOut, entry_json, head_json
 from vault.documents.services import RangeNotSatisfiable
-from vault.documents.views import MEMBERS, RANGE, AwareDatetime, _requested_range
-from vault.errors import InvalidRequest, NotFound, error_response
+from vault.documents.views import (
+    CONTENT_REPLIES,
+    MEMBERS,
+    RANGE,
+    AwareDatetime,
+    _requested_range,
+    content_response,
+    range_refused,
+)
+from vault.errors import InvalidRequest, NotFound
 from vault.extensions import limiter
 from vault.keyring import keyring
 from vault.links import services
@@ -446,16 +451,7 @@ def open_link(lookup: str) -> Response:
 @endpoint(
     "Stream a linked document's ciphertext with the ticket of an open (no account)",
     roles=ANONYMOUS,
-    replies=(
-        Reply(200, None, OCTETS, "the whole ciphertext"),
-        Reply(
-            206,
-            None,
-            OCTETS,
-            "the requested whole chunks",
-            {"Content-Range": "bytes first-last/size"},
-        ),
-    ),
+    replies=CONTENT_REPLIES,
     headers=[RANGE, TICKET],
 )
 def link_content(lookup: str, document_id: str) -> Response:
@@ -470,26 +466,7 @@ def link_content(lookup: str, document_id: str) -> Response:
             db.session(), store(), raw, ticket, document_id, _requested_range()
         )
     except RangeNotSatisfiable as exc:
-        response = error_response(exc.status, exc.code, exc.message)
-        if exc.size:
-            response.headers["Content-Range"] = f"bytes */{exc.size}"
-        return response
-
-    def stream() -> Iterator[bytes]:
-        try:
-            yield from dl.reader
-        finally:
-            dl.close()
-
-    headers = {
-        "Content-Type": OCTETS,
-        "Content-Length": str(dl.length),
-        "Accept-Ranges": "bytes",
-        "Cache-Control": "no-store",
-    }
-    status = 200
-    if dl.byte_range is not None:
-        status = 206
-        first, last = dl.byte_range
-        headers["Content-Range"] = f"bytes {first}-{last}/{dl.document.ciphertext_size}"
-    return Response(stream(), status=status, headers=headers, direct_passthrough=True)
+        return range_refused(exc)
+    response = content_response(dl)
+    response.headers["Cache-Control"] = "no-store"
+    return response
