@@ -107,8 +107,8 @@ class AccessOut(Out):
     expires_at: Timestamp | None = None
 
 
-class DocumentOut(Out):
-    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
+class DocumentRecordOut(Out):
+    """What the uploader signed and the server stores of a document (§8.4, §8.7)."""
 
     id: str
     case_id: str
@@ -121,6 +121,11 @@ class DocumentOut(Out):
     chunk_count: int
     created_at: Timestamp
     finalized_at: Timestamp | None
+
+
+class DocumentOut(DocumentRecordOut):
+    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
+
     sealed_key: B64
     access: AccessOut
     grants: list[GrantOut] | None = Field(None, description="the owner's live grants (owner only)")
@@ -254,10 +259,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def document_json(visible: services.Visible) -> dict[str, Any]:
-    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
-    doc = visible.document
-    out: dict[str, Any] = {
+def record_json(doc: Document) -> dict[str, Any]:
+    """What the uploader signed and the server stores of a document."""
+    return {
         "id": doc.id,
         "case_id": doc.case_id,
         "owner_id": doc.owner_id,
@@ -269,8 +273,13 @@ def document_json(visible: services.Visible) -> dict[str, Any]:
         "chunk_count": doc.chunk_count,
         "created_at": doc.created_at.isoformat(),
         "finalized_at": _iso(doc.finalized_at),
-        "sealed_key": b64encode(visible.sealed_key),
     }
+
+
+def document_json(visible: services.Visible) -> dict[str, Any]:
+    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
+    doc = visible.document
+    out = record_json(doc) | {"sealed_key": b64encode(visible.sealed_key)}
     if visible.grant is None:
         out["access"] = {"role": "owner"}
         out["grants"] = [

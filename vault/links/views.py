@@ -33,16 +33,25 @@ from vault.cases.services import get_case
 from vault.db import utcnow
 from vault.directory import services as directory
 from vault.directory import witnesses
-from vault.directory.views import EntryOut, HeadOut, LogKeyOut, entry_json, head_json
+from vault.directory.views import (
+    EntryOut,
+    HeadOut,
+    LogKeyOut,
+    entry_json,
+    head_json,
+    log_keys_json,
+)
 from vault.documents.services import RangeNotSatisfiable
 from vault.documents.views import (
     CONTENT_REPLIES,
     MEMBERS,
     RANGE,
     AwareDatetime,
+    DocumentRecordOut,
     _requested_range,
     content_response,
     range_refused,
+    record_json,
 )
 from vault.errors import InvalidRequest, NotFound
 from vault.extensions import limiter
@@ -63,7 +72,7 @@ TICKET = Header(
 )
 
 
-class KdfIn(Body):
+class LinkKdfIn(Body):
     """Argon2id parameters of a link passphrase (§2.2 rules)."""
 
     alg: Literal["argon2id13"]
@@ -77,7 +86,7 @@ class CreateLinkBody(Body):
 
     lookup_id: b64_exact(plink.LOOKUP_BYTES)  # type: ignore[valid-type]
     token_hash: b64_exact(32)  # type: ignore[valid-type]
-    kdf: KdfIn | None = None
+    kdf: LinkKdfIn | None = None
     envelope: b64_max(plink.MAX_ENVELOPE_BYTES)  # type: ignore[valid-type]
     document_ids: list[str] = Field(min_length=1, max_length=plink.MAX_DOCUMENTS)
     label: b64_exact(plink.SEALED_LABEL_BYTES)  # type: ignore[valid-type]
@@ -122,7 +131,7 @@ class LinksReply(Out):
     links: list[LinkOut]
 
 
-class KdfOut(Out):
+class LinkKdfOut(Out):
     """Argon2id parameters of the link passphrase."""
 
     alg: str
@@ -134,7 +143,7 @@ class KdfOut(Out):
 class EnvelopeOut(Out):
     """What a recipient needs before the open: passphrase parameters and the envelope."""
 
-    kdf: KdfOut | None
+    kdf: LinkKdfOut | None
     envelope: B64
 
 
@@ -142,22 +151,6 @@ class EnvelopeReply(Out):
     """A live link's envelope."""
 
     link: EnvelopeOut
-
-
-class LinkedDocumentOut(Out):
-    """A linked document's signed record (§8.7 without sealed key or access)."""
-
-    id: str
-    case_id: str
-    owner_id: str
-    owner_key_version: int
-    header: B64
-    metadata: B64
-    signature: B64
-    ciphertext_size: int
-    chunk_count: int
-    created_at: Timestamp
-    finalized_at: Timestamp | None
 
 
 class UploaderOut(Out):
@@ -200,7 +193,7 @@ class OpenReply(Out):
     """An open: ticket, documents, uploaders and the key-log material."""
 
     open: OpenOut
-    documents: list[LinkedDocumentOut]
+    documents: list[DocumentRecordOut]
     uploaders: list[UploaderOut]
     directory: DirectoryOut
 
@@ -236,7 +229,7 @@ def link_json(link: Link, viewer_id: str) -> dict[str, Any]:
     }
 
 
-def _kdf_text(kdf: KdfIn | None) -> str | None:
+def _kdf_text(kdf: LinkKdfIn | None) -> str | None:
     if kdf is None:
         return None
     try:
@@ -376,34 +369,11 @@ def _directory(uploaders: list[tuple[Any, list[Any]]]) -> dict[str, Any]:
                         }
                     )
     return {
-        "log_keys": [
-            {
-                "version": k.version,
-                "public_key": b64encode(k.public_key),
-                "announcement": b64encode(k.announcement) if k.announcement else None,
-            }
-            for k in directory.log_keys(session)
-        ],
+        "log_keys": log_keys_json(session),
         "checkpoint": note,
         "checkpoint_size": size,
         "heads": [head_json(h) for h in heads],
         "proofs": proofs,
-    }
-
-
-def _record_json(doc: Any) -> dict[str, Any]:
-    return {
-        "id": doc.id,
-        "case_id": doc.case_id,
-        "owner_id": doc.owner_id,
-        "owner_key_version": doc.owner_key_version,
-        "header": b64encode(doc.header),
-        "metadata": b64encode(doc.metadata_envelope),
-        "signature": b64encode(doc.signature),
-        "ciphertext_size": doc.ciphertext_size,
-        "chunk_count": doc.chunk_count,
-        "created_at": doc.created_at.isoformat(),
-        "finalized_at": _iso(doc.finalized_at),
     }
 
 
@@ -431,7 +401,7 @@ def open_link(lookup: str) -> Response:
                 "ticket": b64encode(opened.ticket),
                 "expires_at": opened.expires_at.isoformat(),
             },
-            "documents": [_record_json(d) for d in opened.documents],
+            "documents": [record_json(d) for d in opened.documents],
             "uploaders": [
                 {
                     "user_id": user.id,
