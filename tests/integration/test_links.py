@@ -4,7 +4,7 @@ Python client: opens counted, history, consent, indistinguishable refusals, no l
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -295,3 +295,28 @@ def test_revoked_link_no_longer_opens_nor_can_be_approved(
         open_link(_recipient(live_server), made.url, tmp_path)
     with pytest.raises(ApiError):
         Links(survivor).approve(made.link["id"])
+
+
+def test_recipient_routes_are_rate_limited_per_link_and_per_address(
+    make_app: Callable[..., Flask],
+) -> None:
+    def lookups(app: Flask, count: int) -> list[int]:
+        client = app.test_client()
+        return [
+            client.get(
+                f"/api/v1/link/{b64encode(plink.lookup_id(plink.generate_secret()))}"
+            ).status_code
+            for _ in range(count)
+        ]
+
+    app = make_app(HAVEN_LIMIT_LINK="3/minute")
+    client = app.test_client()
+    lookup = b64encode(plink.lookup_id(plink.generate_secret()))
+    answers = [client.get(f"/api/v1/link/{lookup}").status_code for _ in range(3)]
+    assert answers == [404, 404, 404]
+    # Looking up and opening share one budget per link: the open is refused now.
+    limited = client.post(f"/api/v1/link/{lookup}/open", json={"token": b64encode(bytes(32))})
+    assert (limited.status_code, limited.get_json()["error"]["code"]) == (429, "rate_limited")
+    assert lookups(app, 3) == [404, 404, 404]  # other links from this address still answer
+    # Per address: many different links from one address run out too.
+    assert lookups(make_app(HAVEN_LIMIT_LINK_IP="2/minute"), 3) == [404, 404, 429]

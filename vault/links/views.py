@@ -333,14 +333,19 @@ def _limit(setting: str) -> Any:
     return lambda: current_app.config[setting]
 
 
+# One budget for looking a link up and opening it, per address and per link (§23.6).
+LINK_IP_LIMIT = limiter.shared_limit(_limit("HAVEN_LIMIT_LINK_IP"), scope="link-ip")
+LINK_LIMIT = limiter.shared_limit(_limit("HAVEN_LIMIT_LINK"), scope="link", key_func=_per_link)
+
+
 @bp.get("/link/<lookup>")
 @endpoint(
     "A live link's passphrase parameters and envelope (no account)",
     roles=ANONYMOUS,
     replies=ok(EnvelopeReply),
 )
-@limiter.limit(_limit("HAVEN_LIMIT_LINK_IP"))
-@limiter.limit(_limit("HAVEN_LIMIT_LINK"), key_func=_per_link)
+@LINK_IP_LIMIT
+@LINK_LIMIT
 def link_envelope(lookup: str) -> Response:
     """The same 404 for a link that is unknown, pending, expired, revoked or exhausted."""
     link = services.find_live(db.session(), _lookup(lookup))
@@ -384,8 +389,8 @@ def _directory(uploaders: list[tuple[Any, list[Any]]]) -> dict[str, Any]:
     body=OpenBody,
     replies=ok(OpenReply),
 )
-@limiter.limit(_limit("HAVEN_LIMIT_LINK_IP"))
-@limiter.limit(_limit("HAVEN_LIMIT_LINK"), key_func=_per_link)
+@LINK_IP_LIMIT
+@LINK_LIMIT
 def open_link(lookup: str) -> Response:
     """Count the open, record it in the survivor's history, hand out a content ticket."""
     raw = _lookup(lookup)
