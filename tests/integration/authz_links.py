@@ -24,12 +24,12 @@ def build(app: Flask, world: World) -> None:
     pending = make_link(app, counsel, world.case_id, [doc], survivor=survivor)
     assert (live.state, pending.state) == ("active", "pending")
     world.extra["link_doc"] = doc.id
-    world.extra["live"] = live
-    world.extra["pending"] = pending.id
+    world.extra["link_live"] = live
+    world.extra["link_pending"] = pending.id
 
 
 def _live(w: World) -> str:
-    return str(w.extra["live"].lookup)
+    return str(w.extra["link_live"].lookup)
 
 
 ROUTES = [
@@ -50,13 +50,13 @@ ROUTES = [
         "POST",
         "/api/v1/links/<link_id>/approve",
         signed_in(200, counsel=403, **NOT_ADMIN_OWNER),
-        path=lambda w: f"/api/v1/links/{w.extra['pending']}/approve",
+        path=lambda w: f"/api/v1/links/{w.extra['link_pending']}/approve",
     ),
     Route(
         "DELETE",
         "/api/v1/links/<link_id>",
         signed_in(204, **NOT_ADMIN_OWNER),
-        path=lambda w: f"/api/v1/links/{w.extra['pending']}",
+        path=lambda w: f"/api/v1/links/{w.extra['link_pending']}",
     ),
     Route("GET", "/api/v1/link/<lookup>", everyone(200), path=lambda w: f"/api/v1/link/{_live(w)}"),
     Route(

@@ -9,10 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 
 from tests.authz import World, build_world
-from tests.conftest import LiveServer
+from tests.conftest import PASSPHRASE, LiveServer
 from tests.integration.documents_fixtures import (
     fast_documents,
     make_document,
@@ -25,6 +26,7 @@ from tests.integration.test_accounts import dump_database
 from tests.integration.test_documents import _minio_files
 from tests.services import MinioServer
 from vault import clock
+from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client.links import LinkRefused, Links, open_link
 from vault.db import database
@@ -320,3 +322,38 @@ def test_recipient_routes_are_rate_limited_per_link_and_per_address(
     assert lookups(app, 3) == [404, 404, 404]  # other links from this address still answer
     # Per address: many different links from one address run out too.
     assert lookups(make_app(HAVEN_LIMIT_LINK_IP="2/minute"), 3) == [404, 404, 429]
+
+
+def test_haven_links_commands_create_list_open_and_refuse_the_spent_link(
+    pair: Pair, live_server: LiveServer, tmp_path: Path
+) -> None:
+    survivor, _, case_id = pair
+    assert survivor.account is not None
+    source = tmp_path / "birth certificate.pdf"
+    write_random_file(source, 5000)
+    doc = fast_documents(survivor).upload(case_id, source, doc_type="birth_certificate")
+    env = {
+        "HAVEN_URL": live_server.url,
+        "HAVEN_UNWITNESSED": "true",
+        "HAVEN_USERNAME": survivor.account.username,
+        "HAVEN_PASSPHRASE": PASSPHRASE,
+        "HAVEN_LINK_PASSPHRASE": LINK_PASSPHRASE,
+    }
+    runner = CliRunner(env=env)
+    made = runner.invoke(
+        main,
+        ["links", "create", case_id, doc.id, "--recipient", "Shelter intake", "--with-passphrase"],
+    )
+    assert made.exit_code == 0, made.output
+    url = made.output.strip().splitlines()[-1]
+    assert url.startswith(f"{live_server.url}/app/#link=")
+    listed = runner.invoke(main, ["links", "list", case_id])
+    assert "Shelter intake" in listed.output and "0/1 opens" in listed.output
+    out = tmp_path / "received"
+    opened = runner.invoke(main, ["links", "open", url, "--out", str(out)])
+    assert opened.exit_code == 0, opened.output
+    assert "Every check passed" in opened.output
+    assert (out / "birth certificate.pdf").read_bytes() == source.read_bytes()
+    again = runner.invoke(main, ["links", "open", url, "--out", str(tmp_path / "again")])
+    assert again.exit_code == 1
+    assert "no longer opens" in again.output
