@@ -29,7 +29,7 @@ function linkItem(ctx, link, reload) {
   return h(
     "li",
     { class: "link-item", "data-id": link.id, "data-state": link.state },
-    h("h3", { dir: "auto" }, link.recipient ?? "?"),
+    h("h3", { dir: "auto", translate: "no" }, link.recipient ?? "?"),
     h(
       "p",
       { class: "hint" },
