@@ -79,6 +79,10 @@ def _register_blueprints(app: Flask) -> None:
     from vault.ops.views import bp as ops_bp
 
     blueprints.append(ops_bp)
+
+    from vault.links.views import bp as links_bp
+
+    blueprints.append(links_bp)
     from vault.webapp.views import bp as webapp_bp
 
     blueprints.append(webapp_bp)

@@ -236,6 +236,10 @@ main.add_command(account_group)
 main.add_command(case_group)
 main.add_command(verify_command)
 
+from vault.client.links_cli import links_group  # noqa: E402 - feature commands register here
+
+main.add_command(links_group)
+
 
 @main.group("log")
 def log_group() -> None:

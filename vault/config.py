@@ -185,6 +185,8 @@ def _load_limiter(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_LIMIT_ROTATION_BEGIN": _str(env, "HAVEN_LIMIT_ROTATION_BEGIN", "10/minute;50/day"),
         "HAVEN_LIMIT_REDEEM": _str(env, "HAVEN_LIMIT_REDEEM", "10/minute;50/hour"),
         "HAVEN_LIMIT_MEMBER_REQUEST": _str(env, "HAVEN_LIMIT_MEMBER_REQUEST", "10/hour;30/day"),
+        "HAVEN_LIMIT_LINK_IP": _str(env, "HAVEN_LIMIT_LINK_IP", "30/minute;300/day"),
+        "HAVEN_LIMIT_LINK": _str(env, "HAVEN_LIMIT_LINK", "20/minute;100/day"),
     }
 
 

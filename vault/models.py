@@ -8,6 +8,7 @@ from vault.cases.models import Case, CaseMember, CaseMemberRequest
 from vault.contacts.models import ContactBook
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.documents.models import Document, Grant, UploadPart
+from vault.links.models import Link, LinkDocument, LinkOpen
 from vault.messages.models import (
     Conversation,
     ConversationMember,
@@ -32,6 +33,9 @@ __all__ = [
     "Grant",
     "Invite",
     "JobRun",
+    "Link",
+    "LinkDocument",
+    "LinkOpen",
     "LogEntry",
     "LogKey",
     "LogNode",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from tests.e2e.flows import (
     read_recovery_key,
 )
 from tests.e2e.pseudo import PSEUDO_RTL
+from tests.e2e.test_links_web import counsel_link
 
 SCREEN_390 = {
     "viewport": {"width": 390, "height": 844},
@@ -58,6 +60,8 @@ SCREENS = (
     "home-counsel",
     "invite",
     "invite-link",
+    "links",
+    "link-open",
     "admin-console",
 )
 RTL_LANGUAGES = ("ar", PSEUDO_RTL)
@@ -138,9 +142,21 @@ def walk_every_screen(
     expect(page.locator("#invite-link")).to_be_visible()
     assert len(invite_token(page.locator("#invite-link").input_value())) == 43
     at("invite-link")
+    # Outside links (§23): counsel's links screen, then the recipient's page of that link.
+    url = counsel_link(counsel, Path(tempfile.mkdtemp()))
+    page.locator("main .actions button.primary").click()
+    page.locator(".case-actions button").first.click()
+    page.click("#open-links")
+    expect(page.locator(".link-item")).to_have_count(1)
+    expect(page.locator("main form.card")).to_be_visible()
+    at("links")
+    page.goto(url)
+    choose_language(page, lang)
+    expect(page.locator("main form.card button[type=submit]")).to_be_visible()
+    at("link-open")
     admin, _ = create_account("admin")  # the admin console, loaded in every section
-    page.click("main .actions button.primary")
-    page.click("#logout")
+    page.goto(f"{base_url}/app/")
+    choose_language(page, lang)
     login(page, admin.account.username, PY_PASSPHRASE)
     page.click("#open-admin")
     expect(page.locator("main [aria-busy]")).to_have_count(0)

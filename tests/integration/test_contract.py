@@ -50,6 +50,8 @@ LIMITS = [
     "HAVEN_LIMIT_MEMBER_REQUEST",
     "HAVEN_LIMIT_MESSAGE_SEND",
     "HAVEN_LIMIT_CONVERSATION_CREATE",
+    "HAVEN_LIMIT_LINK_IP",
+    "HAVEN_LIMIT_LINK",
 ]
 ROLES = ["anonymous", "survivor", "counsel", "admin"]
 

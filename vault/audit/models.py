@@ -25,6 +25,7 @@ class EventKind(enum.StrEnum):
     MEMBER_DECLINE = "member_decline"
     MEMBER_REMOVE = "member_remove"
     DURESS_ALERT = "duress_alert"
+    LINK_OPEN = "link_open"
 
 
 # Seen by the case's survivor only: a counsel who asked could otherwise learn from their own

@@ -155,6 +155,24 @@ def hash_file(source: BinaryIO) -> tuple[int, bytes]:
     return size, digest.digest()
 
 
+def open_with_key(record: pdoc.SignedDocument, file_key: bytes) -> pdoc.DocumentInfo:
+    """Check the file key's commitment, open the metadata and check the signed sizes."""
+    commitment, _ = pdoc.parse_content_header(record.header)
+    if commitment != pdoc.FileKeys.derive(file_key).commitment:
+        raise pkeys.ProtocolError("the file key does not match the content header")
+    info = pdoc.open_metadata(
+        record.metadata,
+        file_key,
+        record.document_id,
+        record.case_id,
+        record.uploader_id,
+        record.header,
+    )
+    if pdoc.ciphertext_size(info.size) != record.ciphertext_size:
+        raise pkeys.ProtocolError("the signed sizes do not agree")
+    return info
+
+
 class Documents:
     """The document vault as one signed-in client sees it."""
 
@@ -219,19 +237,14 @@ class Documents:
         name: str | None = None
         try:
             record = pdoc.SignedDocument.from_json({**data, "id": document_id})
-            raw_id, header, metadata = record.document_id, record.header, record.metadata
             signer = self._signer_key(record.case_id, record.uploader_id, record.key_version)
             record.verify(signer, b64decode(data["signature"]))
-            file_key = pdoc.open_file_key(b64decode(data["sealed_key"]), raw_id, self._account.keys)
-            commitment, _ = pdoc.parse_content_header(header)
-            if commitment != pdoc.FileKeys.derive(file_key).commitment:
-                raise pkeys.ProtocolError("the file key does not match the content header")
-            info = pdoc.open_metadata(
-                metadata, file_key, raw_id, record.case_id, record.uploader_id, header
+            file_key = pdoc.open_file_key(
+                b64decode(data["sealed_key"]), record.document_id, self._account.keys
             )
+            info = open_with_key(record, file_key)
             name = info.name
-            if pdoc.ciphertext_size(info.size) != record.ciphertext_size:
-                raise pkeys.ProtocolError("the signed sizes do not agree")
+            header = record.header
         except (pkeys.ProtocolError, EncodingError, KeyError, TypeError, ValueError) as exc:
             raise DocumentRefused(document_id, str(exc), name) from exc
         return OpenedDocument(

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from vault import db
 from vault.api import ANY_ROLE, B64, MAX_INT, Out, Query, endpoint, me, ok, query_int
@@ -179,19 +180,19 @@ def consistency() -> Response:
 )
 def log_keys() -> Response:
     """Return the chain of log public keys."""
-    keys = services.log_keys(db.session())
-    return jsonify(
+    return jsonify({"log_keys": log_keys_json(db.session())})
+
+
+def log_keys_json(session: Session) -> list[dict[str, Any]]:
+    """Every log key version as JSON, oldest first, each with its announcement."""
+    return [
         {
-            "log_keys": [
-                {
-                    "version": k.version,
-                    "public_key": b64encode(k.public_key),
-                    "announcement": b64encode(k.announcement) if k.announcement else None,
-                }
-                for k in keys
-            ]
+            "version": k.version,
+            "public_key": b64encode(k.public_key),
+            "announcement": b64encode(k.announcement) if k.announcement else None,
         }
-    )
+        for k in services.log_keys(session)
+    ]
 
 
 @bp.get("/mine")

@@ -42,6 +42,7 @@ from vault.protocol.encoding import b64encode
 from vault.protocol.keys import ProtocolError
 from vault.storage import (
     STREAM_PIECE_BYTES,
+    ObjectReader,
     ObjectStore,
     StorageError,
     StorageFull,
@@ -558,6 +559,23 @@ class Download:
     byte_range: tuple[int, int] | None
 
 
+def open_object(
+    db: Session, store: ObjectStore, document: Document, first_last: tuple[int, int] | None
+) -> ObjectReader:
+    """Open a document's object (all of it, or whole chunks); 503 or 404 ends the transaction."""
+    try:
+        if first_last is None:
+            return store.open(document.object_name)
+        return store.open(document.object_name, first_last[0], first_last[1] - first_last[0] + 1)
+    except StorageUnavailable as exc:
+        db.rollback()
+        raise store_unavailable(exc) from exc
+    except StorageError as exc:
+        db.rollback()
+        log.error("document content missing from the store: %s", exc.code)
+        raise NotFound("the document's content is missing", code="content_missing") from exc
+
+
 def open_content(
     db: Session,
     store: ObjectStore,
@@ -574,24 +592,15 @@ def open_content(
     first_last = (
         aligned_range(document.ciphertext_size, *byte_range) if byte_range is not None else None
     )
-    length = (
-        first_last[1] - first_last[0] + 1 if first_last is not None else document.ciphertext_size
-    )
     if is_head:
         db.rollback()
+        length = (
+            first_last[1] - first_last[0] + 1
+            if first_last is not None
+            else document.ciphertext_size
+        )
         return Download(document, iter(()), lambda: None, length, first_last)
-    try:
-        if first_last is None:
-            reader = store.open(document.object_name)
-        else:
-            reader = store.open(document.object_name, first_last[0], length)
-    except StorageUnavailable as exc:
-        db.rollback()
-        raise store_unavailable(exc) from exc
-    except StorageError as exc:
-        db.rollback()
-        log.error("document content missing from the store: %s", exc.code)
-        raise NotFound("the document's content is missing", code="content_missing") from exc
+    reader = open_object(db, store, document, first_last)
     try:
         audit.record(
             db,

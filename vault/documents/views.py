@@ -111,8 +111,8 @@ class AccessOut(Out):
     expires_at: Timestamp | None = None
 
 
-class DocumentOut(Out):
-    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
+class DocumentRecordOut(Out):
+    """What the uploader signed and the server stores of a document (§8.4, §8.7)."""
 
     id: str
     case_id: str
@@ -125,6 +125,11 @@ class DocumentOut(Out):
     chunk_count: int
     created_at: Timestamp
     finalized_at: Timestamp | None
+
+
+class DocumentOut(DocumentRecordOut):
+    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
+
     sealed_key: B64
     access: AccessOut
     grants: list[GrantOut] | None = Field(None, description="the owner's live grants (owner only)")
@@ -203,6 +208,7 @@ class EventOut(Out):
         "member_decline",
         "member_remove",
         "duress_alert",
+        "link_open",
     ]
     case_id: str
     document_id: str | None
@@ -257,10 +263,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def document_json(visible: services.Visible) -> dict[str, Any]:
-    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
-    doc = visible.document
-    out: dict[str, Any] = {
+def record_json(doc: Document) -> dict[str, Any]:
+    """What the uploader signed and the server stores of a document."""
+    return {
         "id": doc.id,
         "case_id": doc.case_id,
         "owner_id": doc.owner_id,
@@ -272,8 +277,13 @@ def document_json(visible: services.Visible) -> dict[str, Any]:
         "chunk_count": doc.chunk_count,
         "created_at": doc.created_at.isoformat(),
         "finalized_at": _iso(doc.finalized_at),
-        "sealed_key": b64encode(visible.sealed_key),
     }
+
+
+def document_json(visible: services.Visible) -> dict[str, Any]:
+    """A document as its reader needs it: signed record, metadata, the reader's sealed key."""
+    doc = visible.document
+    out = record_json(doc) | {"sealed_key": b64encode(visible.sealed_key)}
     if visible.grant is None:
         out["access"] = {"role": "owner"}
         out["grants"] = [
@@ -524,42 +534,24 @@ def _purpose() -> DownloadPurpose:
         ) from None
 
 
-@bp.get("/documents/<document_id>/content")
-@endpoint(
-    "Stream the ciphertext; a Range of whole chunks gives part of it (206)",
-    roles=MEMBERS,
-    replies=(
-        Reply(200, None, OCTETS, "the whole ciphertext"),
-        Reply(
-            206,
-            None,
-            OCTETS,
-            "the requested whole chunks",
-            {"Content-Range": "bytes first-last/size"},
-        ),
+CONTENT_REPLIES = (
+    Reply(200, None, OCTETS, "the whole ciphertext"),
+    Reply(
+        206, None, OCTETS, "the requested whole chunks", {"Content-Range": "bytes first-last/size"}
     ),
-    headers=[RANGE],
-    query=ContentQuery,
 )
-def download(document_id: str) -> Response:
-    """Stream the object from the store, all of it or a chunk-aligned range."""
-    purpose = _purpose()
-    try:
-        byte_range = _requested_range()
-        dl = services.open_content(
-            db.session(),
-            store(),
-            me(),
-            document_id,
-            byte_range,
-            is_head=request.method == "HEAD",
-            purpose=purpose,
-        )
-    except services.RangeNotSatisfiable as exc:
-        response = error_response(exc.status, exc.code, exc.message)
-        if exc.size:
-            response.headers["Content-Range"] = f"bytes */{exc.size}"
-        return response
+
+
+def range_refused(exc: services.RangeNotSatisfiable) -> Response:
+    """The 416 of a range that is not whole chunks, with the size when known."""
+    response = error_response(exc.status, exc.code, exc.message)
+    if exc.size:
+        response.headers["Content-Range"] = f"bytes */{exc.size}"
+    return response
+
+
+def content_response(dl: services.Download) -> Response:
+    """Stream an opened download: 200 for all of it, 206 with Content-Range for a range."""
 
     def stream() -> Iterator[bytes]:
         try:
@@ -578,6 +570,33 @@ def download(document_id: str) -> Response:
         first, last = dl.byte_range
         headers["Content-Range"] = f"bytes {first}-{last}/{dl.document.ciphertext_size}"
     return Response(stream(), status=status, headers=headers, direct_passthrough=True)
+
+
+@bp.get("/documents/<document_id>/content")
+@endpoint(
+    "Stream the ciphertext; a Range of whole chunks gives part of it (206)",
+    roles=MEMBERS,
+    replies=CONTENT_REPLIES,
+    headers=[RANGE],
+    query=ContentQuery,
+)
+def download(document_id: str) -> Response:
+    """Stream the object from the store, all of it or a chunk-aligned range."""
+    purpose = _purpose()
+    try:
+        byte_range = _requested_range()
+        dl = services.open_content(
+            db.session(),
+            store(),
+            me(),
+            document_id,
+            byte_range,
+            is_head=request.method == "HEAD",
+            purpose=purpose,
+        )
+    except services.RangeNotSatisfiable as exc:
+        return range_refused(exc)
+    return content_response(dl)
 
 
 @bp.delete("/documents/<document_id>")

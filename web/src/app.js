@@ -15,6 +15,8 @@ import * as documentScreens from "./screens/documents.js";
 import * as duressScreens from "./screens/duress.js";
 import * as homeScreens from "./screens/home.js";
 import * as keyScreens from "./screens/keys.js";
+import * as linkScreens from "./screens/links.js";
+import { parseFragment as parseLinkFragment } from "./crypto/links.js";
 import { forgetSigners } from "./docs.js";
 import { forgetSenders, setSessionCheck } from "./chat.js";
 import * as messageScreens from "./screens/messages.js";
@@ -25,8 +27,8 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, inviteCode, safetyPlan, admin };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "admin"]);
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, inviteCode, safetyPlan, admin };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "links", "admin"]);
 
 let current = { name: "login", params: {} };
 let main;
@@ -176,7 +178,13 @@ function leave() {
 function takeInvite() {
   const fragment = location.hash;
   const invite = parseInviteFragment(fragment);
+  const link = parseLinkFragment(fragment);
   if (fragment || location.search) history.replaceState(history.state, "", location.pathname);
+  if (link) {
+    // An outside link (§23): its secret stays in this page's memory only.
+    current = { name: "linkOpen", params: { secret: link } };
+    return true;
+  }
   if (invite === null && !/invite=/.test(fragment)) return false;
   if (session.isSignedIn) {
     // Another account is about to be made here: this one's keys go, and its session ends.

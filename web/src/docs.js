@@ -304,7 +304,7 @@ export async function uploadFile(caseRec, file, { docType, expiresOn = null, onP
  * last whole chunk that authenticated. `purpose` ("view": shown in the page only; "save":
  * a copy leaves the app) is declared to the server for the owner's history (§8.10).
  */
-export async function downloadDocument(doc, onProgress = () => {}, purpose = "save") {
+export async function downloadDocument(doc, onProgress = () => {}, purpose = "save", source = null) {
   if (purpose !== "view" && purpose !== "save") throw new TypeError("purpose is view or save");
   const sodium = await sodiumReady();
   const dec = new D.ContentDecryptor(sodium, doc.fileKey, doc.header);
@@ -316,11 +316,12 @@ export async function downloadDocument(doc, onProgress = () => {}, purpose = "sa
   while (offset < total) {
     let response;
     try {
-      response = await fetch(`${API}/documents/${encodeURIComponent(doc.id)}/content?purpose=${purpose}`, {
+      // `source` ({url, headers}): the same stream from another route (an outside link, §23.5).
+      response = await fetch(source?.url ?? `${API}/documents/${encodeURIComponent(doc.id)}/content?purpose=${purpose}`, {
         credentials: "same-origin",
         cache: "no-store",
         redirect: "error",
-        headers: offset ? { Range: `bytes=${offset}-` } : {},
+        headers: { ...source?.headers, ...(offset ? { Range: `bytes=${offset}-` } : {}) },
       });
     } catch {
       response = null;

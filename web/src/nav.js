@@ -140,6 +140,7 @@ export function parentScreen({ name, params }) {
     case "documents":
       return params.from ? { name: "conversation", params: params.from } : home;
     case "history":
+    case "links":
       return { name: "documents", params: { caseId: params.caseId } };
     case "conversation":
     case "invite":

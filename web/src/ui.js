@@ -153,6 +153,7 @@ export function errorMessage(error, context = "login") {
     equivocation: "error.equivocation",
     contact_book: "error.contactBook",
     contact_book_rollback: "error.contactBook",
+    link_locked: "links.wrong",
   };
   return t(byCode[code] ?? "error.generic");
 }

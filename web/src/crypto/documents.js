@@ -459,7 +459,7 @@ export function openFileKey(sodium, blob, documentId, keys) {
  * uploader's key `signerEd25519`, sealed key, commitment, metadata, sizes.
  * Returns {id, rawId, caseId, ownerId, info, fileKey, header, ciphertextSize, data}.
  */
-export function openDocumentRecord(sodium, data, keys, signerEd25519) {
+export function openDocumentRecord(sodium, data, keys, signerEd25519, linkFileKey = null) {
   const rawId = b64decode(data.id);
   if (rawId.length !== DOCUMENT_ID_BYTES) throw new ProtocolError("document id is not 16 bytes");
   const header = b64decode(data.header);
@@ -474,7 +474,8 @@ export function openDocumentRecord(sodium, data, keys, signerEd25519) {
     metadata,
   };
   verifyDocument(sodium, record, signerEd25519, b64decode(data.signature));
-  const fileKey = openFileKey(sodium, b64decode(data.sealed_key), rawId, keys);
+  // An outside link (§23) carries the file key itself instead of a key sealed to a reader.
+  const fileKey = linkFileKey ?? openFileKey(sodium, b64decode(data.sealed_key), rawId, keys);
   const [commitment] = parseContentHeader(header);
   const fk = fileKeys(sodium, fileKey);
   const match = bytesEqual(commitment, fk.commitment);

@@ -23,6 +23,7 @@ import { formatDate, formatDateTime, t } from "../i18n.js";
 import { session } from "../session.js";
 import { acknowledgeContact } from "../contacts.js";
 import { memberRequests } from "../members.js";
+import { listLinks } from "../links.js";
 import { button, errorMessage, heading, keyChangeNotice } from "../ui.js";
 import { focusNewDocument } from "../nav.js";
 import { isolate, joinIsolated, tIsolated } from "../bidi.js";
@@ -405,13 +406,14 @@ export function documents(ctx, params) {
       "div",
       { class: "actions" },
       session.account?.role === "survivor" ? button(t("history.open"), () => ctx.go("history", { caseId })) : null,
+      button(t("links.share"), () => ctx.go("links", { caseId }), "secondary", { id: "open-links" }),
       params.from ? button(t("docs.backToMessages"), () => ctx.go("conversation", params.from), "secondary") : null,
       button(t("common.back"), () => ctx.go("home"), "link"),
     ),
   ];
 }
 
-const EVENT_KINDS = new Set(["upload", "download", "grant", "revoke", "expiry", "delete", "member_add", "member_request", "member_decline", "member_remove"]);
+const EVENT_KINDS = new Set(["upload", "download", "grant", "revoke", "expiry", "delete", "member_add", "member_request", "member_decline", "member_remove", "link_open"]);
 
 /** "Who opened my documents": the case's access history. */
 export function history(ctx, params) {
@@ -420,22 +422,25 @@ export function history(ctx, params) {
   (async () => {
     try {
       const caseRec = await ctx.authenticated(() => caseRecord(caseId));
-      const [events, listing, requests] = await Promise.all([
+      const [events, listing, requests, links] = await Promise.all([
         ctx.authenticated(() => caseEvents(caseId)),
         ctx.authenticated(() => listDocuments(caseId, caseRec.members)),
         session.account.role === "survivor" ? ctx.authenticated(() => memberRequests(caseId)) : [],
+        ctx.authenticated(() => listLinks(caseId)),
       ]);
       // Counsel waiting for approval are named from their request (they are not members yet).
       const names = new Map(requests.map((r) => [r.counsel_id, r.username]));
       for (const m of caseRec.members) names.set(m.user_id, m.user_id === session.account.id ? t("history.you") : m.username);
       const docNames = new Map(listing.documents.map((d) => [d.id, d.info.name]));
+      // An open by an outside link names the link's recipient (§23.7).
+      for (const l of links) names.set(l.id, l.recipient ?? t("history.someone"));
       const items = events
         .filter((e) => EVENT_KINDS.has(e.kind))
         .map((e) =>
           h(
             "li",
             { class: `event ${e.kind}`, "data-kind": e.kind, "data-purpose": e.purpose ?? null },
-            h("span", {}, tIsolated(e.kind === "download" && e.purpose ? `polish.history.${e.purpose}` : `history.${e.kind}`, {
+            h("span", {}, tIsolated(e.kind === "download" && e.purpose ? `polish.history.${e.purpose}` : e.kind === "link_open" ? "links.historyOpen" : `history.${e.kind}`, {
               actor: names.get(e.actor_id) ?? t("history.someone"),
               subject: names.get(e.subject_id) ?? t("history.someone"),
               doc: docNames.get(e.document_id) ?? t("history.aDocument"),

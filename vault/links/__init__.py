@@ -1,0 +1,1 @@
+"""Outside links: documents shared with a named recipient who has no account (protocol §23)."""
