@@ -87,5 +87,6 @@ def shares_vectors() -> dict[str, Any]:
             "master_key": b64encode(master),
             "x25519_secret": b64encode(bytes(pshares.request_key(master))),
             "x25519_public": b64encode(bytes(pshares.request_key(master).public_key)),
+            "auth_key": b64encode(pshares.request_auth_key(master)),
         },
     }

@@ -143,6 +143,11 @@ def parse_printed(text: str) -> SharePayload:
 
 
 def request_key(master: bytes) -> nacl.public.PrivateKey:
-    """The X25519 key a recovery request's shares are sealed to, from the new passphrase's
-    master key (§2.3)."""
+    """The X25519 key a recovery request's shares are sealed to (from the new passphrase's
+    master key under the account's own KDF parameters)."""
     return nacl.public.PrivateKey(derive_subkey(master, 1, CTX_REQUEST))
+
+
+def request_auth_key(master: bytes) -> bytes:
+    """The subkey that proves the new passphrase to the server while a request waits."""
+    return derive_subkey(master, 2, CTX_REQUEST)

@@ -81,10 +81,15 @@ export function parsePrintedShare(text) {
   return decodePayload(bytes);
 }
 
-/** The recovery request's X25519 key pair, from the new passphrase's master key. */
-export function requestKeyPair(sodium, master) {
+/** The recovery request's X25519 key pair and auth subkey, from the new passphrase's master
+ * key under the account's own KDF parameters. */
+export function requestKeys(sodium, master) {
   const privateKey = deriveSubkey(sodium, master, 1, CTX_REQUEST);
-  return { privateKey, publicKey: sodium.crypto_scalarmult_base(privateKey) };
+  return {
+    privateKey,
+    publicKey: sodium.crypto_scalarmult_base(privateKey),
+    authKey: deriveSubkey(sodium, master, 2, CTX_REQUEST),
+  };
 }
 
 /** Open a share sealed to a key pair and check it against the commitment the setup signed. */

@@ -11,7 +11,7 @@ import {
   formatPrintedShare,
   openShare,
   parsePrintedShare,
-  requestKeyPair,
+  requestKeys,
   setupMessage,
   shareCommitment,
   splitRecoveryKey,
@@ -72,9 +72,10 @@ test("the request key comes from the new passphrase; a sealed share opens and ch
   const r = v.request;
   const master = deriveMasterKey(sodium, normalizePassphrase(r.passphrase), r.kdf);
   assert.equal(b64encode(master), r.master_key);
-  const pair = requestKeyPair(sodium, master);
+  const pair = requestKeys(sodium, master);
   assert.equal(b64encode(pair.privateKey), r.x25519_secret);
   assert.equal(b64encode(pair.publicKey), r.x25519_public);
+  assert.equal(b64encode(pair.authKey), r.auth_key);
   const p = v.payloads[1];
   const sealed = sodium.crypto_box_seal(b64decode(p.payload), pair.publicKey);
   const opened = openShare(sodium, sealed, pair, v.username, b64decode(p.commitment));
