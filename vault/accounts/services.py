@@ -92,6 +92,11 @@ def _decoy_hash(opslimit: int, memlimit: int) -> str:
     return hash_auth_key(nacl.utils.random(32), HashCost(opslimit, memlimit))
 
 
+def decoy_hash(cost: HashCost) -> str:
+    """A hash of a random subkey: the same verification work where nothing matches."""
+    return _decoy_hash(cost.opslimit, cost.memlimit)
+
+
 def display_name(ring: Keyring, user: User) -> str:
     """Decrypt the account's username with the data key version it names."""
     version = serverdata.sealed_version(user.username_sealed)
@@ -386,6 +391,9 @@ def recover(
     user = authenticate_recovery(db, ring, cost, username, recovery_auth_key)
     set_passphrase(user, new, hash_auth_key(new.auth_key, cost))
     chain.append(db, "recovery", actor_id=user.id, subject_id=user.id, ring=ring)
+    from vault.accounts import shares  # split recovery builds on this module
+
+    shares.close_on_recovery(db, user.id)
     db.commit()
     return user
 
