@@ -230,11 +230,17 @@ def audit_checkpoint() -> None:
     click.echo(f"checkpoint at entry {row.seq}" if row else "newest entry already checkpointed")
 
 
-from vault.client.cli import account_group, case_group, docs_group  # noqa: E402 - feature commands register here
+from vault.client.cli import (  # noqa: E402 - feature commands register here
+    account_group,
+    case_group,
+    docs_group,
+    shares_group,
+)
 
 main.add_command(docs_group)
 main.add_command(account_group)
 main.add_command(case_group)
+main.add_command(shares_group)
 
 
 @main.group("log")

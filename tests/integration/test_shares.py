@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.integration.documents_fixtures import fast_documents
 from tests.integration.test_accounts import dump_database
 from vault import clock
+from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client import shares as client_shares
 from vault.protocol import keys as pkeys
@@ -246,7 +248,7 @@ def test_a_setup_must_be_signed_by_her_and_sealed_to_her_counsels_current_key(
     expect_error("bad_holder", lambda: survivor.post("/account/recovery-shares", setup))
     setup["holders"][0]["user_id"] = counsel_id
     setup["holders"][0]["key_version"] = 2
-    expect_error("stale_key", lambda: survivor.post("/account/recovery-shares", setup), 409)
+    expect_error("stale_key_version", lambda: survivor.post("/account/recovery-shares", setup), 409)
     body: dict[str, Any] = {
         "setup_id": "A" * 22,
         "key_version": 1,
@@ -272,7 +274,17 @@ def test_keys_replaced_by_counsel_reseal_the_share_and_by_her_drop_the_split(
     held = client_shares.held_shares(counsel)
     assert held[0]["key_version"] == 2
     client_shares.start_recovery(new_device(live_server), "sofia", NEW_PASSPHRASE)
-    assert client_shares.release_share(counsel, "sofia")["released"] == [2]
+    env = {
+        "HAVEN_URL": live_server.url,
+        "HAVEN_UNWITNESSED": "true",
+        "HAVEN_USERNAME": "lawyer1",
+        "HAVEN_PASSPHRASE": PASSPHRASE,
+    }
+    listed = CliRunner(env=env).invoke(main, ["shares", "held"])
+    assert listed.exit_code == 0 and "sofia  share 2  recovery waiting" in listed.output
+    released = CliRunner(env=env).invoke(main, ["shares", "release", "sofia", "--yes"])
+    assert released.exit_code == 0, released.output
+    assert survivor.get("/account/recovery-shares")["request"]["released"] == [2]
     survivor.rotate_keys(PASSPHRASE)  # a new recovery key: the old split rebuilds nothing
     mine = survivor.get("/account/recovery-shares")
     assert mine["setup"] is None and mine["request"]["state"] == "cancelled"

@@ -124,7 +124,9 @@ def _check_holder(db: Session, user: User, held: HeldShareIn) -> None:
             "a holder account must be counsel on one of her cases", code="bad_holder"
         )
     if held.holder_key_version != holder.key_version:
-        raise Conflict("the holder's keys changed; seal to their current key", code="stale_key")
+        raise Conflict(
+            "the holder's keys changed; seal to their current key", code="stale_key_version"
+        )
     if held.sealed_share is None or len(held.sealed_share) != pshares.SEALED_PAYLOAD_BYTES:
         raise InvalidRequest("sealed_share must be 99 bytes", code="invalid_field")
 
@@ -136,7 +138,7 @@ def set_setup(db: Session, ring: Keyring, user_id: str, new: NewSetup) -> Recove
         raise InvalidRequest("holders are slot 2 and slot 3", code="invalid_field")
     holders = sorted(new.holders, key=lambda h: h.slot)
     if new.key_version != user.key_version:
-        raise Conflict("sign with your current key version", code="stale_key")
+        raise Conflict("sign with your current key version", code="stale_key_version")
     try:
         pshares.verify_setup(
             accounts.current_keys(user).ed25519,
@@ -357,7 +359,7 @@ def reseal(
     if holder is None or share is None:
         raise NotFound("no such held share")
     if key_version != holder.key_version:
-        raise Conflict("seal to your current key version", code="stale_key")
+        raise Conflict("seal to your current key version", code="stale_key_version")
     if len(sealed_share) != pshares.SEALED_PAYLOAD_BYTES:
         raise InvalidRequest("sealed_share must be 99 bytes", code="invalid_field")
     share.sealed_share = sealed_share
