@@ -14,6 +14,7 @@ import * as documentScreens from "./screens/documents.js";
 import * as duressScreens from "./screens/duress.js";
 import * as homeScreens from "./screens/home.js";
 import * as keyScreens from "./screens/keys.js";
+import * as shareScreens from "./screens/shares.js";
 import { forgetSigners } from "./docs.js";
 import { forgetSenders, setSessionCheck } from "./chat.js";
 import * as messageScreens from "./screens/messages.js";
@@ -24,8 +25,8 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, inviteCode, safetyPlan };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress"]);
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, shares: shareScreens.shares, shareRecover: shareScreens.shareRecover, inviteCode, safetyPlan };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "shares"]);
 
 let current = { name: "login", params: {} };
 let main;

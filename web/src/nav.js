@@ -146,8 +146,10 @@ export function parentScreen({ name, params }) {
     case "safety":
     case "change":
     case "rotate":
+    case "shares":
       return home;
     case "recover":
+    case "shareRecover":
       return { name: "login", params: {} };
     case "recoveryConfirm":
       return { name: "recoveryShow", params: { formatted: params.formatted, rotated: params.rotated } };
