@@ -53,6 +53,7 @@ def test_counsel_and_a_printed_share_give_her_account_back(
     logout(page)
 
     # Both lost: from the sign-in screen she starts a recovery with a new passphrase.
+    page.get_by_role("button", name="Forgot your passphrase? Use your recovery key").click()
     page.click("#lost-both")
     page.fill("#share-start input[name=username]", "lina.web")
     page.fill("#share-start input[name=new-passphrase]", NEW_PASSPHRASE)

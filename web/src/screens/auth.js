@@ -75,7 +75,6 @@ export function login(ctx, params) {
     params.error ? h("p", { class: "error-box", role: "alert" }, t(params.error)) : null,
     form,
     h("p", {}, button(t("login.forgot"), () => ctx.go("recover"), "link")),
-    h("p", {}, button(t("shares.lostBoth"), () => ctx.go("shareRecover"), "link", { id: "lost-both" })),
     h("div", { class: "more" }, button(t("traces.haveInvite"), () => ctx.go("inviteCode"), "link", { id: "have-invite" })),
     h("p", { class: "hint" }, t("exit.hint")),
     h("div", { class: "more" }, safetyPlanButton(ctx, { name: "login", params: {} })),
@@ -236,6 +235,7 @@ export function recover(ctx) {
     heading(t("recover.title")),
     h("p", {}, t("recover.intro")),
     form,
+    h("div", { class: "more" }, button(t("shares.lostBoth"), () => ctx.go("shareRecover"), "link", { id: "lost-both" })),
     h("p", {}, button(t("common.back"), () => ctx.go("login"), "link")),
   ];
 }
