@@ -57,28 +57,10 @@ def new_device(live_server: LiveServer) -> HavenClient:
 def signed_setup(survivor: HavenClient, holder_id: str) -> dict[str, Any]:
     """A well-signed split naming ``holder_id`` for share 2, as a client that skips its own
     check of the holder would send it."""
-    me = survivor.account
-    assert me is not None
-    setup_id = os.urandom(16)
-    parts = pshares.split_secret(os.urandom(32))
-    commitments = [pshares.commitment(me.username, setup_id, n, parts[n - 1]) for n in (2, 3)]
-    message = pshares.setup_message(me.username, setup_id, me.keys.version, commitments)
-    return {
-        "setup_id": b64encode(setup_id),
-        "key_version": me.keys.version,
-        "signature": b64encode(me.keys.signing_key.sign(message).signature),
-        "holders": [
-            {
-                "slot": 2,
-                "kind": "account",
-                "commitment": b64encode(commitments[0]),
-                "user_id": holder_id,
-                "key_version": 1,
-                "sealed_share": b64encode(os.urandom(pshares.SEALED_PAYLOAD_BYTES)),
-            },
-            {"slot": 3, "kind": "printed", "commitment": b64encode(commitments[1])},
-        ],
-    }
+    assert survivor.account is not None
+    record = {"version": 1, "x25519": b64encode(os.urandom(32))}
+    body, _ = client_shares.setup_body(survivor.account, os.urandom(32), holder_id, record)
+    return body
 
 
 def expect_error(code: str, call: Callable[[], Any], status: int = 400) -> None:

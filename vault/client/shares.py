@@ -34,20 +34,16 @@ def _counsel_record(client: HavenClient, counsel_id: str) -> dict[str, Any]:
     raise ShareRefused("that account is not counsel on any of my cases")
 
 
-def split_recovery_key(client: HavenClient, recovery_key: str, counsel_id: str) -> str:
-    """Split my recovery key: share 2 sealed to my counsel's current key, share 3 printed.
-
-    Returns the printed share for the trusted person; it is shown once and never stored.
-    """
-    me = _account(client)
-    record = _counsel_record(client, counsel_id)
-    parts = pshares.split_secret(pkeys.parse_recovery_key(recovery_key))
+def setup_body(
+    me: Account, recovery: bytes, holder_id: str, holder_record: dict[str, Any]
+) -> tuple[dict[str, Any], pshares.SharePayload]:
+    """A signed split of ``recovery``: share 2 sealed to the holder's key record, share 3
+    printed. Returns the body of §22.4 and the printed payload."""
+    parts = pshares.split_secret(recovery)
     setup_id = os.urandom(pshares.SETUP_ID_BYTES)
-    counsel_part = pshares.SharePayload(setup_id, 2, parts[1])
-    printed_part = pshares.SharePayload(setup_id, 3, parts[2])
+    held, printed = (pshares.SharePayload(setup_id, n, parts[n - 1]) for n in pshares.HELD_SLOTS)
     commitments = [
-        pshares.commitment(me.username, setup_id, p.slot, p.share)
-        for p in (counsel_part, printed_part)
+        pshares.commitment(me.username, p.setup_id, p.slot, p.share) for p in (held, printed)
     ]
     message = pshares.setup_message(me.username, setup_id, me.keys.version, commitments)
     body = {
@@ -59,15 +55,26 @@ def split_recovery_key(client: HavenClient, recovery_key: str, counsel_id: str) 
                 "slot": 2,
                 "kind": "account",
                 "commitment": b64encode(commitments[0]),
-                "user_id": counsel_id,
-                "key_version": record["version"],
-                "sealed_share": b64encode(counsel_part.seal(b64decode(record["x25519"]))),
+                "user_id": holder_id,
+                "key_version": holder_record["version"],
+                "sealed_share": b64encode(held.seal(b64decode(holder_record["x25519"]))),
             },
             {"slot": 3, "kind": "printed", "commitment": b64encode(commitments[1])},
         ],
     }
+    return body, printed
+
+
+def split_recovery_key(client: HavenClient, recovery_key: str, counsel_id: str) -> str:
+    """Split my recovery key: share 2 sealed to my counsel's current key, share 3 printed.
+
+    Returns the printed share for the trusted person; it is shown once and never stored.
+    """
+    record = _counsel_record(client, counsel_id)
+    recovery = pkeys.parse_recovery_key(recovery_key)
+    body, printed = setup_body(_account(client), recovery, counsel_id, record)
     client.post("/account/recovery-shares", body)
-    return pshares.format_printed(printed_part)
+    return pshares.format_printed(printed)
 
 
 def _request_secrets(client: HavenClient, username: str, passphrase: str) -> tuple[bytes, Any]:
