@@ -15,7 +15,15 @@ from playwright.sync_api import expect
 from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
 from tests.e2e.conftest import ANDROID, IPHONE, Contexts
-from tests.e2e.flows import NEW_PASSPHRASE, PASSPHRASE, counsel_with_invite, login, logout, register
+from tests.e2e.flows import (
+    NEW_PASSPHRASE,
+    PASSPHRASE,
+    counsel_with_invite,
+    login,
+    logout,
+    register,
+    replace_keys,
+)
 from tests.e2e.test_documents_web import open_documents
 from tests.integration.documents_fixtures import fast_documents
 from vault.client import HavenClient
@@ -61,14 +69,18 @@ def test_counsel_and_a_printed_share_give_her_account_back(
     page.click("#share-start button[type=submit]")
     expect(page.locator("[data-share-request=waiting]")).to_be_visible(timeout=60_000)
 
-    # Her counsel sees the request in the app and releases the share.
+    # Her counsel replaced their keys meanwhile (the share follows them, §22.4), then sees
+    # the request in the app and releases the share.
     lawyer, _ = contexts.page(ANDROID)
     lawyer.goto(f"{live_server.url}/app/")
     login(lawyer, counsel.account.username, PY_PASSPHRASE)
+    lawyer.click("#replace-keys")
+    replace_keys(lawyer, PY_PASSPHRASE)
     lawyer.click("#open-shares")
     expect(lawyer.locator("[data-held='lina.web'] [data-share-request=waiting]")).to_be_visible()
     lawyer.click("[data-release='lina.web']")
     expect(lawyer.locator(".notice[role=status]")).to_contain_text("Share released")
+    # (The page releases only a share sealed to the key version it holds: version 2 now.)
 
     # The trusted person types the printed share on her phone; she finishes.
     page.fill("#share-enter input[name=printed-share]", share_text.lower())

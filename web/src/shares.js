@@ -245,3 +245,18 @@ export async function releaseHeldShare(item) {
   };
   return (await post(`/recovery-shares/requests/${encodeURIComponent(item.request.id)}/release`, body)).request;
 }
+
+/** After I replaced my keys (§14): seal every share I keep again, to my new key. */
+export async function resealHeldShares(sodium, oldKeys, newKeys) {
+  for (const item of await heldShares()) {
+    if (item.key_version !== oldKeys.version || !item.sealed_share) continue;
+    const expected = b64decode(item.setup.holders.find((h) => h.slot === item.slot).commitment);
+    const keys = { publicKey: oldKeys.x25519Public, privateKey: oldKeys.x25519Secret };
+    const payload = openShare(sodium, b64decode(item.sealed_share), keys, item.owner_username, expected);
+    await post("/recovery-shares/held/reseal", {
+      setup_id: b64encode(payload.setupId),
+      key_version: newKeys.version,
+      sealed_share: b64encode(sodium.crypto_box_seal(encodePayload(payload), newKeys.x25519Public)),
+    });
+  }
+}
