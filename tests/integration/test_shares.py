@@ -13,14 +13,18 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from flask import Flask
+from sqlalchemy import select
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.integration.documents_fixtures import fast_documents
 from tests.integration.test_accounts import dump_database
 from vault import clock
+from vault.accounts import services as accounts
+from vault.audit.models import AuditEntry
 from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client import shares as client_shares
+from vault.db import database
 from vault.protocol import keys as pkeys
 from vault.protocol import shares as pshares
 from vault.protocol.encoding import b64encode
@@ -61,6 +65,23 @@ def signed_setup(survivor: HavenClient, holder_id: str) -> dict[str, Any]:
     record = {"version": 1, "x25519": b64encode(os.urandom(32))}
     body, _ = client_shares.setup_body(survivor.account, os.urandom(32), holder_id, record)
     return body
+
+
+def survivor_audit(app: Flask, *prefixes: str) -> list[str]:
+    """The kinds of audit entries about 'sofia' that start with one of ``prefixes``."""
+    with app.app_context():
+        db = database(app).sessions()
+        try:
+            user = accounts.find_user(db, app.extensions["haven.keyring"], "sofia")
+            assert user is not None
+            kinds = db.scalars(
+                select(AuditEntry.kind)
+                .where(AuditEntry.subject_id == user.id)
+                .order_by(AuditEntry.seq)
+            )
+            return [k for k in kinds if k.startswith(prefixes)]
+        finally:
+            db.close()
 
 
 def expect_error(code: str, call: Callable[[], Any], status: int = 400) -> None:
@@ -113,6 +134,12 @@ def test_counsel_and_trusted_person_restore_her_account_and_every_document(
     counsel.login("lawyer1", PASSPHRASE)  # a session idle for the waiting period has ended
     assert client_shares.held_shares(counsel)[0]["request"]["state"] == "completed"
     assert phone.get("/account/recovery-shares")["request"]["state"] == "completed"
+    assert survivor_audit(app, "share_recovery", "recovery_share") == [
+        "share_recovery_started",
+        "recovery_share_released",
+        "recovery_share_released",
+        "share_recovery_completed",
+    ]
     dump = dump_database(app)
     payload = pshares.parse_printed(printed)
     for secret in (payload.share, payload.encode(), pkeys.parse_recovery_key(recovery)):
@@ -159,6 +186,7 @@ def test_a_tampered_share_or_another_accounts_share_is_refused_and_changes_nothi
 
 
 def test_her_signed_in_device_cancels_during_the_waiting_period(
+    app: Flask,
     live_server: LiveServer,
     split: tuple[HavenClient, HavenClient, str, str, str],
     jump: Callable[[float], None],
@@ -186,6 +214,11 @@ def test_her_signed_in_device_cancels_during_the_waiting_period(
     with pytest.raises(client_shares.ShareRefused):
         client_shares.release_share(counsel, "sofia")
     expect_error("no_share_recovery", lambda: client_shares.cancel_recovery(survivor), 404)
+    assert survivor_audit(app, "share_recovery", "recovery_share") == [
+        "share_recovery_started",
+        "recovery_share_released",
+        "share_recovery_cancelled",
+    ]
 
 
 def test_an_admin_alone_can_never_recover_an_account(
