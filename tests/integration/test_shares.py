@@ -135,6 +135,7 @@ def test_counsel_and_trusted_person_restore_her_account_and_every_document(
     assert client_shares.held_shares(counsel)[0]["request"]["state"] == "completed"
     assert phone.get("/account/recovery-shares")["request"]["state"] == "completed"
     assert survivor_audit(app, "share_recovery", "recovery_share") == [
+        "recovery_shares_set",
         "share_recovery_started",
         "recovery_share_released",
         "recovery_share_released",
@@ -215,9 +216,11 @@ def test_her_signed_in_device_cancels_during_the_waiting_period(
         client_shares.release_share(counsel, "sofia")
     expect_error("no_share_recovery", lambda: client_shares.cancel_recovery(survivor), 404)
     assert survivor_audit(app, "share_recovery", "recovery_share") == [
+        "recovery_shares_set",
         "share_recovery_started",
         "recovery_share_released",
         "share_recovery_cancelled",
+        "share_recovery_failed",  # the status asked after the cancel
     ]
 
 
