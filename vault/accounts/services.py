@@ -317,6 +317,16 @@ def is_decoy(db: Session, user_id: str) -> bool:
     return db.scalar(select(DuressLink.user_id).where(DuressLink.decoy_id == user_id)) is not None
 
 
+def survivor_own_account(db: Session, user_id: str, refusal: str) -> User:
+    """A survivor's real account (not a decoy); 403 with ``refusal`` for anyone else."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("no such account")
+    if user.role != Role.SURVIVOR or is_decoy(db, user_id):
+        raise Forbidden(refusal)
+    return user
+
+
 def refuse_decoy(db: Session, user_id: str) -> None:
     """A decoy's passphrase and keys belong to its owner's setting: no change from inside."""
     if is_decoy(db, user_id):

@@ -28,7 +28,7 @@ from vault.accounts.models import (
 from vault.audit import chain
 from vault.cases.models import Case, CaseMember
 from vault.clock import now
-from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from vault.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from vault.keyring import Keyring
 from vault.protocol import shares as pshares
 from vault.protocol.keys import ProtocolError
@@ -92,12 +92,9 @@ def latest_request(db: Session, user_id: str) -> ShareRecoveryRequest | None:
 
 
 def _survivor(db: Session, user_id: str) -> User:
-    user = db.get(User, user_id)
-    if user is None:
-        raise NotFound("no such account")
-    if user.role != Role.SURVIVOR or accounts.is_decoy(db, user_id):
-        raise Forbidden("split recovery is for survivors' own accounts")
-    return user
+    return accounts.survivor_own_account(
+        db, user_id, "split recovery is for survivors' own accounts"
+    )
 
 
 def _is_her_counsel(db: Session, survivor_id: str, counsel_id: str) -> bool:
