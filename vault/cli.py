@@ -229,7 +229,13 @@ def audit_checkpoint() -> None:
     click.echo(f"checkpoint at entry {row.seq}" if row else "newest entry already checkpointed")
 
 
-from vault.client.cli import account_group, case_group, docs_group, verify_command  # noqa: E402 - feature commands register here
+from vault.client.cli import (  # noqa: E402 - feature commands register here
+    account_group,
+    case_group,
+    docs_group,
+    shares_group,
+    verify_command,
+)
 
 main.add_command(docs_group)
 main.add_command(account_group)
@@ -239,6 +245,7 @@ main.add_command(verify_command)
 from vault.client.links_cli import links_group  # noqa: E402 - feature commands register here
 
 main.add_command(links_group)
+main.add_command(shares_group)
 
 
 @main.group("log")

@@ -120,6 +120,10 @@ def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_PROXY_HOPS": _int(env, "HAVEN_PROXY_HOPS", 0),
         **_public_url(env),
         "HAVEN_INVITE_HOURS": _int(env, "HAVEN_INVITE_HOURS", 72, minimum=1),
+        # Split recovery (§22): how long a recovery through shares waits for a cancel.
+        "HAVEN_SHARE_RECOVERY_WAIT_SECONDS": _int(
+            env, "HAVEN_SHARE_RECOVERY_WAIT_SECONDS", 72 * 3600
+        ),
         "HAVEN_SERVER_HASH_OPSLIMIT": _int(env, "HAVEN_SERVER_HASH_OPSLIMIT", 2, minimum=1),
         "HAVEN_SERVER_HASH_MEMLIMIT": _int(
             env, "HAVEN_SERVER_HASH_MEMLIMIT", 64 * 1024 * 1024, minimum=8192

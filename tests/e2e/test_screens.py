@@ -51,12 +51,14 @@ SCREENS = (
     "safety-number",
     "change-passphrase",
     "duress",
+    "shares",
     "replace-keys",
     "login",
     "safety-plan",
     "invite-code",
     "login-error",
     "recover",
+    "share-recover",
     "home-counsel",
     "invite",
     "invite-link",
@@ -111,6 +113,10 @@ def walk_every_screen(
     expect(page.locator("#duress-set")).to_be_visible()
     at("duress")
     page.locator("main > p button.link").click()
+    page.click("#open-shares")  # split recovery (§22): the split form, then its sign-in side
+    expect(page.locator("#share-split")).to_be_visible()
+    at("shares")
+    page.locator("main > p button.link").click()
     page.click("#replace-keys")
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     at("replace-keys")
@@ -132,7 +138,9 @@ def walk_every_screen(
     page.locator("main p button.link").click()
     expect(page.locator("input[name=recovery-key]")).to_be_visible()
     at("recover")
-    page.locator("main p button.link").click()
+    page.click("#lost-both")
+    at("share-recover")
+    page.locator("main > p button.link").click()
     login(page, counsel.account.username, PY_PASSPHRASE)
     expect(page.locator(".member")).to_have_count(2)
     at("home-counsel")

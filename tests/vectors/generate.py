@@ -154,6 +154,7 @@ GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "contacts": lambda: __import__("tests.vectors.contacts", fromlist=["_"]).contacts_vectors(),
     "duress": lambda: __import__("tests.vectors.duress", fromlist=["_"]).duress_vectors(),
     "links": lambda: __import__("tests.vectors.links", fromlist=["_"]).links_vectors(),
+    "shares": lambda: __import__("tests.vectors.shares", fromlist=["_"]).shares_vectors(),
     "checkpoint": lambda: __import__(
         "tests.vectors.checkpoint", fromlist=["_"]
     ).checkpoint_vectors(),

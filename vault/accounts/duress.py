@@ -17,7 +17,7 @@ from vault.accounts import services as accounts
 from vault.accounts.models import DuressLink, KeyStatus, Role, User, UserKey
 from vault.audit import chain
 from vault.cases.models import Case, CaseMember
-from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
+from vault.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from vault.keyring import Keyring
 from vault.protocol import keys as pkeys
 from vault.protocol import serverdata
@@ -40,12 +40,9 @@ def settings(db: Session, user_id: str) -> DuressLink | None:
 
 
 def _real_account(db: Session, user_id: str) -> User:
-    user = db.get(User, user_id)
-    if user is None:
-        raise NotFound("no such account")
-    if user.role != Role.SURVIVOR or accounts.is_decoy(db, user_id):
-        raise Forbidden("a duress passphrase is for survivors' own accounts")
-    return user
+    return accounts.survivor_own_account(
+        db, user_id, "a duress passphrase is for survivors' own accounts"
+    )
 
 
 def _prove(db: Session, user: User, current_auth_key: bytes) -> None:

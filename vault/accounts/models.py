@@ -139,3 +139,92 @@ class DuressLink(Base):
     decoy_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     is_alerting: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class ShareRequestState(enum.StrEnum):
+    """Lifecycle of a recovery through shares (protocol §22)."""
+
+    WAITING = "waiting"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class RecoverySetup(Base):
+    """A survivor's split recovery key: which holders keep shares 2 and 3 (protocol §22).
+
+    Only commitments, her signature and shares sealed to holders' keys are stored; a printed
+    share leaves nothing here but its commitment.
+    """
+
+    __tablename__ = "recovery_setups"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    setup_id: Mapped[bytes] = mapped_column(LargeBinary(16), unique=True)
+    key_version: Mapped[int] = mapped_column(Integer)
+    signature: Mapped[bytes] = mapped_column(LargeBinary(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    shares: Mapped[list[RecoveryShare]] = relationship(
+        order_by="RecoveryShare.slot", cascade="all, delete-orphan"
+    )
+
+
+class RecoveryShare(Base):
+    """One held share: sealed to a holder account's key, or printed (holder_id null)."""
+
+    __tablename__ = "recovery_shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    setup_user_id: Mapped[str] = mapped_column(
+        ForeignKey("recovery_setups.user_id", ondelete="CASCADE")
+    )
+    slot: Mapped[int] = mapped_column(Integer)
+    commitment: Mapped[bytes] = mapped_column(LargeBinary(32))
+    holder_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    holder_key_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sealed_share: Mapped[bytes | None] = mapped_column(LargeBinary(128), nullable=True)
+
+    __table_args__ = (UniqueConstraint("setup_user_id", "slot"),)
+
+
+class ShareRecoveryRequest(Base):
+    """A survivor's request to rebuild her recovery key from two holders' shares."""
+
+    __tablename__ = "share_recovery_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    setup_id: Mapped[bytes] = mapped_column(LargeBinary(16))
+    auth_hash: Mapped[str] = mapped_column(String(255))
+    request_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    state: Mapped[ShareRequestState] = mapped_column(str_enum(ShareRequestState))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ready_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+    releases: Mapped[list[ReleasedShare]] = relationship(
+        order_by="ReleasedShare.slot", cascade="all, delete-orphan"
+    )
+
+
+class ReleasedShare(Base):
+    """A share a holder released to a request: sealed to the request's key only."""
+
+    __tablename__ = "released_shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("share_recovery_requests.id", ondelete="CASCADE")
+    )
+    slot: Mapped[int] = mapped_column(Integer)
+    sealed_share: Mapped[bytes] = mapped_column(LargeBinary(128))
+    released_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    released_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("request_id", "slot"),)

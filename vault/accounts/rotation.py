@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from vault.accounts import services as accounts
+from vault.accounts import shares
 from vault.accounts.models import KeyStatus, User, UserKey
 from vault.audit import chain
 from vault.contacts import services as contact_books
@@ -291,6 +292,7 @@ def rotate(
     accounts.set_passphrase(user, rotation.passphrase, auth_hash)
     user.recovery_auth_hash = recovery_hash
     user.recovery_wrapped_keys = rotation.recovery_wrapped_keys
+    shares.forget_setup(db, user.id)  # its shares rebuild the old recovery key (§22)
     db.flush()
     accounts.publish_key(db, ring, new_key)
     accounts.publish_key(db, ring, old_key, kind="supersede")

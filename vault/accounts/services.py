@@ -92,6 +92,11 @@ def _decoy_hash(opslimit: int, memlimit: int) -> str:
     return hash_auth_key(nacl.utils.random(32), HashCost(opslimit, memlimit))
 
 
+def decoy_hash(cost: HashCost) -> str:
+    """A hash of a random subkey: the same verification work where nothing matches."""
+    return _decoy_hash(cost.opslimit, cost.memlimit)
+
+
 def display_name(ring: Keyring, user: User) -> str:
     """Decrypt the account's username with the data key version it names."""
     version = serverdata.sealed_version(user.username_sealed)
@@ -312,6 +317,16 @@ def is_decoy(db: Session, user_id: str) -> bool:
     return db.scalar(select(DuressLink.user_id).where(DuressLink.decoy_id == user_id)) is not None
 
 
+def survivor_own_account(db: Session, user_id: str, refusal: str) -> User:
+    """A survivor's real account (not a decoy); 403 with ``refusal`` for anyone else."""
+    user = db.get(User, user_id)
+    if user is None:
+        raise NotFound("no such account")
+    if user.role != Role.SURVIVOR or is_decoy(db, user_id):
+        raise Forbidden(refusal)
+    return user
+
+
 def refuse_decoy(db: Session, user_id: str) -> None:
     """A decoy's passphrase and keys belong to its owner's setting: no change from inside."""
     if is_decoy(db, user_id):
@@ -386,6 +401,9 @@ def recover(
     user = authenticate_recovery(db, ring, cost, username, recovery_auth_key)
     set_passphrase(user, new, hash_auth_key(new.auth_key, cost))
     chain.append(db, "recovery", actor_id=user.id, subject_id=user.id, ring=ring)
+    from vault.accounts import shares  # split recovery builds on this module
+
+    shares.close_on_recovery(db, user.id)
     db.commit()
     return user
 

@@ -15,6 +15,7 @@ import requests
 
 from vault.client.contacts import ContactBook
 from vault.client.directory import KeyDirectory, WitnessPolicy
+from vault.client.shares import reseal_held
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
 from vault.protocol import messages as pmsg
@@ -392,6 +393,7 @@ class HavenClient:
                     raise
                 continue
             self._set_account(acct, new)
+            reseal_held(self, old, new)  # shares I keep for survivors follow my keys (§22)
             return pkeys.format_recovery_key(recovery)
         raise AssertionError("unreachable")
 

@@ -1,5 +1,6 @@
 """`haven docs`: counsel's document commands (list, pull) and the server's upload janitor;
-`haven account`: replacing one's own keys from the Python client."""
+`haven account`: replacing one's own keys from the Python client; `haven shares`: recovery
+shares kept for survivors."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import click
 
+from vault.client import shares as client_shares
 from vault.client.api import ApiError, HavenClient
 from vault.client.bundle import BundleError, export_bundle
 from vault.client.directory import WitnessPolicy
@@ -471,3 +473,47 @@ def remove_command(server: str, username: str, case_id: str, counsel: str) -> No
     except ApiError as exc:
         raise click.ClickException(exc.message) from exc
     click.echo(f"{counsel} is no longer in the case.")
+
+
+@click.group("shares")
+def shares_group() -> None:
+    """Recovery shares you keep for survivors (split recovery, protocol §22)."""
+
+
+@shares_group.command("held")
+@_credentials
+def held_command(server: str, username: str) -> None:
+    """List the recovery shares you keep and any recovery waiting for them."""
+    client = _client(server, username)
+    try:
+        held = client_shares.held_shares(client)
+    except (ApiError, client_shares.ShareRefused) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not held:
+        click.echo("You keep no recovery shares.")
+    for item in held:
+        request = item["request"]
+        state = "no recovery requested"
+        if request is not None:
+            state = f"recovery {request['state']} (started {request['created_at']})"
+        click.echo(f"{item['owner_username']}  share {item['slot']}  {state}")
+
+
+@shares_group.command("release")
+@_credentials
+@click.argument("owner")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def release_command(server: str, username: str, owner: str, yes: bool) -> None:
+    """Release your share to OWNER's waiting recovery (only if she asked you herself)."""
+    if not yes:
+        click.confirm(
+            f"Release your recovery share for {owner}? Do this only if {owner} asked you "
+            "herself, in person or on a call you trust.",
+            abort=True,
+        )
+    client = _client(server, username)
+    try:
+        request = client_shares.release_share(client, owner)
+    except (ApiError, client_shares.ShareRefused) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Released. Her recovery can finish after {request['ready_at']}.")

@@ -17,6 +17,7 @@ import * as homeScreens from "./screens/home.js";
 import * as keyScreens from "./screens/keys.js";
 import * as linkScreens from "./screens/links.js";
 import { parseFragment as parseLinkFragment } from "./crypto/links.js";
+import * as shareScreens from "./screens/shares.js";
 import { forgetSigners } from "./docs.js";
 import { forgetSenders, setSessionCheck } from "./chat.js";
 import * as messageScreens from "./screens/messages.js";
@@ -27,8 +28,8 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, inviteCode, safetyPlan, admin };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "links", "admin"]);
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, shares: shareScreens.shares, shareRecover: shareScreens.shareRecover, inviteCode, safetyPlan, admin };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "links", "shares", "admin"]);
 
 let current = { name: "login", params: {} };
 let main;

@@ -148,8 +148,10 @@ export function parentScreen({ name, params }) {
     case "change":
     case "rotate":
     case "admin":
+    case "shares":
       return home;
     case "recover":
+    case "shareRecover":
       return { name: "login", params: {} };
     case "recoveryConfirm":
       return { name: "recoveryShow", params: { formatted: params.formatted, rotated: params.rotated } };

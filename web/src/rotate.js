@@ -25,6 +25,7 @@ import {
 import { resealCount, resealSet } from "./crypto/rotation.js";
 import { session } from "./session.js";
 import { sodiumReady } from "./sodium.js";
+import { resealHeldShares } from "./shares.js";
 
 /** Attempts when the set changes between fetching and sending it (409 reseal_set_changed). */
 export const ATTEMPTS = 3;
@@ -125,6 +126,8 @@ export async function rotateKeys(passphrase, { onProgress = () => {} } = {}) {
       logoutBeacon();
       live();
     }
+    // Shares I keep for survivors follow my keys (§22.4), while the old ones are still here.
+    await resealHeldShares(sodium, oldKeys, newKeys).catch(() => {});
     session.installRotatedKeys(sodium, answer.account, newKeys);
     onProgress({ phase: "verify" });
     await session.verifyOwnKeys();

@@ -124,6 +124,10 @@ export function errorMessage(error, context = "login") {
       not_owner: "error.attachmentNotOwner",
       missing_attachment_key: "error.attachmentNotOwner",
       unknown_attachment: "error.notFound",
+      share_invalid: "shares.badShare",
+      share_wrong_account: "shares.wrongAccount",
+      no_recovery_shares: "shares.none",
+      share_recovery_open: "shares.alreadyOpen",
     };
     if (documentErrors[code]) return t(documentErrors[code]);
     if (error.status >= 500) return t("error.unavailable");
@@ -135,6 +139,7 @@ export function errorMessage(error, context = "login") {
     passphrase_too_long: "error.passphraseLong",
     bad_username: "polish.username.error",
     bad_recovery_key: "error.badRecoveryKey",
+    bad_share: "shares.badShare",
     keys_mismatch: "error.keysMismatch",
     bad_signature: "error.keysMismatch",
     bad_public_keys: "error.keysMismatch",

@@ -8,19 +8,21 @@
  * loads with Subresource Integrity, served from the HTTP cache the second time.
  */
 
-import { deriveMasterKey, passphraseSubkeys } from "./kdf.js";
+import { deriveMasterKey, passphraseSubkeys, subkeys } from "./kdf.js";
 
 /* global SODIUM_URL */
 self.importScripts(SODIUM_URL);
 
 self.onmessage = async (event) => {
-  const { passphrase, params } = event.data;
+  const { passphrase, params, context } = event.data;
   try {
     const sodium = self.sodium;
     await sodium.ready;
     const master = deriveMasterKey(sodium, passphrase, params);
     sodium.memzero(passphrase);
-    const { authKey, wrapKey } = passphraseSubkeys(sodium, master);
+    // A recovery request (§22.5) asks for the "haven-sr" subkeys 1 and 2 instead.
+    const { authKey, wrapKey } = context === "haven-sr" ? subkeys(sodium, master, context) : passphraseSubkeys(sodium, master);
+    sodium.memzero(master);
     self.postMessage({ authKey, wrapKey }, [authKey.buffer, wrapKey.buffer]);
   } catch (error) {
     passphrase.fill(0);

@@ -27,10 +27,11 @@ function verifyWorker() {
 }
 
 /**
- * Derive `{authKey, wrapKey}` from a passphrase and server-sent KDF parameters.
+ * Derive `{authKey, wrapKey}` from a passphrase and server-sent KDF parameters (subkeys 1
+ * and 2 of "haven-pw", or of `context` "haven-sr" for a recovery request, §22.5).
  * Parameters are checked here first, so weak or hostile ones never reach the worker.
  */
-export async function passphraseKeys(passphrase, kdf) {
+export async function passphraseKeys(passphrase, kdf, context = null) {
   const params = checkKdfParams(kdf);
   await verifyWorker();
   const bytes = normalizePassphrase(passphrase);
@@ -49,6 +50,6 @@ export async function passphraseKeys(passphrase, kdf) {
       done();
       reject(Object.assign(new Error("kdf worker failed"), { code: "kdf_failed" }));
     };
-    worker.postMessage({ passphrase: bytes, params }, [bytes.buffer]);
+    worker.postMessage({ passphrase: bytes, params, context }, [bytes.buffer]);
   });
 }

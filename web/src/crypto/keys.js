@@ -184,7 +184,8 @@ export function generateRecoveryKey(sodium) {
   return sodium.randombytes_buf(RECOVERY_KEY_BYTES);
 }
 
-function base32(bytes) {
+/** RFC 4648 base32 without padding (the last group's spare bits zero). */
+export function base32(bytes) {
   let out = "";
   let acc = 0;
   let bits = 0;
@@ -213,7 +214,14 @@ export function parseRecoveryKey(text) {
   if (cleaned.length !== 52 || !/^[A-Z2-7]+$/.test(cleaned)) {
     throw new ProtocolError("a recovery key is 52 characters from A-Z and 2-7", "bad_recovery_key");
   }
-  const out = new Uint8Array(RECOVERY_KEY_BYTES);
+  const out = base32Decode(cleaned);
+  if (out === null) throw new ProtocolError("recovery key is not canonical", "bad_recovery_key");
+  return out;
+}
+
+/** Decode unpadded base32 of A-Z2-7; null when the spare bits are not zero (non-canonical). */
+export function base32Decode(cleaned) {
+  const out = new Uint8Array(Math.floor((cleaned.length * 5) / 8));
   let acc = 0;
   let bits = 0;
   let o = 0;
@@ -226,8 +234,7 @@ export function parseRecoveryKey(text) {
       acc &= (1 << bits) - 1;
     }
   }
-  if (acc !== 0) throw new ProtocolError("recovery key is not canonical", "bad_recovery_key");
-  return out;
+  return acc === 0 ? out : null;
 }
 
 /** The groups (1-based) of a formatted recovery key, for asking the person to type some back. */

@@ -235,6 +235,7 @@ export function recover(ctx) {
     heading(t("recover.title")),
     h("p", {}, t("recover.intro")),
     form,
+    h("div", { class: "more" }, button(t("shares.lostBoth"), () => ctx.go("shareRecover"), "link", { id: "lost-both" })),
     h("p", {}, button(t("common.back"), () => ctx.go("login"), "link")),
   ];
 }

@@ -8,6 +8,7 @@ import { cameraPossible, startScanner } from "../scan.js";
 import { acknowledgeContact, markContactVerified } from "../contacts.js";
 import { session } from "../session.js";
 import { showDuressAlerts } from "../duress.js";
+import { shareRecoveryWarning } from "./shares.js";
 import { approveRequest, declineRequest, memberRequests, removeCounsel, requestCounsel } from "../members.js";
 import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
@@ -228,6 +229,7 @@ export function home(ctx, params) {
     heading(t(isMember ? "home.title" : "home.adminTitle")),
     params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
     h("p", { class: "whoami" }, tIsolated("home.signedInAs", { name: account.username })),
+    shareRecoveryWarning(ctx),
     account.mustRotate
       ? h(
           "div",
@@ -245,6 +247,7 @@ export function home(ctx, params) {
       { class: "actions" },
       button(t("home.changePassphrase"), () => ctx.go("change")),
       account.role === "survivor" ? button(t("duress.open"), () => ctx.go("duress"), "secondary", { id: "open-duress" }) : null,
+      account.role !== "admin" ? button(t("shares.open"), () => ctx.go("shares"), "secondary", { id: "open-shares" }) : null,
       button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
       button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
     ),
