@@ -139,3 +139,40 @@ class DuressLink(Base):
     decoy_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     is_alerting: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class TotpFactor(Base):
+    """An account's TOTP secret, sealed under the server's factor key (protocol §21.2)."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary(128))
+    key_version: Mapped[int] = mapped_column(Integer, index=True)
+    # The last time step a code was accepted for: no code of it or earlier works again.
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the second factor; only its hash is kept."""
+
+    __tablename__ = "factor_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class FactorPolicy(Base):
+    """The service's second-factor policy: one row, set by admins."""
+
+    __tablename__ = "factor_policy"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    is_required_for_staff: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +60,14 @@ def invite_token(link_or_token: str) -> bytes:
     """Accept an invite link (token in the fragment) or a bare token."""
     token = link_or_token.rsplit("invite=", 1)[-1]
     return b64decode(token)
+
+
+def factor_body(value: str | None) -> dict[str, str]:
+    """A six-digit value is a TOTP code; anything else is sent as a recovery code."""
+    if value is None:
+        raise ApiError(401, "factor_required", "this account needs its second factor")
+    value = value.strip()
+    return {"code": value} if re.fullmatch(r"[0-9]{6}", value) else {"recovery_code": value}
 
 
 def _kdf_json(params: KdfParams) -> dict[str, Any]:
@@ -244,8 +254,12 @@ class HavenClient:
         params.check()
         return params
 
-    def login(self, username: str, passphrase: str) -> Account:
-        """Sign in from any device knowing only username and passphrase."""
+    def login(
+        self, username: str, passphrase: str, *, factor: str | Callable[[], str] | None = None
+    ) -> Account:
+        """Sign in from any device knowing username and passphrase; ``factor`` (a TOTP code,
+        a recovery code, or a callable asked only when the server wants one) completes the
+        sign-in of an account with a second factor (§21.1)."""
         name = pkeys.normalize_username(username)
         derived = passphrase_keys(passphrase, self.prelogin(name))
         # A repeated login starts one more session of the same account: harmless.
@@ -254,6 +268,8 @@ class HavenClient:
             {"username": name, "auth_key": b64encode(derived.auth_key)},
             idempotent=True,
         )
+        if data.get("factor") is not None:
+            data = self.post("/auth/factor", factor_body(factor() if callable(factor) else factor))
         acct = data["account"]
         keys = pkeys.unwrap_bundle(
             b64decode(acct["wrapped_keys"]), name, acct["key_version"], derived.wrap_key
