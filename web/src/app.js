@@ -12,6 +12,7 @@ import { language, languages, onLanguageChange, preferredLanguage, setLanguage, 
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
 import * as duressScreens from "./screens/duress.js";
+import { factorSignIn, factors } from "./screens/factors.js";
 import * as homeScreens from "./screens/home.js";
 import * as keyScreens from "./screens/keys.js";
 import { forgetSigners } from "./docs.js";
@@ -24,8 +25,8 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, inviteCode, safetyPlan };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress"]);
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, factorSignIn, factors, inviteCode, safetyPlan };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "factors"]);
 
 let current = { name: "login", params: {} };
 let main;

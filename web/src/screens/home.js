@@ -245,6 +245,7 @@ export function home(ctx, params) {
       { class: "actions" },
       button(t("home.changePassphrase"), () => ctx.go("change")),
       account.role === "survivor" ? button(t("duress.open"), () => ctx.go("duress"), "secondary", { id: "open-duress" }) : null,
+      button(t("factor.title"), () => ctx.go("factors"), "secondary", { id: "open-factors" }),
       button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
       button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
     ),
