@@ -49,6 +49,7 @@ SCREENS = (
     "safety-number",
     "change-passphrase",
     "duress",
+    "factors",
     "replace-keys",
     "login",
     "safety-plan",
@@ -105,6 +106,10 @@ def walk_every_screen(
     page.click("#open-duress")
     expect(page.locator("#duress-set")).to_be_visible()
     at("duress")
+    page.locator("main > p button.link").click()
+    page.click("#open-factors")
+    expect(page.locator("#factor-start")).to_be_visible()
+    at("factors")
     page.locator("main > p button.link").click()
     page.click("#replace-keys")
     expect(page.locator("input[name=passphrase]")).to_be_visible()

@@ -27,6 +27,12 @@ DURESS = "a quite ordinary shopping list"
 
 
 @pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The app with the default policy: counsel and admins need a second factor."""
+    return make_app(HAVEN_FACTOR_REQUIRE_STAFF="true")
+
+
+@pytest.fixture
 def jump() -> Iterator[Callable[[float], None]]:
     """Move the server's clock; put it back afterwards."""
     yield clock.jump
