@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import base64
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
 import requests
+from click.testing import CliRunner
 from flask import Flask
 
 from tests.conftest import PASSPHRASE, LiveServer
@@ -17,6 +22,7 @@ from tests.integration.test_duress import raw_login, shape
 from vault import clock
 from vault.accounts.factors import TOTP_PERIOD
 from vault.admin import services as admin
+from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client.factors import Factors
 from vault.db import database
@@ -231,3 +237,40 @@ def test_secrets_are_sealed_and_follow_factor_key_rotation(
     install(app, load_keyring(path))
     jump(TOTP_PERIOD)
     assert fresh(live_server).login("nadia", PASSPHRASE, factor=code(secret)).username == "nadia"
+
+
+def test_counsel_cli_sets_up_totp_and_signs_in_with_it(
+    create_account: Accounts, live_server: LiveServer
+) -> None:
+    create_account("counsel", username="clerk")
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "HAVEN_URL": live_server.url,
+        "HAVEN_UNWITNESSED": "true",
+        "HAVEN_USERNAME": "clerk",
+        "HAVEN_PASSPHRASE": PASSPHRASE,
+    }
+    setup = subprocess.Popen(
+        [sys.executable, "-m", "vault.cli", "account", "totp-setup"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert setup.stdout is not None and setup.stdin is not None
+    first = setup.stdout.readline()
+    secret = re.fullmatch(r"Secret: ([A-Z2-7]{32})\n", first)
+    assert secret is not None, first
+    out, _ = setup.communicate(code(secret.group(1)) + "\n", timeout=120)
+    assert setup.returncode == 0, out
+    assert "TOTP is on." in out
+    recovery = re.findall(r"^[A-Z2-7]{4}(?:-[A-Z2-7]{4}){3}$", out, re.M)
+    assert len(recovery) == 10
+    runner = CliRunner(env={k: env[k] for k in env if k.startswith("HAVEN_")})
+    refused = runner.invoke(main, ["docs", "list"], input="AAAA-BBBB-CCCC-DDDD\n")
+    assert refused.exit_code != 0 and "sign-in failed" in refused.output
+    listed = runner.invoke(main, ["docs", "list"], input=recovery[0] + "\n")
+    assert listed.exit_code == 0, listed.output
+    assert "TOTP code (or a recovery code)" in listed.output
