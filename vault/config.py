@@ -125,6 +125,8 @@ def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_FACTOR_REQUIRE_STAFF": _bool(env, "HAVEN_FACTOR_REQUIRE_STAFF", True),
         "HAVEN_FACTOR_RECENT_SECONDS": _int(env, "HAVEN_FACTOR_RECENT_SECONDS", 600, minimum=30),
         "HAVEN_TOTP_ISSUER": _str(env, "HAVEN_TOTP_ISSUER", "Haven"),
+        # Empty: the host name of HAVEN_PUBLIC_URL.
+        "HAVEN_WEBAUTHN_RP_ID": _str(env, "HAVEN_WEBAUTHN_RP_ID", ""),
     }
 
 

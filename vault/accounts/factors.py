@@ -1,4 +1,4 @@
-"""Second factors (protocol §21): TOTP with one-time recovery codes, and the staff policy.
+"""Second factors (protocol §21): TOTP with one-time recovery codes, passkeys, the policy.
 
 The TOTP secret is sealed at rest under the server's ``factor`` key, bound to its account;
 recovery codes are kept as BLAKE2b hashes. A duress decoy has no factors of its own: its
@@ -12,6 +12,7 @@ import base64
 import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import nacl.encoding
 import nacl.hash
@@ -21,11 +22,20 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from vault import clock
+from vault.accounts import passkeys
 from vault.accounts import services as accounts
-from vault.accounts.models import DuressLink, FactorPolicy, RecoveryCode, Role, TotpFactor, User
+from vault.accounts.models import (
+    DuressLink,
+    FactorPolicy,
+    Passkey,
+    RecoveryCode,
+    Role,
+    TotpFactor,
+    User,
+)
 from vault.audit import chain
 from vault.db import utcnow
-from vault.errors import Conflict, Forbidden, NotFound, Unauthorized
+from vault.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unauthorized
 from vault.keyring import Keyring
 from vault.protocol import serverdata
 
@@ -38,7 +48,6 @@ RECOVERY_CODES = 10
 RECOVERY_CODE_BYTES = 10
 RECOVERY_PERSON = b"haven-rcode-v1"
 STAFF = (Role.COUNSEL, Role.ADMIN)
-METHODS = ("totp", "recovery_code")
 
 
 @dataclass(frozen=True)
@@ -101,9 +110,15 @@ def _confirmed(db: Session, user_id: str) -> TotpFactor | None:
     return factor if factor is not None and factor.confirmed_at is not None else None
 
 
+def methods(db: Session, user_id: str) -> list[str]:
+    """The second factors the account can sign in with: TOTP with its recovery codes, passkey."""
+    found = ["totp", "recovery_code"] if _confirmed(db, user_id) is not None else []
+    return found + (["passkey"] if passkeys.count(db, user_id) else [])
+
+
 def has_factor(db: Session, user_id: str) -> bool:
     """Whether the account has a confirmed second factor."""
-    return _confirmed(db, user_id) is not None
+    return bool(methods(db, user_id))
 
 
 def is_required_for_staff(db: Session, default: bool) -> bool:
@@ -148,7 +163,7 @@ def _own_account(db: Session, user_id: str) -> User:
 def begin_totp(db: Session, ring: Keyring, user_id: str, issuer: str) -> Enrolment:
     """Draw a new secret, kept sealed and unconfirmed until a code from it is sent back."""
     user = _own_account(db, user_id)
-    if has_factor(db, user_id):
+    if _confirmed(db, user_id) is not None:
         raise Conflict("TOTP is already set up; remove it first", code="factor_exists")
     secret = base64.b32encode(nacl.utils.random(TOTP_SECRET_BYTES)).decode()
     sealed, version = _seal(ring, user_id, secret)
@@ -216,7 +231,7 @@ def remove_totp(db: Session, user_id: str, default: bool) -> None:
     factor = _confirmed(db, user_id)
     if factor is None:
         raise NotFound("TOTP is not set up", code="no_factor")
-    if is_required(db, user, default):
+    if is_required(db, user, default) and not passkeys.count(db, user_id):
         raise Conflict(
             "your role must keep a second factor; add another before removing this one",
             code="factor_required",
@@ -302,3 +317,54 @@ def sealed_with(db: Session, version: int) -> int:
     """How many TOTP secrets are sealed under a factor key version."""
     query = select(func.count()).select_from(TotpFactor).where(TotpFactor.key_version == version)
     return int(db.scalar(query) or 0)
+
+
+def begin_passkey(
+    db: Session, ring: Keyring, user_id: str, rp: passkeys.RelyingParty
+) -> tuple[str, bytes]:
+    """Creation options for a new passkey of the account's own (never a decoy's)."""
+    _own_account(db, user_id)
+    return passkeys.registration_options(db, ring, user_id, rp)
+
+
+def remove_passkey(db: Session, user_id: str, passkey_id: str, default: bool) -> None:
+    """Delete a passkey unless it is the last factor of a role that must keep one."""
+    user = _own_account(db, user_id)
+    others = passkeys.count(db, user_id) - 1 + (1 if _confirmed(db, user_id) else 0)
+    may = not is_required(db, user, default) or others > 0
+    passkeys.remove_passkey(db, user_id, passkey_id, may)
+
+
+def passkey_sign_in(
+    db: Session, rp: passkeys.RelyingParty, challenge: bytes, user_id: str, credential: Any
+) -> None:
+    """Check a passkey as the second factor of a pending sign-in (the owner's, for a decoy)."""
+    try:
+        passkeys.verify_assertion(db, rp, challenge, credential, factor_owner(db, user_id))
+    except (Unauthorized, InvalidRequest):
+        _failed(db, user_id, "passkey")
+        raise
+    chain.append(
+        db, "login_factor", actor_id=user_id, subject_id=user_id, detail={"kind": "passkey"}
+    )
+    db.commit()
+
+
+def unlock_with_passkey(
+    db: Session, rp: passkeys.RelyingParty, challenge: bytes, credential: Any
+) -> tuple[User, Passkey]:
+    """Sign in with a PRF passkey alone (§21.9): the account and the passkey's wrapped copy."""
+    passkey = passkeys.verify_assertion(db, rp, challenge, credential, None)
+    user = db.get(User, passkey.user_id)
+    if user is None or user.is_disabled:
+        db.rollback()
+        raise Unauthorized("this passkey opens no account", code="bad_passkey")
+    if passkey.prf_wrapped_keys is None or passkey.prf_key_version != user.key_version:
+        db.rollback()
+        raise Unauthorized(
+            "this passkey is a second factor only; sign in with your passphrase",
+            code="passkey_cannot_unlock",
+        )
+    chain.append(db, "login", actor_id=user.id, subject_id=user.id, detail={"kind": "passkey"})
+    db.commit()
+    return user, passkey

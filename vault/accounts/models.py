@@ -176,3 +176,22 @@ class FactorPolicy(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     is_required_for_staff: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Passkey(Base):
+    """A WebAuthn credential of an account (protocol §21.8), with its optional PRF way in."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(1024))
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(64))
+    # The key bundle wrapped under the key its PRF output derives (§21.9), and the key
+    # version it holds; null when the authenticator has no PRF or after a key rotation.
+    prf_wrapped_keys: Mapped[bytes | None] = mapped_column(LargeBinary(256), nullable=True)
+    prf_key_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

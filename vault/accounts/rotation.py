@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from vault.accounts import passkeys
 from vault.accounts import services as accounts
 from vault.accounts.models import KeyStatus, User, UserKey
 from vault.audit import chain
@@ -291,6 +292,8 @@ def rotate(
     accounts.set_passphrase(user, rotation.passphrase, auth_hash)
     user.recovery_auth_hash = recovery_hash
     user.recovery_wrapped_keys = rotation.recovery_wrapped_keys
+    # PRF-wrapped copies hold the old key pairs: those passkeys stay second factors only.
+    passkeys.forget_unlocks(db, user.id)
     db.flush()
     accounts.publish_key(db, ring, new_key)
     accounts.publish_key(db, ring, old_key, kind="supersede")

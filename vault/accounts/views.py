@@ -213,7 +213,7 @@ class AccountReply(Out):
 class FactorChallengeOut(Out):
     """The second factors that may complete a pending sign-in (protocol §21.1)."""
 
-    methods: list[Literal["totp", "recovery_code"]]
+    methods: list[Literal["totp", "recovery_code", "passkey"]]
 
 
 class LoginReply(Out):
@@ -397,7 +397,8 @@ def login() -> Response:
     owner_id = factors.factor_owner(db.session(), user.id)
     if factors.has_factor(db.session(), owner_id):
         start_pending(user, owner_id)
-        return padded({"factor": {"methods": list(factors.METHODS)}}, LOGIN_REPLY_BYTES)
+        methods = factors.methods(db.session(), owner_id)
+        return padded({"factor": {"methods": methods}}, LOGIN_REPLY_BYTES)
     start_session(user)
     return padded({"account": account_json(user)}, LOGIN_REPLY_BYTES)
 

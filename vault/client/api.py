@@ -276,6 +276,10 @@ class HavenClient:
         )
         return self._set_account(acct, keys)
 
+    def install_account(self, acct: dict[str, Any], keys: pkeys.KeyPairs) -> Account:
+        """Take an account answer and the keys opened from it (another way in than login)."""
+        return self._set_account(acct, keys)
+
     def _set_account(self, acct: dict[str, Any], keys: pkeys.KeyPairs) -> Account:
         public = parse_public_keys(acct["public_keys"])
         public.verify(acct["username"])
