@@ -148,3 +148,21 @@ def test_a_prf_passkey_alone_opens_the_account_until_removed(
     assert refused(lambda: sign_in_with_passkey(later, get)) == (401, "bad_passkey")
     # With no factor left she signs in with her passphrase alone again.
     assert later.login("sofia", PASSPHRASE).username == "sofia"
+
+
+def test_a_key_rotation_drops_the_prf_copy_but_keeps_the_passkey(
+    create_account: Accounts, live_server: LiveServer
+) -> None:
+    survivor, _ = create_account("survivor", username="nadia")
+    phone = authenticator(live_server)
+    passkey_id = Factors(survivor).add_passkey(phone.create, "my phone")
+    Factors(survivor).set_unlock(passkey_id, phone.prf(ppasskeys.PRF_INPUT))
+    survivor.rotate_keys(PASSPHRASE)
+    assert [p["can_unlock"] for p in Factors(survivor).passkeys()] == [False]
+
+    def get(options: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+        return phone.get(options), phone.prf(ppasskeys.PRF_INPUT)
+
+    device = HavenClient(live_server.url, witnesses=live_server.witnesses)
+    assert refused(lambda: sign_in_with_passkey(device, get)) == (401, "passkey_cannot_unlock")
+    assert answer(held(live_server, "nadia"), phone)["account"]["username"] == "nadia"
