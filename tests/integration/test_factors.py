@@ -274,3 +274,17 @@ def test_counsel_cli_sets_up_totp_and_signs_in_with_it(
     listed = runner.invoke(main, ["docs", "list"], input=recovery[0] + "\n")
     assert listed.exit_code == 0, listed.output
     assert "TOTP code (or a recovery code)" in listed.output
+
+
+def test_the_recovery_key_replaces_the_passphrase_not_the_factor(
+    create_account: Accounts, live_server: LiveServer
+) -> None:
+    survivor, recovery_key = create_account("survivor", username="leila")
+    _, codes = enrol(survivor)
+    device = fresh(live_server)
+    with pytest.raises(ApiError) as held:
+        device.recover("leila", recovery_key, "a brand new passphrase 2026")
+    assert held.value.code == "factor_required"
+    again = fresh(live_server)
+    opened = again.recover("leila", recovery_key, "another new passphrase 2026", factor=codes[0])
+    assert survivor.account is not None and opened.keys == survivor.account.keys

@@ -435,17 +435,25 @@ def recovery_start() -> Response:
     )
 
 
+class RecoveryReply(Out):
+    """The account, or for an account with a second factor the challenge (§21.1)."""
+
+    account: AccountOut | None = None
+    factor: FactorChallengeOut | None = None
+
+
 @bp.post("/auth/recovery/complete")
 @limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"))
 @limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key)
 @endpoint(
-    "Prove the recovery key and set a new passphrase",
+    "Prove the recovery key and set a new passphrase; an account with a second factor "
+    "then completes the sign-in with it (§21.1)",
     roles=ANONYMOUS,
     body=RecoveryCompleteBody,
-    replies=ok(AccountReply),
+    replies=ok(RecoveryReply),
 )
 def recovery_complete() -> Response:
-    """Set the new passphrase, end all sessions, and sign this client in."""
+    """Set the new passphrase, end all sessions, and sign this client in (or hold it)."""
     body = parse_body(RecoveryCompleteBody)
     user = services.recover(
         db.session(),
@@ -455,6 +463,10 @@ def recovery_complete() -> Response:
         body.recovery_auth_key,
         _new_passphrase(body.passphrase),
     )
+    # The recovery key replaces the passphrase, not the second factor.
+    if factors.has_factor(db.session(), user.id):
+        start_pending(user, user.id)
+        return jsonify({"factor": {"methods": factors.methods(db.session(), user.id)}})
     start_session(user)
     return jsonify({"account": account_json(user)})
 

@@ -298,8 +298,15 @@ class HavenClient:
         self.account = None
         self.http.cookies.clear()
 
-    def recover(self, username: str, recovery_key: str, new_passphrase: str) -> Account:
-        """Unlock with the recovery key and set a new passphrase."""
+    def recover(
+        self,
+        username: str,
+        recovery_key: str,
+        new_passphrase: str,
+        *,
+        factor: str | Callable[[], str] | None = None,
+    ) -> Account:
+        """Unlock with the recovery key and set a new passphrase; ``factor`` as for login."""
         name = pkeys.normalize_username(username)
         rkeys = recovery_keys(pkeys.parse_recovery_key(recovery_key))
         proof = {"username": name, "recovery_auth_key": b64encode(rkeys.auth_key)}
@@ -308,11 +315,16 @@ class HavenClient:
             b64decode(data["recovery_wrapped_keys"]), name, data["key_version"], rkeys.wrap_key
         )
         body = proof | {"passphrase": self._new_passphrase(new_passphrase, keys, name)}
-        acct = self.post("/auth/recovery/complete", body)["account"]
-        return self._set_account(acct, keys)
+        data = self.post("/auth/recovery/complete", body)
+        if data.get("factor") is not None:
+            data = self.post("/auth/factor", factor_body(factor() if callable(factor) else factor))
+        return self._set_account(data["account"], keys)
 
-    def change_passphrase(self, current: str, new: str) -> None:
-        """Re-wrap the private keys under a new passphrase, then sign in again with it."""
+    def change_passphrase(
+        self, current: str, new: str, *, factor: str | Callable[[], str] | None = None
+    ) -> None:
+        """Re-wrap the private keys under a new passphrase, then sign in again with it (and
+        ``factor``, as for login, where the account has one)."""
         assert self.account is not None, "sign in first"
         name = self.account.username
         derived = passphrase_keys(current, self.prelogin(name))
@@ -321,7 +333,7 @@ class HavenClient:
             "passphrase": self._new_passphrase(new, self.account.keys, name),
         }
         self.post("/account/passphrase", body)
-        self.login(name, new)
+        self.login(name, new, factor=factor)
 
     def set_duress(self, passphrase: str, duress_passphrase: str, *, alert_counsel: bool) -> Any:
         """Set a duress passphrase (§18.3): a fresh decoy account that it opens at sign-in.

@@ -257,9 +257,17 @@ class Session {
       const data = await post("/auth/recovery/start", proof);
       const keys = unwrapBundle(sodium, b64decode(data.recovery_wrapped_keys), name, data.key_version, rkeys.wrapKey);
       const { body: pass, derived } = await this.#newPassphrase(sodium, newPassphrase, keys, name);
-      wipe(sodium, derived.authKey, derived.wrapKey);
-      const done = await post("/auth/recovery/complete", { ...proof, passphrase: pass });
-      this.#setAccount(sodium, done.account, keys);
+      wipe(sodium, derived.authKey);
+      try {
+        const done = await post("/auth/recovery/complete", { ...proof, passphrase: pass });
+        if (done.factor) {
+          wipeKeyPairs(sodium, keys);
+          return this.#hold(sodium, derived.wrapKey, done.factor.methods);
+        }
+        this.#setAccount(sodium, done.account, keys);
+      } finally {
+        wipe(sodium, derived.wrapKey);
+      }
     } finally {
       wipe(sodium, rkeys.authKey, rkeys.wrapKey);
     }

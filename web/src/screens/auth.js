@@ -230,7 +230,8 @@ export function recover(ctx) {
       key.input.value = "";
       pass.input.value = "";
       again.input.value = "";
-      ctx.go(account.mustRotate ? "rotate" : "home", account.mustRotate ? { forced: true } : { notice: "home.recovered" });
+      if (account.factor) ctx.go("factorSignIn");
+      else ctx.go(account.mustRotate ? "rotate" : "home", account.mustRotate ? { forced: true } : { notice: "home.recovered" });
     },
   });
   return [
