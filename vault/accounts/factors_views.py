@@ -125,14 +125,24 @@ def _require_fresh_sign_in() -> None:
 )
 def complete_sign_in() -> Response:
     """Check the factor, then start the session the passphrase proof was holding."""
-    held = pending_sign_in()
-    if held is None:
-        raise Unauthorized("no sign-in is waiting for a second factor", code="no_pending_sign_in")
+    user_id, version, _ = held_sign_in()
     body = parse_body(FactorBody)
     if (body.code is None) == (body.recovery_code is None):
         raise InvalidRequest("send either code or recovery_code", code="invalid_field")
-    user_id, version, _ = held
     factors.verify_sign_in(db.session(), keyring(), user_id, body.code, body.recovery_code)
+    return finish_sign_in(user_id, version)
+
+
+def held_sign_in() -> tuple[str, int, str]:
+    """The pending sign-in of this client, or 401 ``no_pending_sign_in``."""
+    held = pending_sign_in()
+    if held is None:
+        raise Unauthorized("no sign-in is waiting for a second factor", code="no_pending_sign_in")
+    return held
+
+
+def finish_sign_in(user_id: str, version: int) -> Response:
+    """Start the held session once its factor checked; answer as a login does (§21.1)."""
     user = db.session().get(User, user_id)
     if user is None or user.is_disabled or user.session_version != version:
         raise Unauthorized("this sign-in has ended; sign in again", code="no_pending_sign_in")

@@ -12,8 +12,14 @@ from pydantic import Field
 
 from vault import clock, db
 from vault.accounts import factors, passkeys
-from vault.accounts.factors_views import _require_fresh_sign_in, _staff_default
-from vault.accounts.models import Passkey, User
+from vault.accounts.factors_views import (
+    _pending_owner,
+    _require_fresh_sign_in,
+    _staff_default,
+    finish_sign_in,
+    held_sign_in,
+)
+from vault.accounts.models import Passkey
 from vault.accounts.views import (
     LOGIN_REPLY_BYTES,
     WRAPPED,
@@ -42,7 +48,7 @@ from vault.errors import Unauthorized
 from vault.extensions import limiter
 from vault.keyring import keyring
 from vault.protocol.encoding import b64decode, b64encode
-from vault.sessions import pending_sign_in, start_session
+from vault.sessions import start_session
 
 bp = Blueprint("passkeys", __name__, url_prefix="/api/v1")
 
@@ -144,11 +150,6 @@ def passkey_json(passkey: Passkey) -> dict[str, Any]:
     }
 
 
-def _pending_owner() -> str:
-    held = pending_sign_in()
-    return f"factor:{held[2] if held else 'none'}"
-
-
 @bp.get("/account/passkeys")
 @endpoint("My passkeys", roles=ANY_ROLE, replies=ok(PasskeysReply))
 def my_passkeys() -> Response:
@@ -231,10 +232,7 @@ def remove_passkey(passkey_id: str) -> tuple[str, int]:
 )
 def factor_options() -> Response:
     """Options naming the passkeys of the account whose factor is checked."""
-    held = pending_sign_in()
-    if held is None:
-        raise Unauthorized("no sign-in is waiting for a second factor", code="no_pending_sign_in")
-    allowed = passkeys.list_passkeys(db.session(), held[2])
+    allowed = passkeys.list_passkeys(db.session(), held_sign_in()[2])
     return _options("factor", passkeys.authentication_options(_rp(), allowed))
 
 
@@ -248,17 +246,10 @@ def factor_options() -> Response:
 )
 def factor_passkey() -> Response:
     """Check the assertion, then start the held session."""
-    held = pending_sign_in()
-    if held is None:
-        raise Unauthorized("no sign-in is waiting for a second factor", code="no_pending_sign_in")
+    user_id, version, _ = held_sign_in()
     body = parse_body(AssertionBody)
-    user_id, version, _ = held
     factors.passkey_sign_in(db.session(), _rp(), _challenge("factor"), user_id, body.credential)
-    user = db.session().get(User, user_id)
-    if user is None or user.is_disabled or user.session_version != version:
-        raise Unauthorized("this sign-in has ended; sign in again", code="no_pending_sign_in")
-    start_session(user)
-    return padded({"account": account_json(user)}, LOGIN_REPLY_BYTES)
+    return finish_sign_in(user_id, version)
 
 
 @bp.post("/auth/passkey/options")
