@@ -168,6 +168,8 @@ def make_app(
             # Envelopes built by tests say ttl 0; test_messages checks the one-week default.
             "HAVEN_MESSAGE_DEFAULT_TIMER": "0",
             "HAVEN_JOBS_ENABLED": "false",
+            # Staff are not sent to second-factor set-up unless a test asks (test_factors.py).
+            "HAVEN_FACTOR_REQUIRE_STAFF": "false",
             **FAST_SERVER_HASH,
             **minio.settings(bucket),
             **overrides,

@@ -51,11 +51,22 @@ def _load_keys(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from vault import health, openapi
     from vault.accounts.duress_views import bp as duress_bp
+    from vault.accounts.factors_views import bp as factors_bp
+    from vault.accounts.passkeys_views import bp as passkeys_bp
     from vault.accounts.shares_views import bp as shares_bp
     from vault.accounts.views import bp as accounts_bp
     from vault.cases.views import bp as cases_bp
 
-    blueprints = [health.bp, openapi.bp, accounts_bp, duress_bp, shares_bp, cases_bp]
+    blueprints = [
+        health.bp,
+        openapi.bp,
+        accounts_bp,
+        duress_bp,
+        shares_bp,
+        factors_bp,
+        passkeys_bp,
+        cases_bp,
+    ]
     # -- feature blueprints --
     from vault.documents.views import bp as documents_bp
 

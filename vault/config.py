@@ -128,6 +128,11 @@ def _load_flask(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_SERVER_HASH_MEMLIMIT": _int(
             env, "HAVEN_SERVER_HASH_MEMLIMIT", 64 * 1024 * 1024, minimum=8192
         ),
+        "HAVEN_FACTOR_REQUIRE_STAFF": _bool(env, "HAVEN_FACTOR_REQUIRE_STAFF", True),
+        "HAVEN_FACTOR_RECENT_SECONDS": _int(env, "HAVEN_FACTOR_RECENT_SECONDS", 600, minimum=30),
+        "HAVEN_TOTP_ISSUER": _str(env, "HAVEN_TOTP_ISSUER", "Haven"),
+        # Empty: the host name of HAVEN_PUBLIC_URL.
+        "HAVEN_WEBAUTHN_RP_ID": _str(env, "HAVEN_WEBAUTHN_RP_ID", ""),
     }
 
 
@@ -187,6 +192,7 @@ def _load_limiter(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_LIMIT_LOGIN_ACCOUNT": _str(env, "HAVEN_LIMIT_LOGIN_ACCOUNT", "10/minute;50/day"),
         "HAVEN_LIMIT_RECOVERY": _str(env, "HAVEN_LIMIT_RECOVERY", "5/minute;20/day"),
         "HAVEN_LIMIT_ROTATION_BEGIN": _str(env, "HAVEN_LIMIT_ROTATION_BEGIN", "10/minute;50/day"),
+        "HAVEN_LIMIT_FACTOR": _str(env, "HAVEN_LIMIT_FACTOR", "5/minute;30/day"),
         "HAVEN_LIMIT_REDEEM": _str(env, "HAVEN_LIMIT_REDEEM", "10/minute;50/hour"),
         "HAVEN_LIMIT_MEMBER_REQUEST": _str(env, "HAVEN_LIMIT_MEMBER_REQUEST", "10/hour;30/day"),
         "HAVEN_LIMIT_LINK_IP": _str(env, "HAVEN_LIMIT_LINK_IP", "30/minute;300/day"),

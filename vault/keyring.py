@@ -15,7 +15,7 @@ from pathlib import Path
 import nacl.utils
 from flask import Flask, current_app
 
-PURPOSES = ("session", "data", "logsign")
+PURPOSES = ("session", "data", "logsign", "factor")
 KEY_BYTES = 32
 
 

@@ -20,6 +20,8 @@ from vault.errors import Forbidden
 from vault.extensions import login_manager
 
 FUTURE_TOLERANCE_SECONDS = 60
+# A sign-in waiting for its second factor (protocol §21.1) lapses after this long.
+PENDING_SECONDS = 300
 
 
 def start_session(user: User) -> None:
@@ -41,6 +43,30 @@ def require_recent_sign_in() -> None:
     age = clock.time() - max(proofs, default=0)
     if age > current_app.config["HAVEN_RECENT_SIGN_IN_SECONDS"] or age < -FUTURE_TOLERANCE_SECONDS:
         raise Forbidden("enter your passphrase again to do this", code="recent_sign_in_required")
+
+
+def start_pending(user: User, factor_owner_id: str) -> None:
+    """Hold a sign-in that proved the passphrase until its second factor is checked."""
+    session.clear()
+    session.permanent = True
+    session["pending"] = [user.id, user.session_version, factor_owner_id, int(clock.time())]
+
+
+def pending_sign_in() -> tuple[str, int, str] | None:
+    """The account, session version and factor owner of a live pending sign-in, if any."""
+    held = session.get("pending")
+    if not isinstance(held, list) or len(held) != 4:
+        return None
+    user_id, version, owner_id, since = held
+    if not 0 <= clock.time() - since <= PENDING_SECONDS:
+        return None
+    return str(user_id), int(version), str(owner_id)
+
+
+def seconds_since_sign_in() -> float:
+    """How long ago this session's full sign-in was (for changes that need a fresh one)."""
+    issued = session.get("iat")
+    return clock.time() - issued if isinstance(issued, int) else float("inf")
 
 
 def end_session() -> None:

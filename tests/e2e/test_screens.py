@@ -52,6 +52,7 @@ SCREENS = (
     "change-passphrase",
     "duress",
     "shares",
+    "factors",
     "replace-keys",
     "login",
     "safety-plan",
@@ -116,6 +117,10 @@ def walk_every_screen(
     page.click("#open-shares")  # split recovery (§22): the split form, then its sign-in side
     expect(page.locator("#share-split")).to_be_visible()
     at("shares")
+    page.locator("main > p button.link").click()
+    page.click("#open-factors")
+    expect(page.locator("#factor-start")).to_be_visible()
+    at("factors")
     page.locator("main > p button.link").click()
     page.click("#replace-keys")
     expect(page.locator("input[name=passphrase]")).to_be_visible()

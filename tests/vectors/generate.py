@@ -155,6 +155,7 @@ GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "duress": lambda: __import__("tests.vectors.duress", fromlist=["_"]).duress_vectors(),
     "links": lambda: __import__("tests.vectors.links", fromlist=["_"]).links_vectors(),
     "shares": lambda: __import__("tests.vectors.shares", fromlist=["_"]).shares_vectors(),
+    "passkeys": lambda: __import__("tests.vectors.passkeys", fromlist=["_"]).passkeys_vectors(),
     "checkpoint": lambda: __import__(
         "tests.vectors.checkpoint", fromlist=["_"]
     ).checkpoint_vectors(),

@@ -228,3 +228,59 @@ class ReleasedShare(Base):
     released_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("request_id", "slot"),)
+
+
+class TotpFactor(Base):
+    """An account's TOTP secret, sealed under the server's factor key (protocol §21.2)."""
+
+    __tablename__ = "totp_factors"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary(128))
+    key_version: Mapped[int] = mapped_column(Integer, index=True)
+    # The last time step a code was accepted for: no code of it or earlier works again.
+    last_step: Mapped[int] = mapped_column(BigInteger, default=0)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the second factor; only its hash is kept."""
+
+    __tablename__ = "factor_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class FactorPolicy(Base):
+    """The service's second-factor policy: one row, set by admins."""
+
+    __tablename__ = "factor_policy"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    is_required_for_staff: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Passkey(Base):
+    """A WebAuthn credential of an account (protocol §21.8), with its optional PRF way in."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(1024))
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(64))
+    # The key bundle wrapped under the key its PRF output derives (§21.9), and the key
+    # version it holds; null when the authenticator has no PRF or after a key rotation.
+    prf_wrapped_keys: Mapped[bytes | None] = mapped_column(LargeBinary(256), nullable=True)
+    prf_key_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from vault.accounts import passkeys
 from vault.accounts import services as accounts
 from vault.accounts import shares
 from vault.accounts.models import KeyStatus, User, UserKey
@@ -293,6 +294,8 @@ def rotate(
     user.recovery_auth_hash = recovery_hash
     user.recovery_wrapped_keys = rotation.recovery_wrapped_keys
     shares.forget_setup(db, user.id)  # its shares rebuild the old recovery key (§22)
+    # PRF-wrapped copies hold the old key pairs: those passkeys stay second factors only.
+    passkeys.forget_unlocks(db, user.id)
     db.flush()
     accounts.publish_key(db, ring, new_key)
     accounts.publish_key(db, ring, old_key, kind="supersede")

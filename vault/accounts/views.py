@@ -11,7 +11,7 @@ from flask_login import current_user
 from pydantic import Field
 
 from vault import db
-from vault.accounts import rotation, services
+from vault.accounts import factors, rotation, services
 from vault.accounts.models import Role, User, UserKey
 from vault.api import (
     ANONYMOUS,
@@ -36,7 +36,7 @@ from vault.protocol import keys as pkeys
 from vault.protocol import messages as pmsg
 from vault.protocol.encoding import b64encode
 from vault.protocol.kdf import KdfParams
-from vault.sessions import end_session, start_session
+from vault.sessions import end_session, start_pending, start_session
 
 bp = Blueprint("accounts", __name__, url_prefix="/api/v1")
 
@@ -201,6 +201,7 @@ class AccountOut(Out):
     wrapped_keys: B64
     public_keys: KeyOut
     must_rotate_keys: bool
+    must_enrol_factor: bool
 
 
 class AccountReply(Out):
@@ -209,10 +210,18 @@ class AccountReply(Out):
     account: AccountOut
 
 
-class LoginReply(Out):
-    """The account, padded so every successful sign-in answer has the same length."""
+class FactorChallengeOut(Out):
+    """The second factors that may complete a pending sign-in (protocol §21.1)."""
 
-    account: AccountOut
+    methods: list[Literal["totp", "recovery_code", "passkey"]]
+
+
+class LoginReply(Out):
+    """The account, or a second-factor challenge, padded so every successful sign-in answer
+    has the same length."""
+
+    account: AccountOut | None = None
+    factor: FactorChallengeOut | None = None
     pad: str
 
 
@@ -307,6 +316,9 @@ def account_json(user: User) -> dict[str, Any]:
         "wrapped_keys": b64encode(user.wrapped_keys),
         "public_keys": key_json(services.current_keys(user)),
         "must_rotate_keys": services.current_keys(user).status.value == "compromised",
+        "must_enrol_factor": factors.must_enrol(
+            db.session(), user, current_app.config["HAVEN_FACTOR_REQUIRE_STAFF"]
+        ),
     }
 
 
@@ -372,15 +384,21 @@ def padded(data: dict[str, Any], size: int) -> Response:
 @limiter.limit(_limit("HAVEN_LIMIT_LOGIN_IP"))
 @limiter.limit(_limit("HAVEN_LIMIT_LOGIN_ACCOUNT"), key_func=_account_key, deduct_when=_failed)
 @endpoint(
-    "Sign in with the authentication subkey (the passphrase or the duress passphrase)",
+    "Sign in with the authentication subkey (the passphrase or the duress passphrase); "
+    "an account with a second factor gets a challenge instead (§21.1)",
     roles=ANONYMOUS,
     body=LoginBody,
     replies=ok(LoginReply),
 )
 def login() -> Response:
-    """Start a session and return the wrapped private keys."""
+    """Start a session and return the wrapped private keys, or hold it for the second factor."""
     body = parse_body(LoginBody)
     user = services.authenticate(db.session(), keyring(), _cost(), body.username, body.auth_key)
+    owner_id = factors.factor_owner(db.session(), user.id)
+    if factors.has_factor(db.session(), owner_id):
+        start_pending(user, owner_id)
+        methods = factors.methods(db.session(), owner_id)
+        return padded({"factor": {"methods": methods}}, LOGIN_REPLY_BYTES)
     start_session(user)
     return padded({"account": account_json(user)}, LOGIN_REPLY_BYTES)
 
@@ -417,17 +435,25 @@ def recovery_start() -> Response:
     )
 
 
+class RecoveryReply(Out):
+    """The account, or for an account with a second factor the challenge (§21.1)."""
+
+    account: AccountOut | None = None
+    factor: FactorChallengeOut | None = None
+
+
 @bp.post("/auth/recovery/complete")
 @limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"))
 @limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key)
 @endpoint(
-    "Prove the recovery key and set a new passphrase",
+    "Prove the recovery key and set a new passphrase; an account with a second factor "
+    "then completes the sign-in with it (§21.1)",
     roles=ANONYMOUS,
     body=RecoveryCompleteBody,
-    replies=ok(AccountReply),
+    replies=ok(RecoveryReply),
 )
 def recovery_complete() -> Response:
-    """Set the new passphrase, end all sessions, and sign this client in."""
+    """Set the new passphrase, end all sessions, and sign this client in (or hold it)."""
     body = parse_body(RecoveryCompleteBody)
     user = services.recover(
         db.session(),
@@ -437,6 +463,10 @@ def recovery_complete() -> Response:
         body.recovery_auth_key,
         _new_passphrase(body.passphrase),
     )
+    # The recovery key replaces the passphrase, not the second factor.
+    if factors.has_factor(db.session(), user.id):
+        start_pending(user, user.id)
+        return jsonify({"factor": {"methods": factors.methods(db.session(), user.id)}})
     start_session(user)
     return jsonify({"account": account_json(user)})
 

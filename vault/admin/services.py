@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from vault import clock
+from vault.accounts import factors
 from vault.accounts.duress import decoy_ids
 from vault.accounts.models import DuressLink, Invite, KeyStatus, Role, User, UserKey
 from vault.audit import chain
@@ -78,6 +79,8 @@ def rotate(db: Session, path: Path, purpose: str, actor_id: str | None = None) -
         ) from exc
     if purpose == "logsign":
         directory.ensure_log_key(db, load_keyring(path))
+    if purpose == "factor":
+        factors.reseal_all(db, load_keyring(path))
     chain.append(
         db, "server_key_rotated", actor_id=actor_id, detail={"purpose": purpose, "version": version}
     )
@@ -176,6 +179,8 @@ def retire(
         raise Conflict(
             f"{uses} ciphertexts still use data key {version}; re-encrypt first", code="key_in_use"
         )
+    if purpose == "factor" and (uses := factors.sealed_with(db, version)):
+        raise Conflict(f"{uses} TOTP secrets still use factor key {version}", code="key_in_use")
     if purpose == "logsign":
         announced = db.get(LogKey, successor)
         if announced is None:

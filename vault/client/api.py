@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +61,14 @@ def invite_token(link_or_token: str) -> bytes:
     """Accept an invite link (token in the fragment) or a bare token."""
     token = link_or_token.rsplit("invite=", 1)[-1]
     return b64decode(token)
+
+
+def factor_body(value: str | None) -> dict[str, str]:
+    """A six-digit value is a TOTP code; anything else is sent as a recovery code."""
+    if value is None:
+        raise ApiError(401, "factor_required", "this account needs its second factor")
+    value = value.strip()
+    return {"code": value} if re.fullmatch(r"[0-9]{6}", value) else {"recovery_code": value}
 
 
 def _kdf_json(params: KdfParams) -> dict[str, Any]:
@@ -245,8 +255,12 @@ class HavenClient:
         params.check()
         return params
 
-    def login(self, username: str, passphrase: str) -> Account:
-        """Sign in from any device knowing only username and passphrase."""
+    def login(
+        self, username: str, passphrase: str, *, factor: str | Callable[[], str] | None = None
+    ) -> Account:
+        """Sign in from any device knowing username and passphrase; ``factor`` (a TOTP code,
+        a recovery code, or a callable asked only when the server wants one) completes the
+        sign-in of an account with a second factor (§21.1)."""
         name = pkeys.normalize_username(username)
         derived = passphrase_keys(passphrase, self.prelogin(name))
         # A repeated login starts one more session of the same account: harmless.
@@ -255,10 +269,16 @@ class HavenClient:
             {"username": name, "auth_key": b64encode(derived.auth_key)},
             idempotent=True,
         )
+        if data.get("factor") is not None:
+            data = self.post("/auth/factor", factor_body(factor() if callable(factor) else factor))
         acct = data["account"]
         keys = pkeys.unwrap_bundle(
             b64decode(acct["wrapped_keys"]), name, acct["key_version"], derived.wrap_key
         )
+        return self._set_account(acct, keys)
+
+    def install_account(self, acct: dict[str, Any], keys: pkeys.KeyPairs) -> Account:
+        """Take an account answer and the keys opened from it (another way in than login)."""
         return self._set_account(acct, keys)
 
     def _set_account(self, acct: dict[str, Any], keys: pkeys.KeyPairs) -> Account:
@@ -279,8 +299,15 @@ class HavenClient:
         self.account = None
         self.http.cookies.clear()
 
-    def recover(self, username: str, recovery_key: str, new_passphrase: str) -> Account:
-        """Unlock with the recovery key and set a new passphrase."""
+    def recover(
+        self,
+        username: str,
+        recovery_key: str,
+        new_passphrase: str,
+        *,
+        factor: str | Callable[[], str] | None = None,
+    ) -> Account:
+        """Unlock with the recovery key and set a new passphrase; ``factor`` as for login."""
         name = pkeys.normalize_username(username)
         rkeys = recovery_keys(pkeys.parse_recovery_key(recovery_key))
         proof = {"username": name, "recovery_auth_key": b64encode(rkeys.auth_key)}
@@ -289,11 +316,16 @@ class HavenClient:
             b64decode(data["recovery_wrapped_keys"]), name, data["key_version"], rkeys.wrap_key
         )
         body = proof | {"passphrase": self._new_passphrase(new_passphrase, keys, name)}
-        acct = self.post("/auth/recovery/complete", body)["account"]
-        return self._set_account(acct, keys)
+        data = self.post("/auth/recovery/complete", body)
+        if data.get("factor") is not None:
+            data = self.post("/auth/factor", factor_body(factor() if callable(factor) else factor))
+        return self._set_account(data["account"], keys)
 
-    def change_passphrase(self, current: str, new: str) -> None:
-        """Re-wrap the private keys under a new passphrase, then sign in again with it."""
+    def change_passphrase(
+        self, current: str, new: str, *, factor: str | Callable[[], str] | None = None
+    ) -> None:
+        """Re-wrap the private keys under a new passphrase, then sign in again with it (and
+        ``factor``, as for login, where the account has one)."""
         assert self.account is not None, "sign in first"
         name = self.account.username
         derived = passphrase_keys(current, self.prelogin(name))
@@ -302,7 +334,7 @@ class HavenClient:
             "passphrase": self._new_passphrase(new, self.account.keys, name),
         }
         self.post("/account/passphrase", body)
-        self.login(name, new)
+        self.login(name, new, factor=factor)
 
     def reauth(self, passphrase: str) -> None:
         """Prove the passphrase again so admin changes are allowed for a while (§25.1)."""

@@ -20,6 +20,7 @@ from vault.client.api import ApiError, HavenClient
 from vault.client.bundle import BundleError, export_bundle
 from vault.client.directory import WitnessPolicy
 from vault.client.documents import DocumentRefused, Documents, OpenedDocument, safe_file_name
+from vault.client.factors import Factors
 from vault.client.progress import Progress
 
 MANIFEST = "manifest.json"
@@ -49,11 +50,17 @@ def witness_policy(env: dict[str, str] | None = None) -> WitnessPolicy:
         raise click.ClickException(f"HAVEN_WITNESS_KEYS/HAVEN_WITNESS_QUORUM: {exc}") from exc
 
 
+def _second_factor() -> str:
+    """Asked only when the account has a second factor (protocol §21.1)."""
+    found = os.environ.get("HAVEN_TOTP") or click.prompt("TOTP code (or a recovery code)")
+    return str(found)
+
+
 def _client(server: str, username: str, passphrase: str | None = None) -> HavenClient:
     passphrase = passphrase or _passphrase()
     client = HavenClient(server, witnesses=witness_policy())
     try:
-        client.login(username, passphrase)
+        client.login(username, passphrase, factor=_second_factor)
     except ApiError as exc:
         raise click.ClickException(f"sign-in failed: {exc.message}") from exc
     return client
@@ -72,7 +79,7 @@ def _credentials(command: Any) -> Any:
         default="http://127.0.0.1:8000",
         show_default=True,
         help="The Haven server (or HAVEN_URL). The passphrase comes from HAVEN_PASSPHRASE "
-        "or a prompt.",
+        "or a prompt; a TOTP code, where the account has one, from HAVEN_TOTP or a prompt.",
     )(command)
     return command
 
@@ -383,6 +390,36 @@ def rotate_keys_command(server: str, username: str) -> None:
     click.echo(f"Your keys are now version {client.account.keys.version}.")
     click.echo("Your new recovery key (the old one no longer works). Write it down now:")
     click.echo(recovery)
+
+
+@account_group.command("totp-setup")
+@_credentials
+def totp_setup_command(server: str, username: str) -> None:
+    """Turn TOTP on: add the printed secret to an authenticator app, then type a code."""
+    client = _client(server, username)
+    factors = Factors(client)
+    try:
+        found = factors.begin_totp()
+        click.echo(f"Secret: {found['secret']}")
+        click.echo(f"URI:    {found['uri']}")
+        codes = factors.confirm_totp(click.prompt("Code from the app").strip())
+    except ApiError as exc:
+        raise click.ClickException(f"TOTP set-up failed: {exc.message}") from exc
+    click.echo("TOTP is on. One-time recovery codes (each works once). Keep them safe now:")
+    for code in codes:
+        click.echo(code)
+
+
+@account_group.command("totp-remove")
+@_credentials
+def totp_remove_command(server: str, username: str) -> None:
+    """Turn TOTP off (refused where your role must keep a second factor)."""
+    client = _client(server, username)
+    try:
+        Factors(client).remove_totp()
+    except ApiError as exc:
+        raise click.ClickException(f"TOTP removal failed: {exc.message}") from exc
+    click.echo("TOTP is off.")
 
 
 @click.group("case")

@@ -13,6 +13,7 @@ import { admin } from "./screens/admin.js";
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
 import * as duressScreens from "./screens/duress.js";
+import { factorSignIn, factors } from "./screens/factors.js";
 import * as homeScreens from "./screens/home.js";
 import * as keyScreens from "./screens/keys.js";
 import * as linkScreens from "./screens/links.js";
@@ -28,8 +29,8 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, shares: shareScreens.shares, shareRecover: shareScreens.shareRecover, inviteCode, safetyPlan, admin };
-const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "links", "shares", "admin"]);
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, shares: shareScreens.shares, shareRecover: shareScreens.shareRecover, factorSignIn, factors, inviteCode, safetyPlan, admin };
+const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "links", "shares", "factors", "admin"]);
 
 let current = { name: "login", params: {} };
 let main;

@@ -54,6 +54,8 @@ export class OwnKeysRefused extends Error {
 }
 
 class Session {
+  #pendingWrapKey = null;
+
   constructor() {
     this.account = null;
     this.lockHooks = new Set();
@@ -111,6 +113,7 @@ class Session {
       published: acct.public_keys,
       wrappedKeys: acct.wrapped_keys,
       mustRotate: acct.must_rotate_keys === true,
+      mustEnrolFactor: acct.must_enrol_factor === true,
     };
     return this.account;
   }
@@ -196,9 +199,42 @@ class Session {
     const derived = await passphraseKeys(passphrase, kdf);
     try {
       const data = await post("/auth/login", { username: name, auth_key: b64encode(derived.authKey) });
+      if (data.factor) return this.#hold(sodium, derived.wrapKey, data.factor.methods);
       this.#unlock(sodium, data.account, derived.wrapKey);
     } finally {
       wipe(sodium, derived.authKey, derived.wrapKey);
+    }
+    return this.verifyOwnKeys();
+  }
+
+  /** A sign-in waiting for its second factor (§21.1): keep a copy of the wrap subkey till then. */
+  #hold(sodium, wrapKey, methods) {
+    this.#forgetPending(sodium);
+    this.#pendingWrapKey = wrapKey.slice();
+    return { factor: methods };
+  }
+
+  #forgetPending(sodium) {
+    if (this.#pendingWrapKey) wipe(sodium, this.#pendingWrapKey);
+    this.#pendingWrapKey = null;
+  }
+
+  /** Whether a sign-in waits for its second factor. */
+  get isPending() {
+    return this.#pendingWrapKey !== null;
+  }
+
+  /** Complete a held sign-in with a TOTP code (six digits) or a recovery code. */
+  async completeFactor(value) {
+    const sodium = await sodiumReady();
+    if (!this.#pendingWrapKey) throw new ApiError(401, "no_pending_sign_in", "sign in again");
+    const text = value.trim();
+    const body = /^[0-9]{6}$/.test(text) ? { code: text } : { recovery_code: text };
+    const data = await post("/auth/factor", body);
+    try {
+      this.#unlock(sodium, data.account, this.#pendingWrapKey);
+    } finally {
+      this.#forgetPending(sodium);
     }
     return this.verifyOwnKeys();
   }
@@ -221,9 +257,17 @@ class Session {
       const data = await post("/auth/recovery/start", proof);
       const keys = unwrapBundle(sodium, b64decode(data.recovery_wrapped_keys), name, data.key_version, rkeys.wrapKey);
       const { body: pass, derived } = await this.#newPassphrase(sodium, newPassphrase, keys, name);
-      wipe(sodium, derived.authKey, derived.wrapKey);
-      const done = await post("/auth/recovery/complete", { ...proof, passphrase: pass });
-      this.#setAccount(sodium, done.account, keys);
+      wipe(sodium, derived.authKey);
+      try {
+        const done = await post("/auth/recovery/complete", { ...proof, passphrase: pass });
+        if (done.factor) {
+          wipeKeyPairs(sodium, keys);
+          return this.#hold(sodium, derived.wrapKey, done.factor.methods);
+        }
+        this.#setAccount(sodium, done.account, keys);
+      } finally {
+        wipe(sodium, derived.wrapKey);
+      }
     } finally {
       wipe(sodium, rkeys.authKey, rkeys.wrapKey);
     }
@@ -245,6 +289,10 @@ class Session {
     try {
       await post("/account/passphrase", { current_auth_key: b64encode(old.authKey), passphrase: pass });
       const data = await post("/auth/login", { username, auth_key: b64encode(derived.authKey) });
+      if (data.factor) {
+        this.lock();
+        return this.#hold(sodium, derived.wrapKey, data.factor.methods);
+      }
       return this.#unlock(sodium, data.account, derived.wrapKey);
     } finally {
       wipe(sodium, old.authKey, old.wrapKey, derived.authKey, derived.wrapKey);
@@ -264,6 +312,8 @@ class Session {
   lock() {
     const sodium = globalThis.sodium;
     if (this.account && sodium?.memzero) wipeKeyPairs(sodium, this.account.keys);
+    if (sodium?.memzero) this.#forgetPending(sodium);
+    this.#pendingWrapKey = null;
     this.account = null;
     forgetBook();
     forgetVerified();

@@ -1,7 +1,7 @@
 """recovery shares: split recovery setups, held shares, recovery requests (protocol §22)
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 Create Date: 2026-11-30 14:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from vault.db import UTCDateTime
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -7,6 +7,7 @@ import { t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
 import { session } from "../session.js";
 import { sodiumReady } from "../sodium.js";
+import { afterSignIn } from "./factors.js";
 import { safetyPlanButton } from "./safety-plan.js";
 import {
   NO_SAVE,
@@ -66,7 +67,8 @@ export function login(ctx, params) {
     action: async () => {
       const account = await session.login(user.input.value, pass.input.value);
       pass.input.value = "";
-      ctx.go(account.mustRotate ? "rotate" : "home", account.mustRotate ? { forced: true } : {});
+      if (account.factor) ctx.go("factorSignIn");
+      else afterSignIn(ctx, account);
     },
   });
   return [
@@ -228,7 +230,8 @@ export function recover(ctx) {
       key.input.value = "";
       pass.input.value = "";
       again.input.value = "";
-      ctx.go(account.mustRotate ? "rotate" : "home", account.mustRotate ? { forced: true } : { notice: "home.recovered" });
+      if (account.factor) ctx.go("factorSignIn");
+      else ctx.go(account.mustRotate ? "rotate" : "home", account.mustRotate ? { forced: true } : { notice: "home.recovered" });
     },
   });
   return [
@@ -255,11 +258,12 @@ export function change(ctx) {
     context: "change",
     validate: () => required(current, pass, again) ?? checkNewPassphrase(pass, again),
     action: async () => {
-      await ctx.authenticated(() => session.changePassphrase(current.input.value, pass.input.value));
+      const changed = await ctx.authenticated(() => session.changePassphrase(current.input.value, pass.input.value));
       current.input.value = "";
       pass.input.value = "";
       again.input.value = "";
-      ctx.go("home", { notice: "home.passphraseChanged" });
+      if (changed.factor) ctx.go("factorSignIn");
+      else ctx.go("home", { notice: "home.passphraseChanged" });
     },
   });
   return [heading(t("change.title")), duressWarning(ctx), form, h("p", {}, button(t("common.cancel"), () => ctx.go("home"), "link"))];

@@ -248,6 +248,7 @@ export function home(ctx, params) {
       button(t("home.changePassphrase"), () => ctx.go("change")),
       account.role === "survivor" ? button(t("duress.open"), () => ctx.go("duress"), "secondary", { id: "open-duress" }) : null,
       account.role !== "admin" ? button(t("shares.open"), () => ctx.go("shares"), "secondary", { id: "open-shares" }) : null,
+      button(t("factor.title"), () => ctx.go("factors"), "secondary", { id: "open-factors" }),
       button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
       button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
     ),
