@@ -16,9 +16,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, insert, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from vault.accounts import passkeys
+from vault.accounts import passkeys, shares
 from vault.accounts import services as accounts
-from vault.accounts import shares
 from vault.accounts.models import KeyStatus, User, UserKey
 from vault.audit import chain
 from vault.contacts import services as contact_books
