@@ -75,6 +75,9 @@ def _register_blueprints(app: Flask) -> None:
     from vault.contacts.views import bp as contacts_bp
 
     blueprints.append(contacts_bp)
+    from vault.intake.views import bp as intake_bp
+
+    blueprints.append(intake_bp)
     from vault.webapp.views import bp as webapp_bp
 
     blueprints.append(webapp_bp)

@@ -286,6 +286,27 @@ def _load_documents(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _load_intake(env: Mapping[str, str]) -> dict[str, Any]:
+    """Anonymous intake (protocol §20): proof of work, quota, limits, retention."""
+    bits = _int(env, "HAVEN_INTAKE_POW_BITS", 18)
+    if bits > 32:
+        raise ConfigError(f"HAVEN_INTAKE_POW_BITS: at most 32, got {bits}")
+    return {
+        "HAVEN_INTAKE_POW_BITS": bits,
+        "HAVEN_INTAKE_CHALLENGE_SECONDS": _int(
+            env, "HAVEN_INTAKE_CHALLENGE_SECONDS", 600, minimum=10
+        ),
+        "HAVEN_INTAKE_DAILY_QUOTA": _int(env, "HAVEN_INTAKE_DAILY_QUOTA", 500, minimum=1),
+        "HAVEN_INTAKE_MAX_ENTRIES": _int(env, "HAVEN_INTAKE_MAX_ENTRIES", 500, minimum=1),
+        "HAVEN_INTAKE_RETENTION_DAYS": _int(env, "HAVEN_INTAKE_RETENTION_DAYS", 90, minimum=1),
+        "HAVEN_INTAKE_SESSION_SECONDS": _int(
+            env, "HAVEN_INTAKE_SESSION_SECONDS", 3600, minimum=60
+        ),
+        "HAVEN_LIMIT_INTAKE_IP": _str(env, "HAVEN_LIMIT_INTAKE_IP", "20/minute;200/day"),
+        "HAVEN_LIMIT_INTAKE_GLOBAL": _str(env, "HAVEN_LIMIT_INTAKE_GLOBAL", "600/minute"),
+    }
+
+
 LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_flask,
     _load_database,
@@ -295,6 +316,7 @@ LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_witnesses,
     _load_documents,
     _load_messages,
+    _load_intake,
 )
 
 

@@ -8,6 +8,13 @@ from vault.cases.models import Case, CaseMember, CaseMemberRequest
 from vault.contacts.models import ContactBook
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.documents.models import Document, Grant, UploadPart
+from vault.intake.models import (
+    IntakeChallenge,
+    IntakeEntry,
+    IntakeReport,
+    IntakeReportKey,
+    IntakeTeamMember,
+)
 from vault.messages.models import (
     Conversation,
     ConversationMember,
@@ -29,6 +36,11 @@ __all__ = [
     "DuressLink",
     "Event",
     "Grant",
+    "IntakeChallenge",
+    "IntakeEntry",
+    "IntakeReport",
+    "IntakeReportKey",
+    "IntakeTeamMember",
     "Invite",
     "LogEntry",
     "LogKey",

@@ -179,19 +179,19 @@ def consistency() -> Response:
 )
 def log_keys() -> Response:
     """Return the chain of log public keys."""
-    keys = services.log_keys(db.session())
-    return jsonify(
+    return jsonify({"log_keys": log_keys_json()})
+
+
+def log_keys_json() -> list[dict[str, Any]]:
+    """The chain of log public keys as JSON (also bundled by GET /intake/team)."""
+    return [
         {
-            "log_keys": [
-                {
-                    "version": k.version,
-                    "public_key": b64encode(k.public_key),
-                    "announcement": b64encode(k.announcement) if k.announcement else None,
-                }
-                for k in keys
-            ]
+            "version": k.version,
+            "public_key": b64encode(k.public_key),
+            "announcement": b64encode(k.announcement) if k.announcement else None,
         }
-    )
+        for k in services.log_keys(db.session())
+    ]
 
 
 @bp.get("/mine")

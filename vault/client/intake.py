@@ -1,0 +1,259 @@
+"""The intake side of the Python client (protocol §20): a reporter without an account
+submits, comes back with her receipt, reads and answers; a team member works the inbox."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, cast
+
+from vault.client.api import HavenClient, parse_public_keys
+from vault.client.directory import KeyDirectory
+from vault.protocol import intake as pin
+from vault.protocol.encoding import b64decode, b64encode
+from vault.protocol.kdf import DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT
+from vault.protocol.keys import ProtocolError, PublicKeys
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One decrypted entry: who wrote it (None: the reporter) and what."""
+
+    seq: int
+    author_id: str | None
+    content: pin.Report | str
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the reporter keeps after submitting: the receipt, shown once."""
+
+    receipt: str
+    report_id: str
+
+
+class TeamBundle:
+    """Serves the key-log reads a KeyDirectory makes from GET /intake/team's answer, so a
+    reporter without an account runs exactly the checks a signed-in client runs (§20.3)."""
+
+    def __init__(self, bundle: dict[str, Any]) -> None:
+        self.bundle = bundle
+        self.members = {m["user_id"]: m for m in bundle["members"]}
+
+    def get(self, path: str, **params: Any) -> Any:
+        """Answer one directory read from the bundle."""
+        head = self.bundle["head"]
+        if path == "/directory/log-keys":
+            return {"log_keys": self.bundle["log_keys"]}
+        if path == "/directory/checkpoint" and self.bundle["checkpoint"] is not None:
+            return self.bundle["checkpoint"]
+        if path in ("/directory/head", f"/directory/heads/{head['size']}"):
+            return {"head": head}
+        if path == "/directory/proofs/inclusion" and params.get("size") == head["size"]:
+            for member in self.members.values():
+                if member["public_keys"]["log_index"] == params.get("index"):
+                    return {"proof": member["inclusion"]}
+        if path.startswith("/users/") and path.endswith("/keys"):
+            member = self.members.get(path.split("/")[2])
+            if member is not None:
+                return member["history"]
+        raise ProtocolError(f"the intake team's answer lacks {path}")
+
+
+class Reporter:
+    """A reporter's device: no account, only a receipt."""
+
+    def __init__(
+        self,
+        client: HavenClient,
+        *,
+        opslimit: int = DEFAULT_OPSLIMIT,
+        memlimit: int = DEFAULT_MEMLIMIT,
+    ) -> None:
+        self.client = client
+        self.opslimit = opslimit
+        self.memlimit = memlimit
+        self.keys: pin.ReceiptKeys | None = None
+        self.report_id: bytes | None = None
+        self.report_key: bytes | None = None
+
+    def team(self) -> dict[str, PublicKeys]:
+        """The team's current box keys, each checked in the key log as for any contact."""
+        bundle = self.client.get("/intake/team")
+        source = TeamBundle(bundle)
+        directory = KeyDirectory(cast(HavenClient, source), self.client.directory.witnesses)
+        out: dict[str, PublicKeys] = {}
+        for member in bundle["members"]:
+            uid, record = member["user_id"], member["public_keys"]
+            keys = parse_public_keys(record)
+            keys.verify(member["username"])
+            directory.verify_key(uid, record)
+            directory.check_contact(uid, record)
+            out[uid] = keys
+        if not out:
+            raise ProtocolError("the intake team is empty")
+        return out
+
+    def proof(self) -> dict[str, str]:
+        """A fresh challenge and the nonce that solves it."""
+        answer = self.client.post("/intake/challenges")
+        challenge = b64decode(answer["challenge"])
+        nonce = pin.solve_pow(challenge, int(answer["difficulty"]))
+        return {"challenge": answer["challenge"], "nonce": b64encode(nonce)}
+
+    def _entry(self, plaintext: bytes) -> dict[str, str]:
+        assert self.keys and self.report_id and self.report_key
+        entry_id = os.urandom(pin.ID_BYTES)
+        blob = pin.seal_entry(self.report_key, self.report_id, entry_id, pin.REPORTER, plaintext)
+        signed = pin.entry_signed(self.report_id, entry_id, pin.REPORTER, 0, blob)
+        signature = self.keys.signing_key.sign(signed).signature
+        return {
+            "id": b64encode(entry_id),
+            "ciphertext": b64encode(blob),
+            "signature": b64encode(signature),
+        }
+
+    def submit(self, report: pin.Report) -> Submitted:
+        """Encrypt the report to the team and send it; return the receipt to show once."""
+        team = self.team()
+        receipt = pin.new_receipt()
+        self.keys = pin.receipt_keys(receipt, self.opslimit, self.memlimit)
+        self.report_id = os.urandom(pin.ID_BYTES)
+        self.report_key = os.urandom(pin.REPORT_KEY_BYTES)
+        rid, rk = self.report_id, self.report_key
+        body = {
+            "id": b64encode(rid),
+            "box_public_key": b64encode(self.keys.box_public),
+            "sign_public_key": b64encode(self.keys.sign_public),
+            "reporter_key": b64encode(pin.seal_report_key(rid, rk, 0, self.keys.box_public)),
+            "team_keys": [
+                {
+                    "user_id": uid,
+                    "sealed_key": b64encode(pin.seal_report_key(rid, rk, k.version, k.x25519)),
+                }
+                for uid, k in team.items()
+            ],
+            "entry": self._entry(pin.report_plaintext(report)),
+            "proof": self.proof(),
+        }
+        self.client.post("/intake/reports", body)
+        return Submitted(receipt, b64encode(rid))
+
+    def come_back(self, receipt: str) -> list[Entry]:
+        """Open a session with the receipt alone; return the decrypted thread."""
+        self.keys = pin.receipt_keys(receipt, self.opslimit, self.memlimit)
+        answer = self.client.post("/intake/challenges")
+        challenge = b64decode(answer["challenge"])
+        lookup = self.keys.lookup
+        signature = self.keys.signing_key.sign(pin.session_signed(challenge, lookup)).signature
+        body = {
+            "lookup": b64encode(lookup),
+            "challenge": answer["challenge"],
+            "signature": b64encode(signature),
+        }
+        return self._open(self.client.post("/intake/session", body)["report"])
+
+    def thread(self) -> list[Entry]:
+        """The report's entries as they are now."""
+        return self._open(self.client.get("/intake/session/report")["report"])
+
+    def _open(self, report: dict[str, Any]) -> list[Entry]:
+        assert self.keys is not None
+        self.report_id = b64decode(report["id"])
+        self.report_key = pin.open_report_key(
+            b64decode(report["sealed_key"]),
+            self.report_id,
+            0,
+            self.keys.box_public,
+            self.keys.box_secret,
+        )
+        return open_thread(self.client, report, self.report_key)
+
+    def add(self, text: str) -> None:
+        """Add a message to the report."""
+        self.client.post("/intake/session/entries", self._entry(pin.message_plaintext(text)))
+
+
+def _author_key(client: HavenClient, user_id: str, version: int) -> bytes:
+    """A team member's signing key of one version, from the directory."""
+    for record in client.get(f"/users/{user_id}/keys")["keys"]:
+        if record["version"] == version and record["user_id"] == user_id:
+            client.directory.verify_key(user_id, record)
+            return parse_public_keys(record).ed25519
+    raise ProtocolError("the author's key of that version is not published")
+
+
+def open_thread(client: HavenClient, report: dict[str, Any], report_key: bytes) -> list[Entry]:
+    """Verify and decrypt every entry of a report."""
+    rid = b64decode(report["id"])
+    out: list[Entry] = []
+    for item in report["entries"]:
+        author = item["author_id"] or pin.REPORTER
+        blob = b64decode(item["ciphertext"])
+        if item["author_id"] is None:
+            key = b64decode(report["sign_public_key"])
+        else:
+            key = _author_key(client, author, int(item["key_version"]))
+        eid = b64decode(item["id"])
+        signed = pin.entry_signed(rid, eid, author, int(item["key_version"]), blob)
+        if not pin.verify_signature(key, signed, b64decode(item["signature"])):
+            raise ProtocolError(f"entry {item['seq']} is not signed by its author")
+        content = pin.open_entry(report_key, rid, eid, author, blob)
+        if (item["seq"] == 1) != isinstance(content, pin.Report):
+            raise ProtocolError("only the first entry is the report")
+        out.append(Entry(int(item["seq"]), item["author_id"], content))
+    return out
+
+
+class Inbox:
+    """A signed-in team member's view of the intake."""
+
+    def __init__(self, client: HavenClient) -> None:
+        self.client = client
+
+    def reports(self) -> list[dict[str, Any]]:
+        """Every report, newest activity first."""
+        return list(self.client.get("/intake/reports")["reports"])
+
+    def _key(self, report: dict[str, Any]) -> bytes:
+        account = self.client.account
+        assert account is not None
+        if report["sealed_key"] is None:
+            raise ProtocolError("this report was not sealed to you")
+        return pin.open_report_key(
+            b64decode(report["sealed_key"]),
+            b64decode(report["id"]),
+            account.keys.version,
+            account.public_keys.x25519,
+            account.keys.x25519_secret,
+        )
+
+    def read(self, report_id: str) -> list[Entry]:
+        """Open a report and decrypt its thread (recorded in the audit chain)."""
+        report = self.client.get(f"/intake/reports/{report_id}")["report"]
+        return open_thread(self.client, report, self._key(report))
+
+    def reply(self, report_id: str, text: str) -> None:
+        """Send a reply the reporter can read with her receipt."""
+        account = self.client.account
+        assert account is not None
+        report = self.client.get(f"/intake/reports/{report_id}")["report"]
+        rid, key = b64decode(report_id), self._key(report)
+        entry_id = os.urandom(pin.ID_BYTES)
+        blob = pin.seal_entry(key, rid, entry_id, account.id, pin.message_plaintext(text))
+        signed = pin.entry_signed(rid, entry_id, account.id, account.keys.version, blob)
+        body = {
+            "id": b64encode(entry_id),
+            "key_version": account.keys.version,
+            "ciphertext": b64encode(blob),
+            "signature": b64encode(account.keys.signing_key.sign(signed).signature),
+        }
+        self.client.post(f"/intake/reports/{report_id}/entries", body)
+
+    def assign(self, report_id: str, user_id: str) -> None:
+        """Give the report to a team member."""
+        self.client.post(f"/intake/reports/{report_id}/assign", {"user_id": user_id})
+
+    def handled(self, report_id: str) -> None:
+        """Mark the report handled."""
+        self.client.post(f"/intake/reports/{report_id}/handled")

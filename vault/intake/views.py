@@ -1,0 +1,505 @@
+"""Intake routes (protocol §20): anonymous reports, the reporter's session, the team's inbox."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import nacl.encoding
+import nacl.hash
+from flask import Blueprint, Response, current_app, jsonify, request, session
+from pydantic import Field
+
+from vault import clock, db
+from vault.accounts.models import Role
+from vault.accounts.services import display_name
+from vault.accounts.views import key_json
+from vault.api import (
+    ANONYMOUS,
+    B64,
+    NO_CONTENT,
+    Body,
+    Out,
+    Timestamp,
+    b64_exact,
+    b64_max,
+    endpoint,
+    me,
+    ok,
+    parse_body,
+)
+from vault.directory import services as dirs
+from vault.directory import witnesses
+from vault.directory.views import entry_json, head_json, log_keys_json
+from vault.errors import Unauthorized
+from vault.extensions import limiter
+from vault.intake import services
+from vault.intake.models import IntakeEntry, IntakeReport, IntakeReportKey
+from vault.keyring import keyring
+from vault.protocol import intake as pin
+from vault.protocol.encoding import b64encode
+
+bp = Blueprint("intake", __name__, url_prefix="/api/v1/intake")
+
+COUNSEL = {Role.COUNSEL}
+ADMIN = {Role.ADMIN}
+SESSION_REPORT = "intake_report"
+SESSION_ISSUED = "intake_iat"
+MAX_BODY_BYTES = 2 * pin.MAX_ENTRY_PLAINTEXT + 64 * 1024
+
+
+def _ip_key() -> str:
+    """The client address, keyed-hashed: the limiter's store never holds an IP (§20.7)."""
+    secret = current_app.config["SECRET_KEY"]
+    key = secret.encode() if isinstance(secret, str) else bytes(secret)
+    addr = (request.remote_addr or "").encode()
+    return nacl.hash.blake2b(
+        addr, key=key[:64], digest_size=16, encoder=nacl.encoding.HexEncoder
+    ).decode()
+
+
+def _ip_limit() -> str:
+    return str(current_app.config["HAVEN_LIMIT_INTAKE_IP"])
+
+
+def _global_limit() -> str:
+    return str(current_app.config["HAVEN_LIMIT_INTAKE_GLOBAL"])
+
+
+per_ip = limiter.shared_limit(_ip_limit, scope="intake-ip", key_func=_ip_key)
+overall = limiter.shared_limit(_global_limit, scope="intake-all", key_func=lambda: "intake")
+
+
+class EntryBody(Body):
+    """One encrypted entry and its author's signature."""
+
+    id: b64_exact(pin.ID_BYTES)  # type: ignore[valid-type]
+    ciphertext: b64_max(pin.MAX_ENTRY_PLAINTEXT + 1024)  # type: ignore[valid-type]
+    signature: b64_exact(64)  # type: ignore[valid-type]
+
+
+class TeamEntryBody(EntryBody):
+    """A team member's entry names the key version it is signed with."""
+
+    key_version: int = Field(ge=1, le=2**31)
+
+
+class ProofBody(Body):
+    """A challenge and the nonce that solves it."""
+
+    challenge: b64_exact(pin.POW_CHALLENGE_BYTES)  # type: ignore[valid-type]
+    nonce: b64_exact(pin.POW_NONCE_BYTES)  # type: ignore[valid-type]
+
+
+class TeamKeyBody(Body):
+    """The report key sealed to one team member."""
+
+    user_id: str = Field(min_length=1, max_length=32)
+    sealed_key: b64_exact(pin.SEALED_KEY_BYTES)  # type: ignore[valid-type]
+
+
+class SubmitBody(Body):
+    """A new report (§20.4)."""
+
+    id: b64_exact(pin.ID_BYTES)  # type: ignore[valid-type]
+    box_public_key: b64_exact(32)  # type: ignore[valid-type]
+    sign_public_key: b64_exact(32)  # type: ignore[valid-type]
+    reporter_key: b64_exact(pin.SEALED_KEY_BYTES)  # type: ignore[valid-type]
+    team_keys: list[TeamKeyBody] = Field(max_length=200)
+    entry: EntryBody
+    proof: ProofBody
+
+
+class SessionBody(Body):
+    """A returning reporter's signed challenge (§20.5)."""
+
+    lookup: b64_exact(32)  # type: ignore[valid-type]
+    challenge: b64_exact(pin.POW_CHALLENGE_BYTES)  # type: ignore[valid-type]
+    signature: b64_exact(64)  # type: ignore[valid-type]
+
+
+class UserBody(Body):
+    """An account id."""
+
+    user_id: str = Field(min_length=1, max_length=32)
+
+
+class ChallengeOut(Out):
+    """A fresh challenge."""
+
+    challenge: B64
+    difficulty: int
+    expires_at: Timestamp
+
+
+class TeamMemberOut(Out):
+    """A team member: current key record, its inclusion proof, the log's history of them."""
+
+    user_id: str
+    username: str
+    public_keys: dict[str, Any]
+    inclusion: list[B64]
+    history: dict[str, Any]
+
+
+class TeamReply(Out):
+    """The intake team and the log material to verify it without an account (§20.3)."""
+
+    log_keys: list[dict[str, Any]]
+    checkpoint: dict[str, Any] | None
+    head: dict[str, Any]
+    members: list[TeamMemberOut]
+
+
+class EntryOut(Out):
+    """One entry of a thread."""
+
+    id: B64
+    seq: int
+    author_id: str | None
+    key_version: int
+    ciphertext: B64
+    signature: B64
+    created_at: Timestamp
+
+
+class ReportOut(Out):
+    """A report as its reader sees it."""
+
+    id: B64
+    status: str
+    assignee_id: str | None
+    created_at: Timestamp
+    last_activity_at: Timestamp
+    sign_public_key: B64
+    sealed_key: B64 | None
+    sealed_key_version: int | None
+    entries: list[EntryOut] | None = None
+
+
+class ReportReply(Out):
+    """One report."""
+
+    report: ReportOut
+
+
+class InboxReply(Out):
+    """The team's reports, newest activity first (no entries)."""
+
+    reports: list[ReportOut]
+
+
+class EntryReply(Out):
+    """The entry just stored."""
+
+    entry: EntryOut
+
+
+def _entry_json(row: IntakeEntry) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "seq": row.seq,
+        "author_id": row.author_id,
+        "key_version": row.key_version,
+        "ciphertext": b64encode(row.ciphertext),
+        "signature": b64encode(row.signature),
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+def _report_json(
+    report: IntakeReport, sealed: bytes | None, version: int | None, with_entries: bool
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": report.id,
+        "status": report.status.value,
+        "assignee_id": report.assignee_id,
+        "created_at": report.created_at.isoformat(),
+        "last_activity_at": report.last_activity_at.isoformat(),
+        "sign_public_key": b64encode(report.sign_public),
+        "sealed_key": None if sealed is None else b64encode(sealed),
+        "sealed_key_version": version,
+    }
+    if with_entries:
+        out["entries"] = [_entry_json(e) for e in services.entries(db.session(), report.id)]
+    return out
+
+
+def _team_report(report: IntakeReport, key: IntakeReportKey | None, entries: bool) -> Any:
+    return _report_json(
+        report,
+        None if key is None else key.sealed_key,
+        None if key is None else key.key_version,
+        entries,
+    )
+
+
+def _start_reporter_session(report_id: str) -> None:
+    session[SESSION_REPORT] = report_id
+    session[SESSION_ISSUED] = int(clock.time())
+
+
+def reporter_report() -> str:
+    """The report of this intake session, or 401."""
+    report_id = session.get(SESSION_REPORT)
+    issued = session.get(SESSION_ISSUED)
+    limit = current_app.config["HAVEN_INTAKE_SESSION_SECONDS"]
+    if not isinstance(report_id, str) or not isinstance(issued, int):
+        raise Unauthorized("come back with your receipt first", code="no_intake_session")
+    if not 0 <= clock.time() - issued <= limit:
+        raise Unauthorized(
+            "the intake session ended; use your receipt again", code="no_intake_session"
+        )
+    return report_id
+
+
+def _new_entry(body: EntryBody) -> services.NewEntry:
+    return services.NewEntry(body.id, body.ciphertext, body.signature)
+
+
+# -- anonymous ----------------------------------------------------------------------
+
+
+@bp.post("/challenges")
+@per_ip
+@overall
+@endpoint(
+    "A one-use challenge for a proof of work or a returning session",
+    roles=ANONYMOUS,
+    replies=ok(ChallengeOut, 201),
+)
+def challenge() -> tuple[Response, int]:
+    """Issue a random challenge with its expiry and the difficulty of the day."""
+    row = services.issue_challenge(
+        db.session(), current_app.config["HAVEN_INTAKE_CHALLENGE_SECONDS"]
+    )
+    return jsonify(
+        {
+            "challenge": b64encode(row.challenge),
+            "difficulty": current_app.config["HAVEN_INTAKE_POW_BITS"],
+            "expires_at": row.expires_at.isoformat(),
+        }
+    ), 201
+
+
+@bp.get("/team")
+@per_ip
+@overall
+@endpoint(
+    "The intake team's key records, with what a client needs to check them in the key log",
+    roles=ANONYMOUS,
+    replies=ok(TeamReply),
+)
+def get_team() -> Response:
+    """Members able to read new reports, each with its inclusion proof and log history."""
+    session_ = db.session()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    checkpoint: dict[str, Any] | None = None
+    if app.config["HAVEN_WITNESSES"]:
+        size, note = witnesses.newest_checkpoint(app, session_)
+        checkpoint = {"size": size, "checkpoint": note}
+        head = dirs.head_at(session_, size)
+    else:
+        head = dirs.latest_head(session_)
+    ring = keyring()
+    members = []
+    for user, key in services.team(session_):
+        index = key.log_index
+        included = index is not None and index < head.size
+        proof = dirs.inclusion(session_, index, head.size) if index is not None and included else []
+        members.append(
+            {
+                "user_id": user.id,
+                "username": display_name(ring, user),
+                "public_keys": key_json(key),
+                "inclusion": [b64encode(p) for p in proof],
+                "history": {
+                    "user_id": user.id,
+                    "current_version": user.key_version,
+                    "keys": [key_json(k) for k in user.keys],
+                    "entries": [entry_json(e) for e in dirs.entries_for(session_, user.id)],
+                },
+            }
+        )
+    return jsonify(
+        {
+            "log_keys": log_keys_json(),
+            "checkpoint": checkpoint,
+            "head": head_json(head),
+            "members": members,
+        }
+    )
+
+
+@bp.post("/reports")
+@per_ip
+@overall
+@endpoint(
+    "Submit an anonymous report with a proof of work; opens an intake session",
+    roles=ANONYMOUS,
+    body=SubmitBody,
+    replies=ok(ReportReply, 201),
+)
+def submit() -> tuple[Response, int]:
+    """Store the report and start the reporter's session for it."""
+    request.max_content_length = MAX_BODY_BYTES
+    body = parse_body(SubmitBody)
+    config = current_app.config
+    report = services.submit(
+        db.session(),
+        report_id=body.id,
+        box_public=body.box_public_key,
+        sign_public=body.sign_public_key,
+        reporter_key=body.reporter_key,
+        team_keys={k.user_id: k.sealed_key for k in body.team_keys},
+        entry=_new_entry(body.entry),
+        challenge=body.proof.challenge,
+        nonce=body.proof.nonce,
+        difficulty=config["HAVEN_INTAKE_POW_BITS"],
+        daily_quota=config["HAVEN_INTAKE_DAILY_QUOTA"],
+    )
+    _start_reporter_session(report.id)
+    return jsonify({"report": _report_json(report, report.reporter_key, 0, True)}), 201
+
+
+@bp.post("/session")
+@per_ip
+@overall
+@endpoint(
+    "Come back with a receipt: a signed challenge opens a session for that report",
+    roles=ANONYMOUS,
+    body=SessionBody,
+    replies=ok(ReportReply),
+)
+def open_session() -> Response:
+    """Check the signature with the report's key; one answer for every failure."""
+    body = parse_body(SessionBody)
+    report_id = services.open_session(db.session(), body.lookup, body.challenge, body.signature)
+    _start_reporter_session(report_id)
+    report = services.get_report(db.session(), report_id)
+    return jsonify({"report": _report_json(report, report.reporter_key, 0, True)})
+
+
+@bp.delete("/session")
+@endpoint("End the intake session", roles=ANONYMOUS, replies=NO_CONTENT)
+def close_session() -> tuple[str, int]:
+    """Forget the report of this session."""
+    session.pop(SESSION_REPORT, None)
+    session.pop(SESSION_ISSUED, None)
+    return "", 204
+
+
+@bp.get("/session/report")
+@endpoint("The reporter's own report and its thread", roles=ANONYMOUS, replies=ok(ReportReply))
+def reporter_view() -> Response:
+    """Her report, her copy of its key and every entry."""
+    report = services.get_report(db.session(), reporter_report())
+    return jsonify({"report": _report_json(report, report.reporter_key, 0, True)})
+
+
+@bp.post("/session/entries")
+@per_ip
+@overall
+@endpoint(
+    "The reporter adds a message to her report",
+    roles=ANONYMOUS,
+    body=EntryBody,
+    replies=ok(EntryReply, 201),
+)
+def reporter_entry() -> tuple[Response, int]:
+    """Store her signed entry."""
+    report_id = reporter_report()
+    request.max_content_length = MAX_BODY_BYTES
+    body = parse_body(EntryBody)
+    row = services.reporter_entry(
+        db.session(), report_id, _new_entry(body), current_app.config["HAVEN_INTAKE_MAX_ENTRIES"]
+    )
+    return jsonify({"entry": _entry_json(row)}), 201
+
+
+# -- the team -----------------------------------------------------------------------
+
+
+@bp.get("/reports")
+@endpoint("The intake inbox (team members)", roles=COUNSEL, replies=ok(InboxReply))
+def inbox() -> Response:
+    """Every report with my sealed copy of its key."""
+    rows = services.inbox(db.session(), me())
+    return jsonify({"reports": [_team_report(r, k, False) for r, k in rows]})
+
+
+@bp.get("/reports/<report_id>")
+@endpoint(
+    "One report and its thread (team members; an audit event)",
+    roles=COUNSEL,
+    replies=ok(ReportReply),
+)
+def read(report_id: str) -> Response:
+    """The report, my copy of its key, every entry."""
+    user = me()
+    report = services.read_report(db.session(), user, report_id)
+    key = services.my_key(db.session(), report_id, user.id)
+    return jsonify({"report": _team_report(report, key, True)})
+
+
+@bp.post("/reports/<report_id>/entries")
+@endpoint(
+    "Reply to a report (team members)",
+    roles=COUNSEL,
+    body=TeamEntryBody,
+    replies=ok(EntryReply, 201),
+)
+def reply(report_id: str) -> tuple[Response, int]:
+    """Store a team member's signed reply."""
+    request.max_content_length = MAX_BODY_BYTES
+    body = parse_body(TeamEntryBody)
+    row = services.team_entry(
+        db.session(),
+        me(),
+        report_id,
+        body.key_version,
+        _new_entry(body),
+        current_app.config["HAVEN_INTAKE_MAX_ENTRIES"],
+    )
+    return jsonify({"entry": _entry_json(row)}), 201
+
+
+@bp.post("/reports/<report_id>/assign")
+@endpoint("Assign a report to a team member", roles=COUNSEL, body=UserBody, replies=ok(ReportReply))
+def assign(report_id: str) -> Response:
+    """Set the assignee."""
+    body = parse_body(UserBody)
+    user = me()
+    report = services.assign(db.session(), user, report_id, body.user_id)
+    return jsonify(
+        {"report": _team_report(report, services.my_key(db.session(), report_id, user.id), False)}
+    )
+
+
+@bp.post("/reports/<report_id>/handled")
+@endpoint("Mark a report handled", roles=COUNSEL, replies=ok(ReportReply))
+def handled(report_id: str) -> Response:
+    """Set the status to handled."""
+    user = me()
+    report = services.mark_handled(db.session(), user, report_id)
+    return jsonify(
+        {"report": _team_report(report, services.my_key(db.session(), report_id, user.id), False)}
+    )
+
+
+@bp.post("/team/members")
+@endpoint(
+    "Put a counsel on the intake team (admins)", roles=ADMIN, body=UserBody, replies=NO_CONTENT
+)
+def add_member() -> tuple[str, int]:
+    """Add the account to the team."""
+    body = parse_body(UserBody)
+    services.add_member(db.session(), me().id, body.user_id)
+    return "", 204
+
+
+@bp.delete("/team/members/<user_id>")
+@endpoint("Take a member off the intake team (admins)", roles=ADMIN, replies=NO_CONTENT)
+def remove_member(user_id: str) -> tuple[str, int]:
+    """Remove the account and its copies of report keys."""
+    services.remove_member(db.session(), me().id, user_id)
+    return "", 204
