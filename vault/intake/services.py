@@ -304,7 +304,7 @@ def inbox(db: Session, user: User) -> list[tuple[IntakeReport, IntakeReportKey |
         )
         .order_by(IntakeReport.last_activity_at.desc())
     )
-    return [(r, k) for r, k in rows.tuples()]
+    return [(r, k) for r, k in rows]
 
 
 def my_key(db: Session, report_id: str, user_id: str) -> IntakeReportKey | None:

@@ -450,6 +450,7 @@ def read(report_id: str) -> Response:
 )
 def reply(report_id: str) -> tuple[Response, int]:
     """Store a team member's signed reply."""
+    services.require_member(db.session(), me())
     request.max_content_length = MAX_BODY_BYTES
     body = parse_body(TeamEntryBody)
     row = services.team_entry(
@@ -467,8 +468,9 @@ def reply(report_id: str) -> tuple[Response, int]:
 @endpoint("Assign a report to a team member", roles=COUNSEL, body=UserBody, replies=ok(ReportReply))
 def assign(report_id: str) -> Response:
     """Set the assignee."""
-    body = parse_body(UserBody)
     user = me()
+    services.require_member(db.session(), user)
+    body = parse_body(UserBody)
     report = services.assign(db.session(), user, report_id, body.user_id)
     return jsonify(
         {"report": _team_report(report, services.my_key(db.session(), report_id, user.id), False)}
