@@ -79,20 +79,7 @@ class Reporter:
 
     def team(self) -> dict[str, PublicKeys]:
         """The team's current box keys, each checked in the key log as for any contact."""
-        bundle = self.client.get("/intake/team")
-        source = TeamBundle(bundle)
-        directory = KeyDirectory(cast(HavenClient, source), self.client.directory.witnesses)
-        out: dict[str, PublicKeys] = {}
-        for member in bundle["members"]:
-            uid, record = member["user_id"], member["public_keys"]
-            keys = parse_public_keys(record)
-            keys.verify(member["username"])
-            directory.verify_key(uid, record)
-            directory.check_contact(uid, record)
-            out[uid] = keys
-        if not out:
-            raise ProtocolError("the intake team is empty")
-        return out
+        return TeamKeys(self.client).current()
 
     def proof(self) -> dict[str, str]:
         """A fresh challenge and the nonce that solves it."""
@@ -174,26 +161,54 @@ class Reporter:
         self.client.post("/intake/session/entries", self._entry(pin.message_plaintext(text)))
 
 
-def _author_key(client: HavenClient, user_id: str, version: int) -> bytes:
-    """A team member's signing key of one version, from the directory."""
-    for record in client.get(f"/users/{user_id}/keys")["keys"]:
-        if record["version"] == version and record["user_id"] == user_id:
-            client.directory.verify_key(user_id, record)
-            return parse_public_keys(record).ed25519
-    raise ProtocolError("the author's key of that version is not published")
+class TeamKeys:
+    """The intake team's key records from GET /intake/team, checked with a KeyDirectory that
+    reads the bundled log material: the checks of a signed-in client, without an account."""
+
+    def __init__(self, client: HavenClient) -> None:
+        self.bundle = client.get("/intake/team")
+        source = TeamBundle(self.bundle)
+        self.directory = KeyDirectory(cast(HavenClient, source), client.directory.witnesses)
+        self.members = {m["user_id"]: m for m in self.bundle["members"]}
+
+    def record(self, user_id: str, version: int) -> PublicKeys:
+        """A member's key record of one version, self-signature, inclusion and history checked."""
+        member = self.members.get(user_id)
+        if member is None:
+            raise ProtocolError(f"{user_id} is not on the intake team")
+        for record in member["history"]["keys"]:
+            if int(record["version"]) == version:
+                keys = parse_public_keys(record)
+                keys.verify(member["username"])
+                self.directory.verify_key(user_id, record)
+                self.directory.check_contact(user_id, record)
+                return keys
+        raise ProtocolError(f"no key version {version} of {user_id}")
+
+    def current(self) -> dict[str, PublicKeys]:
+        """Every member's current keys, checked."""
+        out = {
+            uid: self.record(uid, int(m["public_keys"]["version"]))
+            for uid, m in self.members.items()
+        }
+        if not out:
+            raise ProtocolError("the intake team is empty")
+        return out
 
 
 def open_thread(client: HavenClient, report: dict[str, Any], report_key: bytes) -> list[Entry]:
     """Verify and decrypt every entry of a report."""
     rid = b64decode(report["id"])
     out: list[Entry] = []
+    team: TeamKeys | None = None
     for item in report["entries"]:
         author = item["author_id"] or pin.REPORTER
         blob = b64decode(item["ciphertext"])
         if item["author_id"] is None:
             key = b64decode(report["sign_public_key"])
         else:
-            key = _author_key(client, author, int(item["key_version"]))
+            team = team or TeamKeys(client)
+            key = team.record(author, int(item["key_version"])).ed25519
         eid = b64decode(item["id"])
         signed = pin.entry_signed(rid, eid, author, int(item["key_version"]), blob)
         if not pin.verify_signature(key, signed, b64decode(item["signature"])):

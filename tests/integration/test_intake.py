@@ -1,0 +1,238 @@
+"""Anonymous intake (protocol §20) over real HTTP on PostgreSQL: submit, come back with the
+receipt, the team's inbox, bad input, limits, retention, and what the server keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+import requests
+from flask import Flask
+from sqlalchemy import select
+
+from tests.conftest import LiveServer
+from tests.integration.test_accounts import dump_database
+from vault.audit.models import AuditEntry
+from vault.client import ApiError, HavenClient
+from vault.client.intake import Inbox, Reporter
+from vault.db import database, utcnow
+from vault.intake import services
+from vault.intake.models import IntakeEntry, IntakeReport
+from vault.protocol import intake as pin
+from vault.protocol.encoding import b64decode, b64encode
+
+REPORT = pin.Report(
+    "My employer keeps my passport and I work at the Lotus nail salon",
+    language="es",
+    contact_way="text message only",
+    contact_time="after 21:00",
+    danger="yes",
+)
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The app with an easy proof of work."""
+    return make_app(HAVEN_INTAKE_POW_BITS="4")
+
+
+@dataclass
+class Team:
+    """An admin, a counsel on the intake team, one who is not, and a reporter's device."""
+
+    admin: HavenClient
+    member: HavenClient
+    outsider: HavenClient
+    reporter: Reporter
+    url: str
+
+    def fresh_reporter(self) -> Reporter:
+        """A reporter on a new device: nothing but the server's address."""
+        return Reporter(HavenClient(self.url, witnesses=self.reporter.client.directory.witnesses))
+
+
+@pytest.fixture
+def team(create_account: Callable[..., tuple[HavenClient, str]], live_server: LiveServer) -> Team:
+    """An intake team of one counsel, put there by an admin over HTTP."""
+    admin, _ = create_account("admin", username="admin1")
+    member, _ = create_account("counsel", username="intake.lawyer")
+    outsider, _ = create_account("counsel", username="other.lawyer")
+    assert member.account is not None
+    admin.post("/intake/team/members", {"user_id": member.account.id})
+    reporter = Reporter(HavenClient(live_server.url, witnesses=live_server.witnesses))
+    return Team(admin, member, outsider, reporter, live_server.url)
+
+
+def _kinds(app: Flask) -> list[str]:
+    with app.app_context():
+        db = database(app).sessions()
+        try:
+            return list(db.scalars(select(AuditEntry.kind).order_by(AuditEntry.seq)))
+        finally:
+            db.close()
+
+
+def test_report_reply_and_return_with_the_receipt(team: Team, app: Flask) -> None:
+    submitted = team.reporter.submit(REPORT)
+    assert len(submitted.receipt.split()) == 12
+    inbox = Inbox(team.member)
+    [listed] = inbox.reports()
+    assert listed["id"] == submitted.report_id and listed["status"] == "new"
+    [first] = inbox.read(submitted.report_id)
+    assert first.content == REPORT and first.author_id is None
+    inbox.reply(submitted.report_id, "We can help. Is Thursday safe?")
+
+    back = team.fresh_reporter()
+    thread = back.come_back(submitted.receipt.upper())
+    assert [e.content for e in thread] == [REPORT, "We can help. Is Thursday safe?"]
+    assert team.member.account is not None
+    assert thread[1].author_id == team.member.account.id
+    back.add("Thursday after nine works")
+    assert [e.content for e in back.thread()][-1] == "Thursday after nine works"
+
+    inbox.assign(submitted.report_id, team.member.account.id)
+    inbox.handled(submitted.report_id)
+    assert inbox.reports()[0]["status"] == "handled"
+    back.add("one more thing")
+    assert inbox.reports()[0]["status"] == "assigned"
+    assert inbox.read(submitted.report_id)[-1].content == "one more thing"
+    kinds = _kinds(app)
+    for kind in ("intake_team_add", "intake_submit", "intake_read", "intake_reply"):
+        assert kind in kinds
+    assert "intake_assign" in kinds and "intake_handled" in kinds
+
+    dump = dump_database(app)
+    for needle in (REPORT.text, "Lotus", "Thursday", submitted.receipt):
+        assert needle.encode() not in dump
+    assert b"127.0.0.1" not in dump
+
+
+def test_outsiders_and_the_reporter_session_stay_in_their_lane(team: Team) -> None:
+    submitted = team.reporter.submit(REPORT)
+    for call in (
+        lambda: team.outsider.get("/intake/reports"),
+        lambda: team.outsider.get(f"/intake/reports/{submitted.report_id}"),
+    ):
+        with pytest.raises(ApiError) as refused:
+            call()
+        assert (refused.value.status, refused.value.code) == (403, "not_on_team")
+    # The reporter's session opens her report only: the team's routes want an account.
+    with pytest.raises(ApiError) as refused:
+        team.reporter.client.get("/intake/reports")
+    assert refused.value.status == 401
+    with pytest.raises(ApiError) as refused:
+        team.reporter.client.get(f"/intake/reports/{submitted.report_id}")
+    assert refused.value.status == 401
+    team.reporter.client.request("DELETE", "/intake/session")
+    with pytest.raises(ApiError) as refused:
+        team.reporter.thread()
+    assert (refused.value.status, refused.value.code) == (401, "no_intake_session")
+
+
+def test_a_wrong_receipt_gets_the_answer_of_an_unknown_report(team: Team) -> None:
+    submitted = team.reporter.submit(REPORT)
+    answers = []
+    for receipt in (pin.new_receipt(), pin.new_receipt()):
+        with pytest.raises(ApiError) as refused:
+            team.fresh_reporter().come_back(receipt)
+        answers.append((refused.value.status, refused.value.code, refused.value.message))
+    # The right lookup id with a signature by another key: the same answer again.
+    http = requests.Session()
+    challenge = http.post(f"{team.url}/api/v1/intake/challenges", json={}).json()["challenge"]
+    keys = pin.receipt_keys(submitted.receipt)
+    body = {"lookup": b64encode(keys.lookup), "challenge": challenge, "signature": "A" * 86}
+    wrong = http.post(f"{team.url}/api/v1/intake/session", json=body)
+    error = wrong.json()["error"]
+    answers.append((wrong.status_code, error["code"], error["message"]))
+    assert len(set(answers)) == 1 and answers[0][:2] == (401, "receipt_unknown")
+    with pytest.raises(pin.ProtocolError):
+        pin.receipt_entropy("abandon " * 12)  # a checksum that does not fit
+    with pytest.raises(pin.ProtocolError):
+        pin.receipt_entropy("not words from the list at all x y z w q r")
+
+
+def test_bad_proofs_and_reused_challenges_are_refused(team: Team, app: Flask) -> None:
+    reporter = team.reporter
+    good = reporter.proof
+
+    def spent() -> dict[str, str]:
+        proof = good()
+        with pytest.raises(ApiError):  # a session attempt spends the challenge
+            reporter.client.post("/intake/session", _session_body(proof["challenge"]))
+        return proof
+
+    def weak() -> dict[str, str]:
+        proof = good()
+        challenge = b64decode(proof["challenge"])
+        nonce = next(
+            n.to_bytes(8, "little")
+            for n in range(10_000)
+            if not pin.pow_ok(challenge, n.to_bytes(8, "little"), 4)
+        )
+        return {"challenge": proof["challenge"], "nonce": b64encode(nonce)}
+
+    for make, code in ((weak, "bad_proof"), (spent, "bad_challenge")):
+        reporter.proof = make  # type: ignore[method-assign]
+        with pytest.raises(ApiError) as refused:
+            reporter.submit(REPORT)
+        assert (refused.value.status, refused.value.code) == (400, code)
+    with app.app_context():
+        db = database(app).sessions()
+        assert db.scalars(select(IntakeReport)).all() == []
+        db.close()
+
+
+def _session_body(challenge: str) -> dict[str, str]:
+    """A session request no report answers (it spends the challenge)."""
+    return {"lookup": "A" * 43, "challenge": challenge, "signature": "A" * 86}
+
+
+def test_quota_and_rate_limits_answer_429_with_retry_after(team: Team, app: Flask) -> None:
+    app.config["HAVEN_INTAKE_DAILY_QUOTA"] = 1
+    team.reporter.submit(REPORT)
+    with pytest.raises(ApiError) as refused:
+        team.fresh_reporter().submit(REPORT)
+    assert (refused.value.status, refused.value.code) == (429, "intake_quota")
+    app.config["HAVEN_LIMIT_INTAKE_IP"] = "3/minute"
+    http = requests.Session()
+    answers = [http.post(f"{team.url}/api/v1/intake/challenges", json={}) for _ in range(4)]
+    assert answers[-1].status_code == 429
+    assert int(answers[-1].headers["Retry-After"]) > 0
+    quota = http.post(f"{team.url}/api/v1/intake/reports", json={})
+    assert quota.status_code == 429
+
+
+def test_a_stale_team_is_refused(
+    team: Team, create_account: Callable[..., tuple[HavenClient, str]]
+) -> None:
+    old_team = team.reporter.team()
+    newcomer, _ = create_account("counsel", username="new.lawyer")
+    assert newcomer.account is not None
+    team.admin.post("/intake/team/members", {"user_id": newcomer.account.id})
+    team.reporter.team = lambda: old_team  # type: ignore[method-assign]
+    with pytest.raises(ApiError) as refused:
+        team.reporter.submit(REPORT)
+    assert (refused.value.status, refused.value.code) == (409, "stale_team")
+
+
+def test_idle_reports_are_shredded_with_a_receipt(team: Team, app: Flask) -> None:
+    kept = team.reporter.submit(REPORT)
+    idle = team.fresh_reporter().submit(REPORT)
+    with app.app_context():
+        db = database(app).sessions()
+        report = db.get(IntakeReport, idle.report_id)
+        assert report is not None
+        report.last_activity_at = utcnow() - timedelta(days=91)
+        db.commit()
+        assert services.purge(db, 90) == 1
+        assert db.get(IntakeReport, idle.report_id) is None
+        assert db.get(IntakeReport, kept.report_id) is not None
+        left = db.scalars(select(IntakeEntry.report_id)).all()
+        assert set(left) == {kept.report_id}
+        db.close()
+    assert _kinds(app)[-1] == "intake_shred"
+    with pytest.raises(ApiError) as refused:
+        team.fresh_reporter().come_back(idle.receipt)
+    assert refused.value.code == "receipt_unknown"
