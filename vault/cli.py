@@ -235,6 +235,9 @@ from vault.client.cli import account_group, case_group, docs_group  # noqa: E402
 main.add_command(docs_group)
 main.add_command(account_group)
 main.add_command(case_group)
+from vault.client.intake_cli import intake_group  # noqa: E402
+
+main.add_command(intake_group)
 
 
 @main.group("log")

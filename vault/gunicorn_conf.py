@@ -17,4 +17,6 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = "-"
 # Path only: query strings and bodies never reach the log.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
+# Intake requests are logged without the address (vault/accesslog.py, protocol §20.7).
+logger_class = "vault.accesslog.HavenLogger"
 errorlog = "-"

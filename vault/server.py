@@ -38,5 +38,6 @@ def serve(app: Flask, host: str, port: int, threads: int = 16) -> None:
             "timeout": 120,
             "accesslog": "-",
             "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
+            "logger_class": "vault.accesslog.HavenLogger",
         },
     ).run()

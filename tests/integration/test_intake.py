@@ -9,12 +9,14 @@ from datetime import timedelta
 
 import pytest
 import requests
+from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import select
 
-from tests.conftest import LiveServer
+from tests.conftest import PASSPHRASE, LiveServer
 from tests.integration.test_accounts import dump_database
 from vault.audit.models import AuditEntry
+from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client.intake import Inbox, Reporter
 from vault.db import database, utcnow
@@ -22,6 +24,7 @@ from vault.intake import services
 from vault.intake.models import IntakeEntry, IntakeReport
 from vault.protocol import intake as pin
 from vault.protocol.encoding import b64decode, b64encode
+from vault.protocol.keys import ProtocolError
 
 REPORT = pin.Report(
     "My employer keeps my passport and I work at the Lotus nail salon",
@@ -147,9 +150,9 @@ def test_a_wrong_receipt_gets_the_answer_of_an_unknown_report(team: Team) -> Non
     error = wrong.json()["error"]
     answers.append((wrong.status_code, error["code"], error["message"]))
     assert len(set(answers)) == 1 and answers[0][:2] == (401, "receipt_unknown")
-    with pytest.raises(pin.ProtocolError):
+    with pytest.raises(ProtocolError):
         pin.receipt_entropy("abandon " * 12)  # a checksum that does not fit
-    with pytest.raises(pin.ProtocolError):
+    with pytest.raises(ProtocolError):
         pin.receipt_entropy("not words from the list at all x y z w q r")
 
 
@@ -236,3 +239,28 @@ def test_idle_reports_are_shredded_with_a_receipt(team: Team, app: Flask) -> Non
     with pytest.raises(ApiError) as refused:
         team.fresh_reporter().come_back(idle.receipt)
     assert refused.value.code == "receipt_unknown"
+
+
+def test_the_command_line_submits_reads_replies_and_returns(
+    team: Team, live_server: LiveServer
+) -> None:
+    base = {"HAVEN_URL": live_server.url, "HAVEN_UNWITNESSED": "true"}
+    sent = CliRunner(env=base).invoke(main, ["intake", "submit", "--danger", "no"], input="help\n")
+    assert sent.exit_code == 0, sent.output
+    receipt = sent.output.strip().splitlines()[-1]
+    assert len(receipt.split()) == 12
+    assert team.member.account is not None
+    counsel = base | {"HAVEN_USERNAME": "intake.lawyer", "HAVEN_PASSPHRASE": PASSPHRASE}
+    listed = CliRunner(env=counsel).invoke(main, ["intake", "inbox"])
+    report_id = listed.output.split()[0]
+    read = CliRunner(env=counsel).invoke(main, ["intake", "read", report_id])
+    assert "#1 reporter: help" in read.output and "in danger now: no" in read.output
+    replied = CliRunner(env=counsel).invoke(main, ["intake", "reply", report_id, "call us"])
+    assert replied.exit_code == 0, replied.output
+    back = CliRunner(env=base | {"HAVEN_RECEIPT": receipt}).invoke(
+        main, ["intake", "return", "--reply", "thanks"]
+    )
+    assert back.exit_code == 0, back.output
+    assert f"#2 {team.member.account.id}: call us" in back.output
+    read = CliRunner(env=counsel).invoke(main, ["intake", "read", report_id])
+    assert "#3 reporter: thanks" in read.output
