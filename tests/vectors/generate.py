@@ -153,6 +153,7 @@ GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "documents": lambda: __import__("tests.vectors.documents", fromlist=["_"]).documents_vectors(),
     "contacts": lambda: __import__("tests.vectors.contacts", fromlist=["_"]).contacts_vectors(),
     "duress": lambda: __import__("tests.vectors.duress", fromlist=["_"]).duress_vectors(),
+    "intake": lambda: __import__("tests.vectors.intake", fromlist=["_"]).intake_vectors(),
     "checkpoint": lambda: __import__(
         "tests.vectors.checkpoint", fromlist=["_"]
     ).checkpoint_vectors(),
