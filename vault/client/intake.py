@@ -102,6 +102,12 @@ class Reporter:
 
     def submit(self, report: pin.Report) -> Submitted:
         """Encrypt the report to the team and send it; return the receipt to show once."""
+        submitted, body = self.prepare(report)
+        self.client.post("/intake/reports", body)
+        return submitted
+
+    def prepare(self, report: pin.Report) -> tuple[Submitted, dict[str, Any]]:
+        """The receipt and the request body of a new report, proof of work solved."""
         team = self.team()
         receipt = pin.new_receipt()
         self.keys = pin.receipt_keys(receipt, self.opslimit, self.memlimit)
@@ -123,8 +129,7 @@ class Reporter:
             "entry": self._entry(pin.report_plaintext(report)),
             "proof": self.proof(),
         }
-        self.client.post("/intake/reports", body)
-        return Submitted(receipt, b64encode(rid))
+        return Submitted(receipt, b64encode(rid)), body
 
     def come_back(self, receipt: str) -> list[Entry]:
         """Open a session with the receipt alone; return the decrypted thread."""
