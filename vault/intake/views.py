@@ -69,7 +69,7 @@ per_ip = limiter.shared_limit(_ip_limit, scope="intake-ip", key_func=_ip_key)
 overall = limiter.shared_limit(_global_limit, scope="intake-all", key_func=lambda: "intake")
 
 
-class EntryBody(Body):
+class IntakeEntryBody(Body):
     """One encrypted entry and its author's signature."""
 
     id: b64_exact(pin.ID_BYTES)  # type: ignore[valid-type]
@@ -77,39 +77,39 @@ class EntryBody(Body):
     signature: b64_exact(64)  # type: ignore[valid-type]
 
 
-class TeamEntryBody(EntryBody):
+class IntakeTeamEntryBody(IntakeEntryBody):
     """A team member's entry names the key version it is signed with."""
 
     key_version: int = Field(ge=1, le=2**31)
 
 
-class ProofBody(Body):
+class IntakeProofBody(Body):
     """A challenge and the nonce that solves it."""
 
     challenge: b64_exact(pin.POW_CHALLENGE_BYTES)  # type: ignore[valid-type]
     nonce: b64_exact(pin.POW_NONCE_BYTES)  # type: ignore[valid-type]
 
 
-class TeamKeyBody(Body):
+class IntakeTeamKeyBody(Body):
     """The report key sealed to one team member."""
 
     user_id: str = Field(min_length=1, max_length=32)
     sealed_key: b64_exact(pin.SEALED_KEY_BYTES)  # type: ignore[valid-type]
 
 
-class SubmitBody(Body):
+class IntakeSubmitBody(Body):
     """A new report (§20.4)."""
 
     id: b64_exact(pin.ID_BYTES)  # type: ignore[valid-type]
     box_public_key: b64_exact(32)  # type: ignore[valid-type]
     sign_public_key: b64_exact(32)  # type: ignore[valid-type]
     reporter_key: b64_exact(pin.SEALED_KEY_BYTES)  # type: ignore[valid-type]
-    team_keys: list[TeamKeyBody] = Field(max_length=200)
-    entry: EntryBody
-    proof: ProofBody
+    team_keys: list[IntakeTeamKeyBody] = Field(max_length=200)
+    entry: IntakeEntryBody
+    proof: IntakeProofBody
 
 
-class SessionBody(Body):
+class IntakeSessionBody(Body):
     """A returning reporter's signed challenge (§20.5)."""
 
     lookup: b64_exact(32)  # type: ignore[valid-type]
@@ -117,13 +117,13 @@ class SessionBody(Body):
     signature: b64_exact(64)  # type: ignore[valid-type]
 
 
-class UserBody(Body):
+class IntakeUserBody(Body):
     """An account id."""
 
     user_id: str = Field(min_length=1, max_length=32)
 
 
-class ChallengeOut(Out):
+class IntakeChallengeOut(Out):
     """A fresh challenge."""
 
     challenge: B64
@@ -131,7 +131,7 @@ class ChallengeOut(Out):
     expires_at: Timestamp
 
 
-class TeamMemberOut(Out):
+class IntakeTeamMemberOut(Out):
     """A team member: current key record, its inclusion proof, the log's history of them."""
 
     user_id: str
@@ -141,16 +141,16 @@ class TeamMemberOut(Out):
     history: dict[str, Any]
 
 
-class TeamReply(Out):
+class IntakeTeamReply(Out):
     """The intake team and the log material to verify it without an account (§20.3)."""
 
     log_keys: list[dict[str, Any]]
     checkpoint: dict[str, Any] | None
     head: dict[str, Any]
-    members: list[TeamMemberOut]
+    members: list[IntakeTeamMemberOut]
 
 
-class EntryOut(Out):
+class IntakeEntryOut(Out):
     """One entry of a thread."""
 
     id: B64
@@ -162,7 +162,7 @@ class EntryOut(Out):
     created_at: Timestamp
 
 
-class ReportOut(Out):
+class IntakeReportOut(Out):
     """A report as its reader sees it."""
 
     id: B64
@@ -173,25 +173,25 @@ class ReportOut(Out):
     sign_public_key: B64
     sealed_key: B64 | None
     sealed_key_version: int | None
-    entries: list[EntryOut] | None = None
+    entries: list[IntakeEntryOut] | None = None
 
 
-class ReportReply(Out):
+class IntakeReportReply(Out):
     """One report."""
 
-    report: ReportOut
+    report: IntakeReportOut
 
 
-class InboxReply(Out):
+class IntakeInboxReply(Out):
     """The team's reports, newest activity first (no entries)."""
 
-    reports: list[ReportOut]
+    reports: list[IntakeReportOut]
 
 
-class EntryReply(Out):
+class IntakeEntryReply(Out):
     """The entry just stored."""
 
-    entry: EntryOut
+    entry: IntakeEntryOut
 
 
 def _entry_json(row: IntakeEntry) -> dict[str, Any]:
@@ -252,7 +252,7 @@ def reporter_report() -> str:
     return report_id
 
 
-def _new_entry(body: EntryBody) -> services.NewEntry:
+def _new_entry(body: IntakeEntryBody) -> services.NewEntry:
     return services.NewEntry(body.id, body.ciphertext, body.signature)
 
 
@@ -265,7 +265,7 @@ def _new_entry(body: EntryBody) -> services.NewEntry:
 @endpoint(
     "A one-use challenge for a proof of work or a returning session",
     roles=ANONYMOUS,
-    replies=ok(ChallengeOut, 201),
+    replies=ok(IntakeChallengeOut, 201),
 )
 def challenge() -> tuple[Response, int]:
     """Issue a random challenge with its expiry and the difficulty of the day."""
@@ -287,7 +287,7 @@ def challenge() -> tuple[Response, int]:
 @endpoint(
     "The intake team's key records, with what a client needs to check them in the key log",
     roles=ANONYMOUS,
-    replies=ok(TeamReply),
+    replies=ok(IntakeTeamReply),
 )
 def get_team() -> Response:
     """Members able to read new reports, each with its inclusion proof and log history."""
@@ -336,13 +336,13 @@ def get_team() -> Response:
 @endpoint(
     "Submit an anonymous report with a proof of work; opens an intake session",
     roles=ANONYMOUS,
-    body=SubmitBody,
-    replies=ok(ReportReply, 201),
+    body=IntakeSubmitBody,
+    replies=ok(IntakeReportReply, 201),
 )
 def submit() -> tuple[Response, int]:
     """Store the report and start the reporter's session for it."""
     request.max_content_length = MAX_BODY_BYTES
-    body = parse_body(SubmitBody)
+    body = parse_body(IntakeSubmitBody)
     config = current_app.config
     report = services.submit(
         db.session(),
@@ -367,12 +367,12 @@ def submit() -> tuple[Response, int]:
 @endpoint(
     "Come back with a receipt: a signed challenge opens a session for that report",
     roles=ANONYMOUS,
-    body=SessionBody,
-    replies=ok(ReportReply),
+    body=IntakeSessionBody,
+    replies=ok(IntakeReportReply),
 )
 def open_session() -> Response:
     """Check the signature with the report's key; one answer for every failure."""
-    body = parse_body(SessionBody)
+    body = parse_body(IntakeSessionBody)
     report_id = services.open_session(db.session(), body.lookup, body.challenge, body.signature)
     _start_reporter_session(report_id)
     report = services.get_report(db.session(), report_id)
@@ -389,7 +389,9 @@ def close_session() -> tuple[str, int]:
 
 
 @bp.get("/session/report")
-@endpoint("The reporter's own report and its thread", roles=ANONYMOUS, replies=ok(ReportReply))
+@endpoint(
+    "The reporter's own report and its thread", roles=ANONYMOUS, replies=ok(IntakeReportReply)
+)
 def reporter_view() -> Response:
     """Her report, her copy of its key and every entry."""
     report = services.get_report(db.session(), reporter_report())
@@ -402,14 +404,14 @@ def reporter_view() -> Response:
 @endpoint(
     "The reporter adds a message to her report",
     roles=ANONYMOUS,
-    body=EntryBody,
-    replies=ok(EntryReply, 201),
+    body=IntakeEntryBody,
+    replies=ok(IntakeEntryReply, 201),
 )
 def reporter_entry() -> tuple[Response, int]:
     """Store her signed entry."""
     report_id = reporter_report()
     request.max_content_length = MAX_BODY_BYTES
-    body = parse_body(EntryBody)
+    body = parse_body(IntakeEntryBody)
     row = services.reporter_entry(
         db.session(), report_id, _new_entry(body), current_app.config["HAVEN_INTAKE_MAX_ENTRIES"]
     )
@@ -420,7 +422,7 @@ def reporter_entry() -> tuple[Response, int]:
 
 
 @bp.get("/reports")
-@endpoint("The intake inbox (team members)", roles=COUNSEL, replies=ok(InboxReply))
+@endpoint("The intake inbox (team members)", roles=COUNSEL, replies=ok(IntakeInboxReply))
 def inbox() -> Response:
     """Every report with my sealed copy of its key."""
     rows = services.inbox(db.session(), me())
@@ -431,7 +433,7 @@ def inbox() -> Response:
 @endpoint(
     "One report and its thread (team members; an audit event)",
     roles=COUNSEL,
-    replies=ok(ReportReply),
+    replies=ok(IntakeReportReply),
 )
 def read(report_id: str) -> Response:
     """The report, my copy of its key, every entry."""
@@ -445,14 +447,14 @@ def read(report_id: str) -> Response:
 @endpoint(
     "Reply to a report (team members)",
     roles=COUNSEL,
-    body=TeamEntryBody,
-    replies=ok(EntryReply, 201),
+    body=IntakeTeamEntryBody,
+    replies=ok(IntakeEntryReply, 201),
 )
 def reply(report_id: str) -> tuple[Response, int]:
     """Store a team member's signed reply."""
     services.require_member(db.session(), me())
     request.max_content_length = MAX_BODY_BYTES
-    body = parse_body(TeamEntryBody)
+    body = parse_body(IntakeTeamEntryBody)
     row = services.team_entry(
         db.session(),
         me(),
@@ -465,12 +467,17 @@ def reply(report_id: str) -> tuple[Response, int]:
 
 
 @bp.post("/reports/<report_id>/assign")
-@endpoint("Assign a report to a team member", roles=COUNSEL, body=UserBody, replies=ok(ReportReply))
+@endpoint(
+    "Assign a report to a team member",
+    roles=COUNSEL,
+    body=IntakeUserBody,
+    replies=ok(IntakeReportReply),
+)
 def assign(report_id: str) -> Response:
     """Set the assignee."""
     user = me()
     services.require_member(db.session(), user)
-    body = parse_body(UserBody)
+    body = parse_body(IntakeUserBody)
     report = services.assign(db.session(), user, report_id, body.user_id)
     return jsonify(
         {"report": _team_report(report, services.my_key(db.session(), report_id, user.id), False)}
@@ -478,7 +485,7 @@ def assign(report_id: str) -> Response:
 
 
 @bp.post("/reports/<report_id>/handled")
-@endpoint("Mark a report handled", roles=COUNSEL, replies=ok(ReportReply))
+@endpoint("Mark a report handled", roles=COUNSEL, replies=ok(IntakeReportReply))
 def handled(report_id: str) -> Response:
     """Set the status to handled."""
     user = me()
@@ -490,11 +497,14 @@ def handled(report_id: str) -> Response:
 
 @bp.post("/team/members")
 @endpoint(
-    "Put a counsel on the intake team (admins)", roles=ADMIN, body=UserBody, replies=NO_CONTENT
+    "Put a counsel on the intake team (admins)",
+    roles=ADMIN,
+    body=IntakeUserBody,
+    replies=NO_CONTENT,
 )
 def add_member() -> tuple[str, int]:
     """Add the account to the team."""
-    body = parse_body(UserBody)
+    body = parse_body(IntakeUserBody)
     services.add_member(db.session(), me().id, body.user_id)
     return "", 204
 
