@@ -69,6 +69,13 @@ ROUTES = [
     ),
     Route(
         "POST",
+        "/api/v1/intake/reports/<report_id>/keys",
+        signed_in(400, **NOT_TEAM),
+        path=lambda w: _report(w, "/keys"),
+        body={},
+    ),
+    Route(
+        "POST",
         "/api/v1/intake/reports/<report_id>/assign",
         signed_in(400, **NOT_TEAM),
         path=lambda w: _report(w, "/assign"),

@@ -220,6 +220,24 @@ def test_a_stale_team_is_refused(
     assert (refused.value.status, refused.value.code) == (409, "stale_team")
 
 
+def test_a_member_who_joined_later_reads_once_a_member_shares(
+    team: Team, create_account: Callable[..., tuple[HavenClient, str]]
+) -> None:
+    submitted = team.reporter.submit(REPORT)
+    newcomer, _ = create_account("counsel", username="new.lawyer")
+    assert newcomer.account is not None
+    team.admin.post("/intake/team/members", {"user_id": newcomer.account.id})
+    with pytest.raises(ProtocolError):
+        Inbox(newcomer).read(submitted.report_id)
+    Inbox(team.member).share(submitted.report_id, newcomer.account.id)
+    assert Inbox(newcomer).read(submitted.report_id)[0].content == REPORT
+    # Off the team: the copy is gone with the membership.
+    team.admin.request("DELETE", f"/intake/team/members/{newcomer.account.id}")
+    with pytest.raises(ApiError) as refused:
+        Inbox(newcomer).read(submitted.report_id)
+    assert refused.value.code == "not_on_team"
+
+
 def test_idle_reports_are_shredded_with_a_receipt(team: Team, app: Flask) -> None:
     kept = team.reporter.submit(REPORT)
     idle = team.fresh_reporter().submit(REPORT)

@@ -270,6 +270,16 @@ class Inbox:
         }
         self.client.post(f"/intake/reports/{report_id}/entries", body)
 
+    def share(self, report_id: str, user_id: str) -> None:
+        """Seal a report's key to a team member who joined after it arrived."""
+        report = self.client.get(f"/intake/reports/{report_id}")["report"]
+        keys = TeamKeys(self.client).current()[user_id]
+        sealed = pin.seal_report_key(
+            b64decode(report_id), self._key(report), keys.version, keys.x25519
+        )
+        body = {"user_id": user_id, "sealed_key": b64encode(sealed)}
+        self.client.post(f"/intake/reports/{report_id}/keys", body)
+
     def assign(self, report_id: str, user_id: str) -> None:
         """Give the report to a team member."""
         self.client.post(f"/intake/reports/{report_id}/assign", {"user_id": user_id})

@@ -338,6 +338,37 @@ def team_entry(
     return row
 
 
+def share(db: Session, user: User, report_id: str, member_id: str, sealed: bytes) -> None:
+    """A member who holds the report key seals it to another member's current key."""
+    require_member(db, user)
+    get_report(db, report_id)
+    if my_key(db, report_id, user.id) is None:
+        raise Forbidden("this report was not sealed to you", code="not_on_team")
+    member = db.get(User, member_id)
+    if member is None or member.is_disabled or not is_member(db, member_id):
+        raise InvalidRequest("the reader is not on the intake team", code="not_on_team")
+    try:
+        version = pin.sealed_key_version(sealed)
+    except ProtocolError as exc:
+        raise InvalidRequest(str(exc), code="invalid_field") from exc
+    if version != member.key_version:
+        raise Conflict(
+            f"seal to the member's current key version {member.key_version}",
+            code="stale_key_version",
+        )
+    row = my_key(db, report_id, member_id)
+    if row is None:
+        db.add(
+            IntakeReportKey(
+                report_id=report_id, user_id=member_id, key_version=version, sealed_key=sealed
+            )
+        )
+    else:
+        row.key_version, row.sealed_key = version, sealed
+    _audit(db, "intake_share", user.id, report_id, subject=member_id)
+    db.commit()
+
+
 def assign(db: Session, user: User, report_id: str, assignee_id: str) -> IntakeReport:
     """Give a report to a team member (oneself included)."""
     require_member(db, user)

@@ -466,6 +466,29 @@ def reply(report_id: str) -> tuple[Response, int]:
     return jsonify({"entry": _entry_json(row)}), 201
 
 
+class IntakeShareBody(Body):
+    """The report key sealed to another team member."""
+
+    user_id: str = Field(min_length=1, max_length=32)
+    sealed_key: b64_exact(pin.SEALED_KEY_BYTES)  # type: ignore[valid-type]
+
+
+@bp.post("/reports/<report_id>/keys")
+@endpoint(
+    "Seal a report's key to another team member (one who joined after it arrived)",
+    roles=COUNSEL,
+    body=IntakeShareBody,
+    replies=NO_CONTENT,
+)
+def share(report_id: str) -> tuple[str, int]:
+    """Store the new member's sealed copy."""
+    user = me()
+    services.require_member(db.session(), user)
+    body = parse_body(IntakeShareBody)
+    services.share(db.session(), user, report_id, body.user_id, body.sealed_key)
+    return "", 204
+
+
 @bp.post("/reports/<report_id>/assign")
 @endpoint(
     "Assign a report to a team member",
