@@ -58,6 +58,7 @@ ROUTES = [
     Route("DELETE", "/api/v1/intake/session", everyone(204)),
     Route("GET", "/api/v1/intake/session/report", everyone(401)),
     Route("POST", "/api/v1/intake/session/entries", everyone(401), body={}),
+    Route("DELETE", "/api/v1/intake/session/report", everyone(401)),
     Route("GET", "/api/v1/intake/reports", signed_in(200, **NOT_TEAM)),
     Route("GET", "/api/v1/intake/reports/<report_id>", signed_in(200, **NOT_TEAM), path=_report),
     Route(

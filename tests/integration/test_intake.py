@@ -19,6 +19,7 @@ from vault.audit.models import AuditEntry
 from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client.intake import Inbox, Reporter
+from vault.client.messages import Messenger
 from vault.db import database, utcnow
 from vault.intake import services
 from vault.intake.models import IntakeEntry, IntakeReport
@@ -282,3 +283,34 @@ def test_the_command_line_submits_reads_replies_and_returns(
     assert f"#2 {team.member.account.id}: call us" in back.output
     read = CliRunner(env=counsel).invoke(main, ["intake", "read", report_id])
     assert "#3 reporter: thanks" in read.output
+
+
+def test_the_team_invites_her_and_the_thread_moves_into_her_case(
+    team: Team, app: Flask, live_server: LiveServer
+) -> None:
+    submitted = team.reporter.submit(REPORT)
+    assert team.member.account is not None
+    link = team.member.create_invite("survivor")
+    Inbox(team.member).reply(submitted.report_id, f"Open an account with us: {link}")
+
+    device = team.fresh_reporter()
+    thread = device.come_back(submitted.receipt)
+    invite = str(thread[-1].content).rsplit(" ", 1)[-1]
+    account = HavenClient(live_server.url, witnesses=live_server.witnesses)
+    account.register(invite, "maria.l", PASSPHRASE)
+    case_id = account.cases()[0]["id"]
+    conversation = device.move_to_case(account, case_id, [team.member.account.id])
+
+    texts = [m.text for m in Messenger(team.member).read(conversation)][::-1]
+    assert texts[0].startswith(f"[intake #1, reporter] {REPORT.text}")
+    assert texts[1] == f"[intake #2, intake.lawyer] Open an account with us: {link}"
+    Messenger(account).send(conversation, "I am here now")
+    assert Messenger(team.member).read(conversation)[0].text == "I am here now"
+    with app.app_context():
+        db = database(app).sessions()
+        assert db.get(IntakeReport, submitted.report_id) is None
+        db.close()
+    assert _kinds(app).count("intake_shred") == 1
+    with pytest.raises(ApiError) as refused:
+        team.fresh_reporter().come_back(submitted.receipt)
+    assert refused.value.code == "receipt_unknown"

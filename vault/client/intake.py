@@ -9,6 +9,7 @@ from typing import Any, cast
 
 from vault.client.api import HavenClient, parse_public_keys
 from vault.client.directory import KeyDirectory
+from vault.client.messages import Messenger
 from vault.protocol import intake as pin
 from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.kdf import DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT
@@ -161,6 +162,17 @@ class Reporter:
         )
         return open_thread(self.client, report, self.report_key)
 
+    def move_to_case(self, account: HavenClient, case_id: str, member_ids: list[str]) -> str:
+        """On her consent: copy the thread into a new conversation of her case, sealed to its
+        members as ordinary messages, then shred the intake report. The conversation's id."""
+        names = {uid: m["username"] for uid, m in TeamKeys(self.client).members.items()}
+        messenger = Messenger(account)
+        conversation = messenger.create_conversation(case_id, member_ids)
+        for entry in self.thread():
+            messenger.send(conversation.id, transcript_line(entry, names))
+        self.client.request("DELETE", "/intake/session/report")
+        return conversation.id
+
     def add(self, text: str) -> None:
         """Add a message to the report."""
         self.client.post("/intake/session/entries", self._entry(pin.message_plaintext(text)))
@@ -223,6 +235,19 @@ def open_thread(client: HavenClient, report: dict[str, Any], report_key: bytes) 
             raise ProtocolError("only the first entry is the report")
         out.append(Entry(int(item["seq"]), item["author_id"], content))
     return out
+
+
+def transcript_line(entry: Entry, names: dict[str, str]) -> str:
+    """One intake entry as the text of a case message (§20.10)."""
+    who = "reporter" if entry.author_id is None else names.get(entry.author_id, entry.author_id)
+    content = entry.content
+    if isinstance(content, pin.Report):
+        return (
+            f"[intake #{entry.seq}, {who}] {content.text}\n"
+            f"language: {content.language or '-'}; contact: {content.contact_way or '-'} "
+            f"({content.contact_time or '-'}); in danger now: {content.danger}"
+        )
+    return f"[intake #{entry.seq}, {who}] {content}"
 
 
 class Inbox:

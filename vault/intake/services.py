@@ -256,6 +256,13 @@ def open_session(db: Session, lookup: bytes, challenge: bytes, signature: bytes)
     return report.id
 
 
+def withdraw(db: Session, report_id: str) -> None:
+    """The reporter shreds her own report (after moving it into a case, or to delete it)."""
+    get_report(db, report_id)
+    shred(db, report_id, reason="reporter")
+    db.commit()
+
+
 def get_report(db: Session, report_id: str) -> IntakeReport:
     """A report by id, or 404."""
     report = db.get(IntakeReport, report_id)

@@ -398,6 +398,20 @@ def reporter_view() -> Response:
     return jsonify({"report": _report_json(report, report.reporter_key, 0, True)})
 
 
+@bp.delete("/session/report")
+@endpoint(
+    "The reporter shreds her report (after moving it into a case, or to delete it)",
+    roles=ANONYMOUS,
+    replies=NO_CONTENT,
+)
+def withdraw() -> tuple[str, int]:
+    """Crypto-shred the session's report and end the session."""
+    services.withdraw(db.session(), reporter_report())
+    session.pop(SESSION_REPORT, None)
+    session.pop(SESSION_ISSUED, None)
+    return "", 204
+
+
 @bp.post("/session/entries")
 @per_ip
 @overall
