@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import nacl.signing
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -32,8 +33,9 @@ from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.keys import ProtocolError
 
 # Verified against when no report has the lookup id, so that an unknown receipt costs the
-# same work as a known one with a bad signature (§20.5).
-_DECOY_KEY = bytes(32)
+# same work as a known one with a bad signature (§20.5): a real point of the curve, since
+# libsodium refuses a small-order key before doing the work.
+_DECOY_KEY = bytes(nacl.signing.SigningKey(b"haven/v1/intake-decoy-session-k!").verify_key)
 
 
 class QuotaExceeded(HavenError):
