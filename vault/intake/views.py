@@ -238,6 +238,16 @@ def _start_reporter_session(report_id: str) -> None:
     session[SESSION_ISSUED] = int(clock.time())
 
 
+def _end_reporter_session() -> None:
+    session.pop(SESSION_REPORT, None)
+    session.pop(SESSION_ISSUED, None)
+
+
+def _team_answer(report: IntakeReport, user_id: str) -> Response:
+    key = services.my_key(db.session(), report.id, user_id)
+    return jsonify({"report": _team_report(report, key, False)})
+
+
 def reporter_report() -> str:
     """The report of this intake session, or 401."""
     report_id = session.get(SESSION_REPORT)
@@ -383,8 +393,7 @@ def open_session() -> Response:
 @endpoint("End the intake session", roles=ANONYMOUS, replies=NO_CONTENT)
 def close_session() -> tuple[str, int]:
     """Forget the report of this session."""
-    session.pop(SESSION_REPORT, None)
-    session.pop(SESSION_ISSUED, None)
+    _end_reporter_session()
     return "", 204
 
 
@@ -407,8 +416,7 @@ def reporter_view() -> Response:
 def withdraw() -> tuple[str, int]:
     """Crypto-shred the session's report and end the session."""
     services.withdraw(db.session(), reporter_report())
-    session.pop(SESSION_REPORT, None)
-    session.pop(SESSION_ISSUED, None)
+    _end_reporter_session()
     return "", 204
 
 
@@ -516,9 +524,7 @@ def assign(report_id: str) -> Response:
     services.require_member(db.session(), user)
     body = parse_body(IntakeUserBody)
     report = services.assign(db.session(), user, report_id, body.user_id)
-    return jsonify(
-        {"report": _team_report(report, services.my_key(db.session(), report_id, user.id), False)}
-    )
+    return _team_answer(report, user.id)
 
 
 @bp.post("/reports/<report_id>/handled")
@@ -527,9 +533,7 @@ def handled(report_id: str) -> Response:
     """Set the status to handled."""
     user = me()
     report = services.mark_handled(db.session(), user, report_id)
-    return jsonify(
-        {"report": _team_report(report, services.my_key(db.session(), report_id, user.id), False)}
-    )
+    return _team_answer(report, user.id)
 
 
 @bp.post("/team/members")
