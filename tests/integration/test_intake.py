@@ -3,6 +3,7 @@ receipt, the team's inbox, bad input, limits, retention, and what the server kee
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +27,7 @@ from vault.intake.models import IntakeEntry, IntakeReport
 from vault.protocol import intake as pin
 from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.keys import ProtocolError
+from vault.protocol.transparency import TransparencyError
 
 REPORT = pin.Report(
     "My employer keeps my passport and I work at the Lotus nail salon",
@@ -78,6 +80,7 @@ def _kinds(app: Flask) -> list[str]:
             db.close()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql", "sqlite"], indirect=True)
 def test_report_reply_and_return_with_the_receipt(team: Team, app: Flask) -> None:
     submitted = team.reporter.submit(REPORT)
     assert len(submitted.receipt.split()) == 12
@@ -314,3 +317,25 @@ def test_the_team_invites_her_and_the_thread_moves_into_her_case(
     with pytest.raises(ApiError) as refused:
         team.fresh_reporter().come_back(submitted.receipt)
     assert refused.value.code == "receipt_unknown"
+
+
+@pytest.mark.parametrize("field", ["x25519", "username", "inclusion"])
+def test_a_team_key_the_log_does_not_vouch_for_is_refused(team: Team, field: str) -> None:
+    """A server that swaps a member's box key (or name, or proof) in GET /intake/team."""
+    client = team.reporter.client
+    honest = client.get("/intake/team")
+    forged = copy.deepcopy(honest)
+    member = forged["members"][0]
+    if field == "x25519":
+        for record in (member["public_keys"], *member["history"]["keys"]):
+            record["x25519"] = b64encode(bytes(32))
+    elif field == "username":
+        member["username"] = "someone.else"
+    else:
+        member["inclusion"] = [b64encode(bytes(32))] * max(1, len(member["inclusion"]))
+    real_get = client.get
+    client.get = lambda path, **params: (  # type: ignore[method-assign]
+        forged if path == "/intake/team" else real_get(path, **params)
+    )
+    with pytest.raises((ProtocolError, TransparencyError)):
+        team.reporter.submit(REPORT)
