@@ -4,6 +4,7 @@ receipt, the team's inbox, bad input, limits, retention, and what the server kee
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -81,7 +82,10 @@ def _kinds(app: Flask) -> list[str]:
 
 
 @pytest.mark.parametrize("database_url", ["postgresql", "sqlite"], indirect=True)
-def test_report_reply_and_return_with_the_receipt(team: Team, app: Flask) -> None:
+def test_report_reply_and_return_with_the_receipt(
+    team: Team, app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     submitted = team.reporter.submit(REPORT)
     assert len(submitted.receipt.split()) == 12
     inbox = Inbox(team.member)
@@ -114,6 +118,11 @@ def test_report_reply_and_return_with_the_receipt(team: Team, app: Flask) -> Non
     for needle in (REPORT.text, "Lotus", "Thursday", submitted.receipt):
         assert needle.encode() not in dump
     assert b"127.0.0.1" not in dump
+    # The app's own log lines (the test server's access lines are werkzeug's, not the app's;
+    # production's access log is tests/unit/test_intake_accesslog.py's).
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("vault"))
+    for needle in (REPORT.text, "Thursday", submitted.receipt, "127.0.0.1"):
+        assert needle not in logged
 
 
 def test_outsiders_and_the_reporter_session_stay_in_their_lane(team: Team) -> None:
