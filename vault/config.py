@@ -298,6 +298,9 @@ def _load_intake(env: Mapping[str, str]) -> dict[str, Any]:
         ),
         "HAVEN_INTAKE_DAILY_QUOTA": _int(env, "HAVEN_INTAKE_DAILY_QUOTA", 500, minimum=1),
         "HAVEN_INTAKE_MAX_ENTRIES": _int(env, "HAVEN_INTAKE_MAX_ENTRIES", 500, minimum=1),
+        "HAVEN_INTAKE_REPORT_QUOTA_BYTES": _int(
+            env, "HAVEN_INTAKE_REPORT_QUOTA_BYTES", 1024 * 1024 * 1024, minimum=1
+        ),
         "HAVEN_INTAKE_RETENTION_DAYS": _int(env, "HAVEN_INTAKE_RETENTION_DAYS", 90, minimum=1),
         "HAVEN_INTAKE_SESSION_SECONDS": _int(env, "HAVEN_INTAKE_SESSION_SECONDS", 3600, minimum=60),
         "HAVEN_LIMIT_INTAKE_IP": _str(env, "HAVEN_LIMIT_INTAKE_IP", "20/minute;200/day"),

@@ -9,6 +9,8 @@ from vault.contacts.models import ContactBook
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.documents.models import Document, Grant, UploadPart
 from vault.intake.models import (
+    IntakeAttachment,
+    IntakeAttachmentPart,
     IntakeChallenge,
     IntakeEntry,
     IntakeReport,
@@ -36,6 +38,8 @@ __all__ = [
     "DuressLink",
     "Event",
     "Grant",
+    "IntakeAttachment",
+    "IntakeAttachmentPart",
     "IntakeChallenge",
     "IntakeEntry",
     "IntakeReport",

@@ -59,6 +59,37 @@ ROUTES = [
     Route("GET", "/api/v1/intake/session/report", everyone(401)),
     Route("POST", "/api/v1/intake/session/entries", everyone(401), body={}),
     Route("DELETE", "/api/v1/intake/session/report", everyone(401)),
+    Route("POST", "/api/v1/intake/session/attachments", everyone(401), body={}),
+    Route(
+        "GET",
+        "/api/v1/intake/session/attachments/<attachment_id>",
+        everyone(401),
+        path=lambda w: "/api/v1/intake/session/attachments/AAAAAAAAAAAAAAAAAAAAAA",
+    ),
+    Route(
+        "PUT",
+        "/api/v1/intake/session/attachments/<attachment_id>/parts/<int:part_number>",
+        everyone(401),
+        path=lambda w: "/api/v1/intake/session/attachments/AAAAAAAAAAAAAAAAAAAAAA/parts/1",
+    ),
+    Route(
+        "POST",
+        "/api/v1/intake/session/attachments/<attachment_id>/finalize",
+        everyone(401),
+        path=lambda w: "/api/v1/intake/session/attachments/AAAAAAAAAAAAAAAAAAAAAA/finalize",
+    ),
+    Route(
+        "GET",
+        "/api/v1/intake/session/attachments/<attachment_id>/content",
+        everyone(401),
+        path=lambda w: "/api/v1/intake/session/attachments/AAAAAAAAAAAAAAAAAAAAAA/content",
+    ),
+    Route(
+        "GET",
+        "/api/v1/intake/reports/<report_id>/attachments/<attachment_id>/content",
+        signed_in(404, **NOT_TEAM),
+        path=lambda w: _report(w, "/attachments/AAAAAAAAAAAAAAAAAAAAAA/content"),
+    ),
     Route("GET", "/api/v1/intake/reports", signed_in(200, **NOT_TEAM)),
     Route("GET", "/api/v1/intake/reports/<report_id>", signed_in(200, **NOT_TEAM), path=_report),
     Route(

@@ -4,7 +4,9 @@ receipt, the team's inbox, bad input, limits, retention, and what the server kee
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,18 +19,23 @@ from sqlalchemy import select
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.integration.test_accounts import dump_database
+from tests.integration.test_documents import _minio_files
+from tests.services import MinioServer
 from vault.audit.models import AuditEntry
 from vault.cli import main
 from vault.client import ApiError, HavenClient
+from vault.client.documents import Documents
 from vault.client.intake import Inbox, Reporter
 from vault.client.messages import Messenger
 from vault.db import database, utcnow
 from vault.intake import services
-from vault.intake.models import IntakeEntry, IntakeReport
+from vault.intake.models import IntakeAttachment, IntakeEntry, IntakeReport
+from vault.protocol import documents as pdoc
 from vault.protocol import intake as pin
 from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.keys import ProtocolError
 from vault.protocol.transparency import TransparencyError
+from vault.storage import store
 
 REPORT = pin.Report(
     "My employer keeps my passport and I work at the Lotus nail salon",
@@ -260,7 +267,7 @@ def test_idle_reports_are_shredded_with_a_receipt(team: Team, app: Flask) -> Non
         assert report is not None
         report.last_activity_at = utcnow() - timedelta(days=91)
         db.commit()
-        assert services.purge(db, 90) == 1
+        assert services.purge(db, store(app), 90) == 1
         assert db.get(IntakeReport, idle.report_id) is None
         assert db.get(IntakeReport, kept.report_id) is not None
         left = db.scalars(select(IntakeEntry.report_id)).all()
@@ -301,6 +308,8 @@ def test_the_team_invites_her_and_the_thread_moves_into_her_case(
     team: Team, app: Flask, live_server: LiveServer
 ) -> None:
     submitted = team.reporter.submit(REPORT)
+    photo = _photo(1 * MiB)
+    team.reporter.attach(photo, PHOTO_NAME, "image/jpeg")
     assert team.member.account is not None
     link = team.member.create_invite("survivor")
     Inbox(team.member).reply(submitted.report_id, f"Open an account with us: {link}")
@@ -315,7 +324,10 @@ def test_the_team_invites_her_and_the_thread_moves_into_her_case(
 
     texts = [m.text for m in Messenger(team.member).read(conversation)][::-1]
     assert texts[0].startswith(f"[intake #1, reporter] {REPORT.text}")
-    assert texts[1] == f"[intake #2, intake.lawyer] Open an account with us: {link}"
+    assert texts[1] == f"[intake #2, reporter] attached {PHOTO_NAME} ({len(photo)} bytes)"
+    assert texts[2] == f"[intake #3, intake.lawyer] Open an account with us: {link}"
+    [moved] = Documents(team.member).case_documents(case_id).documents
+    assert moved.info.name == PHOTO_NAME
     Messenger(account).send(conversation, "I am here now")
     assert Messenger(team.member).read(conversation)[0].text == "I am here now"
     with app.app_context():
@@ -348,3 +360,84 @@ def test_a_team_key_the_log_does_not_vouch_for_is_refused(team: Team, field: str
     )
     with pytest.raises((ProtocolError, TransparencyError)):
         team.reporter.submit(REPORT)
+
+
+MiB = 1024 * 1024
+PHOTO_NAME = "passport-photo-lotus.jpg"
+
+
+def _photo(size: int = 6 * MiB) -> bytes:
+    """Random bytes with a marker a leak search can look for."""
+    return b"LOTUS-PHOTO-MARKER" + os.urandom(size - 18)
+
+
+def test_attachments_reach_the_team_and_leave_nothing_in_clear(
+    team: Team, app: Flask, minio: MinioServer
+) -> None:
+    submitted = team.reporter.submit(REPORT)
+    photo = _photo()
+    sent: list[int] = []
+    att = team.reporter.attach(
+        photo, PHOTO_NAME, "image/jpeg", part_size=pdoc.MIN_PART_BYTES, on_part=sent.append
+    )
+    assert sent == [1, 2]
+    [_, entry] = Inbox(team.member).read(submitted.report_id)
+    assert entry.content == att and entry.author_id is None
+    assert Inbox(team.member).fetch(submitted.report_id, att) == photo
+    assert team.reporter.fetch(att) == photo
+    with pytest.raises(ApiError) as refused:
+        Inbox(team.outsider).fetch(submitted.report_id, att)
+    assert refused.value.code == "not_on_team"
+    files = _minio_files(minio)
+    for needle in (PHOTO_NAME.encode(), b"LOTUS-PHOTO-MARKER", REPORT.text.encode()):
+        assert not any(needle in f.read_bytes() for f in files)
+        assert needle not in dump_database(app)
+    # Shredding removes the object with the rows.
+    with app.app_context():
+        db = database(app).sessions()
+        name = db.scalars(select(IntakeAttachment.object_name)).one()
+        db.close()
+    team.reporter.client.request("DELETE", "/intake/session/report")
+    assert store(app).size(name) is None
+
+
+def test_object_store_down_mid_upload_is_503_nothing_visible_then_resumes(
+    team: Team, app: Flask, minio: MinioServer
+) -> None:
+    submitted = team.reporter.submit(REPORT)
+    photo = _photo()
+    aid, key = os.urandom(16), pdoc.generate_file_key()
+
+    def stop_after_first(number: int) -> None:
+        if number == 1:
+            minio.stop()
+
+    try:
+        with pytest.raises(ApiError) as down:
+            team.reporter.upload(
+                photo,
+                part_size=pdoc.MIN_PART_BYTES,
+                on_part=stop_after_first,
+                attachment_id=aid,
+                file_key=key,
+            )
+        assert (down.value.status, down.value.code) == (503, "object_store_unavailable")
+        status = team.reporter.client.get(f"/intake/session/attachments/{b64encode(aid)}")
+        assert status["upload"]["state"] == "pending"
+        assert [p["number"] for p in status["upload"]["parts"]] == [1]
+        with pytest.raises(ApiError) as hidden:
+            team.member.request(
+                "GET", f"/intake/reports/{submitted.report_id}/attachments/{b64encode(aid)}/content"
+            )
+        assert hidden.value.status == 404
+    finally:
+        minio.start()
+    sent: list[int] = []
+    got = team.reporter.upload(
+        photo, part_size=pdoc.MIN_PART_BYTES, on_part=sent.append, attachment_id=aid, file_key=key
+    )
+    assert sent == [2]
+    att = pin.Attachment(
+        aid, key, got[2], "x.jpg", "image/jpeg", len(photo), hashlib.sha256(photo).digest()
+    )
+    assert Inbox(team.member).fetch(submitted.report_id, att) == photo

@@ -3,13 +3,18 @@ submits, comes back with her receipt, reads and answers; a team member works the
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from vault.client.api import HavenClient, parse_public_keys
+from vault.client.api import ApiError, HavenClient, parse_public_keys
 from vault.client.directory import KeyDirectory
+from vault.client.documents import Documents
 from vault.client.messages import Messenger
+from vault.protocol import documents as pdoc
 from vault.protocol import intake as pin
 from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.kdf import DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT
@@ -22,7 +27,7 @@ class Entry:
 
     seq: int
     author_id: str | None
-    content: pin.Report | str
+    content: pin.Report | str | pin.Attachment
 
 
 @dataclass(frozen=True)
@@ -164,14 +169,88 @@ class Reporter:
 
     def move_to_case(self, account: HavenClient, case_id: str, member_ids: list[str]) -> str:
         """On her consent: copy the thread into a new conversation of her case, sealed to its
-        members as ordinary messages, then shred the intake report. The conversation's id."""
+        members as ordinary messages (attachments as case documents), then shred the intake
+        report. The conversation's id."""
         names = {uid: m["username"] for uid, m in TeamKeys(self.client).members.items()}
         messenger = Messenger(account)
         conversation = messenger.create_conversation(case_id, member_ids)
+        documents = Documents(account)
         for entry in self.thread():
-            messenger.send(conversation.id, transcript_line(entry, names))
+            line = transcript_line(entry, names)
+            if isinstance(entry.content, pin.Attachment):
+                att = entry.content
+                doc = documents.upload(
+                    case_id,
+                    io.BytesIO(self.fetch(att)),
+                    doc_type="other",
+                    name=att.name,
+                    mime_type=att.mime_type,
+                )
+                messenger.send(conversation.id, line, attachments=[doc])
+            else:
+                messenger.send(conversation.id, line)
         self.client.request("DELETE", "/intake/session/report")
         return conversation.id
+
+    def upload(
+        self,
+        data: bytes,
+        *,
+        part_size: int = pdoc.PART_BYTES,
+        on_part: Callable[[int], None] | None = None,
+        attachment_id: bytes | None = None,
+        file_key: bytes | None = None,
+    ) -> tuple[bytes, bytes, bytes]:
+        """Encrypt and upload (or resume, given the same id and key) an attachment's content:
+        its id, file key and content header. Parts the server holds are not sent again."""
+        aid = attachment_id or os.urandom(pin.ID_BYTES)
+        key = file_key or pdoc.generate_file_key()
+        # The stream header comes from the key and id, so a resumed upload pushes the same bytes
+        # (§8.2 "Restarting a stream": never different plaintext under one header).
+        stream_header = pin.attachment_stream_header(key, aid)
+        header, ciphertext = pdoc.encrypt_content(key, data, stream_header)
+        path = f"/intake/session/attachments/{b64encode(aid)}"
+        try:
+            upload = self.client.get(path)["upload"]
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            body = {
+                "id": b64encode(aid),
+                "ciphertext_size": len(ciphertext),
+                "chunk_count": pdoc.chunk_count(len(data)),
+                "part_size": part_size,
+            }
+            upload = self.client.post("/intake/session/attachments", body)["upload"]
+        held = {p["number"] for p in upload["parts"]}
+        for number in range(1, upload["part_count"] + 1):
+            if number in held:
+                continue
+            first = (number - 1) * part_size
+            self.client.request(
+                "PUT",
+                f"{path}/parts/{number}",
+                data=ciphertext[first : first + part_size],
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            if on_part is not None:
+                on_part(number)
+        self.client.post(f"{path}/finalize")
+        return aid, key, header
+
+    def attach(self, data: bytes, name: str, mime_type: str, **upload: Any) -> pin.Attachment:
+        """Upload a file and add the entry that names it (the team reads it with the report)."""
+        aid, key, header = self.upload(data, **upload)
+        att = pin.Attachment(
+            aid, key, header, name, mime_type, len(data), hashlib.sha256(data).digest()
+        )
+        self.client.post("/intake/session/entries", self._entry(pin.attachment_plaintext(att)))
+        return att
+
+    def fetch(self, att: pin.Attachment) -> bytes:
+        """Download and check an attachment of her report."""
+        path = f"/intake/session/attachments/{b64encode(att.id)}/content"
+        return open_attachment(att, self.client.request("GET", path).content)
 
     def add(self, text: str) -> None:
         """Add a message to the report."""
@@ -237,10 +316,20 @@ def open_thread(client: HavenClient, report: dict[str, Any], report_key: bytes) 
     return out
 
 
+def open_attachment(att: pin.Attachment, ciphertext: bytes) -> bytes:
+    """Decrypt an attachment's content and check its size and SHA-256."""
+    data = pdoc.decrypt_content(att.file_key, att.header, ciphertext)
+    if len(data) != att.size or hashlib.sha256(data).digest() != att.sha256:
+        raise ProtocolError("the attachment is not the file its entry names")
+    return data
+
+
 def transcript_line(entry: Entry, names: dict[str, str]) -> str:
     """One intake entry as the text of a case message (§20.10)."""
     who = "reporter" if entry.author_id is None else names.get(entry.author_id, entry.author_id)
     content = entry.content
+    if isinstance(content, pin.Attachment):
+        return f"[intake #{entry.seq}, {who}] attached {content.name} ({content.size} bytes)"
     if isinstance(content, pin.Report):
         return (
             f"[intake #{entry.seq}, {who}] {content.text}\n"
@@ -304,6 +393,11 @@ class Inbox:
         )
         body = {"user_id": user_id, "sealed_key": b64encode(sealed)}
         self.client.post(f"/intake/reports/{report_id}/keys", body)
+
+    def fetch(self, report_id: str, att: pin.Attachment) -> bytes:
+        """Download and check an attachment of a report."""
+        path = f"/intake/reports/{report_id}/attachments/{b64encode(att.id)}/content"
+        return open_attachment(att, self.client.request("GET", path).content)
 
     def assign(self, report_id: str, user_id: str) -> None:
         """Give the report to a team member."""

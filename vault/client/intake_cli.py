@@ -148,12 +148,13 @@ def purge_command() -> None:
     """Crypto-shred reports idle for HAVEN_INTAKE_RETENTION_DAYS (server side)."""
     from vault import create_app, db
     from vault.intake.services import purge
+    from vault.storage import store
 
     app = create_app()
     with app.app_context():
         session = db.database().sessions()
         try:
-            count = purge(session, app.config["HAVEN_INTAKE_RETENTION_DAYS"])
+            count = purge(session, store(app), app.config["HAVEN_INTAKE_RETENTION_DAYS"])
         finally:
             session.close()
     click.echo(f"shredded {count} idle report(s)")

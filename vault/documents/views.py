@@ -377,7 +377,7 @@ def upload_status(document_id: str) -> Response:
     return jsonify({"upload": upload_json(doc), "document": document_json(owner_view)})
 
 
-class _RequestBody:
+class RequestBody:
     """The request body, opened only when the service starts reading it."""
 
     def read(self, size: int) -> bytes:
@@ -389,7 +389,7 @@ class _RequestBody:
         return data
 
 
-def _drain() -> None:
+def drain_body() -> None:
     """Read what is left of a part body so the client sees the error, not a reset."""
     length = request.content_length
     if length is None or length > pdoc.MAX_PART_BYTES:
@@ -420,10 +420,10 @@ def upload_part(document_id: str, part_number: int) -> Response:
             part_number,
             request.content_type,
             request.content_length,
-            _RequestBody(),
+            RequestBody(),
         )
     except HavenError:
-        _drain()
+        drain_body()
         raise
     return jsonify({"part": {"number": part.number, "size": part.size}})
 

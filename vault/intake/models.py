@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from vault.db import Base, UTCDateTime, str_enum, utcnow
@@ -91,6 +91,41 @@ class IntakeEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("report_id", "seq"),)
+
+
+class IntakeAttachment(Base):
+    """An encrypted attachment of a report: §8.2 content in the store under a random name.
+
+    Its file key, content header, name and type travel in an entry, under the report key.
+    """
+
+    __tablename__ = "intake_attachments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    report_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("intake_reports.id", ondelete="CASCADE"), index=True
+    )
+    object_name: Mapped[str] = mapped_column(String(64), unique=True)
+    upload_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    ciphertext_size: Mapped[int] = mapped_column(BigInteger)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    part_size: Mapped[int] = mapped_column(BigInteger)
+    part_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class IntakeAttachmentPart(Base):
+    """A part of an attachment's upload that the object store acknowledged."""
+
+    __tablename__ = "intake_attachment_parts"
+
+    attachment_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("intake_attachments.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    etag: Mapped[str] = mapped_column(String(128))
 
 
 class IntakeChallenge(Base):

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import nacl.signing
 from sqlalchemy import delete, func, select
@@ -19,8 +20,18 @@ from vault.accounts.models import Role, User, UserKey
 from vault.accounts.services import current_keys
 from vault.audit import chain
 from vault.db import utcnow
+from vault.documents.services import (
+    PayloadTooLarge,
+    Readable,
+    check_part_request_shape,
+    complete_parts,
+    store_unavailable,
+    stream_part,
+)
 from vault.errors import Conflict, Forbidden, HavenError, InvalidRequest, NotFound, Unauthorized
 from vault.intake.models import (
+    IntakeAttachment,
+    IntakeAttachmentPart,
     IntakeChallenge,
     IntakeEntry,
     IntakeReport,
@@ -28,9 +39,11 @@ from vault.intake.models import (
     IntakeTeamMember,
     ReportStatus,
 )
+from vault.protocol import documents as pdoc
 from vault.protocol import intake as pin
 from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.keys import ProtocolError
+from vault.storage import ObjectStore, StorageError, StorageUnavailable
 
 # Verified against when no report has the lookup id, so that an unknown receipt costs the
 # same work as a known one with a bad signature (§20.5): a real point of the curve, since
@@ -258,10 +271,10 @@ def open_session(db: Session, lookup: bytes, challenge: bytes, signature: bytes)
     return report.id
 
 
-def withdraw(db: Session, report_id: str) -> None:
+def withdraw(db: Session, store: ObjectStore, report_id: str) -> None:
     """The reporter shreds her own report (after moving it into a case, or to delete it)."""
     get_report(db, report_id)
-    shred(db, report_id, reason="reporter")
+    shred(db, store, report_id, reason="reporter")
     db.commit()
 
 
@@ -401,21 +414,203 @@ def mark_handled(db: Session, user: User, report_id: str) -> IntakeReport:
     return report
 
 
-def purge(db: Session, retention_days: int, now: datetime | None = None) -> int:
+def purge(db: Session, store: ObjectStore, retention_days: int, now: datetime | None = None) -> int:
     """Crypto-shred every report idle for ``retention_days``; an audit receipt for each."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     ids = list(db.scalars(select(IntakeReport.id).where(IntakeReport.last_activity_at < cutoff)))
     for rid in ids:
-        shred(db, rid, reason="retention")
-    db.commit()
+        shred(db, store, rid, reason="retention")
+        db.commit()
     return len(ids)
 
 
-def shred(db: Session, report_id: str, *, reason: str, actor_id: str | None = None) -> None:
-    """Delete a report's keys, entries and row (no commit); the audit entry is its receipt."""
+def shred(
+    db: Session, store: ObjectStore, report_id: str, *, reason: str, actor_id: str | None = None
+) -> None:
+    """Delete a report's objects, then its keys, entries and row (no commit); the audit entry
+    is its receipt. A store that is down stops it before any row goes (503)."""
+    for att in db.scalars(select(IntakeAttachment).where(IntakeAttachment.report_id == report_id)):
+        try:
+            if att.upload_id is not None:
+                store.abort_upload(att.object_name, att.upload_id)
+            store.remove(att.object_name)
+        except (StorageUnavailable, StorageError) as exc:
+            db.rollback()
+            raise store_unavailable(exc) from exc
+    db.execute(delete(IntakeAttachment).where(IntakeAttachment.report_id == report_id))
     db.execute(delete(IntakeReportKey).where(IntakeReportKey.report_id == report_id))
     db.execute(delete(IntakeEntry).where(IntakeEntry.report_id == report_id))
     db.execute(delete(IntakeReport).where(IntakeReport.id == report_id))
     chain.append(
         db, "intake_shred", actor_id=actor_id, detail={"report": report_id, "reason": reason}
     )
+
+
+# -- attachments (§20.11) ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewAttachment:
+    """An attachment upload as the reporter announces it."""
+
+    id: bytes
+    ciphertext_size: int
+    chunk_count: int
+    part_size: int
+
+
+def create_attachment(
+    db: Session,
+    store: ObjectStore,
+    report_id: str,
+    new: NewAttachment,
+    max_bytes: int,
+    report_quota: int,
+) -> IntakeAttachment:
+    """Check the sizes and the report's quota, then start the multipart upload."""
+    get_report(db, report_id)
+    try:
+        plain = pdoc.plaintext_size(new.ciphertext_size)
+        pdoc.check_part_bytes(new.part_size)
+    except ProtocolError as exc:
+        raise InvalidRequest(str(exc), code="invalid_size") from exc
+    if new.chunk_count != pdoc.chunk_count(plain):
+        raise InvalidRequest("chunk_count does not match ciphertext_size", code="invalid_size")
+    if pdoc.part_count(new.ciphertext_size, new.part_size) > pdoc.MAX_PARTS:
+        raise PayloadTooLarge("the attachment has too many parts")
+    if plain > max_bytes:
+        raise PayloadTooLarge(
+            f"an attachment may hold at most {max_bytes} bytes", code="document_too_large"
+        )
+    used = db.scalar(
+        select(func.coalesce(func.sum(IntakeAttachment.ciphertext_size), 0)).where(
+            IntakeAttachment.report_id == report_id
+        )
+    )
+    if int(used or 0) + new.ciphertext_size > report_quota:
+        raise PayloadTooLarge("this report's attachments are full", code="quota_exceeded")
+    aid = b64encode(new.id)
+    if db.get(IntakeAttachment, aid) is not None:
+        raise Conflict("that attachment id is in use", code="entry_exists")
+    object_name = "intake/" + b64encode(secrets.token_bytes(32))
+    db.rollback()
+    try:
+        upload_id = store.create_upload(object_name)
+    except (StorageUnavailable, StorageError) as exc:
+        raise store_unavailable(exc) from exc
+    row = IntakeAttachment(
+        id=aid,
+        report_id=report_id,
+        object_name=object_name,
+        upload_id=upload_id,
+        ciphertext_size=new.ciphertext_size,
+        chunk_count=new.chunk_count,
+        part_size=new.part_size,
+        part_count=pdoc.part_count(new.ciphertext_size, new.part_size),
+    )
+    db.add(row)
+    db.commit()
+    return row
+
+
+def _attachment(db: Session, report_id: str, attachment_id: str) -> IntakeAttachment:
+    row = db.get(IntakeAttachment, attachment_id)
+    if row is None or row.report_id != report_id:
+        raise NotFound("no such attachment")
+    return row
+
+
+def attachment_status(
+    db: Session, report_id: str, attachment_id: str
+) -> tuple[IntakeAttachment, list[IntakeAttachmentPart]]:
+    """The attachment and its acknowledged parts."""
+    row = _attachment(db, report_id, attachment_id)
+    parts = db.scalars(
+        select(IntakeAttachmentPart)
+        .where(IntakeAttachmentPart.attachment_id == row.id)
+        .order_by(IntakeAttachmentPart.number)
+    )
+    return row, list(parts)
+
+
+def _pending(db: Session, report_id: str, attachment_id: str) -> IntakeAttachment:
+    row = _attachment(db, report_id, attachment_id)
+    if row.finalized_at is not None:
+        raise Conflict("this upload is already finalized", code="already_finalized")
+    return row
+
+
+def attachment_part(
+    db: Session,
+    store: ObjectStore,
+    report_id: str,
+    attachment_id: str,
+    number: int,
+    content_type: str | None,
+    length: int | None,
+    body: Readable,
+) -> IntakeAttachmentPart:
+    """Stream one part into the store, then acknowledge it (§8.6's rules)."""
+    row = _pending(db, report_id, attachment_id)
+    check_part_request_shape(
+        row.ciphertext_size, row.part_size, row.part_count, number, content_type, length
+    )
+    assert length is not None and row.upload_id is not None
+    object_name, upload_id = row.object_name, row.upload_id
+    db.rollback()
+    etag = stream_part(store, object_name, upload_id, number, body, length)
+    _pending(db, report_id, attachment_id)
+    part = db.get(IntakeAttachmentPart, (attachment_id, number))
+    if part is None:
+        part = IntakeAttachmentPart(attachment_id=attachment_id, number=number)
+        db.add(part)
+    part.size, part.etag = length, etag
+    db.commit()
+    return part
+
+
+def finalize_attachment(
+    db: Session, store: ObjectStore, report_id: str, attachment_id: str
+) -> IntakeAttachment:
+    """Join the parts once all are in; the attachment then counts as report activity."""
+    row, parts = attachment_status(db, report_id, attachment_id)
+    if row.finalized_at is not None:
+        return row
+    got = {p.number: p for p in parts}
+    missing = [
+        n
+        for n in range(1, row.part_count + 1)
+        if n not in got or got[n].size != pdoc.part_size(row.ciphertext_size, n, row.part_size)
+    ]
+    if missing:
+        raise Conflict(
+            f"{len(missing)} of {row.part_count} parts are missing, first {missing[0]}",
+            code="upload_incomplete",
+        )
+    joined = [(n, got[n].etag) for n in range(1, row.part_count + 1)]
+    object_name, upload_id, size = row.object_name, row.upload_id, row.ciphertext_size
+    db.rollback()
+    complete_parts(store, object_name, upload_id, joined, size)
+    row = _attachment(db, report_id, attachment_id)
+    row.finalized_at = utcnow()
+    row.upload_id = None
+    db.execute(delete(IntakeAttachmentPart).where(IntakeAttachmentPart.attachment_id == row.id))
+    get_report(db, report_id).last_activity_at = utcnow()
+    db.commit()
+    return row
+
+
+def open_attachment(
+    db: Session, store: ObjectStore, report_id: str, attachment_id: str
+) -> tuple[IntakeAttachment, Any]:
+    """A finalized attachment's ciphertext, streamed from the store."""
+    row = _attachment(db, report_id, attachment_id)
+    if row.finalized_at is None:
+        raise NotFound("no such attachment")
+    db.rollback()
+    try:
+        return row, store.open(row.object_name)
+    except StorageUnavailable as exc:
+        raise store_unavailable(exc) from exc
+    except StorageError as exc:
+        raise NotFound("the attachment's content is missing", code="content_missing") from exc

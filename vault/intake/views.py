@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import nacl.encoding
@@ -16,9 +17,12 @@ from vault.accounts.views import key_json
 from vault.api import (
     ANONYMOUS,
     B64,
+    MAX_INT,
     NO_CONTENT,
+    OCTETS,
     Body,
     Out,
+    Reply,
     Timestamp,
     b64_exact,
     b64_max,
@@ -30,13 +34,22 @@ from vault.api import (
 from vault.directory import services as dirs
 from vault.directory import witnesses
 from vault.directory.views import entry_json, head_json, log_keys_json
-from vault.errors import Unauthorized
+from vault.documents.views import RequestBody, drain_body
+from vault.errors import HavenError, Unauthorized
 from vault.extensions import limiter
 from vault.intake import services
-from vault.intake.models import IntakeEntry, IntakeReport, IntakeReportKey
+from vault.intake.models import (
+    IntakeAttachment,
+    IntakeAttachmentPart,
+    IntakeEntry,
+    IntakeReport,
+    IntakeReportKey,
+)
 from vault.keyring import keyring
+from vault.protocol import documents as pdoc
 from vault.protocol import intake as pin
 from vault.protocol.encoding import b64encode
+from vault.storage import store
 
 bp = Blueprint("intake", __name__, url_prefix="/api/v1/intake")
 
@@ -415,7 +428,7 @@ def reporter_view() -> Response:
 )
 def withdraw() -> tuple[str, int]:
     """Crypto-shred the session's report and end the session."""
-    services.withdraw(db.session(), reporter_report())
+    services.withdraw(db.session(), store(), reporter_report())
     _end_reporter_session()
     return "", 204
 
@@ -440,7 +453,166 @@ def reporter_entry() -> tuple[Response, int]:
     return jsonify({"entry": _entry_json(row)}), 201
 
 
+class IntakeAttachmentBody(Body):
+    """An attachment upload: its id and sizes (§20.11, §8.6's rules)."""
+
+    id: b64_exact(pin.ID_BYTES)  # type: ignore[valid-type]
+    ciphertext_size: int = Field(ge=17, le=MAX_INT)
+    chunk_count: int = Field(ge=1, le=MAX_INT)
+    part_size: int = Field(default=pdoc.PART_BYTES, ge=1, le=MAX_INT)
+
+
+class IntakePartOut(Out):
+    """An acknowledged part."""
+
+    number: int
+    size: int
+
+
+class IntakeUploadOut(Out):
+    """An attachment's upload."""
+
+    attachment_id: B64
+    state: str
+    part_size: int
+    part_count: int
+    ciphertext_size: int
+    chunk_count: int
+    parts: list[IntakePartOut]
+
+
+class IntakeUploadReply(Out):
+    """One attachment's upload."""
+
+    upload: IntakeUploadOut
+
+
+class IntakePartReply(Out):
+    """The part just stored."""
+
+    part: IntakePartOut
+
+
+def _upload_json(row: IntakeAttachment, parts: list[IntakeAttachmentPart]) -> Response:
+    return jsonify(
+        {
+            "upload": {
+                "attachment_id": row.id,
+                "state": "complete" if row.finalized_at else "pending",
+                "part_size": row.part_size,
+                "part_count": row.part_count,
+                "ciphertext_size": row.ciphertext_size,
+                "chunk_count": row.chunk_count,
+                "parts": [{"number": p.number, "size": p.size} for p in parts],
+            }
+        }
+    )
+
+
+def _content(report_id: str, attachment_id: str) -> Response:
+    row, reader = services.open_attachment(db.session(), store(), report_id, attachment_id)
+
+    def stream() -> Iterator[bytes]:
+        try:
+            yield from reader
+        finally:
+            reader.close()
+
+    headers = {"Content-Type": OCTETS, "Content-Length": str(row.ciphertext_size)}
+    return Response(stream(), headers=headers)
+
+
+CONTENT = Reply(200, None, OCTETS, "the attachment's ciphertext")
+
+
+@bp.post("/session/attachments")
+@per_ip
+@overall
+@endpoint(
+    "The reporter starts an attachment's upload",
+    roles=ANONYMOUS,
+    body=IntakeAttachmentBody,
+    replies=ok(IntakeUploadReply, 201),
+)
+def create_attachment() -> tuple[Response, int]:
+    """Check sizes and the report's quota; start the multipart upload."""
+    report_id = reporter_report()
+    body = parse_body(IntakeAttachmentBody)
+    config = current_app.config
+    new = services.NewAttachment(body.id, body.ciphertext_size, body.chunk_count, body.part_size)
+    row = services.create_attachment(
+        db.session(),
+        store(),
+        report_id,
+        new,
+        config["HAVEN_DOCUMENT_MAX_BYTES"],
+        config["HAVEN_INTAKE_REPORT_QUOTA_BYTES"],
+    )
+    return _upload_json(row, []), 201
+
+
+@bp.get("/session/attachments/<attachment_id>")
+@endpoint("An attachment's upload and its parts", roles=ANONYMOUS, replies=ok(IntakeUploadReply))
+def attachment_status(attachment_id: str) -> Response:
+    """Where the upload stands, to resume it."""
+    row, parts = services.attachment_status(db.session(), reporter_report(), attachment_id)
+    return _upload_json(row, parts)
+
+
+@bp.put("/session/attachments/<attachment_id>/parts/<int:part_number>")
+@per_ip
+@overall
+@endpoint(
+    "Stream one part of an attachment as application/octet-stream (raw bytes)",
+    roles=ANONYMOUS,
+    media_type=OCTETS,
+    replies=ok(IntakePartReply),
+)
+def attachment_part(attachment_id: str, part_number: int) -> Response:
+    """Store one part; resending a part replaces it."""
+    request.max_content_length = pdoc.MAX_PART_BYTES
+    try:
+        part = services.attachment_part(
+            db.session(),
+            store(),
+            reporter_report(),
+            attachment_id,
+            part_number,
+            request.content_type,
+            request.content_length,
+            RequestBody(),
+        )
+    except HavenError:
+        drain_body()
+        raise
+    return jsonify({"part": {"number": part.number, "size": part.size}})
+
+
+@bp.post("/session/attachments/<attachment_id>/finalize")
+@endpoint("Join an attachment's parts", roles=ANONYMOUS, replies=ok(IntakeUploadReply))
+def finalize_attachment(attachment_id: str) -> Response:
+    """Complete the upload once every part is acknowledged."""
+    report_id = reporter_report()
+    row = services.finalize_attachment(db.session(), store(), report_id, attachment_id)
+    return _upload_json(row, [])
+
+
+@bp.get("/session/attachments/<attachment_id>/content")
+@endpoint("The reporter reads an attachment's ciphertext", roles=ANONYMOUS, replies=CONTENT)
+def reporter_attachment(attachment_id: str) -> Response:
+    """Stream the object."""
+    return _content(reporter_report(), attachment_id)
+
+
 # -- the team -----------------------------------------------------------------------
+
+
+@bp.get("/reports/<report_id>/attachments/<attachment_id>/content")
+@endpoint("A team member reads an attachment's ciphertext", roles=COUNSEL, replies=CONTENT)
+def team_attachment(report_id: str, attachment_id: str) -> Response:
+    """Stream the object (team members)."""
+    services.require_member(db.session(), me())
+    return _content(report_id, attachment_id)
 
 
 @bp.get("/reports")

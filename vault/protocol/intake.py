@@ -14,7 +14,7 @@ import nacl.signing
 import nacl.utils
 from mnemonic import Mnemonic
 
-from vault.protocol.encoding import EncodingError, frame, u32, unframe
+from vault.protocol.encoding import EncodingError, frame, u32, u64, unframe
 from vault.protocol.kdf import DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT, KEY_BYTES, derive_subkey
 from vault.protocol.keys import ProtocolError
 
@@ -40,6 +40,7 @@ LABEL_ENTRY_AD = "haven/v1/intake-entry"
 LABEL_ENTRY_SIG = "haven/v1/intake-entry-signed"
 LABEL_REPORT = "haven/v1/intake-report"
 LABEL_MESSAGE = "haven/v1/intake-message"
+LABEL_ATTACHMENT = "haven/v1/intake-attachment"
 LABEL_SESSION = "haven/v1/intake-session"
 DANGER = ("unknown", "no", "yes")
 
@@ -176,6 +177,48 @@ def report_plaintext(report: Report) -> bytes:
     )
 
 
+@dataclass(frozen=True)
+class Attachment:
+    """An attachment entry: what a reader needs to fetch, check and name the file (§20.11)."""
+
+    id: bytes
+    file_key: bytes
+    header: bytes
+    name: str
+    mime_type: str
+    size: int
+    sha256: bytes
+
+
+def attachment_plaintext(att: Attachment) -> bytes:
+    """The framed attachment entry (before padding)."""
+    if len(att.id) != ID_BYTES or len(att.file_key) != 32 or len(att.sha256) != 32:
+        raise ProtocolError("an attachment names a 16-byte id, a 32-byte key and a SHA-256")
+    return frame(
+        LABEL_ATTACHMENT,
+        att.id,
+        att.file_key,
+        att.header,
+        att.name.encode("utf-8"),
+        att.mime_type.encode("ascii"),
+        u64(att.size),
+        att.sha256,
+    )
+
+
+def attachment_stream_header(file_key: bytes, attachment_id: bytes) -> bytes:
+    """The secretstream header of an attachment: BLAKE2b-192 keyed by its file key, of its id.
+
+    Derived, not random, so that a client resuming an upload pushes byte for byte what it
+    pushed before, and the key is used for no other stream."""
+    return nacl.hash.blake2b(
+        frame("haven/v1/intake-stream", attachment_id),
+        key=file_key,
+        digest_size=24,
+        encoder=nacl.encoding.RawEncoder,
+    )
+
+
 def message_plaintext(text: str) -> bytes:
     """The framed later entry (a message of either side)."""
     return frame(LABEL_MESSAGE, text.encode("utf-8"))
@@ -210,7 +253,7 @@ def check_entry_shape(blob: bytes) -> None:
 
 def open_entry(
     report_key: bytes, report_id: bytes, entry_id: bytes, author: str, blob: bytes
-) -> Report | str:
+) -> Report | str | Attachment:
     """Decrypt an entry: the report (first entry) or a message's text."""
     check_entry_shape(blob)
     try:
@@ -225,32 +268,51 @@ def open_entry(
     return parse_entry(padded)
 
 
-def _framed_length(data: bytes) -> int:
-    offset = 0
+_FIELDS = {LABEL_REPORT: 5, LABEL_MESSAGE: 1, LABEL_ATTACHMENT: 7}
+
+
+def _framed_length(data: bytes) -> tuple[str, int]:
+    """The entry's label and where its frame ends (the rest is padding)."""
     label_len = int.from_bytes(data[0:4], "big")
-    fields = 1 + (5 if data[4 : 4 + label_len] == LABEL_REPORT.encode() else 1)
-    for _ in range(fields):
+    label = data[4 : 4 + label_len].decode("ascii", "replace")
+    if label not in _FIELDS:
+        raise ProtocolError("unknown entry")
+    offset = 0
+    for _ in range(1 + _FIELDS[label]):
         if offset + 4 > len(data):
             raise ProtocolError("truncated entry")
         offset += 4 + int.from_bytes(data[offset : offset + 4], "big")
     if offset > len(data):
         raise ProtocolError("truncated entry")
-    return offset
+    return label, offset
 
 
-def parse_entry(padded: bytes) -> Report | str:
+def parse_entry(padded: bytes) -> Report | str | Attachment:
     """Parse a decrypted, padded entry; refuse non-zero padding or another shape."""
-    end = _framed_length(padded)
+    label, end = _framed_length(padded)
     if any(padded[end:]):
         raise ProtocolError("non-zero bytes after the entry")
     data = padded[:end]
     try:
-        if data[4:].startswith(LABEL_REPORT.encode()):
+        if label == LABEL_REPORT:
             text, lang, way, time, danger = unframe(LABEL_REPORT, data, 5)
             if len(danger) != 1 or danger[0] >= len(DANGER):
                 raise ProtocolError("danger is out of range")
             return Report(
                 text.decode(), lang.decode(), way.decode(), time.decode(), DANGER[danger[0]]
+            )
+        if label == LABEL_ATTACHMENT:
+            aid, key, header, name, mime, size, digest = unframe(LABEL_ATTACHMENT, data, 7)
+            if len(aid) != ID_BYTES or len(key) != 32 or len(size) != 8 or len(digest) != 32:
+                raise ProtocolError("malformed attachment entry")
+            return Attachment(
+                aid,
+                key,
+                header,
+                name.decode(),
+                mime.decode("ascii"),
+                int.from_bytes(size, "big"),
+                digest,
             )
         (text,) = unframe(LABEL_MESSAGE, data, 1)
         return text.decode()

@@ -1,8 +1,8 @@
-"""intake: anonymous reports, their keys and entries, the intake team (protocol §20)
+"""intake: anonymous reports, their keys, entries and attachments, the intake team (protocol §20)
 
 Revision ID: 0018
 Revises: 0014
-Create Date: 2026-11-30 14:08:39.364341
+Create Date: 2026-11-30 15:01:39.957591
 """
 
 from __future__ import annotations
@@ -85,6 +85,32 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_intake_team_members")),
     )
     op.create_table(
+        "intake_attachments",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("report_id", sa.String(length=32), nullable=False),
+        sa.Column("object_name", sa.String(length=64), nullable=False),
+        sa.Column("upload_id", sa.String(length=1024), nullable=True),
+        sa.Column("ciphertext_size", sa.BigInteger(), nullable=False),
+        sa.Column("chunk_count", sa.Integer(), nullable=False),
+        sa.Column("part_size", sa.BigInteger(), nullable=False),
+        sa.Column("part_count", sa.Integer(), nullable=False),
+        sa.Column("created_at", vault.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finalized_at", vault.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["report_id"],
+            ["intake_reports.id"],
+            name=op.f("fk_intake_attachments_report_id_intake_reports"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_intake_attachments")),
+        sa.UniqueConstraint("object_name", name=op.f("uq_intake_attachments_object_name")),
+    )
+    with op.batch_alter_table("intake_attachments", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_intake_attachments_report_id"), ["report_id"], unique=False
+        )
+
+    op.create_table(
         "intake_entries",
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("report_id", sa.String(length=32), nullable=False),
@@ -134,15 +160,34 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("report_id", "user_id", name=op.f("pk_intake_report_keys")),
     )
+    op.create_table(
+        "intake_attachment_parts",
+        sa.Column("attachment_id", sa.String(length=32), nullable=False),
+        sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("etag", sa.String(length=128), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["attachment_id"],
+            ["intake_attachments.id"],
+            name=op.f("fk_intake_attachment_parts_attachment_id_intake_attachments"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("attachment_id", "number", name=op.f("pk_intake_attachment_parts")),
+    )
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_table("intake_attachment_parts")
     op.drop_table("intake_report_keys")
     with op.batch_alter_table("intake_entries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_intake_entries_report_id"))
 
     op.drop_table("intake_entries")
+    with op.batch_alter_table("intake_attachments", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_intake_attachments_report_id"))
+
+    op.drop_table("intake_attachments")
     op.drop_table("intake_team_members")
     with op.batch_alter_table("intake_reports", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_intake_reports_last_activity_at"))
