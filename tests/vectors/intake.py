@@ -9,6 +9,7 @@ from typing import Any
 import nacl.signing
 from mnemonic import Mnemonic
 
+from vault.protocol import documents as pdoc
 from vault.protocol import intake as pin
 from vault.protocol.encoding import b64encode
 
@@ -32,6 +33,29 @@ def intake_vectors() -> dict[str, Any]:
     reply_id = _bytes("intake-reply-id", 16)
     reply = pin.seal_entry(
         report_key, report_id, reply_id, "u1", pin.message_plaintext("We can help."), reply_nonce
+    )
+    file_key, attachment_id = _bytes("intake-file-key", 32), _bytes("intake-attachment-id", 16)
+    photo = b"a small photo"
+    stream_header = pin.attachment_stream_header(file_key, attachment_id)
+    header, content = pdoc.encrypt_content(file_key, photo, stream_header)
+    attachment = pin.Attachment(
+        attachment_id,
+        file_key,
+        header,
+        "photo.jpg",
+        "image/jpeg",
+        len(photo),
+        hashlib.sha256(photo).digest(),
+    )
+    attachment_entry_id = _bytes("intake-attachment-entry", 16)
+    attachment_nonce = _bytes("intake-attachment-nonce", 24)
+    attachment_blob = pin.seal_entry(
+        report_key,
+        report_id,
+        attachment_entry_id,
+        pin.REPORTER,
+        pin.attachment_plaintext(attachment),
+        attachment_nonce,
     )
     challenge = _bytes("intake-challenge", 32)
     session = pin.session_signed(challenge, keys.lookup)
@@ -69,6 +93,21 @@ def intake_vectors() -> dict[str, Any]:
             "nonce": b64encode(reply_nonce),
             "text": "We can help.",
             "ciphertext": b64encode(reply),
+        },
+        "attachment": {
+            "entry_id": b64encode(attachment_entry_id),
+            "nonce": b64encode(attachment_nonce),
+            "id": b64encode(attachment_id),
+            "file_key": b64encode(file_key),
+            "stream_header": b64encode(stream_header),
+            "header": b64encode(header),
+            "name": attachment.name,
+            "mime_type": attachment.mime_type,
+            "size": attachment.size,
+            "sha256": b64encode(attachment.sha256),
+            "plaintext": b64encode(photo),
+            "content": b64encode(content),
+            "ciphertext": b64encode(attachment_blob),
         },
         "session": {
             "challenge": b64encode(challenge),

@@ -3,7 +3,10 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import { b64decode, b64encode } from "../src/crypto/encoding.js";
+import { decryptContent, encryptContent } from "../src/crypto/documents.js";
 import {
+  attachmentPlaintext,
+  attachmentStreamHeader,
   entrySigned,
   leadingZeroBits,
   messagePlaintext,
@@ -81,4 +84,20 @@ test("the proof of work", () => {
   const digest = sodium.crypto_generichash(32, new Uint8Array([...b64decode(p.challenge), ...nonce]), null);
   assert.equal(b64encode(digest), p.digest);
   assert.ok(leadingZeroBits(digest) >= p.difficulty);
+});
+
+test("an attachment: its stream header, content and entry", () => {
+  const a = v.attachment;
+  const [rid, rk] = [b64decode(v.entry.report_id), b64decode(v.entry.report_key)];
+  const [id, fileKey] = [b64decode(a.id), b64decode(a.file_key)];
+  const streamHeader = attachmentStreamHeader(sodium, fileKey, id);
+  assert.equal(b64encode(streamHeader), a.stream_header);
+  const { header, ciphertext } = encryptContent(sodium, fileKey, b64decode(a.plaintext), streamHeader);
+  assert.equal(b64encode(header), a.header);
+  assert.equal(b64encode(ciphertext), a.content);
+  assert.deepEqual(decryptContent(sodium, fileKey, header, ciphertext), b64decode(a.plaintext));
+  const att = { id, fileKey, header, name: a.name, mimeType: a.mime_type, size: a.size, sha256: b64decode(a.sha256) };
+  const blob = sealEntry(sodium, rk, rid, b64decode(a.entry_id), "reporter", attachmentPlaintext(att), b64decode(a.nonce));
+  assert.equal(b64encode(blob), a.ciphertext);
+  assert.deepEqual(openEntry(sodium, rk, rid, b64decode(a.entry_id), "reporter", blob), { attachment: att });
 });

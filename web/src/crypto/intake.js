@@ -5,7 +5,7 @@
  */
 
 import { wordlist } from "@scure/bip39/wordlists/english.js";
-import { ascii, bytesEqual, concat, frame, u32, utf8 } from "./encoding.js";
+import { ascii, bytesEqual, concat, frame, u32, u64, utf8 } from "./encoding.js";
 import { DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT, KEY_BYTES, deriveSubkey } from "./kdf.js";
 
 export const FORMAT_V1 = 1;
@@ -128,6 +128,25 @@ export function reportPlaintext(report) {
   );
 }
 
+/** The secretstream header of an attachment: BLAKE2b-192 of its id, keyed by its file key. */
+export function attachmentStreamHeader(sodium, fileKey, attachmentId) {
+  return sodium.crypto_generichash(24, frame("haven/v1/intake-stream", attachmentId), fileKey);
+}
+
+/** The framed attachment entry: id, file key, content header, name, type, size, SHA-256. */
+export function attachmentPlaintext(att) {
+  return frame(
+    "haven/v1/intake-attachment",
+    att.id,
+    att.fileKey,
+    att.header,
+    utf8(att.name),
+    ascii(att.mimeType),
+    u64(att.size),
+    att.sha256,
+  );
+}
+
 /** The framed later entry. */
 export function messagePlaintext(text) {
   return frame("haven/v1/intake-message", utf8(text));
@@ -162,7 +181,7 @@ function readFields(data, count) {
   return fields;
 }
 
-/** Decrypt an entry: {report} for the first, {text} for the others. */
+/** Decrypt an entry: {report} for the first, {text} or {attachment} for the others. */
 export function openEntry(sodium, reportKey, reportId, entryId, author, blob) {
   const body = blob.length - 1 - NONCE_BYTES - TAG_BYTES;
   if (blob[0] !== FORMAT_V1 || body < PAD_BLOCK || body % PAD_BLOCK) throw new Error("malformed entry");
@@ -181,6 +200,15 @@ export function openEntry(sodium, reportKey, reportId, entryId, author, blob) {
     if (danger.length !== 1 || danger[0] >= DANGER.length) throw new Error("danger is out of range");
     const [t, l, w, tm] = [text, language, way, time].map((f) => decoder.decode(f));
     return { report: { text: t, language: l, contactWay: w, contactTime: tm, danger: DANGER[danger[0]] } };
+  }
+  if (name === "haven/v1/intake-attachment") {
+    const [, id, fileKey, header, fileName, mime, size, sha256] = readFields(padded, 8);
+    if (id.length !== ID_BYTES || fileKey.length !== 32 || size.length !== 8 || sha256.length !== 32) {
+      throw new Error("malformed attachment entry");
+    }
+    const bytes = new DataView(size.buffer, size.byteOffset, 8);
+    const sizeValue = bytes.getUint32(0) * 2 ** 32 + bytes.getUint32(4);
+    return { attachment: { id, fileKey, header, name: decoder.decode(fileName), mimeType: decoder.decode(mime), size: sizeValue, sha256 } };
   }
   if (name !== "haven/v1/intake-message") throw new Error("unknown entry");
   const [, text] = readFields(padded, 2);
