@@ -12,6 +12,7 @@ never asserted.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import statistics
@@ -23,20 +24,26 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from flask import Flask
 from playwright.sync_api import sync_playwright
+from sqlalchemy import select
 
 from tests.bench.harness import Services, emit, log
-from tests.conftest import FAST_SERVER_HASH, LiveServer
+from tests.conftest import FAST_SERVER_HASH, PASSPHRASE, LiveServer
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, WEB
 from tests.factories import make_person
 from vault import create_app, migrate
-from vault.accounts.models import Role
+from vault.accounts import services as accounts
+from vault.accounts.models import Role, User
 from vault.client import HavenClient
 from vault.client.directory import WitnessPolicy
+from vault.client.documents import Documents
 from vault.client.intake import Reporter
 from vault.db import database
 from vault.intake.models import IntakeTeamMember
 from vault.protocol import intake as pin
+from vault.protocol.encoding import b64encode
+from vault.storage import store
 
 DIFFICULTY = 18
 CHALLENGES = 5
@@ -139,12 +146,15 @@ def _throughput(services: Services) -> None:
             "HAVEN_KEYS_DIR": str(root / "keys"),
             "HAVEN_MESSAGE_PURGE_SECONDS": "0",
             "HAVEN_INTAKE_POW_BITS": "8",
+            "HAVEN_SECURE_COOKIES": "false",
             "HAVEN_INTAKE_DAILY_QUOTA": "1000000",
             "HAVEN_LIMIT_INTAKE_IP": "1000000/minute",
             "HAVEN_LIMIT_INTAKE_GLOBAL": "1000000/minute",
             **FAST_SERVER_HASH,
+            **services.minio.settings(name.replace("_", "-")),
         }
     )
+    store(app).ensure_bucket()
     with app.app_context():
         db = database(app).sessions()
         member = make_person(db, app.extensions["haven.keyring"], Role.COUNSEL, "bench.team")
@@ -187,6 +197,7 @@ def _throughput(services: Services) -> None:
         stop.set()
         for thread in threads:
             thread.join()
+        _photo_submit(app, server)
     emit(
         "intake_reports_per_s_under_invalid_flood",
         flooded,
@@ -198,6 +209,38 @@ def _throughput(services: Services) -> None:
         flooders=flooders,
     )
     database(app).engine.dispose()
+
+
+def _photo_submit(app: Flask, server: LiveServer) -> None:
+    """A report with a 5 MiB photo, beside a signed-in survivor uploading the same photo."""
+    with app.app_context():
+        db = database(app).sessions()
+        counsel = db.scalars(select(User).where(User.role == Role.COUNSEL)).first()
+        _, token = accounts.create_invite(db, Role.SURVIVOR, counsel, 1)
+        db.close()
+    survivor = HavenClient(server.url, witnesses=WitnessPolicy.unwitnessed())
+    survivor.register(b64encode(token), "bench.survivor", PASSPHRASE)
+    case_id = survivor.cases()[0]["id"]
+    photo = os.urandom(5 * 1024 * 1024)
+    docs = Documents(survivor)
+    anonymous, signed_in = [], []
+    for _ in range(3):
+        start = time.perf_counter()
+        fresh = Reporter(HavenClient(server.url, witnesses=WitnessPolicy.unwitnessed()))
+        fresh.submit(pin.Report("bench"))
+        fresh.attach(photo, "photo.jpg", "image/jpeg")
+        anonymous.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        docs.upload(case_id, io.BytesIO(photo), doc_type="other", name="photo.jpg")
+        signed_in.append(time.perf_counter() - start)
+    emit(
+        "intake_report_with_5mib_photo_s",
+        statistics.median(anonymous),
+        "s",
+        statistics.median(signed_in),
+        baseline_is="a signed-in survivor uploading the same photo as a document",
+        includes="receipt Argon2id, proof of work at 8 bits, report, upload; unthrottled loopback",
+    )
 
 
 def run(services: Services) -> None:
