@@ -6,8 +6,11 @@ The Chromium solve runs web/src/crypto/intake.js (bundled for the page by esbuil
 libsodium build the web client ships. Throughput: the app under a threaded loopback server
 on PostgreSQL; HAVEN_BENCH_INTAKE_REPORTS valid reports (default 20) at 8 bits, sent by one
 reporter, alone and then beside HAVEN_BENCH_INTAKE_FLOODERS threads (default 4) that each
-fetch a challenge and send a report with a wrong nonce, as fast as they can. Measured,
-never asserted.
+fetch a challenge and send a report with a wrong nonce, as fast as they can (in the same
+Python process as the server, so the flood also competes for its interpreter: a worst case
+beside gunicorn's separate processes). Then a report with a 5 MiB photo (receipt, proof,
+report, attachment upload) beside a signed-in survivor uploading the same photo, unthrottled
+on loopback. Measured, never asserted.
 """
 
 from __future__ import annotations
