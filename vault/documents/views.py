@@ -6,7 +6,7 @@ it. JSON bodies follow the usual rules (strict, base64url without padding).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -410,18 +410,19 @@ def drain_body() -> None:
 )
 def upload_part(document_id: str, part_number: int) -> Response:
     """Store one part; resending a part replaces it."""
+    return receive_part(
+        lambda kind, length, body: services.upload_part(
+            db.session(), store(), me(), document_id, part_number, kind, length, body
+        )
+    )
+
+
+def receive_part(save: Callable[[str | None, int | None, RequestBody], Any]) -> Response:
+    """Run a part upload's service on this request's type, length and body (also §20.11);
+    a refused part's body is drained so the client reads the error."""
     request.max_content_length = pdoc.MAX_PART_BYTES
     try:
-        part = services.upload_part(
-            db.session(),
-            store(),
-            me(),
-            document_id,
-            part_number,
-            request.content_type,
-            request.content_length,
-            RequestBody(),
-        )
+        part = save(request.content_type, request.content_length, RequestBody())
     except HavenError:
         drain_body()
         raise

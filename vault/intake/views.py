@@ -34,8 +34,8 @@ from vault.api import (
 from vault.directory import services as dirs
 from vault.directory import witnesses
 from vault.directory.views import entry_json, head_json, log_keys_json
-from vault.documents.views import RequestBody, drain_body
-from vault.errors import HavenError, Unauthorized
+from vault.documents.views import receive_part
+from vault.errors import Unauthorized
 from vault.extensions import limiter
 from vault.intake import services
 from vault.intake.models import (
@@ -570,22 +570,12 @@ def attachment_status(attachment_id: str) -> Response:
 )
 def attachment_part(attachment_id: str, part_number: int) -> Response:
     """Store one part; resending a part replaces it."""
-    request.max_content_length = pdoc.MAX_PART_BYTES
-    try:
-        part = services.attachment_part(
-            db.session(),
-            store(),
-            reporter_report(),
-            attachment_id,
-            part_number,
-            request.content_type,
-            request.content_length,
-            RequestBody(),
+    report_id = reporter_report()
+    return receive_part(
+        lambda kind, length, body: services.attachment_part(
+            db.session(), store(), report_id, attachment_id, part_number, kind, length, body
         )
-    except HavenError:
-        drain_body()
-        raise
-    return jsonify({"part": {"number": part.number, "size": part.size}})
+    )
 
 
 @bp.post("/session/attachments/<attachment_id>/finalize")
