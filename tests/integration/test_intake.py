@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -280,7 +281,7 @@ def test_idle_reports_are_shredded_with_a_receipt(team: Team, app: Flask) -> Non
 
 
 def test_the_command_line_submits_reads_replies_and_returns(
-    team: Team, live_server: LiveServer
+    team: Team, live_server: LiveServer, tmp_path: Path
 ) -> None:
     base = {"HAVEN_URL": live_server.url, "HAVEN_UNWITNESSED": "true"}
     sent = CliRunner(env=base).invoke(main, ["intake", "submit", "--danger", "no"], input="help\n")
@@ -295,13 +296,16 @@ def test_the_command_line_submits_reads_replies_and_returns(
     assert "#1 reporter: help" in read.output and "in danger now: no" in read.output
     replied = CliRunner(env=counsel).invoke(main, ["intake", "reply", report_id, "call us"])
     assert replied.exit_code == 0, replied.output
+    scan = tmp_path / "permit-scan.pdf"
+    scan.write_bytes(b"%PDF-1.4 permit")
     back = CliRunner(env=base | {"HAVEN_RECEIPT": receipt}).invoke(
-        main, ["intake", "return", "--reply", "thanks"]
+        main, ["intake", "return", "--reply", "thanks", "--attach", str(scan)]
     )
     assert back.exit_code == 0, back.output
     assert f"#2 {team.member.account.id}: call us" in back.output
     read = CliRunner(env=counsel).invoke(main, ["intake", "read", report_id])
     assert "#3 reporter: thanks" in read.output
+    assert f"#4 reporter: attached permit-scan.pdf ({len(b'%PDF-1.4 permit')} bytes)" in read.output
 
 
 def test_the_team_invites_her_and_the_thread_moves_into_her_case(

@@ -3,8 +3,10 @@ return, and the server's retention purge (protocol §20)."""
 
 from __future__ import annotations
 
+import mimetypes
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -30,6 +32,9 @@ def _show(entries: list[Entry]) -> None:
                 f"    language: {report.language or '-'}; contact: {report.contact_way or '-'}"
                 f" ({report.contact_time or '-'}); in danger now: {report.danger}"
             )
+        elif isinstance(entry.content, pin.Attachment):
+            att = entry.content
+            click.echo(f"#{entry.seq} {who}: attached {att.name} ({att.size} bytes)")
         else:
             click.echo(f"#{entry.seq} {who}: {entry.content}")
 
@@ -128,8 +133,16 @@ def submit_command(
 @intake_group.command("return")
 @_server
 @click.option("--reply", "text", default=None, help="Add this message to the report.")
-def return_command(server: str, text: str | None) -> None:
-    """Come back with a receipt (HAVEN_RECEIPT or a prompt): show replies, optionally answer."""
+@click.option(
+    "--attach",
+    "files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Add this file to the report (repeatable).",
+)
+def return_command(server: str, text: str | None, files: tuple[Path, ...]) -> None:
+    """Come back with a receipt (HAVEN_RECEIPT or a prompt): show replies, optionally answer
+    and add files."""
     receipt = os.environ.get("HAVEN_RECEIPT") or click.prompt("Receipt", hide_input=True)
     reporter = _reporter(server)
     try:
@@ -137,6 +150,10 @@ def return_command(server: str, text: str | None) -> None:
         if text:
             reporter.add(text)
             click.echo("sent")
+        for path in files:
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            reporter.attach(path.read_bytes(), path.name, mime)
+            click.echo(f"attached {path.name}")
     except ApiError as exc:
         raise click.ClickException(exc.message) from exc
     except ProtocolError as exc:
