@@ -95,6 +95,10 @@ def _register_blueprints(app: Flask) -> None:
     from vault.links.views import bp as links_bp
 
     blueprints.append(links_bp)
+
+    from vault.intake.views import bp as intake_bp
+
+    blueprints.append(intake_bp)
     from vault.webapp.views import bp as webapp_bp
 
     blueprints.append(webapp_bp)

@@ -247,6 +247,10 @@ from vault.client.links_cli import links_group  # noqa: E402 - feature commands 
 main.add_command(links_group)
 main.add_command(shares_group)
 
+from vault.client.intake_cli import intake_group  # noqa: E402 - feature commands register here
+
+main.add_command(intake_group)
+
 
 @main.group("log")
 def log_group() -> None:

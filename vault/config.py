@@ -324,10 +324,33 @@ def _load_ops(env: Mapping[str, str]) -> dict[str, Any]:
         "HAVEN_JOB_GRANTS_SECONDS": _int(env, "HAVEN_JOB_GRANTS_SECONDS", 60),
         "HAVEN_JOB_AUDIT_SECONDS": _int(env, "HAVEN_JOB_AUDIT_SECONDS", 3600),
         "HAVEN_JOB_PRUNE_SECONDS": _int(env, "HAVEN_JOB_PRUNE_SECONDS", 86400),
+        "HAVEN_JOB_INTAKE_SECONDS": _int(env, "HAVEN_JOB_INTAKE_SECONDS", 3600),
         "HAVEN_JOB_RUNS_KEEP_DAYS": _int(env, "HAVEN_JOB_RUNS_KEEP_DAYS", 14, minimum=1),
         # GET /metrics needs "Authorization: Bearer <this>"; unset, the route answers 404.
         "HAVEN_METRICS_TOKEN": token,
         "HAVEN_LOG_CLIENT_IP": _bool(env, "HAVEN_LOG_CLIENT_IP", False),
+    }
+
+
+def _load_intake(env: Mapping[str, str]) -> dict[str, Any]:
+    """Anonymous intake (protocol §20): proof of work, quota, limits, retention."""
+    bits = _int(env, "HAVEN_INTAKE_POW_BITS", 18)
+    if bits > 32:
+        raise ConfigError(f"HAVEN_INTAKE_POW_BITS: at most 32, got {bits}")
+    return {
+        "HAVEN_INTAKE_POW_BITS": bits,
+        "HAVEN_INTAKE_CHALLENGE_SECONDS": _int(
+            env, "HAVEN_INTAKE_CHALLENGE_SECONDS", 600, minimum=10
+        ),
+        "HAVEN_INTAKE_DAILY_QUOTA": _int(env, "HAVEN_INTAKE_DAILY_QUOTA", 500, minimum=1),
+        "HAVEN_INTAKE_MAX_ENTRIES": _int(env, "HAVEN_INTAKE_MAX_ENTRIES", 500, minimum=1),
+        "HAVEN_INTAKE_REPORT_QUOTA_BYTES": _int(
+            env, "HAVEN_INTAKE_REPORT_QUOTA_BYTES", 1024 * 1024 * 1024, minimum=1
+        ),
+        "HAVEN_INTAKE_RETENTION_DAYS": _int(env, "HAVEN_INTAKE_RETENTION_DAYS", 90, minimum=1),
+        "HAVEN_INTAKE_SESSION_SECONDS": _int(env, "HAVEN_INTAKE_SESSION_SECONDS", 3600, minimum=60),
+        "HAVEN_LIMIT_INTAKE_IP": _str(env, "HAVEN_LIMIT_INTAKE_IP", "20/minute;200/day"),
+        "HAVEN_LIMIT_INTAKE_GLOBAL": _str(env, "HAVEN_LIMIT_INTAKE_GLOBAL", "600/minute"),
     }
 
 
@@ -342,6 +365,7 @@ LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_messages,
     _load_backup,
     _load_ops,
+    _load_intake,
 )
 
 

@@ -23,6 +23,8 @@ class HavenError(Exception):
 
     status = 400
     code = "invalid_request"
+    # Seconds a client should wait before trying again (sent as Retry-After), if any.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -129,7 +131,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HavenError)
     def _domain(exc: HavenError) -> Response:
         response = error_response(exc.status, exc.code, exc.message)
-        if exc.status == 503:
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        elif exc.status == 503:
             response.headers["Retry-After"] = "5"
         return response
 

@@ -9,6 +9,15 @@ from vault.contacts.models import ContactBook
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.documents.models import Document, Grant, UploadPart
 from vault.links.models import Link, LinkDocument, LinkOpen
+from vault.intake.models import (
+    IntakeAttachment,
+    IntakeAttachmentPart,
+    IntakeChallenge,
+    IntakeEntry,
+    IntakeReport,
+    IntakeReportKey,
+    IntakeTeamMember,
+)
 from vault.messages.models import (
     Conversation,
     ConversationMember,
@@ -31,6 +40,13 @@ __all__ = [
     "DuressLink",
     "Event",
     "Grant",
+    "IntakeAttachment",
+    "IntakeAttachmentPart",
+    "IntakeChallenge",
+    "IntakeEntry",
+    "IntakeReport",
+    "IntakeReportKey",
+    "IntakeTeamMember",
     "Invite",
     "JobRun",
     "Link",

@@ -156,6 +156,7 @@ GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "links": lambda: __import__("tests.vectors.links", fromlist=["_"]).links_vectors(),
     "shares": lambda: __import__("tests.vectors.shares", fromlist=["_"]).shares_vectors(),
     "passkeys": lambda: __import__("tests.vectors.passkeys", fromlist=["_"]).passkeys_vectors(),
+    "intake": lambda: __import__("tests.vectors.intake", fromlist=["_"]).intake_vectors(),
     "checkpoint": lambda: __import__(
         "tests.vectors.checkpoint", fromlist=["_"]
     ).checkpoint_vectors(),

@@ -358,20 +358,79 @@ def check_part_request(
 ) -> Document:
     """Everything about a part upload that is known before its body is read."""
     document = _pending_owned(db, user, document_id)
+    check_part_request_shape(
+        document.ciphertext_size,
+        document.part_size,
+        document.part_count,
+        number,
+        content_type,
+        length,
+    )
+    return document
+
+
+def check_part_request_shape(
+    ciphertext_size: int,
+    part_bytes: int,
+    part_count: int,
+    number: int,
+    content_type: str | None,
+    length: int | None,
+) -> None:
+    """A part's media type, length and number against its upload (also for §20.11)."""
     if (content_type or "").split(";")[0].strip().lower() != OCTET_STREAM:
         raise UnsupportedMediaType(f"send the part as {OCTET_STREAM}")
     if length is None:
         raise LengthRequired("send the part with a Content-Length")
-    if not 1 <= number <= document.part_count:
-        raise InvalidRequest(
-            f"part numbers run from 1 to {document.part_count}", code="invalid_part"
-        )
-    expected = pdoc.part_size(document.ciphertext_size, number, document.part_size)
+    if not 1 <= number <= part_count:
+        raise InvalidRequest(f"part numbers run from 1 to {part_count}", code="invalid_part")
+    expected = pdoc.part_size(ciphertext_size, number, part_bytes)
     if length != expected:
         raise InvalidRequest(
             f"part {number} must be exactly {expected} bytes", code="wrong_part_size"
         )
-    return document
+
+
+def stream_part(
+    store: ObjectStore, object_name: str, upload_id: str, number: int, body: Readable, length: int
+) -> str:
+    """Stream exactly ``length`` body bytes into one store part; its etag (also for §20.11)."""
+    try:
+        return store.upload_part(object_name, upload_id, number, _pieces(body, length), length)
+    except IncompleteBody as exc:
+        raise InvalidRequest(
+            "the body ended before Content-Length bytes", code="incomplete_body"
+        ) from exc
+    except StorageUnavailable as exc:
+        raise store_unavailable(exc) from exc
+    except StorageError as exc:
+        if exc.code == "NoSuchUpload":
+            raise Conflict("this upload was abandoned; start again", code="upload_gone") from exc
+        log.error("object store refused a part: %s", exc.code)
+        raise store_unavailable(exc) from exc
+
+
+def complete_parts(
+    store: ObjectStore,
+    object_name: str,
+    upload_id: str | None,
+    parts: list[tuple[int, str]],
+    size: int,
+) -> None:
+    """Join acknowledged parts into the object (a join an earlier call made counts as done)."""
+    try:
+        if upload_id is not None:
+            store.complete_upload(object_name, upload_id, parts)
+    except StorageUnavailable as exc:
+        raise store_unavailable(exc) from exc
+    except StorageError as exc:
+        # An earlier finalize may have completed the upload and lost its commit.
+        if exc.code != "NoSuchUpload" or _stored_size(store, object_name) != size:
+            log.error("object store refused to complete an upload: %s", exc.code)
+            raise Conflict(
+                "the object store refused the parts; ask for the status and resend",
+                code="upload_incomplete",
+            ) from exc
 
 
 def upload_part(
@@ -389,19 +448,7 @@ def upload_part(
     assert length is not None and document.upload_id is not None
     object_name, upload_id = document.object_name, document.upload_id
     db.rollback()  # no transaction stays open while the part streams
-    try:
-        etag = store.upload_part(object_name, upload_id, number, _pieces(body, length), length)
-    except IncompleteBody as exc:
-        raise InvalidRequest(
-            "the body ended before Content-Length bytes", code="incomplete_body"
-        ) from exc
-    except StorageUnavailable as exc:
-        raise store_unavailable(exc) from exc
-    except StorageError as exc:
-        if exc.code == "NoSuchUpload":
-            raise Conflict("this upload was abandoned; start again", code="upload_gone") from exc
-        log.error("object store refused a part: %s", exc.code)
-        raise store_unavailable(exc) from exc
+    etag = stream_part(store, object_name, upload_id, number, body, length)
     document = _pending_owned(db, user, document_id)
     part = db.get(UploadPart, (document.id, number))
     if part is None:
@@ -443,19 +490,7 @@ def finalize(db: Session, store: ObjectStore, user: User, document_id: str) -> D
         document.ciphertext_size,
     )
     db.rollback()
-    try:
-        if upload_id is not None:
-            store.complete_upload(object_name, upload_id, parts)
-    except StorageUnavailable as exc:
-        raise store_unavailable(exc) from exc
-    except StorageError as exc:
-        # An earlier finalize may have completed the upload and lost its commit.
-        if exc.code != "NoSuchUpload" or _stored_size(store, object_name) != size:
-            log.error("object store refused to complete an upload: %s", exc.code)
-            raise Conflict(
-                "the object store refused the parts; ask for the status and resend",
-                code="upload_incomplete",
-            ) from exc
+    complete_parts(store, object_name, upload_id, parts, size)
     now = utcnow()
     result = db.execute(
         update(Document)

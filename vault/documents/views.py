@@ -6,7 +6,7 @@ it. JSON bodies follow the usual rules (strict, base64url without padding).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -391,7 +391,7 @@ def upload_status(document_id: str) -> Response:
     return jsonify({"upload": upload_json(doc), "document": document_json(owner_view)})
 
 
-class _RequestBody:
+class RequestBody:
     """The request body, opened only when the service starts reading it."""
 
     def read(self, size: int) -> bytes:
@@ -403,7 +403,7 @@ class _RequestBody:
         return data
 
 
-def _drain() -> None:
+def drain_body() -> None:
     """Read what is left of a part body so the client sees the error, not a reset."""
     length = request.content_length
     if length is None or length > pdoc.MAX_PART_BYTES:
@@ -424,20 +424,21 @@ def _drain() -> None:
 )
 def upload_part(document_id: str, part_number: int) -> Response:
     """Store one part; resending a part replaces it."""
+    return receive_part(
+        lambda kind, length, body: services.upload_part(
+            db.session(), store(), me(), document_id, part_number, kind, length, body
+        )
+    )
+
+
+def receive_part(save: Callable[[str | None, int | None, RequestBody], Any]) -> Response:
+    """Run a part upload's service on this request's type, length and body (also §20.11);
+    a refused part's body is drained so the client reads the error."""
     request.max_content_length = pdoc.MAX_PART_BYTES
     try:
-        part = services.upload_part(
-            db.session(),
-            store(),
-            me(),
-            document_id,
-            part_number,
-            request.content_type,
-            request.content_length,
-            _RequestBody(),
-        )
+        part = save(request.content_type, request.content_length, RequestBody())
     except HavenError:
-        _drain()
+        drain_body()
         raise
     metrics.part_stored(part.size)
     return jsonify({"part": {"number": part.number, "size": part.size}})

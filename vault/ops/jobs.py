@@ -7,9 +7,7 @@ row of ``job_runs`` runs the job, every other process finds the row taken and sk
 database run each job exactly once per period, and a process that dies mid-run costs that
 period only. Outcomes (counts, never content or ids) are kept for admins.
 
-Another feature registers its job with one line, e.g.
-``register("intake_retention", intake.retention_job, setting="HAVEN_JOB_INTAKE_SECONDS",
-default=3600)``.
+A feature's job is one function and one ``register(...)`` line at the end of this module.
 """
 
 from __future__ import annotations
@@ -202,6 +200,15 @@ def checkpoint_audit(app: Flask) -> Mapping[str, int]:
     return {"checkpoints": 0 if row is None else 1}
 
 
+def intake_retention(app: Flask) -> Mapping[str, int]:
+    """Crypto-shred intake reports idle for HAVEN_INTAKE_RETENTION_DAYS (protocol §20.8)."""
+    from vault.intake.services import purge
+    from vault.storage import store
+
+    with database(app).sessions() as db:
+        return {"reports": purge(db, store(app), app.config["HAVEN_INTAKE_RETENTION_DAYS"])}
+
+
 def prune_runs(app: Flask) -> Mapping[str, int]:
     """Forget job runs older than HAVEN_JOB_RUNS_KEEP_DAYS."""
     keep = timedelta(days=app.config["HAVEN_JOB_RUNS_KEEP_DAYS"])
@@ -213,4 +220,5 @@ register("upload_janitor", sweep_uploads, setting="HAVEN_JOB_UPLOADS_SECONDS", d
 register("grant_expiry", expire_grants, setting="HAVEN_JOB_GRANTS_SECONDS", default=60)
 register("message_purge", purge_messages, setting="HAVEN_MESSAGE_PURGE_SECONDS", default=60)
 register("audit_checkpoint", checkpoint_audit, setting="HAVEN_JOB_AUDIT_SECONDS", default=3600)
+register("intake_retention", intake_retention, setting="HAVEN_JOB_INTAKE_SECONDS", default=3600)
 register("job_runs_prune", prune_runs, setting="HAVEN_JOB_PRUNE_SECONDS", default=86400)

@@ -1,7 +1,7 @@
 """job_runs: one claimed row per scheduled job and period, with its outcome (protocol §26)
 
 Revision ID: 0019
-Revises: 0017
+Revises: 0018
 Create Date: 2026-11-30 14:30:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from vault.db import UTCDateTime
 
 revision = "0019"
-down_revision = "0017"
+down_revision = "0018"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Anonymous intake: a report without an account, to the organisation's intake team (§20)."""
