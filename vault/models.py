@@ -8,7 +8,6 @@ from vault.cases.models import Case, CaseMember, CaseMemberRequest
 from vault.contacts.models import ContactBook
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.documents.models import Document, Grant, UploadPart
-from vault.links.models import Link, LinkDocument, LinkOpen
 from vault.intake.models import (
     IntakeAttachment,
     IntakeAttachmentPart,
@@ -18,6 +17,7 @@ from vault.intake.models import (
     IntakeReportKey,
     IntakeTeamMember,
 )
+from vault.links.models import Link, LinkDocument, LinkOpen
 from vault.messages.models import (
     Conversation,
     ConversationMember,
