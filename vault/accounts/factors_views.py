@@ -32,7 +32,12 @@ from vault.api import (
 from vault.errors import Forbidden, InvalidRequest, Unauthorized
 from vault.extensions import limiter
 from vault.keyring import keyring
-from vault.sessions import pending_sign_in, seconds_since_sign_in, start_session
+from vault.sessions import (
+    pending_sign_in,
+    require_recent_sign_in,
+    seconds_since_sign_in,
+    start_session,
+)
 
 bp = Blueprint("factors", __name__, url_prefix="/api/v1")
 
@@ -234,6 +239,7 @@ def policy() -> Response:
 )
 def set_policy() -> Response:
     """Store the policy; it applies from each account's next sign-in."""
+    require_recent_sign_in()
     body = parse_body(PolicyBody)
     found = factors.set_policy(db.session(), me().id, body.required_for_staff)
     return jsonify({"required_for_staff": found})

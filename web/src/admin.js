@@ -19,6 +19,8 @@ export const reads = {
   log: () => get("/admin/log"),
   verifyLog: () => post("/admin/log/verify"),
   verifyAudit: () => post("/admin/audit/verify"),
+  jobs: () => get("/admin/jobs?limit=1"),
+  factorPolicy: () => get("/admin/factor-policy").then((r) => r.required_for_staff),
 };
 
 /** What the console changes; each is an audit event and needs a recent sign-in (§25.1). */
@@ -28,6 +30,7 @@ export const changes = {
   disable: (id, isDisabled) => post(`/admin/accounts/${path(id)}/disabled`, { is_disabled: isDisabled }),
   compromised: (id) => post(`/admin/accounts/${path(id)}/compromised`),
   revoke: (id) => post(`/admin/invites/${path(id)}/revoke`),
+  factorPolicy: (required) => post("/admin/factor-policy", { required_for_staff: required }),
 };
 
 /** Whether the server wants the passphrase again before this change. */

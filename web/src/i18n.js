@@ -95,6 +95,16 @@ function intlLocale() {
   return catalogs[current]._meta.locale ?? current;
 }
 
+/** A period in the current language, in its largest whole unit ("15 minutes"). */
+export function formatDuration(seconds) {
+  const [unit, size] = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]].find(([, n]) => seconds % n === 0);
+  try {
+    return new Intl.NumberFormat(intlLocale(), { style: "unit", unit, unitDisplay: "long" }).format(seconds / size);
+  } catch {
+    return `${seconds} s`;
+  }
+}
+
 /** Format a date in the current language. */
 export function formatDate(iso) {
   try {

@@ -9,6 +9,7 @@ import { formatDate, formatDateTime, t } from "../i18n.js";
 import { changes, needsRecentSignIn, reads, reauth, reencryptAll } from "../admin.js";
 import { session } from "../session.js";
 import { tIsolated } from "../bidi.js";
+import { factorPolicy, maintenance } from "./admin-jobs.js";
 import { NO_SAVE, button, errorMessage, field, handleSubmit, heading, required, secret } from "../ui.js";
 
 const PURPOSES = ["session", "data", "logsign"];
@@ -42,7 +43,7 @@ function passphraseForm(ctx, run, cancel) {
 }
 
 /** A change behind a button: ask once more, then run it (§25.1 when the sign-in is old). */
-function confirmed(ctx, { label, question, run, attrs = {} }) {
+export function confirmed(ctx, { label, question, run, attrs = {} }) {
   const wrap = h("div", { class: "admin-change" });
   const alert = h("p", { class: "form-error", role: "alert" });
   const reset = () => {
@@ -87,14 +88,14 @@ function confirmed(ctx, { label, question, run, attrs = {} }) {
 }
 
 /** A section whose body loads on its own; a failure shows in it and spares the others. */
-function section(key, load) {
+export function section(key, load, title = `admin.${key}`) {
   const headingId = uid("admin");
   const body = h("div", { class: "admin-body", "aria-busy": "true" }, h("p", { role: "status" }, t("common.loading")));
   load()
     .then((children) => body.replaceChildren(...[children].flat().filter(Boolean)))
     .catch((error) => body.replaceChildren(h("p", { class: "error-box", role: "alert" }, errorMessage(error))))
     .finally(() => body.removeAttribute("aria-busy"));
-  return h("section", { class: "admin-section", "aria-labelledby": headingId, "data-admin": key }, h("h2", { id: headingId }, t(`admin.${key}`)), body);
+  return h("section", { class: "admin-section", "aria-labelledby": headingId, "data-admin": key }, h("h2", { id: headingId }, t(title)), body);
 }
 
 function figures(ctx) {
@@ -355,6 +356,8 @@ export function admin(ctx, params) {
     serverKeys(ctx, params),
     keyLog(ctx),
     auditChain(ctx),
+    maintenance(ctx),
+    factorPolicy(ctx),
     h("p", {}, button(t("common.back"), () => ctx.go("home"), "link")),
   ];
 }
