@@ -42,6 +42,7 @@ def test_admin_changes_need_a_recent_sign_in_and_the_passphrase_renews_it(
     target, _ = create_account("counsel")
     target_id = target.account.id  # type: ignore[union-attr]
     jump(11 * 60)  # past the 10-minute window, within the 15-minute idle timeout
+    policy = admin.get("/admin/factor-policy")["required_for_staff"]
     writes: list[Callable[[], Any]] = [
         lambda: admin.post("/admin/keys/rotate", {"purpose": "data"}),
         lambda: admin.post("/admin/keys/reencrypt"),
@@ -49,6 +50,7 @@ def test_admin_changes_need_a_recent_sign_in_and_the_passphrase_renews_it(
         lambda: admin.post(f"/admin/accounts/{target_id}/disabled", {"is_disabled": True}),
         lambda: admin.post(f"/admin/accounts/{target_id}/compromised"),
         lambda: admin.post("/admin/invites/nope/revoke"),
+        lambda: admin.post("/admin/factor-policy", {"required_for_staff": not policy}),
     ]
     before = admin.get("/admin/keys")
     for write in writes:
@@ -56,6 +58,7 @@ def test_admin_changes_need_a_recent_sign_in_and_the_passphrase_renews_it(
         assert (error.status, error.code) == (403, "recent_sign_in_required")
     assert admin.get("/admin/keys") == before  # nothing changed
     assert admin.get("/admin/accounts")["accounts"][1]["is_disabled"] is False
+    assert admin.get("/admin/factor-policy")["required_for_staff"] is policy
     # Reads and verification need no recent sign-in.
     assert admin.post("/admin/audit/verify")["intact"] is True
 

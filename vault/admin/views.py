@@ -33,7 +33,7 @@ from vault.sessions import mark_recent_sign_in, require_recent_sign_in
 bp = Blueprint("admin", __name__, url_prefix="/api/v1/admin")
 
 ADMIN = {Role.ADMIN}
-Purpose = Literal["session", "data", "logsign"]
+Purpose = Literal["session", "data", "logsign", "factor"]
 
 
 class PurposeBody(Body):

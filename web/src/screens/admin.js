@@ -12,7 +12,7 @@ import { tIsolated } from "../bidi.js";
 import { factorPolicy, maintenance } from "./admin-jobs.js";
 import { NO_SAVE, button, errorMessage, field, handleSubmit, heading, required, secret } from "../ui.js";
 
-const PURPOSES = ["session", "data", "logsign"];
+const PURPOSES = ["session", "data", "logsign", "factor"];
 const FIGURES = ["accounts_survivor", "accounts_counsel", "accounts_admin", "accounts_disabled", "cases", "log_entries"];
 const POLL_MS = 3000;
 const DAY_MS = 86_400_000;
@@ -261,7 +261,7 @@ function serverKeys(ctx, params) {
       return h(
         "div",
         { class: "admin-purpose", "data-purpose": purpose },
-        h("h3", { id: headingId }, t(`admin.purpose.${purpose}`)),
+        h("h3", { id: headingId }, t(purpose === "factor" ? "adminJobs.purpose.factor" : `admin.purpose.${purpose}`)),
         h("ul", { class: "admin-list", "aria-labelledby": headingId }, keys.filter((k) => k.purpose === purpose).map((k) => keyRow(ctx, k))),
         purpose === "data" && running ? reencryption(ctx, progress, params.reencrypt === true, () => {
           params.reencrypt = "finished";
