@@ -37,12 +37,18 @@ def mark_recent_sign_in() -> None:
     session["reauth"] = int(clock.time())
 
 
-def require_recent_sign_in() -> None:
-    """Refuse a sensitive action unless the passphrase was proved recently (protocol §25.1)."""
-    proofs = [v for v in (session.get("iat"), session.get("reauth")) if isinstance(v, int)]
+def require_recent_sign_in(
+    setting: str = "HAVEN_RECENT_SIGN_IN_SECONDS",
+    *,
+    full_sign_in_only: bool = False,
+    message: str = "enter your passphrase again to do this",
+) -> None:
+    """Refuse a change unless the sign-in, or a passphrase proof, is recent (§25.1, §21.4)."""
+    names = ("iat",) if full_sign_in_only else ("iat", "reauth")
+    proofs = [v for v in (session.get(n) for n in names) if isinstance(v, int)]
     age = clock.time() - max(proofs, default=0)
-    if age > current_app.config["HAVEN_RECENT_SIGN_IN_SECONDS"] or age < -FUTURE_TOLERANCE_SECONDS:
-        raise Forbidden("enter your passphrase again to do this", code="recent_sign_in_required")
+    if age > current_app.config[setting] or age < -FUTURE_TOLERANCE_SECONDS:
+        raise Forbidden(message, code="recent_sign_in_required")
 
 
 def start_pending(user: User, factor_owner_id: str) -> None:
@@ -61,12 +67,6 @@ def pending_sign_in() -> tuple[str, int, str] | None:
     if not 0 <= clock.time() - since <= PENDING_SECONDS:
         return None
     return str(user_id), int(version), str(owner_id)
-
-
-def seconds_since_sign_in() -> float:
-    """How long ago this session's full sign-in was (for changes that need a fresh one)."""
-    issued = session.get("iat")
-    return clock.time() - issued if isinstance(issued, int) else float("inf")
 
 
 def end_session() -> None:

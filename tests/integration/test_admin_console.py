@@ -68,6 +68,9 @@ def test_admin_changes_need_a_recent_sign_in_and_the_passphrase_renews_it(
     admin.reauth(PASSPHRASE)
     assert admin.post("/admin/keys/rotate", {"purpose": "data"})["version"] == 2
     assert _kinds(admin)[:3] == ["server_key_rotated", "reauth", "reauth_failed"]
+    # A passphrase proof is no full sign-in: second factors still need one (§21.4).
+    totp = _refused(lambda: admin.post("/account/factors/totp"))
+    assert (totp.status, totp.code) == (403, "recent_sign_in_required")
     jump(11 * 60)
     assert _refused(writes[0]).code == "recent_sign_in_required"
 

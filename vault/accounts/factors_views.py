@@ -29,13 +29,12 @@ from vault.api import (
     ok,
     parse_body,
 )
-from vault.errors import Forbidden, InvalidRequest, Unauthorized
+from vault.errors import InvalidRequest, Unauthorized
 from vault.extensions import limiter
 from vault.keyring import keyring
 from vault.sessions import (
     pending_sign_in,
     require_recent_sign_in,
-    seconds_since_sign_in,
     start_session,
 )
 
@@ -114,10 +113,12 @@ def _signed_in_owner() -> str:
 
 
 def _require_fresh_sign_in() -> None:
-    if seconds_since_sign_in() > current_app.config["HAVEN_FACTOR_RECENT_SECONDS"]:
-        raise Forbidden(
-            "sign in again to change your second factors", code="recent_sign_in_required"
-        )
+    """A full sign-in (not an admin's passphrase proof) within HAVEN_FACTOR_RECENT_SECONDS."""
+    require_recent_sign_in(
+        "HAVEN_FACTOR_RECENT_SECONDS",
+        full_sign_in_only=True,
+        message="sign in again to change your second factors",
+    )
 
 
 @bp.post("/auth/factor")
