@@ -8,6 +8,7 @@ import { h, uid } from "../dom.js";
 import { formatDate, formatDateTime, t } from "../i18n.js";
 import { changes, needsRecentSignIn, reads, reauth, reencryptAll } from "../admin.js";
 import { session } from "../session.js";
+import { addMember, removeMember, teamMembers } from "../inbox.js";
 import { tIsolated } from "../bidi.js";
 import { NO_SAVE, button, errorMessage, field, handleSubmit, heading, required, secret } from "../ui.js";
 
@@ -94,7 +95,7 @@ function section(key, load) {
     .then((children) => body.replaceChildren(...[children].flat().filter(Boolean)))
     .catch((error) => body.replaceChildren(h("p", { class: "error-box", role: "alert" }, errorMessage(error))))
     .finally(() => body.removeAttribute("aria-busy"));
-  return h("section", { class: "admin-section", "aria-labelledby": headingId, "data-admin": key }, h("h2", { id: headingId }, t(`admin.${key}`)), body);
+  return h("section", { class: "admin-section", "aria-labelledby": headingId, "data-admin": key }, h("h2", { id: headingId }, t(key.includes(".") ? key : `admin.${key}`)), body);
 }
 
 function figures(ctx) {
@@ -344,6 +345,53 @@ function auditChain(ctx) {
   return section("audit", async () => verifier(ctx, "audit", reads.verifyAudit));
 }
 
+/** The intake team (§20.3): its members, and every other active counsel to add. */
+function intakeTeam(ctx) {
+  return section("inbox.team", async () => {
+    const [team, accounts] = await Promise.all([ctx.authenticated(teamMembers), ctx.authenticated(reads.accounts)]);
+    const ids = new Set(team.map((m) => m.user_id));
+    const row = (id, name, control) => h("li", { class: "member admin-row", "data-intake": id }, h("span", { class: "member-name", dir: "auto", translate: "no" }, name), control);
+    const candidates = accounts.filter((a) => a.role === "counsel" && !a.is_disabled && !ids.has(a.id));
+    return [
+      team.length ? null : h("p", {}, t("inbox.admin.none")),
+      h(
+        "ul",
+        { class: "admin-list" },
+        team.map((m) =>
+          row(
+            m.user_id,
+            m.username,
+            confirmed(ctx, {
+              label: t("inbox.admin.remove"),
+              question: tIsolated("inbox.admin.confirmRemove", { name: m.username }),
+              run: async () => {
+                await removeMember(m.user_id);
+                ctx.go("admin", { notice: "admin.done" });
+              },
+              attrs: { "data-intake-remove": m.user_id },
+            }),
+          ),
+        ),
+        candidates.map((a) =>
+          row(
+            a.id,
+            a.username,
+            confirmed(ctx, {
+              label: t("inbox.admin.add"),
+              question: tIsolated("inbox.admin.confirmAdd", { name: a.username }),
+              run: async () => {
+                await addMember(a.id);
+                ctx.go("admin", { notice: "admin.done" });
+              },
+              attrs: { "data-intake-add": a.id },
+            }),
+          ),
+        ),
+      ),
+    ];
+  });
+}
+
 /** The console: one screen of sections, each loading on its own. */
 export function admin(ctx, params) {
   return [
@@ -352,6 +400,7 @@ export function admin(ctx, params) {
     figures(ctx),
     accounts(ctx, params),
     invites(ctx),
+    intakeTeam(ctx),
     serverKeys(ctx, params),
     keyLog(ctx),
     auditChain(ctx),
