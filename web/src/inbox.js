@@ -1,5 +1,5 @@
 /**
- * The intake team's inbox (docs/protocol.md §20.9, §28): reports sealed to me, their
+ * The intake team's inbox (docs/protocol.md §20.6, §20.12): reports sealed to me, their
  * threads verified and decrypted with my keys, signed replies, assignment and "handled".
  * Mirrors Inbox in vault/client/intake.py. The team list comes from GET /intake/team.
  */
@@ -72,7 +72,7 @@ export async function openReport(reportId) {
       const signed = entrySigned(rid, eid, author, version, blob);
       if (!sodium.crypto_sign_verify_detached(b64decode(item.signature), signed, signer)) throw new ProtocolError("bad signature");
       const content = openEntry(sodium, key, rid, eid, author, blob);
-      if ((item.seq === 1) !== "report" in content) throw new ProtocolError("only the first entry is the report");
+      if ((item.seq === 1) !== ("report" in content)) throw new ProtocolError("only the first entry is the report");
       entries.push({ ...base, content });
     } catch {
       entries.push({ ...base, refused: true });
