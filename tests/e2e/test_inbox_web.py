@@ -17,11 +17,12 @@ from tests.e2e.conftest import IPHONE, Contexts
 from tests.e2e.flows import login, logout
 from tests.e2e.test_screens import SCREEN_390
 from vault.client import HavenClient
-from vault.client.intake import Reporter
+from vault.client.intake import Inbox, Reporter
 from vault.protocol import intake as pin
 
 REPORT = pin.Report("They took my passport at the Lotus salon", language="es", danger="yes")
 REPLY = "We can meet tomorrow; reply here."
+COLLEAGUE = "A colleague of mine speaks Spanish."
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def test_counsel_works_a_report_in_the_inbox(
 ) -> None:
     admin, _ = create_account("admin", username="intake.admin")
     counsel, _ = create_account("counsel", username="intake.counsel")
+    colleague, _ = create_account("counsel", username="intake.colleague")
     counsel_id = counsel.account.id
     page, watch = contexts.page(IPHONE, bypass_csp=True, **SCREEN_390)
     page.goto(f"{live_server.url}/app/")
@@ -49,24 +51,28 @@ def test_counsel_works_a_report_in_the_inbox(
     page.click("main [data-confirm=yes]")
     expect(page.locator(f"[data-intake-remove='{counsel_id}']")).to_be_visible()
     assert [m["user_id"] for m in admin.get("/intake/team")["members"]] == [counsel_id]
+    admin.post("/intake/team/members", {"user_id": colleague.account.id})
     page.click("main button.link")
     logout(page)
 
     reporter = Reporter(HavenClient(live_server.url, witnesses=live_server.witnesses))
     receipt = reporter.submit(REPORT)
+    Inbox(colleague).reply(receipt.report_id, COLLEAGUE)  # checked against the key log
 
     login(page, counsel.account.username, PASSPHRASE)
     page.click("#open-inbox")
     row = page.locator(f"[data-state=new] [data-report='{receipt.report_id}']")
     row.locator("[data-open-report]").click()
     expect(page.locator("[data-seq='1']")).to_contain_text(REPORT.text)
+    expect(page.locator("[data-seq='2']")).to_contain_text(COLLEAGUE)
+    expect(page.locator("[data-seq='2']")).to_contain_text("intake.colleague")
     expect(page.locator("[data-refused]")).to_have_count(0)
     assert run_axe(page, "intake-report en") == []
     page.screenshot(path=str(screenshots / "en-intake-report.png"), full_page=True)
 
     page.fill("textarea[name=inbox-reply]", REPLY)
     page.click("[data-inbox-reply] button[type=submit]")
-    expect(page.locator("[data-seq='2']")).to_contain_text(REPLY)
+    expect(page.locator("[data-seq='3']")).to_contain_text(REPLY)
     page.click("[data-assign=me]")
     expect(page.locator("[data-status=assigned]")).to_be_visible()
     page.click("[data-handled]")
@@ -75,5 +81,9 @@ def test_counsel_works_a_report_in_the_inbox(
 
     back = Reporter(HavenClient(live_server.url, witnesses=live_server.witnesses))
     thread = back.come_back(receipt.receipt)
-    assert [(e.author_id, e.content) for e in thread[1:]] == [(counsel_id, REPLY)]
+    colleague_id = colleague.account.id
+    assert [(e.author_id, e.content) for e in thread[1:]] == [
+        (colleague_id, COLLEAGUE),
+        (counsel_id, REPLY),
+    ]
     assert watch.outside == [] and watch.console_errors == []

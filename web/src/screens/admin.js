@@ -345,49 +345,30 @@ function auditChain(ctx) {
   return section("audit", async () => verifier(ctx, "audit", reads.verifyAudit));
 }
 
-/** The intake team (§20.3): its members, and every other active counsel to add. */
+/** The intake team (§20.1): its members, and every other active counsel to add. */
 function intakeTeam(ctx) {
   return section("inbox.team", async () => {
     const [team, accounts] = await Promise.all([ctx.authenticated(teamMembers), ctx.authenticated(reads.accounts)]);
     const ids = new Set(team.map((m) => m.user_id));
-    const row = (id, name, control) => h("li", { class: "member admin-row", "data-intake": id }, h("span", { class: "member-name", dir: "auto", translate: "no" }, name), control);
+    const row = (id, name, change, call) =>
+      h(
+        "li",
+        { class: "member admin-row", "data-intake": id },
+        h("span", { class: "member-name", dir: "auto", translate: "no" }, name),
+        confirmed(ctx, {
+          label: t(`inbox.admin.${change}`),
+          question: tIsolated(change === "add" ? "inbox.admin.confirmAdd" : "inbox.admin.confirmRemove", { name }),
+          run: async () => {
+            await call(id);
+            ctx.go("admin", { notice: "admin.done" });
+          },
+          attrs: { [`data-intake-${change}`]: id },
+        }),
+      );
     const candidates = accounts.filter((a) => a.role === "counsel" && !a.is_disabled && !ids.has(a.id));
     return [
       team.length ? null : h("p", {}, t("inbox.admin.none")),
-      h(
-        "ul",
-        { class: "admin-list" },
-        team.map((m) =>
-          row(
-            m.user_id,
-            m.username,
-            confirmed(ctx, {
-              label: t("inbox.admin.remove"),
-              question: tIsolated("inbox.admin.confirmRemove", { name: m.username }),
-              run: async () => {
-                await removeMember(m.user_id);
-                ctx.go("admin", { notice: "admin.done" });
-              },
-              attrs: { "data-intake-remove": m.user_id },
-            }),
-          ),
-        ),
-        candidates.map((a) =>
-          row(
-            a.id,
-            a.username,
-            confirmed(ctx, {
-              label: t("inbox.admin.add"),
-              question: tIsolated("inbox.admin.confirmAdd", { name: a.username }),
-              run: async () => {
-                await addMember(a.id);
-                ctx.go("admin", { notice: "admin.done" });
-              },
-              attrs: { "data-intake-add": a.id },
-            }),
-          ),
-        ),
-      ),
+      h("ul", { class: "admin-list" }, team.map((m) => row(m.user_id, m.username, "remove", removeMember)), candidates.map((a) => row(a.id, a.username, "add", addMember))),
     ];
   });
 }
