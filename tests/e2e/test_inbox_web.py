@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.e2e.conftest import IPHONE, Contexts
@@ -78,6 +78,20 @@ def test_counsel_works_a_report_in_the_inbox(
     page.click("[data-handled]")
     expect(page.locator("[data-status=handled]")).to_be_visible()
     expect(page.locator("[data-refused]")).to_have_count(0)
+
+    # A server that alters a member's signature: that entry is refused, never shown as text.
+    def forge(route: Route) -> None:
+        answer = route.fetch().json()
+        entries = answer["report"]["entries"]
+        entries[1]["signature"] = entries[2]["signature"]  # well-formed, another entry's
+        route.fulfill(json=answer)
+
+    page.route(f"**/api/v1/intake/reports/{receipt.report_id}", forge)
+    page.click("main > p button.link")
+    page.locator(f"[data-report='{receipt.report_id}'] [data-open-report]").click()
+    expect(page.locator("[data-seq='2'] [data-refused]")).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text(COLLEAGUE)
+    expect(page.locator("[data-seq='3']")).to_contain_text(REPLY)
 
     back = Reporter(HavenClient(live_server.url, witnesses=live_server.witnesses))
     thread = back.come_back(receipt.receipt)
