@@ -50,7 +50,8 @@ async function authorKey(sodium, team, userId, version) {
 }
 
 /**
- * Open a report (an audit event) and its thread: {report, names, entries}, each entry
+ * Open a report (an audit event) and its thread: {report, names, entries}, entries null
+ * when the report is not sealed to me, else each entry
  * {seq, authorId, content} or {seq, authorId, refused: true} when its signature or
  * decryption fails. Nothing unverified is returned as content.
  */
@@ -58,6 +59,9 @@ export async function openReport(reportId) {
   const sodium = await sodiumReady();
   const { report } = await get(`/intake/reports/${path(reportId)}`);
   const team = await teamMembers();
+  const names = Object.fromEntries(team.map((m) => [m.user_id, m.username]));
+  // Sealed before I joined the team: a member holding the key shares it (§20.6).
+  if (report.sealed_key == null) return { report, names, entries: null };
   const key = reportKey(sodium, report);
   const rid = b64decode(report.id);
   const entries = [];
@@ -79,7 +83,6 @@ export async function openReport(reportId) {
     }
   }
   sodium.memzero(key);
-  const names = Object.fromEntries(team.map((m) => [m.user_id, m.username]));
   return { report, names, entries };
 }
 

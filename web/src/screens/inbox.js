@@ -133,8 +133,8 @@ export function inboxReport(ctx, params) {
     const assignee = report.assignee_id === null ? null : report.assignee_id === me ? t("home.you") : (names[report.assignee_id] ?? "?");
     return [
       h("p", { "data-status": report.status }, t(`inbox.state.${report.status}`), assignee ? [" · ", tIsolated("inbox.assignedTo", { name: assignee })] : null),
-      h("ol", { class: "messages" }, entries.map((e) => entryItem(e, names))),
-      replyForm(ctx, report),
+      entries === null ? h("p", { class: "notice", "data-not-shared": "" }, t("inbox.notShared")) : h("ol", { class: "messages" }, entries.map((e) => entryItem(e, names))),
+      entries === null ? null : replyForm(ctx, report),
       h(
         "div",
         { class: "actions" },
