@@ -14,7 +14,7 @@ from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.e2e.conftest import IPHONE, Contexts
-from tests.e2e.flows import login, logout
+from tests.e2e.flows import login
 from tests.e2e.test_screens import SCREEN_390
 from vault.client import HavenClient
 from vault.client.intake import Inbox, Reporter
@@ -41,6 +41,7 @@ def test_counsel_works_a_report_in_the_inbox(
     admin, _ = create_account("admin", username="intake.admin")
     counsel, _ = create_account("counsel", username="intake.counsel")
     colleague, _ = create_account("counsel", username="intake.colleague")
+    late, _ = create_account("counsel", username="intake.late")
     counsel_id = counsel.account.id
     page, watch = contexts.page(IPHONE, bypass_csp=True, **SCREEN_390)
     page.goto(f"{live_server.url}/app/")
@@ -52,8 +53,9 @@ def test_counsel_works_a_report_in_the_inbox(
     expect(page.locator(f"[data-intake-remove='{counsel_id}']")).to_be_visible()
     assert [m["user_id"] for m in admin.get("/intake/team")["members"]] == [counsel_id]
     admin.post("/intake/team/members", {"user_id": colleague.account.id})
-    page.click("main button.link")
-    logout(page)
+    # Signing out in the browser would end every session of the admin, the Python one too.
+    page, watch2 = contexts.page(IPHONE, bypass_csp=True, **SCREEN_390)
+    page.goto(f"{live_server.url}/app/")
 
     reporter = Reporter(HavenClient(live_server.url, witnesses=live_server.witnesses))
     receipt = reporter.submit(REPORT)
@@ -79,6 +81,16 @@ def test_counsel_works_a_report_in_the_inbox(
     expect(page.locator("[data-status=handled]")).to_be_visible()
     expect(page.locator("[data-refused]")).to_have_count(0)
 
+    # A member who joins after the report arrived reads it once the counsel shares its key.
+    admin.post("/intake/team/members", {"user_id": late.account.id})
+    page.click("main > p button.link")
+    page.locator(f"[data-report='{receipt.report_id}'] [data-open-report]").click()
+    page.click(".inbox-share summary")
+    with page.expect_response(lambda r: r.url.endswith("/keys")) as shared:
+        page.click(f"[data-share='{late.account.id}']")
+    assert shared.value.status == 204
+    assert Inbox(late).read(receipt.report_id)[0].content == REPORT
+
     # A server that alters a member's signature: that entry is refused, never shown as text.
     def forge(route: Route) -> None:
         answer = route.fetch().json()
@@ -100,4 +112,5 @@ def test_counsel_works_a_report_in_the_inbox(
         (colleague_id, COLLEAGUE),
         (counsel_id, REPLY),
     ]
-    assert watch.outside == [] and watch.console_errors == []
+    for seen in (watch, watch2):
+        assert seen.outside == [] and seen.console_errors == []

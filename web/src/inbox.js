@@ -7,7 +7,7 @@
 import { get, post, request } from "./api.js";
 import { b64decode, b64encode } from "./crypto/encoding.js";
 import { ProtocolError, verifyPublicRecord } from "./crypto/keys.js";
-import { REPORTER, ID_BYTES, entrySigned, messagePlaintext, openEntry, openReportKey, sealEntry } from "./crypto/intake.js";
+import { REPORTER, ID_BYTES, entrySigned, messagePlaintext, openEntry, openReportKey, sealEntry, sealReportKey } from "./crypto/intake.js";
 import { verifyLoggedKey } from "./directory.js";
 import { session } from "./session.js";
 import { sodiumReady } from "./sodium.js";
@@ -50,7 +50,7 @@ async function authorKey(sodium, team, userId, version) {
 }
 
 /**
- * Open a report (an audit event) and its thread: {report, names, entries}, entries null
+ * Open a report (an audit event) and its thread: {report, team, names, entries}, entries null
  * when the report is not sealed to me, else each entry
  * {seq, authorId, content} or {seq, authorId, refused: true} when its signature or
  * decryption fails. Nothing unverified is returned as content.
@@ -61,7 +61,7 @@ export async function openReport(reportId) {
   const team = await teamMembers();
   const names = Object.fromEntries(team.map((m) => [m.user_id, m.username]));
   // Sealed before I joined the team: a member holding the key shares it (§20.6).
-  if (report.sealed_key == null) return { report, names, entries: null };
+  if (report.sealed_key == null) return { report, team, names, entries: null };
   const key = reportKey(sodium, report);
   const rid = b64decode(report.id);
   const entries = [];
@@ -83,7 +83,7 @@ export async function openReport(reportId) {
     }
   }
   sodium.memzero(key);
-  return { report, names, entries };
+  return { report, team, names, entries };
 }
 
 /** Send a reply the reporter reads with her receipt: sealed with the report key, signed. */
@@ -98,6 +98,17 @@ export async function reply(report, text) {
   const signature = sodium.crypto_sign_detached(entrySigned(rid, entryId, me.id, me.keys.version, blob), me.keys.ed25519Secret);
   const body = { id: b64encode(entryId), key_version: me.keys.version, ciphertext: b64encode(blob), signature: b64encode(signature) };
   return (await post(`/intake/reports/${path(report.id)}/entries`, body)).entry;
+}
+
+/** Seal the report key to a member who joined after it arrived: their current, logged key. */
+export async function share(report, member) {
+  const sodium = await sodiumReady();
+  const record = verifyPublicRecord(sodium, member.public_keys, member.username);
+  await verifyLoggedKey(member.user_id, member.public_keys);
+  const key = reportKey(sodium, report);
+  const sealed = sealReportKey(sodium, b64decode(report.id), key, record.version, record.x25519);
+  sodium.memzero(key);
+  return post(`/intake/reports/${path(report.id)}/keys`, { user_id: member.user_id, sealed_key: b64encode(sealed) });
 }
 
 /** Give the report to me. */

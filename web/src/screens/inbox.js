@@ -2,7 +2,7 @@
 
 import { h, uid } from "../dom.js";
 import { formatDateTime, t } from "../i18n.js";
-import { assignToMe, markHandled, openReport, reply, reports } from "../inbox.js";
+import { assignToMe, markHandled, openReport, reply, reports, share } from "../inbox.js";
 import { session } from "../session.js";
 import { tIsolated } from "../bidi.js";
 import { button, errorMessage, heading } from "../ui.js";
@@ -124,11 +124,34 @@ function action(ctx, label, call, reportId, attrs) {
   return [run, alert];
 }
 
+/** Folded: seal the report key to a colleague who joined the team after it arrived (§20.6). */
+function shareBox(ctx, report, team) {
+  const others = team.filter((m) => m.user_id !== session.account.id);
+  if (!others.length) return null;
+  return h(
+    "details",
+    { class: "inbox-share" },
+    h("summary", {}, t("inbox.share")),
+    h(
+      "ul",
+      { class: "member-list" },
+      others.map((m) =>
+        h(
+          "li",
+          { class: "member" },
+          h("span", { class: "member-name", dir: "auto", translate: "no" }, m.username),
+          action(ctx, t("inbox.shareWith"), () => share(report, m), report.id, { "data-share": m.user_id, "aria-label": t("inbox.shareWithName", { name: m.username }) }),
+        ),
+      ),
+    ),
+  );
+}
+
 /** One report: its state, the verified thread, a reply box, assign to me, handled. */
 export function inboxReport(ctx, params) {
   const id = params.reportId;
   const thread = loading(async () => {
-    const { report, names, entries } = await ctx.authenticated(() => openReport(id));
+    const { report, team, names, entries } = await ctx.authenticated(() => openReport(id));
     const me = session.account.id;
     const assignee = report.assignee_id === null ? null : report.assignee_id === me ? t("home.you") : (names[report.assignee_id] ?? "?");
     return [
@@ -141,6 +164,7 @@ export function inboxReport(ctx, params) {
         report.assignee_id === me ? null : action(ctx, t("inbox.assignMe"), () => assignToMe(id), id, { "data-assign": "me" }),
         report.status === "handled" ? null : action(ctx, t("inbox.handled"), () => markHandled(id), id, { "data-handled": "" }),
       ),
+      entries === null ? null : shareBox(ctx, report, team),
     ];
   });
   return [
