@@ -61,6 +61,7 @@ SCREENS = (
     "recover",
     "share-recover",
     "home-counsel",
+    "inbox",
     "invite",
     "invite-link",
     "links",
@@ -146,9 +147,16 @@ def walk_every_screen(
     page.click("#lost-both")
     at("share-recover")
     page.locator("main > p button.link").click()
+    intake_admin, _ = create_account("admin")  # the counsel on the intake team: its inbox
+    intake_admin.post("/intake/team/members", {"user_id": counsel.account.id})
     login(page, counsel.account.username, PY_PASSPHRASE)
     expect(page.locator(".member")).to_have_count(2)
     at("home-counsel")
+    page.click("#open-inbox")
+    expect(page.locator("main [aria-busy]")).to_have_count(0)
+    at("inbox")
+    page.locator("main > p button.link").click()
+    expect(page.locator(".member")).to_have_count(2)
     page.locator("main button.primary").first.click()
     at("invite")
     page.locator("main button.primary").click()

@@ -149,7 +149,10 @@ export function parentScreen({ name, params }) {
     case "rotate":
     case "admin":
     case "shares":
+    case "inbox":
       return home;
+    case "inboxReport":
+      return { name: "inbox", params: {} };
     case "recover":
     case "shareRecover":
       return { name: "login", params: {} };

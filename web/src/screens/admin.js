@@ -8,6 +8,7 @@ import { h, uid } from "../dom.js";
 import { formatDate, formatDateTime, t } from "../i18n.js";
 import { changes, needsRecentSignIn, reads, reauth, reencryptAll } from "../admin.js";
 import { session } from "../session.js";
+import { addMember, removeMember, teamMembers } from "../inbox.js";
 import { tIsolated } from "../bidi.js";
 import { factorPolicy, maintenance } from "./admin-jobs.js";
 import { NO_SAVE, button, errorMessage, field, handleSubmit, heading, required, secret } from "../ui.js";
@@ -88,7 +89,7 @@ export function confirmed(ctx, { label, question, run, attrs = {} }) {
 }
 
 /** A section whose body loads on its own; a failure shows in it and spares the others. */
-export function section(key, load, title = `admin.${key}`) {
+export function section(key, load, title = key.includes(".") ? key : `admin.${key}`) {
   const headingId = uid("admin");
   const body = h("div", { class: "admin-body", "aria-busy": "true" }, h("p", { role: "status" }, t("common.loading")));
   load()
@@ -345,6 +346,34 @@ function auditChain(ctx) {
   return section("audit", async () => verifier(ctx, "audit", reads.verifyAudit));
 }
 
+/** The intake team (§20.1): its members, and every other active counsel to add. */
+function intakeTeam(ctx) {
+  return section("inbox.team", async () => {
+    const [team, accounts] = await Promise.all([ctx.authenticated(teamMembers), ctx.authenticated(reads.accounts)]);
+    const ids = new Set(team.map((m) => m.user_id));
+    const row = (id, name, change, call) =>
+      h(
+        "li",
+        { class: "member admin-row", "data-intake": id },
+        h("span", { class: "member-name", dir: "auto", translate: "no" }, name),
+        confirmed(ctx, {
+          label: t(`inbox.admin.${change}`),
+          question: tIsolated(change === "add" ? "inbox.admin.confirmAdd" : "inbox.admin.confirmRemove", { name }),
+          run: async () => {
+            await call(id);
+            ctx.go("admin", { notice: "admin.done" });
+          },
+          attrs: { [`data-intake-${change}`]: id },
+        }),
+      );
+    const candidates = accounts.filter((a) => a.role === "counsel" && !a.is_disabled && !ids.has(a.id));
+    return [
+      team.length ? null : h("p", {}, t("inbox.admin.none")),
+      h("ul", { class: "admin-list" }, team.map((m) => row(m.user_id, m.username, "remove", removeMember)), candidates.map((a) => row(a.id, a.username, "add", addMember))),
+    ];
+  });
+}
+
 /** The console: one screen of sections, each loading on its own. */
 export function admin(ctx, params) {
   return [
@@ -353,6 +382,7 @@ export function admin(ctx, params) {
     figures(ctx),
     accounts(ctx, params),
     invites(ctx),
+    intakeTeam(ctx),
     serverKeys(ctx, params),
     keyLog(ctx),
     auditChain(ctx),

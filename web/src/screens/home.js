@@ -12,6 +12,7 @@ import { shareRecoveryWarning } from "./shares.js";
 import { approveRequest, declineRequest, memberRequests, removeCounsel, requestCounsel } from "../members.js";
 import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
+import { onTeam } from "../inbox.js";
 import { safetyPlanButton } from "./safety-plan.js";
 import { tIsolated } from "../bidi.js";
 
@@ -200,6 +201,19 @@ async function showRequests(ctx, region, cases) {
   );
 }
 
+/** "Intake inbox", shown once GET /intake/team lists me (counsel on the intake team). */
+function inboxButton(ctx) {
+  const slot = h("p", { hidden: "" });
+  onTeam()
+    .then((yes) => {
+      if (!yes) return;
+      slot.append(button(t("inbox.title"), () => ctx.go("inbox"), "secondary", { id: "open-inbox" }));
+      slot.hidden = false;
+    })
+    .catch(() => {});
+  return slot;
+}
+
 /** The home screen: who I am, my cases and their members, account actions. */
 export function home(ctx, params) {
   const account = session.account;
@@ -242,6 +256,7 @@ export function home(ctx, params) {
       ? h("p", {}, button(t(inviteRole === "survivor" ? "home.inviteSurvivor" : "home.inviteCounsel"), () => ctx.go("invite", { role: inviteRole }), "primary"))
       : null,
     isMember ? region : h("p", {}, button(t("admin.open"), () => ctx.go("admin"), "primary", { id: "open-admin" })),
+    account.role === "counsel" ? inboxButton(ctx) : null,
     h(
       "div",
       { class: "actions" },
