@@ -92,6 +92,8 @@ def deployment(
         "HAVEN_LIMIT_LOGIN_IP": "1000/minute",
         "HAVEN_LIMIT_LOGIN_ACCOUNT": "1000/minute",
         "HAVEN_LIMIT_PRELOGIN": "1000/minute",
+        # The counsel's pages go straight to the conversation, not to second-factor set-up.
+        "HAVEN_FACTOR_REQUIRE_STAFF": "false",
         **FAST_SERVER_HASH,
         **minio.settings(f"t-{secrets.token_hex(6)}"),
     }
