@@ -48,6 +48,7 @@ def test_counsel_works_a_report_in_the_inbox(
 
     login(page, admin.account.username, PASSPHRASE)
     page.click("#open-admin")
+    page.click("details.admin-candidates summary")
     page.click(f"[data-intake-add='{counsel_id}']")
     page.click("main [data-confirm=yes]")
     expect(page.locator(f"[data-intake-remove='{counsel_id}']")).to_be_visible()

@@ -367,9 +367,18 @@ function intakeTeam(ctx) {
         }),
       );
     const candidates = accounts.filter((a) => a.role === "counsel" && !a.is_disabled && !ids.has(a.id));
+    // The counsel who could be added are folded, like the accounts: there may be hundreds.
     return [
       team.length ? null : h("p", {}, t("inbox.admin.none")),
-      h("ul", { class: "admin-list" }, team.map((m) => row(m.user_id, m.username, "remove", removeMember)), candidates.map((a) => row(a.id, a.username, "add", addMember))),
+      h("ul", { class: "admin-list" }, team.map((m) => row(m.user_id, m.username, "remove", removeMember))),
+      candidates.length
+        ? h(
+            "details",
+            { class: "admin-candidates" },
+            h("summary", {}, t("inbox.admin.candidates", { count: candidates.length })),
+            h("ul", { class: "admin-list" }, candidates.map((a) => row(a.id, a.username, "add", addMember))),
+          )
+        : null,
     ];
   });
 }
