@@ -1,0 +1,202 @@
+/**
+ * The reporter's intake screens (protocol §20), no account: write a report, keep the
+ * receipt (shown once, two words typed back), come back with it, read and answer.
+ */
+
+import { ApiError } from "../api.js";
+import { h } from "../dom.js";
+import { t } from "../i18n.js";
+import { addMessage, checkReceipt, comeBack, submitReport, thread } from "../intake.js";
+import { sodiumReady } from "../sodium.js";
+import { button, field, handleSubmit, heading, required } from "../ui.js";
+
+const DANGER = ["unknown", "no", "yes"];
+
+function textArea(id, label, attrs = {}) {
+  const input = h("textarea", { id, name: id, rows: "4", dir: "auto", ...attrs });
+  const error = h("p", { id: `${id}-error`, class: "field-error", hidden: true });
+  input.setAttribute("aria-describedby", `${id}-error`);
+  const setError = (message) => {
+    error.textContent = message ?? "";
+    error.hidden = !message;
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  };
+  input.addEventListener("input", () => setError(null));
+  return { el: h("div", { class: "field" }, h("label", { for: id }, label), input, error), input, setError };
+}
+
+/** The report form: free text and the structured answers of §20.3. */
+export function intake(ctx) {
+  const text = textArea("intake-text", t("intakeWeb.text"), { maxlength: "20000" });
+  const language = field({ label: t("intakeWeb.language"), name: "intake-language", dir: "auto", attrs: { maxlength: "64" } });
+  const way = field({ label: t("intakeWeb.contactWay"), name: "intake-way", dir: "auto", attrs: { maxlength: "200" } });
+  const time = field({ label: t("intakeWeb.contactTime"), name: "intake-time", dir: "auto", attrs: { maxlength: "200" } });
+  const danger = h(
+    "fieldset",
+    { class: "field" },
+    h("legend", {}, t("intakeWeb.danger")),
+    DANGER.map((value) =>
+      h("label", { class: "check" }, h("input", { type: "radio", name: "intake-danger", value, checked: value === "unknown" }), " ", t(`intakeWeb.danger.${value}`)),
+    ),
+  );
+  const form = h(
+    "form",
+    { class: "stack", "aria-labelledby": "screen-title", id: "intake-form" },
+    text.el,
+    language.el,
+    way.el,
+    time.el,
+    danger,
+    h("button", { type: "submit", class: "btn primary" }, t("intakeWeb.send")),
+  );
+  handleSubmit(form, {
+    context: "intake",
+    validate: () => required(text),
+    action: async () => {
+      const receipt = await submitReport({
+        text: text.input.value,
+        language: language.input.value.trim(),
+        contactWay: way.input.value.trim(),
+        contactTime: time.input.value.trim(),
+        danger: form.querySelector('input[name="intake-danger"]:checked')?.value ?? "unknown",
+      });
+      text.input.value = "";
+      ctx.go("intakeReceipt", { receipt });
+    },
+  });
+  return [
+    heading(t("intakeWeb.title")),
+    h("p", {}, t("intakeWeb.intro")),
+    form,
+    h("p", {}, button(t("intakeWeb.haveReceipt"), () => ctx.go("intakeReturn"), "link", { id: "intake-have-receipt" })),
+    h("p", {}, button(t("common.back"), () => ctx.go("login"), "link")),
+    h("p", { class: "hint" }, t("exit.hint")),
+  ];
+}
+
+/** The receipt, once: twelve numbered words. */
+export function intakeReceipt(ctx, params) {
+  const words = params.receipt.split(" ");
+  const list = h(
+    "ol",
+    { class: "key-groups", id: "intake-receipt", dir: "ltr", lang: "en", "aria-label": t("intakeWeb.receipt.title") },
+    words.map((w, i) => h("li", { "data-word": i + 1, translate: "no" }, h("span", { class: "n", "aria-hidden": "true" }, i + 1), h("span", { class: "g" }, w))),
+  );
+  return [
+    heading(t("intakeWeb.receipt.title")),
+    h("p", {}, t("intakeWeb.receipt.intro")),
+    list,
+    h("p", {}, button(t("intakeWeb.receipt.done"), async () => {
+      const sodium = await sodiumReady();
+      let a = 1 + sodium.randombytes_uniform(words.length);
+      let b = a;
+      while (b === a) b = 1 + sodium.randombytes_uniform(words.length);
+      if (a > b) [a, b] = [b, a];
+      ctx.go("intakeConfirm", { receipt: params.receipt, ask: [a, b] });
+    }, "primary", { id: "intake-receipt-done" })),
+  ];
+}
+
+/** Type back two of the words; then the receipt is gone from the page. */
+export function intakeConfirm(ctx, params) {
+  const words = params.receipt.split(" ");
+  const [a, b] = params.ask;
+  const make = (n) =>
+    field({ label: t("intakeWeb.confirm.field", { n }), name: `word-${n}`, dir: "ltr", attrs: { autocapitalize: "none", spellcheck: "false", maxlength: "12", "data-word": n } });
+  const first = make(a);
+  const second = make(b);
+  const form = h(
+    "form",
+    { class: "stack", "aria-labelledby": "screen-title" },
+    h("p", {}, t("intakeWeb.confirm.intro", { a, b })),
+    h("div", { class: "pair" }, first.el, second.el),
+    h("button", { type: "submit", class: "btn primary" }, t("recoveryConfirm.submit")),
+  );
+  const same = (f, n) => f.input.value.trim().toLowerCase() === words[n - 1];
+  handleSubmit(form, {
+    validate: () =>
+      required(first, second) ??
+      (!same(first, a) ? { field: first, message: t("error.confirmMismatch") } : !same(second, b) ? { field: second, message: t("error.confirmMismatch") } : null),
+    action: async () => ctx.go("intakeThread", { entries: await thread() }),
+  });
+  return [heading(t("intakeWeb.confirm.title")), form];
+}
+
+/** Come back: the receipt opens her report on this device. */
+export function intakeReturn(ctx) {
+  const receipt = textArea("intake-receipt-words", t("intakeWeb.return.field"), {
+    rows: "3",
+    dir: "ltr",
+    autocapitalize: "none",
+    autocomplete: "off",
+    spellcheck: "false",
+    maxlength: "200",
+  });
+  const form = h(
+    "form",
+    { class: "stack", "aria-labelledby": "screen-title" },
+    receipt.el,
+    h("button", { type: "submit", class: "btn primary" }, t("intakeWeb.return.submit")),
+  );
+  handleSubmit(form, {
+    context: "intake",
+    validate: () => required(receipt),
+    action: async () => {
+      try {
+        await checkReceipt(receipt.input.value);
+      } catch {
+        receipt.setError(t("intakeWeb.return.bad"));
+        return;
+      }
+      let entries;
+      try {
+        entries = await comeBack(receipt.input.value);
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.code !== "receipt_unknown") throw error;
+        receipt.setError(t("intakeWeb.return.unknown"));
+        return;
+      }
+      receipt.input.value = "";
+      ctx.go("intakeThread", { entries });
+    },
+  });
+  return [
+    heading(t("intakeWeb.return.title")),
+    form,
+    h("p", {}, button(t("common.back"), () => ctx.go("intake"), "link")),
+  ];
+}
+
+function entryView(e) {
+  const who = t(e.mine ? "intakeWeb.thread.you" : "intakeWeb.thread.team");
+  const body = e.report ? e.report.text : (e.text ?? e.attachment?.name ?? "");
+  return h("li", { class: e.mine ? "mine" : "theirs", "data-seq": e.seq }, h("p", { class: "hint" }, who), h("p", { dir: "auto" }, body));
+}
+
+/** Her report's thread, and a message to the team. */
+export function intakeThread(ctx, params) {
+  const text = textArea("intake-reply", t("intakeWeb.reply"), { rows: "3", maxlength: "20000" });
+  const form = h(
+    "form",
+    { class: "stack", "aria-labelledby": "screen-title" },
+    text.el,
+    h("button", { type: "submit", class: "btn primary" }, t("intakeWeb.reply.send")),
+  );
+  handleSubmit(form, {
+    context: "intake",
+    validate: () => required(text),
+    action: async () => {
+      await addMessage(text.input.value);
+      text.input.value = "";
+      ctx.go("intakeThread", { entries: await thread() });
+    },
+  });
+  const refresh = async () => ctx.go("intakeThread", { entries: await thread() });
+  return [
+    heading(t("intakeWeb.thread.title")),
+    h("ol", { class: "stack", id: "intake-thread" }, params.entries.map(entryView)),
+    form,
+    h("p", {}, button(t("intakeWeb.refresh"), () => refresh().catch(() => {}), "secondary", { id: "intake-refresh" })),
+  ];
+}
