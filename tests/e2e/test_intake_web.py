@@ -1,0 +1,102 @@
+"""Anonymous intake in the browser (protocol §20): a reporter with no account submits from a
+phone and keeps her receipt; the team's counsel reads and replies with the Python client; she
+comes back in a fresh browser with the receipt alone, reads the reply and answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask
+from playwright.sync_api import Page, Request, expect
+
+from tests.conftest import LiveServer
+from tests.e2e.conftest import ANDROID, IPHONE, Contexts
+from tests.e2e.flows import assert_holds_none_of
+from vault.client.intake import Inbox
+from vault.protocol import intake as pin
+
+TEXT = "My employer keeps my passport and I work at the Lotus nail salon"
+REPLY = "We can help. Is Thursday safe?"
+ANSWER = "Thursday after nine works"
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The app with an easy proof of work."""
+    return make_app(HAVEN_INTAKE_POW_BITS="8")
+
+
+def record_requests(page: Page, sent: list[str]) -> None:
+    """Keep the URL and body of every request the page and its workers send."""
+
+    def seen(request: Request) -> None:
+        try:
+            body = request.post_data or ""
+        except UnicodeDecodeError:
+            body = ""
+        sent.append(f"{request.url}\n{body}")
+
+    page.context.on("request", seen)
+
+
+def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answers(
+    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+) -> None:
+    admin, _ = create_account("admin", username="admin1")
+    counsel, _ = create_account("counsel", username="intake.lawyer")
+    assert counsel.account is not None
+    admin.post("/intake/team/members", {"user_id": counsel.account.id})
+    sent: list[str] = []
+
+    page, _ = contexts.page(IPHONE)
+    record_requests(page, sent)
+    page.goto(f"{live_server.url}/app/")
+    page.click("#intake-link")
+    page.fill("#intake-text", TEXT)
+    page.fill("input[name=intake-language]", "es")
+    page.fill("input[name=intake-way]", "text message only")
+    page.fill("input[name=intake-time]", "after 21:00")
+    page.locator("input[name=intake-danger][value=yes]").check()
+    assert page.context.cookies() == [], "no cookie before the first submit"
+    page.click("#intake-form button[type=submit]")
+    words = page.locator("#intake-receipt li .g")
+    expect(words).to_have_count(12, timeout=90_000)
+    receipt = " ".join(words.all_inner_texts())
+    page.click("#intake-receipt-done")
+    for field in page.locator("input[data-word]").all():
+        field.fill(receipt.split()[int(field.get_attribute("data-word") or 0) - 1])
+    page.click("main form button[type=submit]")
+    expect(page.locator("#intake-thread li")).to_have_count(1, timeout=60_000)
+    expect(page.locator("#intake-receipt")).to_have_count(0)
+    assert_holds_none_of(page, [receipt])
+
+    inbox = Inbox(counsel)
+    [listed] = inbox.reports()
+    [first] = inbox.read(listed["id"])
+    assert first.content == pin.Report(TEXT, "es", "text message only", "after 21:00", "yes")
+    inbox.reply(listed["id"], REPLY)
+
+    back, _ = contexts.page(ANDROID)
+    record_requests(back, sent)
+    back.goto(f"{live_server.url}/app/#intake")
+    back.click("#intake-have-receipt")
+    back.fill("#intake-receipt-words", receipt.upper())
+    back.click("main form button[type=submit]")
+    thread = back.locator("#intake-thread li")
+    expect(thread).to_have_count(2, timeout=90_000)
+    expect(thread.nth(1)).to_contain_text(REPLY)
+    back.fill("#intake-reply", ANSWER)
+    back.click("main form button[type=submit]")
+    expect(thread).to_have_count(3, timeout=60_000)
+    assert_holds_none_of(back, [receipt])
+
+    assert inbox.read(listed["id"])[-1].content == ANSWER
+    listed_words = receipt.split()
+    pairs = [f"{a}{sep}{b}" for a, b in zip(listed_words, listed_words[1:]) for sep in ("", " ", "+", "%20", '","')]
+    for item in sent:
+        low = item.lower()
+        assert receipt not in low
+        for pair in pairs:
+            assert pair not in low, f"the receipt's words {pair!r} left the page"
