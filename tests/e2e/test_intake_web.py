@@ -5,6 +5,7 @@ comes back in a fresh browser with the receipt alone, reads the reply and answer
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -94,7 +95,9 @@ def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answ
 
     assert inbox.read(listed["id"])[-1].content == ANSWER
     listed_words = receipt.split()
-    pairs = [f"{a}{sep}{b}" for a, b in zip(listed_words, listed_words[1:]) for sep in ("", " ", "+", "%20", '","')]
+    pairs = [
+        f"{a}{sep}{b}" for a, b in pairwise(listed_words) for sep in ("", " ", "+", "%20", '","')
+    ]
     for item in sent:
         low = item.lower()
         assert receipt not in low
