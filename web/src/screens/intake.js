@@ -70,7 +70,7 @@ export function intake(ctx) {
     h("p", {}, t("intakeWeb.intro")),
     form,
     h("p", {}, button(t("intakeWeb.haveReceipt"), () => ctx.go("intakeReturn"), "link", { id: "intake-have-receipt" })),
-    h("p", {}, button(t("common.back"), () => ctx.go("login"), "link")),
+    h("p", {}, button(t("common.back"), () => ctx.go("login"), "link", { id: "intake-back" })),
     h("p", { class: "hint" }, t("exit.hint")),
   ];
 }
