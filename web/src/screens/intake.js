@@ -12,18 +12,8 @@ import { button, field, handleSubmit, heading, required } from "../ui.js";
 
 const DANGER = ["unknown", "no", "yes"];
 
-function textArea(id, label, attrs = {}) {
-  const input = h("textarea", { id, name: id, rows: "4", dir: "auto", ...attrs });
-  const error = h("p", { id: `${id}-error`, class: "field-error", hidden: true });
-  input.setAttribute("aria-describedby", `${id}-error`);
-  const setError = (message) => {
-    error.textContent = message ?? "";
-    error.hidden = !message;
-    if (message) input.setAttribute("aria-invalid", "true");
-    else input.removeAttribute("aria-invalid");
-  };
-  input.addEventListener("input", () => setError(null));
-  return { el: h("div", { class: "field" }, h("label", { for: id }, label), input, error), input, setError };
+function textArea(name, label, attrs = {}) {
+  return field({ label, type: "textarea", name, dir: attrs.dir ?? "auto", attrs: { rows: "4", ...attrs } });
 }
 
 /** The report form: free text and the structured answers of §20.3. */
