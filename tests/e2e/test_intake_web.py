@@ -1,16 +1,19 @@
 """Anonymous intake in the browser (protocol §20): a reporter with no account submits from a
 phone and keeps her receipt; the team's counsel reads and replies with the Python client; she
-comes back in a fresh browser with the receipt alone, reads the reply and answers."""
+comes back in a fresh browser with the receipt alone, reads the reply and answers with a
+message and a photo."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import FilePayload, Page, Request, expect
 
 from tests.conftest import LiveServer
 from tests.e2e.conftest import ANDROID, IPHONE, Contexts
@@ -21,6 +24,7 @@ from vault.protocol import intake as pin
 TEXT = "My employer keeps my passport and I work at the Lotus nail salon"
 REPLY = "We can help. Is Thursday safe?"
 ANSWER = "Thursday after nine works"
+PHOTO = os.urandom(70_000)  # two chunks of §8.2
 
 
 @pytest.fixture
@@ -89,11 +93,23 @@ def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answ
     expect(thread).to_have_count(2, timeout=90_000)
     expect(thread.nth(1)).to_contain_text(REPLY)
     back.fill("textarea[name=intake-reply]", ANSWER)
+    back.set_input_files(
+        "input[name=intake-file]",
+        files=FilePayload(name="passport.jpg", mimeType="image/jpeg", buffer=PHOTO),
+    )
     back.click("main form button[type=submit]")
-    expect(thread).to_have_count(3, timeout=60_000)
+    expect(thread).to_have_count(4, timeout=60_000)
+    with back.expect_download() as download:
+        back.click("[data-attachment]")
+    assert download.value.suggested_filename == "passport.jpg"
+    assert Path(download.value.path()).read_bytes() == PHOTO
     assert_holds_none_of(back, [receipt])
 
-    assert inbox.read(listed["id"])[-1].content == ANSWER
+    *_, attached, answered = inbox.read(listed["id"])
+    assert answered.content == ANSWER
+    assert isinstance(attached.content, pin.Attachment)
+    assert attached.content.name == "passport.jpg" and attached.content.mime_type == "image/jpeg"
+    assert inbox.fetch(listed["id"], attached.content) == PHOTO
     listed_words = receipt.split()
     pairs = [
         f"{a}{sep}{b}" for a, b in pairwise(listed_words) for sep in ("", " ", "+", "%20", '","')

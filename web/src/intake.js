@@ -5,13 +5,15 @@
  * live in this module's memory only: never in a request, a URL or browser storage.
  */
 
-import { get, post, request } from "./api.js";
+import { API, ApiError, get, post, request } from "./api.js";
 import { receiptSubkeys } from "./crypto/argon2.js";
-import { b64decode, b64encode } from "./crypto/encoding.js";
+import * as D from "./crypto/documents.js";
+import { b64decode, b64encode, bytesEqual } from "./crypto/encoding.js";
 import * as IN from "./crypto/intake.js";
 import { verifyPublicRecord } from "./crypto/keys.js";
 import { TransparencyError } from "./crypto/transparency.js";
 import { setReader, verifyContactHistory, verifyLoggedKey } from "./directory.js";
+import { mimeOf } from "./docs.js";
 import { sodiumReady } from "./sodium.js";
 
 // Counters tried between two yields to the page while solving the proof of work.
@@ -154,6 +156,60 @@ export async function thread() {
 export async function addMessage(text) {
   const sodium = await sodiumReady();
   await post("/intake/session/entries", entry(sodium, IN.messagePlaintext(text)));
+}
+
+async function raw(method, path, body) {
+  let response;
+  try {
+    response = await fetch(API + path, {
+      method,
+      body,
+      credentials: "same-origin",
+      cache: "no-store",
+      redirect: "error",
+      headers: body ? { "Content-Type": "application/octet-stream" } : {},
+    });
+  } catch {
+    throw new ApiError(0, "network", "no connection");
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new ApiError(response.status, data?.error?.code ?? "http_error", data?.error?.message ?? "");
+  }
+  return response;
+}
+
+/**
+ * Encrypt a File in memory (§20.11: a fresh file key, the stream header derived from it
+ * and the attachment id), upload it in parts, finalize, and add the entry that names it.
+ */
+export async function attachFile(file) {
+  const sodium = await sodiumReady();
+  const data = new Uint8Array(await file.arrayBuffer());
+  const id = sodium.randombytes_buf(IN.ID_BYTES);
+  const fileKey = sodium.randombytes_buf(D.KEY_BYTES);
+  const { header, ciphertext } = D.encryptContent(sodium, fileKey, data, IN.attachmentStreamHeader(sodium, fileKey, id));
+  const path = `/intake/session/attachments/${b64encode(id)}`;
+  const body = { id: b64encode(id), ciphertext_size: ciphertext.length, chunk_count: D.chunkCount(data.length), part_size: D.PART_BYTES };
+  const { upload } = await post("/intake/session/attachments", body);
+  for (let n = 1; n <= upload.part_count; n++) {
+    await raw("PUT", `${path}/parts/${n}`, ciphertext.subarray((n - 1) * upload.part_size, n * upload.part_size));
+  }
+  await post(`${path}/finalize`);
+  const mimeType = mimeOf(file);
+  const att = { id, fileKey, header, name: file.name, mimeType, size: data.length, sha256: sodium.crypto_hash_sha256(data) };
+  await post("/intake/session/entries", entry(sodium, IN.attachmentPlaintext(att)));
+}
+
+/** Download an attachment of her report; its bytes, decrypted and checked (§20.11). */
+export async function fetchAttachment(att) {
+  const sodium = await sodiumReady();
+  const response = await raw("GET", `/intake/session/attachments/${b64encode(att.id)}/content`);
+  const data = D.decryptContent(sodium, att.fileKey, att.header, new Uint8Array(await response.arrayBuffer()));
+  if (data.length !== att.size || !bytesEqual(sodium.crypto_hash_sha256(data), att.sha256)) {
+    throw new D.TamperedContent("the attachment is not the file its entry names");
+  }
+  return data;
 }
 
 /** End the intake session here and forget the keys. */

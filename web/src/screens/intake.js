@@ -6,7 +6,7 @@
 import { ApiError } from "../api.js";
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
-import { addMessage, checkReceipt, comeBack, submitReport, thread } from "../intake.js";
+import { addMessage, attachFile, checkReceipt, comeBack, fetchAttachment, submitReport, thread } from "../intake.js";
 import { sodiumReady } from "../sodium.js";
 import { button, field, handleSubmit, heading, required } from "../ui.js";
 
@@ -158,26 +158,42 @@ export function intakeReturn(ctx) {
   ];
 }
 
+function save(att) {
+  return fetchAttachment(att).then((data) => {
+    const url = URL.createObjectURL(new Blob([data], { type: att.mimeType }));
+    const a = h("a", { href: url, download: att.name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  });
+}
+
 function entryView(e) {
   const who = t(e.mine ? "intakeWeb.thread.you" : "intakeWeb.thread.team");
-  const body = e.report ? e.report.text : (e.text ?? e.attachment?.name ?? "");
-  return h("li", { class: e.mine ? "mine" : "theirs", "data-seq": e.seq }, h("p", { class: "hint" }, who), h("p", { dir: "auto" }, body));
+  const body = e.attachment
+    ? h("p", { dir: "auto" }, e.attachment.name, " ", button(t("intakeWeb.save"), () => save(e.attachment).catch(() => {}), "link", { "data-attachment": e.seq }))
+    : h("p", { dir: "auto" }, e.report ? e.report.text : e.text);
+  return h("li", { class: e.mine ? "mine" : "theirs", "data-seq": e.seq }, h("p", { class: "hint" }, who), body);
 }
 
 /** Her report's thread, and a message to the team. */
 export function intakeThread(ctx, params) {
   const text = textArea("intake-reply", t("intakeWeb.reply"), { rows: "3", maxlength: "20000" });
+  const file = field({ label: t("intakeWeb.attach"), type: "file", name: "intake-file" });
   const form = h(
     "form",
     { class: "stack", "aria-labelledby": "screen-title" },
     text.el,
+    file.el,
     h("button", { type: "submit", class: "btn primary" }, t("intakeWeb.reply.send")),
   );
   handleSubmit(form, {
     context: "intake",
-    validate: () => required(text),
+    validate: () => (file.input.files.length ? null : required(text)),
     action: async () => {
-      await addMessage(text.input.value);
+      if (file.input.files.length) await attachFile(file.input.files[0]);
+      if (text.input.value.trim()) await addMessage(text.input.value);
       text.input.value = "";
       ctx.go("intakeThread", { entries: await thread() });
     },
