@@ -47,7 +47,10 @@ def record_requests(page: Page, sent: list[str]) -> None:
 
 
 def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answers(
-    contexts: Contexts, live_server: LiveServer, create_account: Callable[..., Any]
+    contexts: Contexts,
+    live_server: LiveServer,
+    create_account: Callable[..., Any],
+    run_axe: Callable[[Page, str], list[dict[str, Any]]],
 ) -> None:
     admin, _ = create_account("admin", username="admin1")
     counsel, _ = create_account("counsel", username="intake.lawyer")
@@ -55,7 +58,8 @@ def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answ
     admin.post("/intake/team/members", {"user_id": counsel.account.id})
     sent: list[str] = []
 
-    page, _ = contexts.page(IPHONE)
+    # CSP is bypassed in these contexts only, so axe-core can be injected as a script tag.
+    page, _ = contexts.page(IPHONE, bypass_csp=True)
     record_requests(page, sent)
     page.goto(f"{live_server.url}/app/")
     page.click("#intake-link")
@@ -69,6 +73,7 @@ def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answ
     words = page.locator("#intake-receipt li .g")
     expect(words).to_have_count(12, timeout=90_000)
     receipt = " ".join(words.all_inner_texts())
+    assert run_axe(page, "intake-receipt") == []
     page.click("#intake-receipt-done")
     for field in page.locator("input[data-word]").all():
         field.fill(receipt.split()[int(field.get_attribute("data-word") or 0) - 1])
@@ -83,7 +88,7 @@ def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answ
     assert first.content == pin.Report(TEXT, "es", "text message only", "after 21:00", "yes")
     inbox.reply(listed["id"], REPLY)
 
-    back, _ = contexts.page(ANDROID)
+    back, _ = contexts.page(ANDROID, bypass_csp=True)
     record_requests(back, sent)
     back.goto(f"{live_server.url}/app/#intake")
     back.click("#intake-have-receipt")
@@ -99,6 +104,7 @@ def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answ
     )
     back.click("main form button[type=submit]")
     expect(thread).to_have_count(4, timeout=60_000)
+    assert run_axe(back, "intake-thread") == []
     with back.expect_download() as download:
         back.click("[data-attachment]")
     assert download.value.suggested_filename == "passport.jpg"
