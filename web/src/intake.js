@@ -5,7 +5,7 @@
  * live in this module's memory only: never in a request, a URL or browser storage.
  */
 
-import { API, ApiError, get, post, request } from "./api.js";
+import { API, ApiError, get, post } from "./api.js";
 import { receiptSubkeys } from "./crypto/argon2.js";
 import * as D from "./crypto/documents.js";
 import { b64decode, b64encode, bytesEqual } from "./crypto/encoding.js";
@@ -212,15 +212,25 @@ export async function fetchAttachment(att) {
   return data;
 }
 
-/** End the intake session here and forget the keys. */
-export async function endSession() {
-  forget();
-  await request("DELETE", "/intake/session").catch(() => {});
-}
-
-/** Forget the receipt's keys and the report key (quick exit, leaving the screens). */
+/**
+ * Forget the receipt's keys and the report key (quick exit, lock); a page that held them
+ * also ends the intake session without waiting (keepalive: it survives the page leaving),
+ * so whoever picks the phone up next cannot reopen her report from this browser.
+ */
 export function forget() {
+  if (mine === null) return;
   mine = null;
+  try {
+    fetch(`${API}/intake/session`, {
+      method: "DELETE",
+      keepalive: true,
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { "Content-Type": "application/json" },
+    }).catch(() => {});
+  } catch {
+    /* leaving anyway */
+  }
 }
 
 /** Verify and decrypt every entry: [{seq, mine, report?|text?|attachment?}]. */
