@@ -6,6 +6,7 @@ message and a photo."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
@@ -16,7 +17,7 @@ from flask import Flask
 from playwright.sync_api import FilePayload, Page, Request, expect
 
 from tests.conftest import LiveServer
-from tests.e2e.conftest import ANDROID, IPHONE, Contexts
+from tests.e2e.conftest import ANDROID, IPHONE, NEUTRAL, Contexts
 from tests.e2e.flows import assert_holds_none_of
 from vault.client.intake import Inbox
 from vault.protocol import intake as pin
@@ -44,6 +45,16 @@ def record_requests(page: Page, sent: list[str]) -> None:
         sent.append(f"{request.url}\n{body}")
 
     page.context.on("request", seen)
+
+
+def cookies_cleared(page: Page, url: str) -> bool:
+    """Whether the browser drops its cookies for the server (polls a few seconds)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if page.context.cookies(url) == []:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answers(
@@ -110,6 +121,10 @@ def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answ
     assert download.value.suggested_filename == "passport.jpg"
     assert Path(download.value.path()).read_bytes() == PHOTO
     assert_holds_none_of(back, [receipt])
+    assert back.context.cookies(live_server.url) != []
+    back.click("#quick-exit")
+    back.wait_for_url(NEUTRAL)
+    assert cookies_cleared(back, live_server.url), "quick exit ends her intake session here"
 
     *_, attached, answered = inbox.read(listed["id"])
     assert answered.content == ANSWER

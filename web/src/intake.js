@@ -5,7 +5,7 @@
  * live in this module's memory only: never in a request, a URL or browser storage.
  */
 
-import { API, ApiError, get, post } from "./api.js";
+import { API, ApiError, beacon, get, post } from "./api.js";
 import { receiptSubkeys } from "./crypto/argon2.js";
 import * as D from "./crypto/documents.js";
 import { b64decode, b64encode, bytesEqual } from "./crypto/encoding.js";
@@ -220,17 +220,7 @@ export async function fetchAttachment(att) {
 export function forget() {
   if (mine === null) return;
   mine = null;
-  try {
-    fetch(`${API}/intake/session`, {
-      method: "DELETE",
-      keepalive: true,
-      credentials: "same-origin",
-      cache: "no-store",
-      headers: { "Content-Type": "application/json" },
-    }).catch(() => {});
-  } catch {
-    /* leaving anyway */
-  }
+  beacon("DELETE", "/intake/session");
 }
 
 /** Verify and decrypt every entry: [{seq, mine, report?|text?|attachment?}]. */
