@@ -57,6 +57,8 @@ SCREENS = (
     "login",
     "safety-plan",
     "invite-code",
+    "intake",
+    "intake-return",
     "login-error",
     "recover",
     "share-recover",
@@ -136,6 +138,12 @@ def walk_every_screen(
     page.click("#have-invite")
     at("invite-code")
     page.locator("main p button.link").click()
+    page.click("#intake-link")  # anonymous intake (§20): the report form, the come-back screen
+    at("intake")
+    page.click("#intake-have-receipt")
+    at("intake-return")
+    page.locator("main p button.link").click()
+    page.click("#intake-back")
     page.fill("input[name=username]", name)
     page.fill("input[name=passphrase]", "not the right passphrase")
     page.click("form button[type=submit]")

@@ -58,14 +58,19 @@ export const get = (path) => request("GET", path);
  * (keepalive), which sendBeacon cannot do with a JSON content type.
  */
 export function logoutBeacon() {
+  beacon("POST", "/auth/logout");
+}
+
+/** Send a write without waiting for its answer, surviving the page being replaced. */
+export function beacon(method, path) {
   try {
-    fetch(`${API}/auth/logout`, {
-      method: "POST",
+    fetch(API + path, {
+      method,
       keepalive: true,
       credentials: "same-origin",
       cache: "no-store",
       headers: { "Content-Type": "application/json" },
-      body: "{}",
+      body: method === "DELETE" ? undefined : "{}",
     }).catch(() => {});
   } catch {
     /* leaving anyway */

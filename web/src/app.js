@@ -16,6 +16,8 @@ import * as documentScreens from "./screens/documents.js";
 import * as duressScreens from "./screens/duress.js";
 import { factorSignIn, factors } from "./screens/factors.js";
 import * as homeScreens from "./screens/home.js";
+import * as intakeScreens from "./screens/intake.js";
+import { forget as forgetIntake } from "./intake.js";
 import * as keyScreens from "./screens/keys.js";
 import * as linkScreens from "./screens/links.js";
 import { parseFragment as parseLinkFragment } from "./crypto/links.js";
@@ -30,7 +32,7 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, shares: shareScreens.shares, shareRecover: shareScreens.shareRecover, factorSignIn, factors, inviteCode, safetyPlan, admin, inbox, inboxReport };
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, shares: shareScreens.shares, shareRecover: shareScreens.shareRecover, factorSignIn, factors, inviteCode, safetyPlan, admin, inbox, inboxReport, ...intakeScreens };
 const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "links", "shares", "factors", "admin", "inbox", "inboxReport"]);
 
 let current = { name: "login", params: {} };
@@ -100,6 +102,7 @@ function forgetAll() {
   closeStreams();
   forgetSigners();
   forgetSenders();
+  forgetIntake();
   session.lock();
 }
 
@@ -183,6 +186,11 @@ function takeInvite() {
   const invite = parseInviteFragment(fragment);
   const link = parseLinkFragment(fragment);
   if (fragment || location.search) history.replaceState(history.state, "", location.pathname);
+  if (fragment === "#intake") {
+    // The intake page's own address (§20): no account, nothing in the fragment to keep.
+    current = { name: "intake", params: {} };
+    return true;
+  }
   if (link) {
     // An outside link (§23): its secret stays in this page's memory only.
     current = { name: "linkOpen", params: { secret: link } };

@@ -14,6 +14,15 @@ import * as KT from "./crypto/transparency.js";
 import { sodiumReady } from "./sodium.js";
 
 const logKeys = new Map();
+let read = get;
+
+/**
+ * Where the directory's reads go: the API (null), or a getter answering them from other
+ * material, such as the intake team's bundle for a reporter without an account (§20.1).
+ */
+export function setReader(getter) {
+  read = getter ?? get;
+}
 let pinned = null;
 let headStore = { head: () => null, pin: async () => {} };
 
@@ -23,7 +32,7 @@ export function setHeadStore(store) {
 }
 
 async function trustLogKeys(sodium) {
-  const { log_keys: chain } = await get("/directory/log-keys");
+  const { log_keys: chain } = await read("/directory/log-keys");
   let previous = null;
   for (const item of chain) {
     const publicKey = b64decode(item.public_key);
@@ -59,7 +68,7 @@ export function witnessPolicy() {
 /** The size and root of the newest checkpoint a quorum of the page's witnesses cosigned. */
 async function witnessedSize(sodium, policy) {
   if (logKeys.size === 0) await trustLogKeys(sodium);
-  const answer = await get("/directory/checkpoint");
+  const answer = await read("/directory/checkpoint");
   const witnessKeys = policy.witnesses.map((v) => CP.parseVerifierKey(sodium, v));
   const check = () =>
     CP.verifyCosigned(sodium, answer.checkpoint, [...logKeys.values()].map((pk) => CP.logVerifier(sodium, policy.origin, pk)), witnessKeys, policy.quorum);
@@ -92,12 +101,12 @@ export async function refreshHead() {
   let data;
   if (policy.quorum > 0) {
     const checked = await witnessedSize(sodium, policy);
-    ({ head: data } = await get(`/directory/heads/${checked.size}`));
+    ({ head: data } = await read(`/directory/heads/${checked.size}`));
     if (data.size !== checked.size || data.root !== b64encode(checked.root)) {
       throw new KT.TransparencyError("the signed head differs from the cosigned checkpoint");
     }
   } else {
-    ({ head: data } = await get("/directory/head"));
+    ({ head: data } = await read("/directory/head"));
   }
   const head = KT.headFromJson(data);
   if (!logKeys.has(head.keyVersion)) await trustLogKeys(sodium);
@@ -109,7 +118,7 @@ export async function refreshHead() {
   const olds = [pinned, stored && (!pinned || stored.size !== pinned.size) ? stored : null].filter(Boolean);
   for (const old of olds) {
     if (head.size < old.size) throw new KT.TransparencyError("the log shrank: the server rolled it back");
-    const { proof } = await get(`/directory/proofs/consistency?from=${old.size}&to=${head.size}`);
+    const { proof } = await read(`/directory/proofs/consistency?from=${old.size}&to=${head.size}`);
     KT.verifyConsistency(sodium, old.size, head.size, proof.map(b64decode), old.root, head.root);
   }
   pinned = head;
@@ -142,7 +151,7 @@ export async function verifyLoggedKey(userId, record) {
   });
   // The answer is {proof} only: the entry is rebuilt from the record, so a proof that
   // leads to the root proves the log holds exactly this record at that index.
-  const { proof } = await get(`/directory/proofs/inclusion?index=${record.log_index}&size=${head.size}`);
+  const { proof } = await read(`/directory/proofs/inclusion?index=${record.log_index}&size=${head.size}`);
   if (!Array.isArray(proof)) throw new KT.TransparencyError(`key of ${userId} is not in the log`);
   try {
     KT.verifyInclusion(sodium, KT.leafHash(sodium, entry), record.log_index, head.size, proof.map(b64decode), head.root);
@@ -162,7 +171,7 @@ const histories = new Set();
 export async function verifyContactHistory(userId, record) {
   const cacheKey = [userId, record.version, ...[record.x25519, record.ed25519, record.signature].map(b64encode)].join("|");
   if (histories.has(cacheKey)) return;
-  const answer = await get(`/users/${encodeURIComponent(userId)}/keys`);
+  const answer = await read(`/users/${encodeURIComponent(userId)}/keys`);
   if (!Array.isArray(answer.entries)) {
     throw new KT.TransparencyError(`the server does not show the log's history of ${userId}`);
   }
@@ -175,7 +184,7 @@ export async function verifyContactHistory(userId, record) {
  * are one per version 1 … current and the current one holds my keys (`record`, verified).
  */
 export async function monitorSelf(userId, record) {
-  const { entries } = await get("/directory/mine");
+  const { entries } = await read("/directory/mine");
   KT.checkPublishHistory(entries, { userId, version: record.version, x25519: record.x25519, ed25519: record.ed25519 }, { mine: true });
 }
 

@@ -110,7 +110,8 @@ export async function listDocuments(caseId, members) {
   return out;
 }
 
-function mimeOf(file) {
+/** The media type to record for a File: its own when well-formed, else octet-stream. */
+export function mimeOf(file) {
   const type = (file.type || "").toLowerCase().split(";")[0].trim();
   return /^[a-z0-9][a-z0-9!#$&^_.+-]*\/[a-z0-9][a-z0-9!#$&^_.+-]*$/.test(type) && type.length <= 127
     ? type

@@ -155,10 +155,16 @@ export function parentScreen({ name, params }) {
       return { name: "inbox", params: {} };
     case "recover":
     case "shareRecover":
+    case "intake":
       return { name: "login", params: {} };
+    case "intakeReturn":
+      return { name: "intake", params: {} };
     case "recoveryConfirm":
       return { name: "recoveryShow", params: { formatted: params.formatted, rotated: params.rotated } };
+    case "intakeConfirm":
+      return { name: "intakeReceipt", params: { receipt: params.receipt } };
     case "recoveryShow":
+    case "intakeReceipt":
       return "stay";
     default:
       return null;

@@ -21,17 +21,17 @@ export function heading(text) {
 }
 
 /**
- * A labelled input with an optional hint and its own error line, wired with
- * aria-describedby and aria-invalid. Returns `{el, input, setError}`.
+ * A labelled input (a textarea for type "textarea") with an optional hint and its own
+ * error line, wired with aria-describedby and aria-invalid. Returns `{el, input, setError}`.
  */
 export function field({ label, hint, type = "text", name, autocomplete, dir, attrs = {} }) {
   const id = uid(name);
   const hintId = hint ? `${id}-hint` : null;
   const errId = `${id}-error`;
-  const input = h("input", {
+  const input = h(type === "textarea" ? "textarea" : "input", {
     id,
     name,
-    type,
+    type: type === "textarea" ? null : type,
     autocomplete: autocomplete ?? "off",
     dir,
     "aria-describedby": [hintId, errId].filter(Boolean).join(" "),

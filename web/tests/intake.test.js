@@ -14,6 +14,7 @@ import {
   openEntry,
   openReportKey,
   receiptEntropy,
+  receiptKeyPairs,
   receiptKeys,
   receiptSalt,
   receiptSeed,
@@ -84,6 +85,24 @@ test("the proof of work", () => {
   const digest = sodium.crypto_generichash(32, new Uint8Array([...b64decode(p.challenge), ...nonce]), null);
   assert.equal(b64encode(digest), p.digest);
   assert.ok(leadingZeroBits(digest) >= p.difficulty);
+});
+
+test("the proof of work in slices (the page yields between them) finds the same nonce", () => {
+  const p = v.pow;
+  const challenge = b64decode(p.challenge);
+  let nonce = null;
+  let start = 0;
+  for (; nonce === null; start += 64) nonce = solveProof(sodium, challenge, p.difficulty, start, 64);
+  assert.equal(b64encode(nonce), p.nonce);
+  const counter = new DataView(nonce.buffer, nonce.byteOffset, 8).getUint32(0, true);
+  if (counter >= 64) assert.equal(solveProof(sodium, challenge, p.difficulty, 0, counter), null);
+});
+
+test("the key pairs of a receipt's two seeds are those of its seed", () => {
+  const seed = receiptSeed(sodium, b64decode(v.receipt.entropy));
+  const boxSeed = sodium.crypto_kdf_derive_from_key(32, 1, "haven-ir", seed);
+  const signSeed = sodium.crypto_kdf_derive_from_key(32, 2, "haven-ir", seed);
+  assert.deepEqual(receiptKeyPairs(sodium, boxSeed, signSeed), receiptKeys(sodium, seed));
 });
 
 test("an attachment: its stream header, content and entry", () => {

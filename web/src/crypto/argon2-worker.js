@@ -20,8 +20,10 @@ self.onmessage = async (event) => {
     await sodium.ready;
     const master = deriveMasterKey(sodium, passphrase, params);
     sodium.memzero(passphrase);
-    // A recovery request (§22.5) asks for the "haven-sr" subkeys 1 and 2 instead.
-    const { authKey, wrapKey } = context === "haven-sr" ? subkeys(sodium, master, context) : passphraseSubkeys(sodium, master);
+    // A recovery request (§22.5) asks for the "haven-sr" subkeys 1 and 2 instead, an intake
+    // receipt (§20.2) for the "haven-ir" ones (its box and signing seeds).
+    const own = context === "haven-sr" || context === "haven-ir";
+    const { authKey, wrapKey } = own ? subkeys(sodium, master, context) : passphraseSubkeys(sodium, master);
     sodium.memzero(master);
     self.postMessage({ authKey, wrapKey }, [authKey.buffer, wrapKey.buffer]);
   } catch (error) {

@@ -3,7 +3,7 @@
  * answers, whatever the answer.
  */
 
-import { checkKdfParams, normalizePassphrase, WeakParameters } from "./kdf.js";
+import { ARGON2ID, DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT, checkKdfParams, normalizePassphrase, WeakParameters } from "./kdf.js";
 
 /* global ARGON2_WORKER_URL, ARGON2_WORKER_SRI */
 
@@ -32,9 +32,20 @@ function verifyWorker() {
  * Parameters are checked here first, so weak or hostile ones never reach the worker.
  */
 export async function passphraseKeys(passphrase, kdf, context = null) {
-  const params = checkKdfParams(kdf);
+  return derive(normalizePassphrase(passphrase), checkKdfParams(kdf), context);
+}
+
+/**
+ * The "haven-ir" subkeys 1 and 2 (box seed, signing seed) of an intake receipt's Argon2id
+ * seed (§20.2), in the same worker; `entropy` is wiped by the transfer.
+ */
+export function receiptSubkeys(entropy, salt) {
+  const params = checkKdfParams({ alg: ARGON2ID, salt, opslimit: DEFAULT_OPSLIMIT, memlimit: DEFAULT_MEMLIMIT });
+  return derive(entropy, params, "haven-ir");
+}
+
+async function derive(bytes, params, context) {
   await verifyWorker();
-  const bytes = normalizePassphrase(passphrase);
   return new Promise((resolve, reject) => {
     const worker = new Worker(ARGON2_WORKER_URL, { name: "kdf" });
     const done = () => worker.terminate();

@@ -86,8 +86,12 @@ export function lookupId(sodium, boxPublic, signPublic) {
 
 /** The box and signing key pairs of a receipt's seed, and the lookup id. */
 export function receiptKeys(sodium, seed) {
-  const box = sodium.crypto_box_seed_keypair(deriveSubkey(sodium, seed, 1, CTX_RECEIPT));
-  const signSeed = deriveSubkey(sodium, seed, 2, CTX_RECEIPT);
+  return receiptKeyPairs(sodium, deriveSubkey(sodium, seed, 1, CTX_RECEIPT), deriveSubkey(sodium, seed, 2, CTX_RECEIPT));
+}
+
+/** The key pairs and lookup id of a receipt's box and signing seeds ("haven-ir" subkeys 1, 2). */
+export function receiptKeyPairs(sodium, boxSeed, signSeed) {
+  const box = sodium.crypto_box_seed_keypair(boxSeed);
   const sign = sodium.crypto_sign_seed_keypair(signSeed);
   return {
     boxPublic: box.publicKey,
@@ -238,16 +242,20 @@ export function leadingZeroBits(digest) {
   return count;
 }
 
-/** An 8-byte nonce (little-endian counter from `start`) meeting the difficulty. */
-export function solveProof(sodium, challenge, difficulty, start = 0) {
+/**
+ * An 8-byte nonce (little-endian counter from `start`) meeting the difficulty; null when
+ * none of the `limit` counters from `start` does (so a page can yield between rounds).
+ */
+export function solveProof(sodium, challenge, difficulty, start = 0, limit = Infinity) {
   const input = new Uint8Array(challenge.length + POW_NONCE_BYTES);
   input.set(challenge);
   const view = new DataView(input.buffer, challenge.length, POW_NONCE_BYTES);
-  for (let counter = start; ; counter++) {
+  for (let counter = start; counter < start + limit; counter++) {
     view.setUint32(0, counter >>> 0, true);
     view.setUint32(4, Math.floor(counter / 2 ** 32), true);
     if (leadingZeroBits(sodium.crypto_generichash(32, input, null)) >= difficulty) {
       return input.slice(challenge.length);
     }
   }
+  return null;
 }

@@ -78,6 +78,7 @@ export function login(ctx, params) {
     form,
     h("p", {}, button(t("login.forgot"), () => ctx.go("recover"), "link")),
     h("div", { class: "more" }, button(t("traces.haveInvite"), () => ctx.go("inviteCode"), "link", { id: "have-invite" })),
+    h("div", { class: "more" }, button(t("intakeWeb.link"), () => ctx.go("intake"), "link", { id: "intake-link" })),
     h("p", { class: "hint" }, t("exit.hint")),
     h("div", { class: "more" }, safetyPlanButton(ctx, { name: "login", params: {} })),
   ];

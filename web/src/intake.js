@@ -1,0 +1,253 @@
+/**
+ * Anonymous intake in the page (docs/protocol.md §20), mirroring vault/client/intake.py:
+ * check the team's keys through GET /intake/team's bundle, solve the proof of work in
+ * slices, submit, come back with the receipt, read and answer. The receipt and its keys
+ * live in this module's memory only: never in a request, a URL or browser storage.
+ */
+
+import { API, ApiError, beacon, get, post } from "./api.js";
+import { receiptSubkeys } from "./crypto/argon2.js";
+import * as D from "./crypto/documents.js";
+import { b64decode, b64encode, bytesEqual } from "./crypto/encoding.js";
+import * as IN from "./crypto/intake.js";
+import { verifyPublicRecord } from "./crypto/keys.js";
+import { TransparencyError } from "./crypto/transparency.js";
+import { setReader, verifyContactHistory, verifyLoggedKey } from "./directory.js";
+import { mimeOf } from "./docs.js";
+import { sodiumReady } from "./sodium.js";
+
+// Counters tried between two yields to the page while solving the proof of work.
+const POW_SLICE = 4096;
+
+let mine = null; // {keys, reportId, reportKey} of the report this page holds
+
+/**
+ * The directory reads a signed-in client makes, answered from the team bundle (as
+ * TeamBundle does in the Python client); anything else is refused.
+ */
+function bundleReader(team) {
+  const members = new Map(team.members.map((m) => [m.user_id, m]));
+  const head = team.head;
+  return async (path) => {
+    const [route, query = ""] = path.split("?");
+    const params = new URLSearchParams(query);
+    if (route === "/directory/log-keys") return { log_keys: team.log_keys };
+    if (route === "/directory/checkpoint" && team.checkpoint !== null) return team.checkpoint;
+    if (route === "/directory/head" || route === `/directory/heads/${head.size}`) return { head };
+    if (route === "/directory/proofs/inclusion" && Number(params.get("size")) === head.size) {
+      const member = [...members.values()].find((m) => m.public_keys.log_index === Number(params.get("index")));
+      if (member) return { proof: member.inclusion };
+    }
+    // The head pinned earlier in this page is this one: nothing to prove.
+    if (route === "/directory/proofs/consistency" && params.get("from") === params.get("to")) return { proof: [] };
+    const user = /^\/users\/([^/]+)\/keys$/.exec(route);
+    if (user && members.has(decodeURIComponent(user[1]))) return members.get(decodeURIComponent(user[1])).history;
+    throw new TransparencyError(`the intake team's answer lacks ${route}`);
+  };
+}
+
+/** A member's key record of `version`: self-signature, inclusion and history checked. */
+async function memberRecord(team, userId, version) {
+  const member = team.members.find((m) => m.user_id === userId);
+  const published = member?.history.keys.find((r) => Number(r.version) === version);
+  if (!published) throw new TransparencyError(`no key ${version} of ${userId} on the intake team`);
+  const record = verifyPublicRecord(await sodiumReady(), published, member.username);
+  setReader(bundleReader(team));
+  try {
+    await verifyLoggedKey(userId, published);
+    await verifyContactHistory(userId, record);
+  } finally {
+    setReader(null);
+  }
+  return record;
+}
+
+/** Fetch the team and check every member's current keys; {team, records: [[id, record]]}. */
+async function checkedTeam() {
+  const team = await get("/intake/team");
+  if (!team.members.length) throw new TransparencyError("the intake team is empty");
+  const records = [];
+  for (const m of team.members) records.push([m.user_id, await memberRecord(team, m.user_id, Number(m.public_keys.version))]);
+  return { team, records };
+}
+
+/** A fresh challenge and its solution, yielding to the page between slices. */
+async function proof(sodium) {
+  const answer = await post("/intake/challenges");
+  const challenge = b64decode(answer.challenge);
+  for (let start = 0; ; start += POW_SLICE) {
+    const nonce = IN.solveProof(sodium, challenge, Number(answer.difficulty), start, POW_SLICE);
+    if (nonce) return { challenge: answer.challenge, nonce: b64encode(nonce) };
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+}
+
+/** The receipt's keys, Argon2id in the worker. */
+async function keysOf(sodium, entropy) {
+  const { authKey: boxSeed, wrapKey: signSeed } = await receiptSubkeys(entropy, IN.receiptSalt(sodium));
+  return IN.receiptKeyPairs(sodium, boxSeed, signSeed);
+}
+
+function entry(sodium, plaintext) {
+  const id = sodium.randombytes_buf(IN.ID_BYTES);
+  const blob = IN.sealEntry(sodium, mine.reportKey, mine.reportId, id, IN.REPORTER, plaintext);
+  const signed = IN.entrySigned(mine.reportId, id, IN.REPORTER, 0, blob);
+  const signature = sodium.crypto_sign_detached(signed, mine.keys.signSecret);
+  return { id: b64encode(id), ciphertext: b64encode(blob), signature: b64encode(signature) };
+}
+
+/**
+ * Encrypt a report ({text, language, contactWay, contactTime, danger}) to the checked
+ * team and send it with a solved proof; the receipt (twelve words) to show once.
+ */
+export async function submitReport(report) {
+  const sodium = await sodiumReady();
+  const { records } = await checkedTeam();
+  const plaintext = IN.reportPlaintext(report);
+  const entropy = sodium.randombytes_buf(16);
+  const receipt = IN.receiptWords(sodium, entropy);
+  const keys = await keysOf(sodium, entropy);
+  const reportId = sodium.randombytes_buf(IN.ID_BYTES);
+  const reportKey = sodium.randombytes_buf(32);
+  mine = { keys, reportId, reportKey };
+  const body = {
+    id: b64encode(reportId),
+    box_public_key: b64encode(keys.boxPublic),
+    sign_public_key: b64encode(keys.signPublic),
+    reporter_key: b64encode(IN.sealReportKey(sodium, reportId, reportKey, 0, keys.boxPublic)),
+    team_keys: records.map(([userId, r]) => ({
+      user_id: userId,
+      sealed_key: b64encode(IN.sealReportKey(sodium, reportId, reportKey, r.version, r.x25519)),
+    })),
+    entry: entry(sodium, plaintext),
+    proof: await proof(sodium),
+  };
+  await post("/intake/reports", body);
+  return receipt;
+}
+
+/** Check a typed receipt; throws IN.ReceiptError before any work or request. */
+export async function checkReceipt(text) {
+  IN.receiptEntropy(await sodiumReady(), text);
+}
+
+/** Open an intake session with the receipt alone; the decrypted thread. */
+export async function comeBack(text) {
+  const sodium = await sodiumReady();
+  const keys = await keysOf(sodium, IN.receiptEntropy(sodium, text));
+  const { challenge } = await post("/intake/challenges");
+  const signed = IN.sessionSigned(b64decode(challenge), keys.lookup);
+  const answer = await post("/intake/session", {
+    lookup: b64encode(keys.lookup),
+    challenge,
+    signature: b64encode(sodium.crypto_sign_detached(signed, keys.signSecret)),
+  });
+  mine = { keys, reportId: null, reportKey: null };
+  return openThread(sodium, answer.report);
+}
+
+/** The thread as it is now. */
+export async function thread() {
+  const { report } = await get("/intake/session/report");
+  return openThread(await sodiumReady(), report);
+}
+
+/** Add a message to her report. */
+export async function addMessage(text) {
+  const sodium = await sodiumReady();
+  await post("/intake/session/entries", entry(sodium, IN.messagePlaintext(text)));
+}
+
+async function raw(method, path, body) {
+  let response;
+  try {
+    response = await fetch(API + path, {
+      method,
+      body,
+      credentials: "same-origin",
+      cache: "no-store",
+      redirect: "error",
+      headers: body ? { "Content-Type": "application/octet-stream" } : {},
+    });
+  } catch {
+    throw new ApiError(0, "network", "no connection");
+  }
+  if (!response.ok) {
+    const data = await response.json().catch(() => null);
+    throw new ApiError(response.status, data?.error?.code ?? "http_error", data?.error?.message ?? "");
+  }
+  return response;
+}
+
+/**
+ * Encrypt a File in memory (§20.11: a fresh file key, the stream header derived from it
+ * and the attachment id), upload it in parts, finalize, and add the entry that names it.
+ */
+export async function attachFile(file) {
+  const sodium = await sodiumReady();
+  const data = new Uint8Array(await file.arrayBuffer());
+  const id = sodium.randombytes_buf(IN.ID_BYTES);
+  const fileKey = sodium.randombytes_buf(D.KEY_BYTES);
+  const { header, ciphertext } = D.encryptContent(sodium, fileKey, data, IN.attachmentStreamHeader(sodium, fileKey, id));
+  const path = `/intake/session/attachments/${b64encode(id)}`;
+  const body = { id: b64encode(id), ciphertext_size: ciphertext.length, chunk_count: D.chunkCount(data.length), part_size: D.PART_BYTES };
+  const { upload } = await post("/intake/session/attachments", body);
+  for (let n = 1; n <= upload.part_count; n++) {
+    await raw("PUT", `${path}/parts/${n}`, ciphertext.subarray((n - 1) * upload.part_size, n * upload.part_size));
+  }
+  await post(`${path}/finalize`);
+  const mimeType = mimeOf(file);
+  const att = { id, fileKey, header, name: file.name, mimeType, size: data.length, sha256: sodium.crypto_hash_sha256(data) };
+  await post("/intake/session/entries", entry(sodium, IN.attachmentPlaintext(att)));
+}
+
+/** Download an attachment of her report; its bytes, decrypted and checked (§20.11). */
+export async function fetchAttachment(att) {
+  const sodium = await sodiumReady();
+  const response = await raw("GET", `/intake/session/attachments/${b64encode(att.id)}/content`);
+  const data = D.decryptContent(sodium, att.fileKey, att.header, new Uint8Array(await response.arrayBuffer()));
+  if (data.length !== att.size || !bytesEqual(sodium.crypto_hash_sha256(data), att.sha256)) {
+    throw new D.TamperedContent("the attachment is not the file its entry names");
+  }
+  return data;
+}
+
+/**
+ * Forget the receipt's keys and the report key (quick exit, lock); a page that held them
+ * also ends the intake session without waiting (keepalive: it survives the page leaving),
+ * so whoever picks the phone up next cannot reopen her report from this browser.
+ */
+export function forget() {
+  if (mine === null) return;
+  mine = null;
+  beacon("DELETE", "/intake/session");
+}
+
+/** Verify and decrypt every entry: [{seq, mine, report?|text?|attachment?}]. */
+async function openThread(sodium, report) {
+  const rid = b64decode(report.id);
+  mine.reportId = rid;
+  mine.reportKey = IN.openReportKey(sodium, b64decode(report.sealed_key), rid, 0, mine.keys.boxPublic, mine.keys.boxSecret);
+  const out = [];
+  let team = null; // fetched once a reply needs a member's key
+  for (const item of report.entries) {
+    const author = item.author_id ?? IN.REPORTER;
+    const version = Number(item.key_version);
+    let key;
+    if (item.author_id === null) key = b64decode(report.sign_public_key);
+    else {
+      team ??= await get("/intake/team");
+      key = (await memberRecord(team, author, version)).ed25519;
+    }
+    const eid = b64decode(item.id);
+    const blob = b64decode(item.ciphertext);
+    const signed = IN.entrySigned(rid, eid, author, version, blob);
+    if (!sodium.crypto_sign_verify_detached(b64decode(item.signature), signed, key)) {
+      throw new TransparencyError(`entry ${item.seq} is not signed by its author`);
+    }
+    const content = IN.openEntry(sodium, mine.reportKey, rid, eid, author, blob);
+    if ((item.seq === 1) !== Boolean(content.report)) throw new TransparencyError("only the first entry is the report");
+    out.push({ seq: item.seq, mine: item.author_id === null, ...content });
+  }
+  return out;
+}
