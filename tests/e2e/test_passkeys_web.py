@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.e2e.conftest import IPHONE, Contexts
+from tests.e2e.flows import sign_in
 from vault.client.documents import Documents
 
 
@@ -57,13 +58,6 @@ def authenticator(page: Page) -> None:
     cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})
 
 
-def sign_in(page: Page, username: str) -> None:
-    """Username and passphrase on the sign-in screen."""
-    page.fill("input[name=username]", username)
-    page.fill("input[name=passphrase]", PASSPHRASE)
-    page.click("form button[type=submit]")
-
-
 def add_passkey(page: Page, name: str) -> None:
     """Name and add a passkey on the factors screen; wait until it is listed."""
     page.fill("#passkey-add input[name=passkey-name]", name)
@@ -81,7 +75,7 @@ def test_counsel_enrols_a_passkey_and_needs_it_at_the_next_sign_in(
     page, watch = contexts.page(IPHONE, bypass_csp=True)
     authenticator(page)
     page.goto(f"{live_server.url}/app/")
-    sign_in(page, "counsel.pk")
+    sign_in(page, "counsel.pk", PASSPHRASE)
     expect(page.locator("#factor-required")).to_be_visible(timeout=60_000)
     add_passkey(page, "Work phone")
     expect(page.locator("#passkeys .passkey")).to_contain_text("opens your account")
@@ -93,7 +87,7 @@ def test_counsel_enrols_a_passkey_and_needs_it_at_the_next_sign_in(
 
     page.locator("main > p button.link").last.click()
     page.click("#logout")
-    sign_in(page, "counsel.pk")
+    sign_in(page, "counsel.pk", PASSPHRASE)
     expect(page.locator("#passkey-factor")).to_be_visible(timeout=60_000)
     expect(page.locator("#logout")).to_have_count(0)
     assert run_axe(page, "passkey-factor") == []
@@ -115,7 +109,7 @@ def test_survivor_signs_in_with_her_passkey_alone_until_she_removes_it(
     page, watch = contexts.page(IPHONE)
     authenticator(page)
     page.goto(f"{live_server.url}/app/")
-    sign_in(page, "amal")
+    sign_in(page, "amal", PASSPHRASE)
     page.click("#open-factors", timeout=60_000)
     add_passkey(page, "My phone")
     expect(page.locator("#passkeys .passkey")).to_contain_text("opens your account")

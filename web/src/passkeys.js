@@ -6,7 +6,7 @@
 
 import { get, post } from "./api.js";
 import { b64decode, b64encode } from "./crypto/encoding.js";
-import { PRF_INPUT, prfWrapKey } from "./crypto/passkeys.js";
+import { PRF_INPUT, credentialJson, prfWrapKey } from "./crypto/passkeys.js";
 import { factorError } from "./factors.js";
 import { t } from "./i18n.js";
 import { session } from "./session.js";
@@ -41,22 +41,6 @@ const prfAsk = () => ({ prf: { eval: { first: PRF_INPUT } } });
 function prfOutput(credential) {
   const first = credential.getClientExtensionResults?.().prf?.results?.first;
   return first ? bytes(first) : null;
-}
-
-/** An answer as the JSON of `PublicKeyCredential.toJSON()`, without extension outputs. */
-function credentialJson(credential) {
-  const r = credential.response;
-  const response = { clientDataJSON: encode(r.clientDataJSON) };
-  if (r.attestationObject) {
-    response.attestationObject = encode(r.attestationObject);
-    response.transports = r.getTransports?.() ?? [];
-  } else {
-    response.authenticatorData = encode(r.authenticatorData);
-    response.signature = encode(r.signature);
-    if (r.userHandle) response.userHandle = encode(r.userHandle);
-  }
-  // Never the PRF output: it would let the server open the PRF copy of the keys.
-  return { id: credential.id, rawId: encode(credential.rawId), type: credential.type, response, clientExtensionResults: {}, authenticatorAttachment: credential.authenticatorAttachment ?? null };
 }
 
 /** navigator.credentials.get for the server's request options, asking for the PRF output. */
