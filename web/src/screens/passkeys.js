@@ -8,7 +8,7 @@ import { button, field, handleSubmit, required } from "../ui.js";
 
 /** A button running `call`; a refusal or cancel shows beside it. */
 function actionButton(text, call, kind, attrs) {
-  const status = h("p", { role: "status", class: "form-error" });
+  const status = h("p", { role: "status", class: "passkey-status" });
   const run = button(text, async () => {
     status.textContent = "";
     run.disabled = true;
