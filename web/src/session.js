@@ -58,6 +58,7 @@ class Session {
 
   constructor() {
     this.account = null;
+    this.pendingMethods = null;
     this.lockHooks = new Set();
     attachAccount(() => this.account);
   }
@@ -218,6 +219,7 @@ class Session {
   #forgetPending(sodium) {
     if (this.#pendingWrapKey) wipe(sodium, this.#pendingWrapKey);
     this.#pendingWrapKey = null;
+    this.pendingMethods = null;
   }
 
   /** Whether a sign-in waits for its second factor. */
@@ -334,6 +336,7 @@ class Session {
     if (this.account && sodium?.memzero) wipeKeyPairs(sodium, this.account.keys);
     if (sodium?.memzero) this.#forgetPending(sodium);
     this.#pendingWrapKey = null;
+    this.pendingMethods = null;
     this.account = null;
     forgetBook();
     forgetVerified();

@@ -111,5 +111,5 @@ export function passkeySection(ctx) {
       region.replaceChildren(h("p", { class: "error-box", role: "alert" }, passkeyError(error)));
       region.removeAttribute("aria-busy");
     });
-  return h("section", { "aria-labelledby": "passkeys-title" }, h("h2", { id: "passkeys-title" }, t("passkey.title")), h("p", {}, t("passkey.intro")), region);
+  return h("section", { class: "stack", "aria-labelledby": "passkeys-title" }, h("h2", { id: "passkeys-title" }, t("passkey.title")), h("p", {}, t("passkey.intro")), region);
 }
