@@ -60,6 +60,7 @@ def authenticator(page: Page) -> None:
 
 def add_passkey(page: Page, name: str) -> None:
     """Name and add a passkey on the factors screen; wait until it is listed."""
+    page.click("#passkey-start")
     page.fill("#passkey-add input[name=passkey-name]", name)
     page.click("#passkey-add button[type=submit]")
     expect(page.locator("#passkeys .passkey-name")).to_have_text([name], timeout=60_000)

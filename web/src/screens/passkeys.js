@@ -95,6 +95,16 @@ function addForm(ctx) {
   return form;
 }
 
+/** "Add a passkey", opening the form that names it. */
+function addStart(ctx) {
+  const start = button(t("passkey.add"), () => {
+    const form = addForm(ctx);
+    start.replaceWith(form);
+    form.querySelector("input")?.focus();
+  }, "secondary", { id: "passkey-start" });
+  return start;
+}
+
 /** The passkeys part of the "Second factor" screen: list, add, rename, remove. */
 export function passkeySection(ctx) {
   const region = h("div", { "aria-busy": "true" }, h("p", { role: "status" }, t("common.loading")));
@@ -103,7 +113,7 @@ export function passkeySection(ctx) {
     .then(({ passkeys }) => {
       region.replaceChildren(
         passkeys.length ? h("ul", { class: "plain-list", id: "passkeys" }, passkeys.map((p) => passkeyItem(ctx, p))) : h("p", {}, t("passkey.none")),
-        passkeysOffered() ? addForm(ctx) : h("p", {}, t("passkey.unsupported")),
+        passkeysOffered() ? addStart(ctx) : h("p", {}, t("passkey.unsupported")),
       );
       region.removeAttribute("aria-busy");
     })
