@@ -123,6 +123,7 @@ def walk_every_screen(
     page.locator("main > p button.link").click()
     page.click("#open-factors")
     expect(page.locator("#factor-start")).to_be_visible()
+    expect(page.locator("#passkey-start")).to_be_visible()  # passkeys (§21.8): list and add
     at("factors")
     page.locator("main > p button.link").click()
     page.click("#replace-keys")

@@ -58,6 +58,7 @@ class Session {
 
   constructor() {
     this.account = null;
+    this.pendingMethods = null;
     this.lockHooks = new Set();
     attachAccount(() => this.account);
   }
@@ -211,12 +212,14 @@ class Session {
   #hold(sodium, wrapKey, methods) {
     this.#forgetPending(sodium);
     this.#pendingWrapKey = wrapKey.slice();
+    this.pendingMethods = methods;
     return { factor: methods };
   }
 
   #forgetPending(sodium) {
     if (this.#pendingWrapKey) wipe(sodium, this.#pendingWrapKey);
     this.#pendingWrapKey = null;
+    this.pendingMethods = null;
   }
 
   /** Whether a sign-in waits for its second factor. */
@@ -225,18 +228,37 @@ class Session {
   }
 
   /** Complete a held sign-in with a TOTP code (six digits) or a recovery code. */
-  async completeFactor(value) {
+  completeFactor(value) {
+    const text = value.trim();
+    return this.completeFactorWith("/auth/factor", /^[0-9]{6}$/.test(text) ? { code: text } : { recovery_code: text });
+  }
+
+  /** Complete a held sign-in with `body` sent to `path` (a code, or a passkey's assertion). */
+  async completeFactorWith(path, body) {
     const sodium = await sodiumReady();
     if (!this.#pendingWrapKey) throw new ApiError(401, "no_pending_sign_in", "sign in again");
-    const text = value.trim();
-    const body = /^[0-9]{6}$/.test(text) ? { code: text } : { recovery_code: text };
-    const data = await post("/auth/factor", body);
+    const data = await post(path, body);
     try {
       this.#unlock(sodium, data.account, this.#pendingWrapKey);
     } finally {
       this.#forgetPending(sodium);
     }
     return this.verifyOwnKeys();
+  }
+
+  /** Sign in with another copy of the key bundle (the PRF way in, §21.9): unwrap it here. */
+  async unlockWith(acct, wrapped, wrapKey) {
+    const sodium = await sodiumReady();
+    this.#forgetPending(sodium);
+    const keys = unwrapBundle(sodium, b64decode(wrapped), acct.username, acct.key_version, wrapKey);
+    this.#setAccount(sodium, acct, keys);
+    return this.verifyOwnKeys();
+  }
+
+  /** My key bundle wrapped under `wrapKey` (a copy for another way in, §21.9). */
+  async wrapMyKeys(wrapKey) {
+    const sodium = await sodiumReady();
+    return wrapBundle(sodium, this.account.keys, this.account.username, wrapKey);
   }
 
   #unlock(sodium, acct, wrapKey) {
@@ -314,6 +336,7 @@ class Session {
     if (this.account && sodium?.memzero) wipeKeyPairs(sodium, this.account.keys);
     if (sodium?.memzero) this.#forgetPending(sodium);
     this.#pendingWrapKey = null;
+    this.pendingMethods = null;
     this.account = null;
     forgetBook();
     forgetVerified();

@@ -8,6 +8,7 @@ import { qrSvg } from "../qr.js";
 import { session } from "../session.js";
 import { sodiumReady } from "../sodium.js";
 import { afterSignIn } from "./factors.js";
+import { passkeySignIn } from "./passkeys.js";
 import { safetyPlanButton } from "./safety-plan.js";
 import {
   NO_SAVE,
@@ -76,6 +77,7 @@ export function login(ctx, params) {
     notice(params.notice),
     params.error ? h("p", { class: "error-box", role: "alert" }, t(params.error)) : null,
     form,
+    passkeySignIn(ctx, afterSignIn),
     h("p", {}, button(t("login.forgot"), () => ctx.go("recover"), "link")),
     h("div", { class: "more" }, button(t("traces.haveInvite"), () => ctx.go("inviteCode"), "link", { id: "have-invite" })),
     h("div", { class: "more" }, button(t("intakeWeb.link"), () => ctx.go("intake"), "link", { id: "intake-link" })),

@@ -2,6 +2,7 @@
 
 import { beginTotp, confirmTotp, factorError, factorState, removeTotp } from "../factors.js";
 import { h } from "../dom.js";
+import { passkeyFactor, passkeySection } from "./passkeys.js";
 import { formatDate, t } from "../i18n.js";
 import { qrSvg } from "../qr.js";
 import { session } from "../session.js";
@@ -55,7 +56,7 @@ export function factorSignIn(ctx) {
       if (account) afterSignIn(ctx, account);
     },
   });
-  return [heading(t("factor.signInTitle")), h("p", {}, t("factor.signInIntro")), form, h("p", {}, button(t("common.back"), () => ctx.go("login"), "link"))];
+  return [heading(t("factor.signInTitle")), passkeyFactor(ctx, afterSignIn), h("p", {}, t("factor.signInIntro")), form, h("p", {}, button(t("common.back"), () => ctx.go("login"), "link"))];
 }
 
 function recoveryCodes(ctx, codes) {
@@ -138,6 +139,7 @@ export function factors(ctx, params) {
     params.required ? h("p", { class: "notice", id: "factor-required" }, t("factor.required")) : null,
     h("p", {}, t("factor.intro")),
     region,
+    passkeySection(ctx),
     h("p", {}, button(t("common.back"), () => ctx.go("home"), "link")),
   ];
 }
