@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from vault.client.messages import Messenger, parse_events
 production = test_production.production  # the production gunicorn fixture, reused
 
 ROUNDS = 40
+METRIC_FILE = re.compile(r"/(counter|gauge_[a-z]+|histogram|summary)_\d+\.db$")
 SETTLE = 90.0  # seconds to wait for the streams to end: "at all", not a timing assertion
 
 
@@ -70,9 +72,18 @@ def _descriptors(master: int, database_port: int) -> Counter[str]:
                 if target.startswith("socket:["):
                     if target[8:-1] not in database:
                         found[tcp.get(target[8:-1], "other sockets")] += 1
+                elif METRIC_FILE.search(target):
+                    # prometheus-client's per-process sample files: one per metric type, opened
+                    # the first time a worker writes that type, and kept. Bounded, not a leak.
+                    found["metric files"] += 1
                 else:
                     found["files and pipes"] += 1
     return found
+
+
+def _leakable(counts: Counter[str]) -> int:
+    """Descriptors that could leak with each stream (everything but metric files)."""
+    return sum(n for kind, n in counts.items() if kind != "metric files")
 
 
 def _open(client: HavenClient) -> requests.Response:
@@ -137,7 +148,7 @@ def test_closed_event_streams_leave_no_descriptors_behind(
         ends = list(pool.map(lambda _: _follow_to_end(fresh()), range(8)))
     assert all(kinds and kinds[0] in {"ready", "resync"} for kinds in ends), ends
     after = _settled(master, port, before)
-    assert sum(after.values()) <= sum(before.values()), (before, after)
+    assert _leakable(after) <= _leakable(before), (before, after)
 
 
 def _settled(master: int, port: int, target: Counter[str] | None) -> Counter[str]:
@@ -149,7 +160,7 @@ def _settled(master: int, port: int, target: Counter[str] | None) -> Counter[str
         then, now = now, _descriptors(master, port)
         if target is None and now == then:
             return now
-        if target is not None and sum(now.values()) <= sum(target.values()):
+        if target is not None and _leakable(now) <= _leakable(target):
             return now
     return now
 
@@ -181,4 +192,4 @@ def test_a_dropped_stream_ends_without_waiting_for_its_heartbeat(
         _open_and_drop(client)
         client.http.close()
     after = _settled(master, port, before)
-    assert sum(after.values()) <= sum(before.values()), (before, after)
+    assert _leakable(after) <= _leakable(before), (before, after)
