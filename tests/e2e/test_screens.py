@@ -117,10 +117,12 @@ def walk_every_screen(
     expect(page.locator("#duress-set")).to_be_visible()
     at("duress")
     page.locator("main > p button.link").click()
+    expect(page.locator(".member")).to_have_count(2)  # home again before its actions are used
     page.click("#open-shares")  # split recovery (§22): the split form, then its sign-in side
-    expect(page.locator("#share-split")).to_be_visible()
+    expect(page.locator("#share-split")).to_be_visible(timeout=30_000)
     at("shares")
     page.locator("main > p button.link").click()
+    expect(page.locator(".member")).to_have_count(2)
     page.click("#open-factors")
     expect(page.locator("#factor-start")).to_be_visible()
     expect(page.locator("#passkey-start")).to_be_visible()  # passkeys (§21.8): list and add
