@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wsgi import ClosingIterator
 
 from tests import contract
 from tests.services import (
@@ -203,11 +204,21 @@ def client(app: Flask) -> Any:
 
 
 class LiveServer:
-    """The app served over real HTTP from a thread."""
+    """The app served over real HTTP from a thread.
+
+    Leaving waits (a few seconds at most) for requests still being answered, so a response
+    that a closed browser left half-read gives its database connection back before the test
+    disposes of the pool; otherwise the connection is dropped later, unclosed, in whichever
+    test runs when it is collected.
+    """
+
+    DRAIN_SECONDS = 5.0
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)
+        self._active = 0
+        self._idle = threading.Condition()
+        self.server: BaseWSGIServer = make_server("127.0.0.1", 0, self._counted, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         # The port is known only now; the browser's pages come from this origin.
         app.config["HAVEN_PUBLIC_URL"] = self.url
@@ -222,6 +233,24 @@ class LiveServer:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.thread.join(timeout=10)
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout=self.DRAIN_SECONDS)
+        self.server.server_close()
+
+    def _counted(self, environ: dict[str, Any], start_response: Any) -> Any:
+        with self._idle:
+            self._active += 1
+        try:
+            body = self.app(environ, start_response)
+        except BaseException:
+            self._done()
+            raise
+        return ClosingIterator(body, [self._done])
+
+    def _done(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
 
 
 @pytest.fixture
