@@ -132,6 +132,7 @@ def walk_every_screen(
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     at("replace-keys")
     page.locator("main p button.link").click()
+    expect(page.locator(".member")).to_have_count(2)  # home again before its actions are used
     page.click("#logout")
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     at("login")
