@@ -139,17 +139,25 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
-    """A fresh, migrated database: PostgreSQL unless the test asks for SQLite."""
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    """A fresh, migrated database: PostgreSQL unless the test asks for SQLite.
+
+    A PostgreSQL one is dropped when the test ends: kept, a worker's few hundred databases
+    (about 13 MB each) filled the disk and took one to two minutes to delete at the end.
+    """
     backend = getattr(request, "param", "postgresql")
     if backend == "sqlite":
         path = tmp_path / "haven.db"
         shutil.copy(sqlite_template, path)
-        return f"sqlite:///{path}"
+        yield f"sqlite:///{path}"
+        return
     postgres: PostgresServer = request.getfixturevalue("postgres")
     name = f"t_{secrets.token_hex(6)}"
     postgres.execute(f"CREATE DATABASE {name} TEMPLATE haven_template")
-    return postgres.url(name)
+    yield postgres.url(name)
+    postgres.drop_database(name)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ to run as root, so as root it runs as the unprivileged `nobody` user.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -155,6 +156,14 @@ class PostgresServer(_LogFile):
             f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
         ) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
+
+    def drop_database(self, name: str) -> None:
+        """Drop a test's database, ending what still holds it; a stopped server keeps it."""
+        import psycopg
+
+        # A fault test that left the server down keeps it: the folder goes at the session's end.
+        with contextlib.suppress(psycopg.OperationalError):
+            self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server quickly (open sessions are cut, not waited for) and close the log."""
