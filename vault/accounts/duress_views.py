@@ -9,8 +9,9 @@ from flask_login import current_user
 
 from vault import db
 from vault.accounts import duress
+from vault.accounts.limits import server_hash_cost
 from vault.accounts.models import DuressLink, Role
-from vault.accounts.views import WRAPPED, PublicKeysBody, _cost, _failed, _limit
+from vault.accounts.views import WRAPPED, PublicKeysBody
 from vault.api import (
     ANY_ROLE,
     NO_CONTENT,
@@ -23,7 +24,7 @@ from vault.api import (
     ok,
     parse_body,
 )
-from vault.extensions import limiter
+from vault.extensions import failed, limiter, setting_limit
 from vault.keyring import keyring
 from vault.protocol import keys as pkeys
 
@@ -88,7 +89,7 @@ def get_duress() -> Response:
 
 
 @bp.post("/account/duress")
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_per_account, deduct_when=_failed)
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"), key_func=_per_account, deduct_when=failed)
 @endpoint(
     "Set a duress passphrase: create the hidden decoy account it opens",
     roles=SURVIVOR,
@@ -102,7 +103,7 @@ def set_duress() -> tuple[Response, int]:
     link = duress.set_duress(
         db.session(),
         keyring(),
-        _cost(),
+        server_hash_cost(),
         me().id,
         duress.NewDuress(
             current_auth_key=body.current_auth_key,
@@ -129,7 +130,7 @@ def set_alert() -> Response:
 
 
 @bp.post("/account/duress/remove")
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_per_account, deduct_when=_failed)
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"), key_func=_per_account, deduct_when=failed)
 @endpoint(
     "Remove the duress passphrase (the decoy and its content are deleted)",
     roles=SURVIVOR,

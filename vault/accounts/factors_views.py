@@ -12,8 +12,6 @@ from vault.accounts.models import Role, User
 from vault.accounts.views import (
     LOGIN_REPLY_BYTES,
     LoginReply,
-    _failed,
-    _limit,
     account_json,
     padded,
 )
@@ -30,7 +28,7 @@ from vault.api import (
     parse_body,
 )
 from vault.errors import InvalidRequest, Unauthorized
-from vault.extensions import limiter
+from vault.extensions import failed, limiter, setting_limit
 from vault.keyring import keyring
 from vault.sessions import (
     pending_sign_in,
@@ -122,7 +120,7 @@ def _require_fresh_sign_in() -> None:
 
 
 @bp.post("/auth/factor")
-@limiter.limit(_limit("HAVEN_LIMIT_FACTOR"), key_func=_pending_owner, deduct_when=_failed)
+@limiter.limit(setting_limit("HAVEN_LIMIT_FACTOR"), key_func=_pending_owner, deduct_when=failed)
 @endpoint(
     "Complete a pending sign-in with a TOTP code or a recovery code (§21.1)",
     roles=ANONYMOUS,
@@ -194,7 +192,7 @@ def begin_totp() -> Response:
 
 
 @bp.post("/account/factors/totp/confirm")
-@limiter.limit(_limit("HAVEN_LIMIT_FACTOR"), key_func=_signed_in_owner, deduct_when=_failed)
+@limiter.limit(setting_limit("HAVEN_LIMIT_FACTOR"), key_func=_signed_in_owner, deduct_when=failed)
 @endpoint(
     "Turn TOTP on with a code from the new secret; get one-time recovery codes",
     roles=ANY_ROLE,

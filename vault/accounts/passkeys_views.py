@@ -25,8 +25,6 @@ from vault.accounts.views import (
     WRAPPED,
     AccountOut,
     LoginReply,
-    _failed,
-    _limit,
     account_json,
     padded,
 )
@@ -45,7 +43,7 @@ from vault.api import (
     parse_body,
 )
 from vault.errors import Unauthorized
-from vault.extensions import limiter
+from vault.extensions import failed, limiter, setting_limit
 from vault.keyring import keyring
 from vault.protocol.encoding import b64decode, b64encode
 from vault.sessions import start_session
@@ -237,7 +235,7 @@ def factor_options() -> Response:
 
 
 @bp.post("/auth/factor/passkey")
-@limiter.limit(_limit("HAVEN_LIMIT_FACTOR"), key_func=_pending_owner, deduct_when=_failed)
+@limiter.limit(setting_limit("HAVEN_LIMIT_FACTOR"), key_func=_pending_owner, deduct_when=failed)
 @endpoint(
     "Complete a pending sign-in with a passkey",
     roles=ANONYMOUS,
@@ -253,7 +251,7 @@ def factor_passkey() -> Response:
 
 
 @bp.post("/auth/passkey/options")
-@limiter.limit(_limit("HAVEN_LIMIT_LOGIN_IP"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_LOGIN_IP"))
 @endpoint(
     "Request options to sign in with a passkey alone (any discoverable passkey)",
     roles=ANONYMOUS,
@@ -265,7 +263,7 @@ def unlock_options() -> Response:
 
 
 @bp.post("/auth/passkey")
-@limiter.limit(_limit("HAVEN_LIMIT_LOGIN_IP"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_LOGIN_IP"))
 @endpoint(
     "Sign in with a PRF passkey alone: the account and its PRF-wrapped key bundle",
     roles=ANONYMOUS,

@@ -11,9 +11,10 @@ from flask_login import current_user
 
 from vault import db
 from vault.accounts import shares
+from vault.accounts.limits import account_key, server_hash_cost
 from vault.accounts.models import RecoverySetup, RecoveryShare, Role, ShareRecoveryRequest, User
 from vault.accounts.services import display_name
-from vault.accounts.views import KeyOut, _account_key, _cost, _failed, _limit, key_json
+from vault.accounts.views import KeyOut, key_json
 from vault.api import (
     ANONYMOUS,
     ANY_ROLE,
@@ -29,7 +30,7 @@ from vault.api import (
 )
 from vault.api import parse_body as parse
 from vault.clock import now
-from vault.extensions import limiter
+from vault.extensions import failed, limiter, setting_limit
 from vault.keyring import keyring
 from vault.protocol import shares as pshares
 from vault.protocol.encoding import b64encode
@@ -348,8 +349,8 @@ def release_held(request_id: str) -> Response:
 
 
 @bp.post("/auth/share-recovery/start")
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"))
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key)
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"), key_func=account_key)
 @endpoint(
     "Start a recovery through shares (passphrase and recovery key both lost)",
     roles=ANONYMOUS,
@@ -361,13 +362,19 @@ def start() -> tuple[Response, int]:
     body = parse(StartBody)
     wait = timedelta(seconds=current_app.config["HAVEN_SHARE_RECOVERY_WAIT_SECONDS"])
     req = shares.start(
-        db.session(), keyring(), _cost(), body.username, body.auth_key, body.request_key, wait
+        db.session(),
+        keyring(),
+        server_hash_cost(),
+        body.username,
+        body.auth_key,
+        body.request_key,
+        wait,
     )
     return jsonify({"request": request_json(req)}), 201
 
 
 @bp.post("/auth/share-recovery/status")
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key, deduct_when=_failed)
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"), key_func=account_key, deduct_when=failed)
 @endpoint(
     "Follow my recovery through shares; both sealed shares once it is ready",
     roles=ANONYMOUS,
@@ -378,7 +385,7 @@ def status() -> Response:
     """The request, and once ready the setup and the two shares sealed to its key."""
     body = parse(ProveBody)
     session = db.session()
-    req = shares.authenticate(session, keyring(), _cost(), body.username, body.auth_key)
+    req = shares.authenticate(session, keyring(), server_hash_cost(), body.username, body.auth_key)
     ready = shares.is_ready(req, now())
     return jsonify(
         {
@@ -394,7 +401,7 @@ def status() -> Response:
 
 
 @bp.post("/auth/share-recovery/share")
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key, deduct_when=_failed)
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"), key_func=account_key, deduct_when=failed)
 @endpoint(
     "Enter a printed share on my device for my waiting recovery",
     roles=ANONYMOUS,
@@ -405,5 +412,5 @@ def enter_share() -> Response:
     """Check the share's account and commitment, then keep it sealed to the request's key."""
     body = parse(EnterShareBody)
     session = db.session()
-    req = shares.authenticate(session, keyring(), _cost(), body.username, body.auth_key)
+    req = shares.authenticate(session, keyring(), server_hash_cost(), body.username, body.auth_key)
     return jsonify({"request": request_json(shares.enter_share(session, req, _share(body.share)))})

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-import nacl.hash
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 from pydantic import Field
 
 from vault import db
 from vault.accounts import factors, rotation, services
+from vault.accounts.limits import account_key, server_hash_cost
 from vault.accounts.models import Role, User, UserKey
 from vault.api import (
     ANONYMOUS,
@@ -29,7 +29,7 @@ from vault.api import (
 )
 from vault.contacts.views import ContactBookBody
 from vault.errors import InvalidRequest
-from vault.extensions import limiter
+from vault.extensions import failed, limiter, setting_limit
 from vault.keyring import keyring
 from vault.protocol import documents as pdoc
 from vault.protocol import keys as pkeys
@@ -148,31 +148,9 @@ class InviteBody(Body):
     role: Literal["survivor", "counsel", "admin"]
 
 
-def _cost() -> services.HashCost:
-    cfg = current_app.config
-    return services.HashCost(cfg["HAVEN_SERVER_HASH_OPSLIMIT"], cfg["HAVEN_SERVER_HASH_MEMLIMIT"])
-
-
 def _new_passphrase(body: PassphraseBody) -> services.NewPassphrase:
     kdf = KdfParams(body.kdf.salt, body.kdf.opslimit, body.kdf.memlimit, body.kdf.alg)
     return services.NewPassphrase(kdf, body.auth_key, body.wrapped_keys)
-
-
-def _account_key() -> str:
-    """Rate-limit key for the account named in the body (hashed, so no name is kept)."""
-    data = request.get_json(silent=True)
-    name = data.get("username") if isinstance(data, dict) else None
-    name = name.strip().lower() if isinstance(name, str) else ""
-    digest = nacl.hash.blake2b(name.encode(), digest_size=16, encoder=nacl.encoding.HexEncoder)
-    return "account:" + digest.decode()
-
-
-def _failed(response: Response) -> bool:
-    return response.status_code >= 400
-
-
-def _limit(setting: str) -> Any:
-    return lambda: current_app.config[setting]
 
 
 RoleName = Literal["survivor", "counsel", "admin"]
@@ -323,8 +301,8 @@ def account_json(user: User) -> dict[str, Any]:
 
 
 @bp.post("/auth/prelogin")
-@limiter.limit(_limit("HAVEN_LIMIT_PRELOGIN"))
-@limiter.limit(_limit("HAVEN_LIMIT_PRELOGIN"), key_func=_account_key)
+@limiter.limit(setting_limit("HAVEN_LIMIT_PRELOGIN"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_PRELOGIN"), key_func=account_key)
 @endpoint(
     "Argon2id salt and parameters for a username (decoys for unknown names)",
     roles=ANONYMOUS,
@@ -348,7 +326,7 @@ def prelogin() -> Response:
 
 
 @bp.post("/auth/register")
-@limiter.limit(_limit("HAVEN_LIMIT_REDEEM"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_REDEEM"))
 @endpoint(
     "Redeem an invite and create an account",
     roles=ANONYMOUS,
@@ -367,7 +345,7 @@ def register() -> tuple[Response, int]:
         recovery_wrapped_keys=body.recovery_wrapped_keys,
         public_keys=pkeys.PublicKeys(pk.version, pk.x25519, pk.ed25519, pk.signature),
     )
-    user = services.register(db.session(), keyring(), _cost(), reg)
+    user = services.register(db.session(), keyring(), server_hash_cost(), reg)
     start_session(user)
     return jsonify({"account": account_json(user)}), 201
 
@@ -381,8 +359,8 @@ def padded(data: dict[str, Any], size: int) -> Response:
 
 
 @bp.post("/auth/login")
-@limiter.limit(_limit("HAVEN_LIMIT_LOGIN_IP"))
-@limiter.limit(_limit("HAVEN_LIMIT_LOGIN_ACCOUNT"), key_func=_account_key, deduct_when=_failed)
+@limiter.limit(setting_limit("HAVEN_LIMIT_LOGIN_IP"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_LOGIN_ACCOUNT"), key_func=account_key, deduct_when=failed)
 @endpoint(
     "Sign in with the authentication subkey (the passphrase or the duress passphrase); "
     "an account with a second factor gets a challenge instead (§21.1)",
@@ -393,7 +371,9 @@ def padded(data: dict[str, Any], size: int) -> Response:
 def login() -> Response:
     """Start a session and return the wrapped private keys, or hold it for the second factor."""
     body = parse_body(LoginBody)
-    user = services.authenticate(db.session(), keyring(), _cost(), body.username, body.auth_key)
+    user = services.authenticate(
+        db.session(), keyring(), server_hash_cost(), body.username, body.auth_key
+    )
     owner_id = factors.factor_owner(db.session(), user.id)
     if factors.has_factor(db.session(), owner_id):
         start_pending(user, owner_id)
@@ -413,8 +393,8 @@ def logout() -> tuple[str, int]:
 
 
 @bp.post("/auth/recovery/start")
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"))
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key)
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"), key_func=account_key)
 @endpoint(
     "Prove the recovery key; get the recovery-wrapped private keys",
     roles=ANONYMOUS,
@@ -425,7 +405,7 @@ def recovery_start() -> Response:
     """Return the copy of the private keys wrapped under the recovery key."""
     body = parse_body(RecoveryStartBody)
     user = services.authenticate_recovery(
-        db.session(), keyring(), _cost(), body.username, body.recovery_auth_key
+        db.session(), keyring(), server_hash_cost(), body.username, body.recovery_auth_key
     )
     return jsonify(
         {
@@ -443,8 +423,8 @@ class RecoveryReply(Out):
 
 
 @bp.post("/auth/recovery/complete")
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"))
-@limiter.limit(_limit("HAVEN_LIMIT_RECOVERY"), key_func=_account_key)
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_RECOVERY"), key_func=account_key)
 @endpoint(
     "Prove the recovery key and set a new passphrase; an account with a second factor "
     "then completes the sign-in with it (§21.1)",
@@ -458,7 +438,7 @@ def recovery_complete() -> Response:
     user = services.recover(
         db.session(),
         keyring(),
-        _cost(),
+        server_hash_cost(),
         body.username,
         body.recovery_auth_key,
         _new_passphrase(body.passphrase),
@@ -473,9 +453,9 @@ def recovery_complete() -> Response:
 
 @bp.post("/account/passphrase")
 @limiter.limit(
-    _limit("HAVEN_LIMIT_RECOVERY"),
+    setting_limit("HAVEN_LIMIT_RECOVERY"),
     key_func=lambda: f"pass:{current_user.get_id()}",
-    deduct_when=_failed,
+    deduct_when=failed,
 )
 @endpoint(
     "Change the passphrase (re-wraps the private keys)",
@@ -487,7 +467,11 @@ def change_passphrase() -> tuple[str, int]:
     """Re-wrap under a new passphrase; every session ends, this one included."""
     body = parse_body(ChangePassphraseBody)
     services.change_passphrase(
-        db.session(), _cost(), me().id, body.current_auth_key, _new_passphrase(body.passphrase)
+        db.session(),
+        server_hash_cost(),
+        me().id,
+        body.current_auth_key,
+        _new_passphrase(body.passphrase),
     )
     end_session()
     return "", 204
@@ -502,7 +486,7 @@ def account() -> Response:
 
 @bp.post("/account/keys/reseal")
 @limiter.limit(
-    _limit("HAVEN_LIMIT_ROTATION_BEGIN"), key_func=lambda: f"begin:{current_user.get_id()}"
+    setting_limit("HAVEN_LIMIT_ROTATION_BEGIN"), key_func=lambda: f"begin:{current_user.get_id()}"
 )
 @endpoint(
     "Start a key rotation: freeze the account and list every key it must re-seal",
@@ -542,9 +526,9 @@ def _unique(items: list[Any], what: str) -> dict[str, bytes]:
 
 @bp.post("/account/keys")
 @limiter.limit(
-    _limit("HAVEN_LIMIT_RECOVERY"),
+    setting_limit("HAVEN_LIMIT_RECOVERY"),
     key_func=lambda: f"rotate:{current_user.get_id()}",
-    deduct_when=_failed,
+    deduct_when=failed,
 )
 @endpoint(
     "Rotate this account's keys: publish a new version with every readable key re-sealed",
@@ -560,7 +544,7 @@ def rotate_keys() -> Response:
     user = rotation.rotate(
         db.session(),
         keyring(),
-        _cost(),
+        server_hash_cost(),
         me().id,
         rotation.Rotation(
             current_auth_key=body.current_auth_key,

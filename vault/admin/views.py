@@ -25,7 +25,7 @@ from vault.api import (
     parse_body,
 )
 from vault.directory.witnesses import configured
-from vault.extensions import limiter
+from vault.extensions import failed, limiter, setting_limit
 from vault.keyring import keyring, load_keyring
 from vault.keyring import refresh as refresh_keyring
 from vault.sessions import mark_recent_sign_in, require_recent_sign_in
@@ -300,10 +300,6 @@ class LogReply(Out):
     witnesses: list[WitnessOut]
 
 
-def _limit_reauth() -> str:
-    return str(current_app.config["HAVEN_LIMIT_LOGIN_ACCOUNT"])
-
-
 def _reauth_key() -> str:
     return "reauth:" + str(getattr(current_user, "id", "anonymous"))
 
@@ -319,7 +315,7 @@ def _invite_json(invite: Invite) -> dict[str, object]:
 
 
 @bp.post("/reauth")
-@limiter.limit(_limit_reauth, key_func=_reauth_key, deduct_when=lambda r: r.status_code >= 400)
+@limiter.limit(setting_limit("HAVEN_LIMIT_LOGIN_ACCOUNT"), key_func=_reauth_key, deduct_when=failed)
 @endpoint(
     "Prove the passphrase again: admin changes need a recent sign-in",
     roles=ADMIN,

@@ -54,7 +54,7 @@ from vault.documents.views import (
     record_json,
 )
 from vault.errors import InvalidRequest, NotFound
-from vault.extensions import limiter
+from vault.extensions import limiter, setting_limit
 from vault.keyring import keyring
 from vault.links import services
 from vault.links.models import Link
@@ -329,13 +329,11 @@ def _per_link() -> str:
     return "link:" + digest.decode()
 
 
-def _limit(setting: str) -> Any:
-    return lambda: current_app.config[setting]
-
-
 # One budget for looking a link up and opening it, per address and per link (§23.6).
-LINK_IP_LIMIT = limiter.shared_limit(_limit("HAVEN_LIMIT_LINK_IP"), scope="link-ip")
-LINK_LIMIT = limiter.shared_limit(_limit("HAVEN_LIMIT_LINK"), scope="link", key_func=_per_link)
+LINK_IP_LIMIT = limiter.shared_limit(setting_limit("HAVEN_LIMIT_LINK_IP"), scope="link-ip")
+LINK_LIMIT = limiter.shared_limit(
+    setting_limit("HAVEN_LIMIT_LINK"), scope="link", key_func=_per_link
+)
 
 
 @bp.get("/link/<lookup>")

@@ -36,7 +36,7 @@ from vault.api import (
 )
 from vault.cases import services as cases
 from vault.errors import NotFound, Unavailable
-from vault.extensions import limiter
+from vault.extensions import limiter, setting_limit
 from vault.keyring import keyring
 from vault.messages import services
 from vault.messages.attachments import AttachmentKey
@@ -286,10 +286,6 @@ def _per_account(prefix: str) -> Any:
     return key
 
 
-def _limit(setting: str) -> Any:
-    return lambda: current_app.config[setting]
-
-
 def member_json(member: Member) -> dict[str, Any]:
     """A conversation member with the current keys senders must seal to."""
     return {
@@ -352,7 +348,7 @@ def _query_int(name: str, *, minimum: int = 0) -> int | None:
 
 
 @bp.post("/cases/<case_id>/conversations")
-@limiter.limit(_limit("HAVEN_LIMIT_CONVERSATION_CREATE"), key_func=_per_account("conv"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_CONVERSATION_CREATE"), key_func=_per_account("conv"))
 @endpoint(
     "Open a conversation in a case with the survivor and chosen counsel",
     roles=MEMBERS,
@@ -404,7 +400,7 @@ def get_conversation(conversation_id: str) -> Response:
 
 
 @bp.post("/conversations/<conversation_id>/messages")
-@limiter.limit(_limit("HAVEN_LIMIT_MESSAGE_SEND"), key_func=_per_account("send"))
+@limiter.limit(setting_limit("HAVEN_LIMIT_MESSAGE_SEND"), key_func=_per_account("send"))
 @endpoint(
     "Send a signed message envelope",
     roles=MEMBERS,
