@@ -8,6 +8,7 @@ by luck.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Callable
@@ -15,12 +16,14 @@ from typing import Any
 
 import opendp.prelude as dp
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import func, insert, select
 
-from tests.conftest import LiveServer
+from tests.conftest import PASSPHRASE, LiveServer
 from tests.integration.test_accounts import dump_database
 from vault.cases.models import Case
+from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client.figures import Figures, randomize
 from vault.db import database, new_id, utcnow
@@ -161,6 +164,32 @@ def test_a_single_case_period_is_suppressed_and_bad_reports_change_nothing(
     assert all(f["value"] is None for f in release["figures"] if f["kind"] == "central")
     assert _error(lambda: Figures(admin).release("2099-Q1")).code == "bad_period"
     assert _rows(app, Release) == 1
+
+
+def test_haven_figures_commands_report_release_and_list(
+    create_account: Create, live_server: LiveServer
+) -> None:
+    counsel, survivor, admin, case_id = _people(create_account)
+    env = {
+        "HAVEN_URL": live_server.url,
+        "HAVEN_UNWITNESSED": "true",
+        "HAVEN_PASSPHRASE": PASSPHRASE,
+    }
+    runner = CliRunner(env={**env, "HAVEN_USERNAME": counsel.account.username})  # type: ignore[union-attr]
+    args = ["--t-visa", "filed", "--u-visa", "none", "--protective-order", "sought"]
+    args += ["--referral", "shelter", "--language", "ht"]
+    made = runner.invoke(main, ["figures", "report", case_id, *args])
+    assert made.exit_code == 0, made.output
+    assert Figures(survivor).outcomes(case_id)[0].answers["language"] == "ht"
+    again = runner.invoke(main, ["figures", "report", case_id, *args])
+    assert again.exit_code == 1 and "already reported" in again.output
+    runner = CliRunner(env={**env, "HAVEN_USERNAME": admin.account.username})  # type: ignore[union-attr]
+    period = pfig.period_of(utcnow())
+    released = runner.invoke(main, ["figures", "release", period])
+    assert released.exit_code == 0, released.output
+    assert json.loads(released.output)["epsilon"] == pytest.approx(0.6)
+    listed = json.loads(runner.invoke(main, ["figures", "releases"]).output)
+    assert listed["period"] == period and len(listed["releases"]) == 1
 
 
 def _hoeffding(n: int, epsilon: float, k: int, delta: float) -> float:

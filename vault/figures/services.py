@@ -179,7 +179,7 @@ def report_outcome(
     except IntegrityError as exc:
         db.rollback()
         raise Conflict(
-            "this case has reported for this period", code="outcome_already_reported"
+            "this case has already reported for this period", code="outcome_already_reported"
         ) from exc
     chain.append(db, "outcome_reported", actor_id=user.id, detail={"period": period})
     db.commit()

@@ -26,7 +26,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "language": ("ar", "en", "es", "fr", "ht", "pt", "ru", "th", "tl", "vi", "zh", "other"),
 }
 
-_PERIOD = re.compile(r"^([0-9]{4})-Q([1-4])$")
+_PERIOD = re.compile(r"^([0-9]{4})-Q([1-4])\Z")
 
 
 class OutcomeError(ValueError):
@@ -45,6 +45,8 @@ def period_bounds(period: str) -> tuple[datetime, datetime]:
     if found is None:
         raise OutcomeError("a period is written YYYY-Qn, n from 1 to 4")
     year, quarter = int(found.group(1)), int(found.group(2))
+    if not 2000 <= year <= 9998:
+        raise OutcomeError("a period's year is from 2000 to 9998")
     start = datetime(year, 3 * quarter - 2, 1, tzinfo=UTC)
     end = (
         datetime(year + 1, 1, 1, tzinfo=UTC)

@@ -336,7 +336,7 @@ def parse_record(data: bytes) -> Envelope:
     """An envelope from the bytes of ``json_bytes``; ProtocolError for anything else."""
     try:
         parsed = json.loads(data.decode("utf-8"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise ProtocolError("a record is UTF-8 JSON") from exc
     if not isinstance(parsed, dict):
         raise ProtocolError("a record is a JSON object")
