@@ -99,6 +99,9 @@ def _register_blueprints(app: Flask) -> None:
     from vault.intake.views import bp as intake_bp
 
     blueprints.append(intake_bp)
+    from vault.figures.views import bp as figures_bp
+
+    blueprints.append(figures_bp)
     from vault.webapp.views import bp as webapp_bp
 
     blueprints.append(webapp_bp)

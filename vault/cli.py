@@ -251,6 +251,10 @@ from vault.client.intake_cli import intake_group  # noqa: E402 - feature command
 
 main.add_command(intake_group)
 
+from vault.client.figures_cli import figures_group  # noqa: E402 - feature commands register here
+
+main.add_command(figures_group)
+
 
 @main.group("log")
 def log_group() -> None:

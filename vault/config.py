@@ -354,6 +354,30 @@ def _load_intake(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _epsilon(env: Mapping[str, str], name: str, default: float) -> float:
+    """A privacy-loss parameter: a finite number above 0 and at most 10."""
+    value = _get(env, name)
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from exc
+    if not 0 < number <= 10:
+        raise ConfigError(f"{name}: must be above 0 and at most 10, got {value!r}")
+    return number
+
+
+def _load_figures(env: Mapping[str, str]) -> dict[str, Any]:
+    """Private figures (protocol §28): epsilons, the budget per period, suppression."""
+    return {
+        "HAVEN_FIGURES_BUDGET": _epsilon(env, "HAVEN_FIGURES_BUDGET", 3.0),
+        "HAVEN_FIGURES_EPSILON": _epsilon(env, "HAVEN_FIGURES_EPSILON", 0.1),
+        "HAVEN_FIGURES_LOCAL_EPSILON": _epsilon(env, "HAVEN_FIGURES_LOCAL_EPSILON", 1.0),
+        "HAVEN_FIGURES_SUPPRESS_BELOW": _int(env, "HAVEN_FIGURES_SUPPRESS_BELOW", 10, minimum=1),
+    }
+
+
 LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_flask,
     _load_database,
@@ -366,6 +390,7 @@ LOADERS: tuple[Callable[[Mapping[str, str]], dict[str, Any]], ...] = (
     _load_backup,
     _load_ops,
     _load_intake,
+    _load_figures,
 )
 
 

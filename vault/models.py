@@ -8,6 +8,7 @@ from vault.cases.models import Case, CaseMember, CaseMemberRequest
 from vault.contacts.models import ContactBook
 from vault.directory.models import LogEntry, LogKey, LogNode, TreeHeadRow
 from vault.documents.models import Document, Grant, UploadPart
+from vault.figures.models import Budget, Outcome, Release
 from vault.intake.models import (
     IntakeAttachment,
     IntakeAttachmentPart,
@@ -30,6 +31,7 @@ from vault.messages.models import (
 from vault.ops.models import JobRun
 
 __all__ = [
+    "Budget",
     "Case",
     "CaseMember",
     "CaseMemberRequest",
@@ -60,6 +62,8 @@ __all__ = [
     "MessageEvent",
     "MessageGrant",
     "MessageReseal",
+    "Outcome",
+    "Release",
     "TreeHeadRow",
     "UploadPart",
     "User",

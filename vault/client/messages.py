@@ -23,8 +23,11 @@ from vault.protocol import documents as pdoc
 from vault.protocol import messages as pmsg
 from vault.protocol.encoding import b64decode, b64encode
 from vault.protocol.keys import ProtocolError, PublicKeys
+from vault.protocol.messages import envelope_json, parse_envelope
 
 # Answers to a send that mean "your view of the conversation is out of date".
+__all__ = ["envelope_json", "parse_envelope"]
+
 REFETCH_CODES = frozenset({"stale_key_version", "timer_changed", "recipients_mismatch"})
 
 
@@ -71,54 +74,6 @@ class Event:
     kind: str
     id: str | None
     data: dict[str, Any]
-
-
-def envelope_json(envelope: pmsg.Envelope) -> dict[str, Any]:
-    """The JSON body that sends an envelope."""
-    header = envelope.header
-    return {
-        "id": b64encode(header.message_id),
-        "conversation_id": header.conversation_id,
-        "sender_id": header.sender_id,
-        "sender_key_version": header.sender_key_version,
-        "sent_at": header.sent_at,
-        "ttl": header.ttl,
-        "recipients": [
-            {"user_id": r.user_id, "key_version": r.key_version, "sealed_key": b64encode(k)}
-            for r, k in zip(header.recipients, envelope.sealed_keys, strict=True)
-        ],
-        "attachments": list(header.attachments),
-        "body": b64encode(envelope.body),
-        "signature": b64encode(envelope.signature),
-    }
-
-
-def parse_envelope(data: dict[str, Any]) -> pmsg.Envelope:
-    """Rebuild an envelope from its JSON; ProtocolError for anything malformed."""
-    try:
-        recipients = data["recipients"]
-        header = pmsg.Header(
-            conversation_id=str(data["conversation_id"]),
-            message_id=b64decode(data["id"]),
-            sender_id=str(data["sender_id"]),
-            sender_key_version=int(data["sender_key_version"]),
-            sent_at=int(data["sent_at"]),
-            ttl=int(data["ttl"]),
-            recipients=tuple(
-                pmsg.Recipient(str(r["user_id"]), int(r["key_version"])) for r in recipients
-            ),
-            attachments=tuple(str(a) for a in data.get("attachments") or ()),
-        )
-        envelope = pmsg.Envelope(
-            header,
-            b64decode(data["body"]),
-            tuple(b64decode(r["sealed_key"]) for r in recipients),
-            b64decode(data["signature"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ProtocolError(f"malformed envelope: {exc}") from exc
-    envelope.check()
-    return envelope
 
 
 class Messenger:

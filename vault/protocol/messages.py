@@ -8,8 +8,10 @@ Ed25519. Pure functions over bytes: the server and the Python client share them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import nacl.bindings as sodium
 import nacl.encoding
@@ -18,7 +20,7 @@ import nacl.hash
 import nacl.signing
 import nacl.utils
 
-from vault.protocol.encoding import frame, lp, u32, u64
+from vault.protocol.encoding import b64decode, b64encode, frame, lp, u32, u64
 from vault.protocol.keys import KeyPairs, ProtocolError, PublicKeys
 
 FORMAT_V1 = 1
@@ -275,3 +277,67 @@ def open_envelope(
         raise ProtocolError("sealed to a key version this device does not hold")
     message_key = open_key(sealed, keys)
     return decrypt_body(envelope.header, envelope.body, message_key)
+
+
+def envelope_json(envelope: Envelope) -> dict[str, Any]:
+    """The JSON body that sends an envelope."""
+    header = envelope.header
+    return {
+        "id": b64encode(header.message_id),
+        "conversation_id": header.conversation_id,
+        "sender_id": header.sender_id,
+        "sender_key_version": header.sender_key_version,
+        "sent_at": header.sent_at,
+        "ttl": header.ttl,
+        "recipients": [
+            {"user_id": r.user_id, "key_version": r.key_version, "sealed_key": b64encode(k)}
+            for r, k in zip(header.recipients, envelope.sealed_keys, strict=True)
+        ],
+        "attachments": list(header.attachments),
+        "body": b64encode(envelope.body),
+        "signature": b64encode(envelope.signature),
+    }
+
+
+def parse_envelope(data: dict[str, Any]) -> Envelope:
+    """Rebuild an envelope from its JSON; ProtocolError for anything malformed."""
+    try:
+        recipients = data["recipients"]
+        header = Header(
+            conversation_id=str(data["conversation_id"]),
+            message_id=b64decode(data["id"]),
+            sender_id=str(data["sender_id"]),
+            sender_key_version=int(data["sender_key_version"]),
+            sent_at=int(data["sent_at"]),
+            ttl=int(data["ttl"]),
+            recipients=tuple(
+                Recipient(str(r["user_id"]), int(r["key_version"])) for r in recipients
+            ),
+            attachments=tuple(str(a) for a in data.get("attachments") or ()),
+        )
+        envelope = Envelope(
+            header,
+            b64decode(data["body"]),
+            tuple(b64decode(r["sealed_key"]) for r in recipients),
+            b64decode(data["signature"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed envelope: {exc}") from exc
+    envelope.check()
+    return envelope
+
+
+def json_bytes(envelope: Envelope) -> bytes:
+    """An envelope as compact UTF-8 JSON: the bytes a sealed record carries (§28.3)."""
+    return json.dumps(envelope_json(envelope), separators=(",", ":")).encode("utf-8")
+
+
+def parse_record(data: bytes) -> Envelope:
+    """An envelope from the bytes of ``json_bytes``; ProtocolError for anything else."""
+    try:
+        parsed = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError("a record is UTF-8 JSON") from exc
+    if not isinstance(parsed, dict):
+        raise ProtocolError("a record is a JSON object")
+    return parse_envelope(parsed)

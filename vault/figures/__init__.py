@@ -1,0 +1,1 @@
+"""Outcome reporting with local differential privacy and released figures (protocol §28)."""
