@@ -71,6 +71,11 @@ export function clamp(x, lo, hi) {
   return Math.min(hi, Math.max(lo, x));
 }
 
+/** A figure as shown: estimate and interval clamped to [0, n] (the export keeps them raw, §28.6). */
+export function forDisplay(value, interval, n = Infinity) {
+  return { value: clamp(value, 0, n), interval: [clamp(interval[0], 0, n), clamp(interval[1], 0, n)] };
+}
+
 /**
  * A bar and its whisker as fractions of the axis [0, max]: {bar, lo, hi}, each clamped,
  * so a negative estimate draws no bar and an interval past the axis stops at its end.

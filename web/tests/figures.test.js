@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   barFractions,
+  forDisplay,
   keepProbability,
   keepThreshold,
   outcomeConversationId,
@@ -142,7 +143,10 @@ test("the JSON export keeps the privacy parameters and only the protocol's field
   assert.equal("extra" in out.figures[0], false);
 });
 
-test("bars and whiskers stay on the axis", () => {
+test("bars and whiskers stay on the axis, and shown numbers inside [0, n]", () => {
+  assert.deepEqual(forDisplay(-41.9, [-84.2, 0.3], 240), { value: 0, interval: [0, 0.3] });
+  assert.deepEqual(forDisplay(251.3, [193, 309.6], 240), { value: 240, interval: [193, 240] });
+  assert.deepEqual(forDisplay(130, [-469.6, 729.6]), { value: 130, interval: [0, 729.6] });
   assert.deepEqual(barFractions(-41.9, [-84.2, 0.3], 240), { bar: 0, lo: 0, hi: 0.3 / 240 });
   assert.deepEqual(barFractions(300, [250, 350], 240), { bar: 1, lo: 1, hi: 1 });
 });

@@ -142,8 +142,9 @@ export function outcomes(ctx, params) {
 }
 
 /** A bar from 0 with its interval as a whisker; the text beside it is its alternative. */
-function bar(label, value, interval, max, confidence) {
+function bar(label, raw, max, confidence, n) {
   const textId = uid("fig");
+  const { value, interval } = F.forDisplay(raw.value, raw.interval, n);
   const f = F.barFractions(value, interval, max);
   const x = (v) => (v * 100).toFixed(2);
   const text = t("figures.estimate", { value: num(value), lo: num(interval[0]), hi: num(interval[1]), confidence: num(confidence * 100, 0) });
@@ -166,13 +167,21 @@ function bar(label, value, interval, max, confidence) {
 /** One figure: its name, privacy parameters, and a bar, a group of bars or "too few to show". */
 function figure(f, confidence) {
   const local = f.kind === "local";
-  const name = local ? t(`figures.field.${f.name.replace(/^outcome\./, "")}`) : t(`figures.fig.${f.name}`);
+  const field = f.name.replace(/^outcome\./, "");
   const params = [`ε ${num(f.epsilon, 3)}`, t(`figures.mech.${f.mechanism}`), local ? t("figures.reports", { count: f.reports }) : null];
   let body;
   if (f.suppressed) body = h("p", { class: "fig-suppressed", "data-suppressed": "true" }, t("figures.suppressed"));
-  else if (local) body = h("div", { class: "fig-group" }, f.categories.map((c) => bar(valueLabel(f.name.replace(/^outcome\./, ""), c.value), c.estimate, c.interval, F.axisMax(f), confidence)));
-  else body = bar(null, f.value, f.interval, F.axisMax(f), confidence);
-  return h("div", { class: "fig", "data-fig": f.name }, h("h4", {}, name), h("p", { class: "hint" }, params.filter(Boolean).join(" · ")), body);
+  else if (local) {
+    const bars = f.categories.map((c) => bar(valueLabel(field, c.value), { value: c.estimate, interval: c.interval }, F.axisMax(f), confidence, f.reports));
+    body = h("div", { class: "fig-group" }, bars);
+  } else body = bar(null, f, F.axisMax(f), confidence);
+  return h(
+    "div",
+    { class: "fig", "data-fig": f.name },
+    h("h4", {}, t(local ? `figures.field.${field}` : `figures.fig.${f.name}`)),
+    h("p", { class: "hint" }, params.filter(Boolean).join(" · ")),
+    body,
+  );
 }
 
 /** A download link for text made here (Blob); revoked with the screen. */
@@ -215,7 +224,7 @@ export function figureReleases(ctx) {
           },
           attrs: { "data-release-figures": data.period },
         }),
-        data.releases.length ? data.releases.map((r, i) => release(r, i === 0)) : h("p", {}, t("figures.none")),
+        ...(data.releases.length ? data.releases.map((r, i) => release(r, i === 0)) : [h("p", {}, t("figures.none"))]),
       ];
     },
     "figures.releases",
