@@ -46,7 +46,7 @@ def test_counsel_reports_in_the_page_and_an_admin_releases_draws_and_exports(
     counsel, _ = create_account("counsel", username="figures.counsel")
     survivor, _ = create_account("survivor", username="figures.client", invited_by=counsel)
     other, _ = create_account("survivor", username="figures.other", invited_by=counsel)
-    admin, _ = create_account("admin", username="figures.admin")
+    create_account("admin", username="figures.admin")
     case_id = survivor.cases()[0]["id"]
     other_case = other.cases()[0]["id"]
     period = Figures(counsel).schema()["period"]
@@ -83,7 +83,9 @@ def test_counsel_reports_in_the_page_and_an_admin_releases_draws_and_exports(
     admin_page.click("main [data-confirm=yes]")
     section = admin_page.locator('[data-admin="figures.releases"]')
     expect(section.locator("[data-release]")).to_have_count(1)
-    expect(section.locator("[data-budget-left]")).to_have_attribute("data-budget-left", re.compile(r"^2\.[34]"))
+    expect(section.locator("[data-budget-left]")).to_have_attribute(
+        "data-budget-left", re.compile(r"^2\.[34]")
+    )
     # Six central figures, each a bar with its whisker or "too few to show"; the outcomes as groups.
     for name in ("cases_opened", "messages_sent", "intake_reports"):
         fig = section.locator(f'[data-fig="{name}"]')
@@ -102,7 +104,10 @@ def test_counsel_reports_in_the_page_and_an_admin_releases_draws_and_exports(
     csv = Path(download.value.path()).read_bytes().decode("utf-8")
     header, *rows = csv.strip().split("\r\n")
     assert header.split(",")[4:7] == ["kind", "mechanism", "epsilon"]
-    assert any(r.startswith(f"{period},") and ",cases_opened,central,discrete_laplace,0.1," in r for r in rows)
+    assert any(
+        r.startswith(f"{period},") and ",cases_opened,central,discrete_laplace,0.1," in r
+        for r in rows
+    )
     assert sum(",outcome.t_visa,local,randomized_response,1,,,2," in r for r in rows) == 5
     for identity in ("figures.", case_id, other_case, counsel.account.id, survivor.account.id):
         assert identity not in csv

@@ -11,6 +11,7 @@ import { b64decode, b64encode, utf8 } from "../crypto/encoding.js";
 import { h, svg, uid } from "../dom.js";
 import * as F from "../figures.js";
 import { formatDateTime, language, t } from "../i18n.js";
+import { joinIsolated, tIsolated } from "../bidi.js";
 import { sodiumReady } from "../sodium.js";
 import { button, errorMessage, heading } from "../ui.js";
 import { confirmed, section } from "./admin.js";
@@ -117,13 +118,13 @@ export function outcomes(ctx, params) {
       const opened = await openedOutcomes(caseRec, list);
       const current = opened.find((o) => o.period === schema.period);
       return [
-        current ? null : h("h2", {}, t("figures.period", { period: schema.period })),
+        current ? null : h("h2", {}, tIsolated("figures.period", { period: schema.period })),
         current ? null : reportForm(ctx, caseRec, schema),
         opened.map((o) =>
           h(
             "section",
             { class: "panel", "data-outcome": o.period },
-            h("h2", {}, t("figures.reported", { period: o.period })),
+            h("h2", {}, tIsolated("figures.reported", { period: o.period })),
             h("p", { class: "hint" }, formatDateTime(o.submittedAt)),
             o.answers ? answerList(schema, o.answers) : h("p", { class: "error-box" }, t("figures.unreadable")),
           ),
@@ -179,7 +180,7 @@ function figure(f, confidence) {
     "div",
     { class: "fig", "data-fig": f.name },
     h("h4", {}, t(local ? `figures.field.${field}` : `figures.fig.${f.name}`)),
-    h("p", { class: "hint" }, params.filter(Boolean).join(" · ")),
+    h("p", { class: "hint" }, joinIsolated(params)),
     body,
   );
 }
@@ -195,7 +196,7 @@ function release(r, open) {
   return h(
     "details",
     { class: "fig-release", open, "data-release": r.id },
-    h("summary", {}, t("figures.releasedAt", { date: formatDateTime(r.created_at), epsilon: num(r.epsilon, 3) })),
+    h("summary", {}, tIsolated("figures.releasedAt", { date: formatDateTime(r.created_at), epsilon: num(r.epsilon, 3) })),
     h(
       "p",
       { class: "actions" },
@@ -214,10 +215,10 @@ export function figureReleases(ctx) {
       const data = await ctx.authenticated(() => get("/admin/figures/releases"));
       const b = data.budget;
       return [
-        h("p", { "data-budget-left": String(b.epsilon_left) }, t("figures.budget", { period: data.period, spent: num(b.epsilon_spent, 3), total: num(b.epsilon_total, 3), left: num(b.epsilon_left, 3) })),
+        h("p", { "data-budget-left": String(b.epsilon_left) }, tIsolated("figures.budget", { period: data.period, spent: num(b.epsilon_spent, 3), total: num(b.epsilon_total, 3), left: num(b.epsilon_left, 3) })),
         confirmed(ctx, {
           label: t("figures.release"),
-          question: t("figures.confirm", { period: data.period }),
+          question: tIsolated("figures.confirm", { period: data.period }),
           run: async () => {
             await post("/admin/figures/releases", { period: data.period });
             ctx.go("admin", { notice: "admin.done" });
