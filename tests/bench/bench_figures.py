@@ -89,7 +89,7 @@ def run(bench: Services) -> None:
         session.close()
         session = db.sessions()
         with timer() as elapsed:
-            services._true_counts(session, start, end)
+            services.true_counts(session, start, end)
             session.scalar(
                 select(func.count()).select_from(Outcome).where(Outcome.period == period)
             )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from collections.abc import Callable
 from typing import Any
@@ -28,8 +29,10 @@ from vault.cli import main
 from vault.client import ApiError, HavenClient
 from vault.client.figures import Figures, randomize
 from vault.db import database, new_id, utcnow
+from vault.documents.models import Document, DocumentState
 from vault.figures import services
 from vault.figures.models import Budget, Outcome, Release
+from vault.messages.models import Conversation, Message
 from vault.protocol import figures as pfig
 from vault.protocol import messages as pmsg
 from vault.protocol.encoding import b64encode
@@ -184,6 +187,57 @@ def test_haven_figures_commands_report_release_and_list(
     assert listed["period"] == period and len(listed["releases"]) == 1
 
 
+def _activity(db: Any, case_ids: list[str], sender: str, rng: random.Random) -> tuple[int, int]:
+    """Documents (0-8) and messages (0-40) in each case now; their truths, clamped per case."""
+    now, now_ms = utcnow(), int(utcnow().timestamp() * 1000)
+    docs, conversations, messages = [], [], []
+    documents_truth = messages_truth = 0
+    for case_id in case_ids:
+        ndocs, nmsgs = rng.randint(0, 8), rng.randint(0, 40)
+        documents_truth += min(ndocs, 5)
+        messages_truth += min(nmsgs, 20)
+        for _ in range(ndocs):
+            docs.append(
+                {
+                    "id": new_id(),
+                    "case_id": case_id,
+                    "owner_id": sender,
+                    "owner_key_version": 1,
+                    "state": DocumentState.READY,
+                    "object_name": new_id(),
+                    "header": b"h",
+                    "metadata_envelope": b"m",
+                    "signature": b"s",
+                    "owner_sealed_key": b"k",
+                    "ciphertext_size": 1,
+                    "chunk_count": 1,
+                    "part_size": 1,
+                    "part_count": 1,
+                    "created_at": now,
+                    "upload_expires_at": now,
+                }
+            )
+        conversation = new_id()
+        conversations.append({"id": conversation, "case_id": case_id, "last_seq": nmsgs})
+        messages += [
+            {
+                "id": new_id(),
+                "conversation_id": conversation,
+                "seq": seq,
+                "sender_id": sender,
+                "sender_key_version": 1,
+                "sent_at": now_ms,
+                "ttl": 0,
+                "digest": os.urandom(32),
+            }
+            for seq in range(1, nmsgs + 1)
+        ]
+    db.execute(insert(Document), docs)
+    db.execute(insert(Conversation), conversations)
+    db.execute(insert(Message), messages)
+    return documents_truth, messages_truth
+
+
 def _hoeffding(n: int, epsilon: float, k: int, delta: float) -> float:
     """|estimate - truth| <= this except with chance delta (Hoeffding on n independent draws)."""
     p, q = pfig.keep_probability(epsilon, k), pfig.other_probability(epsilon, k)
@@ -232,6 +286,7 @@ def test_released_figures_of_a_synthetic_population_match_the_truth_within_their
         db = database(app).sessions()
         db.execute(insert(Case), cases)
         db.execute(insert(Outcome), rows)
+        documents, messages = _activity(db, [c["id"] for c in cases[:600]], me.id, rng)
         db.commit()
         db.close()
 
@@ -242,8 +297,8 @@ def test_released_figures_of_a_synthetic_population_match_the_truth_within_their
         "accounts_survivor": 1,
         "accounts_counsel": 1,
         "cases_opened": n + 1,
-        "documents_uploaded": 0,
-        "messages_sent": 0,
+        "documents_uploaded": documents,
+        "messages_sent": messages,
         "intake_reports": 0,
     }
     checks = len(services.CENTRAL) + sum(len(v) for v in pfig.FIELDS.values())
@@ -265,7 +320,8 @@ def test_released_figures_of_a_synthetic_population_match_the_truth_within_their
             assert figure["interval"] == pytest.approx(
                 [figure["value"] - half, figure["value"] + half]
             )
-    assert not by_name["cases_opened"]["suppressed"]
+    for busy in ("cases_opened", "documents_uploaded", "messages_sent"):
+        assert not by_name[busy]["suppressed"], busy
 
     for name, values in pfig.FIELDS.items():
         figure = by_name[f"outcome.{name}"]

@@ -206,7 +206,7 @@ def _decoys() -> Select[tuple[str]]:
     return select(DuressLink.decoy_id)
 
 
-def _true_counts(db: Session, start: datetime, end: datetime) -> dict[str, int]:
+def true_counts(db: Session, start: datetime, end: datetime) -> dict[str, int]:
     """Every central figure's count before noise, each case's part clamped to its bound."""
     real_cases = Case.survivor_id.not_in(_decoys())
     accounts = (
@@ -265,7 +265,8 @@ def _central_figure(figure: Central, count: int, settings: Settings) -> dict[str
     scale = figure.bound / settings.epsilon
     measurement = dp.m.make_laplace(dp.atom_domain(T=int), dp.absolute_distance(T=int), scale=scale)
     # OpenDP's own privacy map must agree that one case costs at most epsilon.
-    assert measurement.map(figure.bound) <= settings.epsilon + SLACK  # type: ignore[no-untyped-call]
+    if measurement.map(figure.bound) > settings.epsilon + SLACK:  # type: ignore[no-untyped-call]
+        raise RuntimeError(f"{figure.name}: the noise does not give epsilon {settings.epsilon}")
     noisy = int(measurement(count))
     half = float(dp.discrete_laplacian_scale_to_accuracy(scale, 1 - CONFIDENCE))
     suppressed = noisy < settings.suppress_below
@@ -377,7 +378,7 @@ def release(db: Session, period: str, settings: Settings, actor_id: str) -> Rele
             f"the budget of {period} cannot cover another release (needs {cost})",
             code="budget_exhausted",
         )
-    counts = _true_counts(db, start, end)
+    counts = true_counts(db, start, end)
     figures = [_central_figure(f, counts[f.name], settings) for f in CENTRAL]
     figures += _local_figures(db, period, settings)
     budget.epsilon_spent = round(budget.epsilon_spent + cost, 9)
