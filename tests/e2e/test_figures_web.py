@@ -19,6 +19,7 @@ from tests.conftest import PASSPHRASE as PY_PASSPHRASE
 from tests.conftest import LiveServer
 from tests.e2e.conftest import IPHONE, Contexts
 from tests.e2e.flows import choose_language, login
+from vault.client import ApiError
 from vault.client.figures import Figures
 
 TRUTH = {
@@ -46,7 +47,7 @@ def test_counsel_reports_in_the_page_and_an_admin_releases_draws_and_exports(
     counsel, _ = create_account("counsel", username="figures.counsel")
     survivor, _ = create_account("survivor", username="figures.client", invited_by=counsel)
     other, _ = create_account("survivor", username="figures.other", invited_by=counsel)
-    create_account("admin", username="figures.admin")
+    admin, _ = create_account("admin", username="figures.admin")
     case_id = survivor.cases()[0]["id"]
     other_case = other.cases()[0]["id"]
     period = Figures(counsel).schema()["period"]
@@ -117,9 +118,24 @@ def test_counsel_reports_in_the_page_and_an_admin_releases_draws_and_exports(
 
     admin_page.screenshot(path=str(screenshots / "en-admin-figures.png"), full_page=True)
     assert run_axe(admin_page, "admin-figures en") == []
+    # Once the period's budget is spent, the page says so and nothing more is released.
+    for _ in range(10):
+        try:
+            Figures(admin).release(period)
+        except ApiError as error:
+            assert error.code == "budget_exhausted"
+            break
+    section.locator(f'[data-release-figures="{period}"]').click()
+    admin_page.click("main [data-confirm=yes]")
+    expect(section.locator(".form-error")).to_have_text(
+        "The privacy budget for this period is spent."
+    )
+    count = len(Figures(admin).releases(period)["releases"])
     choose_language(admin_page, "ar")
     assert admin_page.locator("html").get_attribute("dir") == "rtl"
-    expect(section.locator('[data-fig="outcome.t_visa"] svg[role=img]')).to_have_count(5)
+    newest = section.locator("details[open][data-release]")
+    expect(newest.locator('[data-fig="outcome.t_visa"] svg[role=img]')).to_have_count(5)
     section.screenshot(path=str(screenshots / "ar-admin-figures.png"))
     assert run_axe(admin_page, "admin-figures ar") == []
+    assert len(Figures(admin).releases(period)["releases"]) == count
     assert watch.console_errors == [] and admin_watch.console_errors == []
