@@ -53,6 +53,16 @@ export function outcomePlaintext(period, answers) {
   return JSON.stringify({ answers: sorted, kind: OUTCOME_KIND, period });
 }
 
+/** A report's `record` bytes as the envelope object they hold (§28.3), or null when they are not one. */
+export function parseRecord(bytes) {
+  try {
+    const value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    return typeof value === "object" && value !== null && !Array.isArray(value) ? value : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The true answers of an opened record, or null when it is not this period's outcome. */
 export function parseOutcome(text, period) {
   let value;

@@ -10,6 +10,7 @@ import {
   outcomeConversationId,
   outcomePlaintext,
   parseOutcome,
+  parseRecord,
   randomizeAnswers,
   randomizeValue,
   releaseCsv,
@@ -98,6 +99,10 @@ test("the record's text has sorted keys, no spaces, and opens only for its perio
   assert.equal(parseOutcome('{"kind":"other","period":"2026-Q4","answers":{}}', "2026-Q4"), null);
   assert.equal(parseOutcome("not json", "2026-Q4"), null);
   assert.equal(outcomeConversationId("c1", "2026-Q4"), "outcome:c1:2026-Q4");
+  const bytes = (text) => new TextEncoder().encode(text);
+  assert.deepEqual(parseRecord(bytes('{"id":"x"}')), { id: "x" });
+  for (const bad of ["[1]", "null", "{", "7"]) assert.equal(parseRecord(bytes(bad)), null);
+  assert.equal(parseRecord(Uint8Array.of(0xff, 0xfe)), null);
 });
 
 const RELEASE = {

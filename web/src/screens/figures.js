@@ -44,9 +44,9 @@ function valueLabel(field, value) {
 async function openedOutcomes(caseRec, outcomes) {
   return Promise.all(
     outcomes.map(async (o) => {
-      const envelope = JSON.parse(new TextDecoder().decode(b64decode(o.record)));
+      const envelope = F.parseRecord(b64decode(o.record));
       const conv = { id: F.outcomeConversationId(caseRec.id, o.period), members: caseRec.members };
-      const opened = await openMessage(conv, envelope);
+      const opened = envelope ? await openMessage(conv, envelope) : { refused: true };
       return { period: o.period, submittedAt: o.submitted_at, answers: opened.refused ? null : F.parseOutcome(opened.text, o.period) };
     }),
   );
