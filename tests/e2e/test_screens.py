@@ -63,6 +63,7 @@ SCREENS = (
     "recover",
     "share-recover",
     "home-counsel",
+    "outcomes",
     "inbox",
     "invite",
     "invite-link",
@@ -164,6 +165,10 @@ def walk_every_screen(
     login(page, counsel.account.username, PY_PASSPHRASE)
     expect(page.locator(".member")).to_have_count(2)
     at("home-counsel")
+    page.click("main [data-outcomes]")  # outcome reports (§28.8): the form of this period
+    expect(page.locator("main [data-outcome-form]")).to_be_visible()
+    at("outcomes")
+    page.locator("main > p button.link").click()
     page.click("#open-inbox")
     expect(page.locator("main [aria-busy]")).to_have_count(0)
     at("inbox")

@@ -10,6 +10,7 @@ import { quickExit, installIdleLock, installShiftExit, installTouchExit, NEUTRAL
 import { askBeforeLeaving, closeOpen, exitThroughHistory, forgetLanguage, initNavigation, parentScreen, rememberLanguage, rememberedLanguage, trackBarSize, unsavedWork } from "./nav.js";
 import { language, languages, onLanguageChange, preferredLanguage, setLanguage, t } from "./i18n.js";
 import { admin } from "./screens/admin.js";
+import { outcomes } from "./screens/figures.js";
 import { inbox, inboxReport } from "./screens/inbox.js";
 import * as auth from "./screens/auth.js";
 import * as documentScreens from "./screens/documents.js";
@@ -32,7 +33,7 @@ import { sodiumReady } from "./sodium.js";
 
 const { releaseBlobs, ...docScreens } = documentScreens;
 const { closeStreams, unreadByCase: _unread, ...chatScreens } = messageScreens;
-const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, shares: shareScreens.shares, shareRecover: shareScreens.shareRecover, factorSignIn, factors, inviteCode, safetyPlan, admin, inbox, inboxReport, ...intakeScreens };
+const SCREENS = { ...auth, ...homeScreens, ...docScreens, ...chatScreens, ...keyScreens, ...duressScreens, ...linkScreens, shares: shareScreens.shares, shareRecover: shareScreens.shareRecover, factorSignIn, factors, inviteCode, safetyPlan, admin, outcomes, inbox, inboxReport, ...intakeScreens };
 const SIGNED_IN = new Set(["home", "invite", "safety", "change", "rotate", "recoveryShow", "recoveryConfirm", "documents", "history", "conversation", "duress", "links", "shares", "factors", "admin", "inbox", "inboxReport"]);
 
 let current = { name: "login", params: {} };

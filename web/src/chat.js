@@ -154,6 +154,19 @@ export function attachmentKeys(sodium, conv, documents, checked) {
  * waited out (retry.js), `onRetry(seconds)` told first.
  */
 export async function sendText(conv, text, documents = [], { onRetry } = {}) {
+  const { sodium, envelope, checked } = await sealText(conv, text, documents.map((d) => d.id));
+  const keys = attachmentKeys(sodium, conv, documents, checked);
+  const body = keys.length ? { ...envelope, attachment_keys: keys } : envelope;
+  // The same bytes each time: the server stores the message once (its id is in the envelope).
+  const path = `/conversations/${encodeURIComponent(conv.id)}/messages`;
+  return (await withAdvisedRetry(() => post(path, body), { onRetry })).message;
+}
+
+/**
+ * A signed envelope of `text` for `conv` ({id, ttl, members with public_keys and
+ * key_version}), sealed to every member's checked current key; also the checked records.
+ */
+export async function sealText(conv, text, attachmentIds = []) {
   const sodium = await sodiumReady();
   const me = session.account;
   const x25519 = {};
@@ -179,14 +192,9 @@ export async function sendText(conv, text, documents = [], { onRetry } = {}) {
     sentAt: Date.now(),
     ttl: conv.ttl,
     recipients: sorted,
-    attachments: M.sortByBytes([...new Set(documents.map((d) => d.id))]),
+    attachments: M.sortByBytes([...new Set(attachmentIds)]),
   };
-  const envelope = M.compose(sodium, header, text, me.keys, x25519);
-  const keys = attachmentKeys(sodium, conv, documents, checked);
-  const body = keys.length ? { ...envelope, attachment_keys: keys } : envelope;
-  // The same bytes each time: the server stores the message once (its id is in the envelope).
-  const path = `/conversations/${encodeURIComponent(conv.id)}/messages`;
-  return (await withAdvisedRetry(() => post(path, body), { onRetry })).message;
+  return { sodium, envelope: M.compose(sodium, header, text, me.keys, x25519), checked };
 }
 
 /** Move my read marker forward. */

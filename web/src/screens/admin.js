@@ -11,6 +11,7 @@ import { session } from "../session.js";
 import { addMember, removeMember, teamMembers } from "../inbox.js";
 import { tIsolated } from "../bidi.js";
 import { factorPolicy, maintenance } from "./admin-jobs.js";
+import { figureReleases } from "./figures.js";
 import { NO_SAVE, button, errorMessage, field, handleSubmit, heading, required, secret } from "../ui.js";
 
 const PURPOSES = ["session", "data", "logsign", "factor"];
@@ -20,7 +21,7 @@ const DAY_MS = 86_400_000;
 
 /** An admin change's refusal, in words: the admin-only codes first, then the shared ones. */
 function adminError(error) {
-  const own = { key_in_use: "admin.error.inUse", keyring_read_only: "admin.error.readOnly" }[error?.code];
+  const own = { key_in_use: "admin.error.inUse", keyring_read_only: "admin.error.readOnly", budget_exhausted: "figures.exhausted" }[error?.code];
   return own ? t(own) : errorMessage(error, "admin");
 }
 
@@ -389,6 +390,7 @@ export function admin(ctx, params) {
     heading(t("admin.title")),
     params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
     figures(ctx),
+    figureReleases(ctx),
     accounts(ctx, params),
     invites(ctx),
     intakeTeam(ctx),

@@ -36,7 +36,7 @@ export function releaseBlobs() {
   blobUrls.clear();
 }
 
-function blobUrl(blob) {
+export function blobUrl(blob) {
   const url = URL.createObjectURL(blob);
   blobUrls.add(url);
   return url;

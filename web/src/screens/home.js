@@ -183,6 +183,9 @@ function caseList(ctx, cases) {
             "data-messages": c.id,
           }),
         ),
+        session.account.role === "counsel"
+          ? h("p", {}, button(t("figures.report"), () => ctx.go("outcomes", { caseId: c.id }), "secondary", { "aria-describedby": id, "data-outcomes": c.id }))
+          : null,
         session.account.role === "counsel" ? addColleague(ctx, c) : null,
       );
     }),
