@@ -5,7 +5,7 @@
  * live in this module's memory only: never in a request, a URL or browser storage.
  */
 
-import { API, ApiError, beacon, get, post } from "./api.js";
+import { API, ApiError, beacon, get, post, request } from "./api.js";
 import { receiptSubkeys } from "./crypto/argon2.js";
 import * as D from "./crypto/documents.js";
 import { b64decode, b64encode, bytesEqual } from "./crypto/encoding.js";
@@ -134,7 +134,11 @@ export async function checkReceipt(text) {
 /** Open an intake session with the receipt alone; the decrypted thread. */
 export async function comeBack(text) {
   const sodium = await sodiumReady();
-  const keys = await keysOf(sodium, IN.receiptEntropy(sodium, text));
+  return openSession(sodium, await keysOf(sodium, IN.receiptEntropy(sodium, text)));
+}
+
+/** Sign a fresh challenge with the receipt's keys: a new intake session, the thread. */
+async function openSession(sodium, keys) {
   const { challenge } = await post("/intake/challenges");
   const signed = IN.sessionSigned(b64decode(challenge), keys.lookup);
   const answer = await post("/intake/session", {
@@ -202,14 +206,52 @@ export async function attachFile(file) {
 }
 
 /** Download an attachment of her report; its bytes, decrypted and checked (§20.11). */
-export async function fetchAttachment(att) {
+export const fetchAttachment = (att) => downloadAttachment(`/intake/session/attachments/${b64encode(att.id)}/content`, att);
+
+/** An attachment's content from `path` (hers, or the team's route), decrypted and checked. */
+export async function downloadAttachment(path, att) {
   const sodium = await sodiumReady();
-  const response = await raw("GET", `/intake/session/attachments/${b64encode(att.id)}/content`);
+  const response = await raw("GET", path);
   const data = D.decryptContent(sodium, att.fileKey, att.header, new Uint8Array(await response.arrayBuffer()));
   if (data.length !== att.size || !bytesEqual(sodium.crypto_hash_sha256(data), att.sha256)) {
     throw new D.TamperedContent("the attachment is not the file its entry names");
   }
   return data;
+}
+
+/** Whether this page holds a receipt's keys (she may move her report into a case). */
+export const holdsReport = () => mine !== null;
+
+/** One entry as the text of a case message (§20.10), as transcript_line in the Python client. */
+export function transcriptLine(e, names) {
+  const who = e.authorId === null ? "reporter" : (names[e.authorId] ?? e.authorId);
+  const head = `[intake #${e.seq}, ${who}]`;
+  if (e.attachment) return `${head} attached ${e.attachment.name} (${e.attachment.size} bytes)`;
+  if (e.report) {
+    const r = e.report;
+    const or = (v) => v || "-";
+    return `${head} ${r.text}\nlanguage: ${or(r.language)}; contact: ${or(r.contactWay)} (${or(r.contactTime)}); in danger now: ${r.danger}`;
+  }
+  return `${head} ${e.text}`;
+}
+
+/**
+ * On her consent, signed in to her new account (§20.10): open a new intake session with the
+ * keys this page holds (signing in ended the old one), re-send every entry oldest first as a
+ * message of her case's conversation (attachments as case documents), then withdraw the
+ * report (crypto-shredded). `send(text, file|null)` sends one message in the case.
+ */
+export async function moveReport(send) {
+  if (mine === null) throw new TransparencyError("no report is open in this page");
+  const sodium = await sodiumReady();
+  const entries = await openSession(sodium, mine.keys);
+  const names = Object.fromEntries((await get("/intake/team")).members.map((m) => [m.user_id, m.username]));
+  for (const e of entries) {
+    const file = e.attachment ? new File([await fetchAttachment(e.attachment)], e.attachment.name, { type: e.attachment.mimeType }) : null;
+    await send(transcriptLine(e, names), file);
+  }
+  await request("DELETE", "/intake/session/report");
+  mine = null;
 }
 
 /**
@@ -247,7 +289,7 @@ async function openThread(sodium, report) {
     }
     const content = IN.openEntry(sodium, mine.reportKey, rid, eid, author, blob);
     if ((item.seq === 1) !== Boolean(content.report)) throw new TransparencyError("only the first entry is the report");
-    out.push({ seq: item.seq, mine: item.author_id === null, ...content });
+    out.push({ seq: item.seq, mine: item.author_id === null, authorId: item.author_id, ...content });
   }
   return out;
 }
