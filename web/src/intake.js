@@ -5,7 +5,8 @@
  * live in this module's memory only: never in a request, a URL or browser storage.
  */
 
-import { API, ApiError, beacon, get, post, request } from "./api.js";
+import { API, ApiError, get, post, request } from "./api.js";
+import { onForget } from "./forget.js";
 import { receiptSubkeys } from "./crypto/argon2.js";
 import * as D from "./crypto/documents.js";
 import { b64decode, b64encode, bytesEqual } from "./crypto/encoding.js";
@@ -254,16 +255,11 @@ export async function moveReport(send) {
   mine = null;
 }
 
-/**
- * Forget the receipt's keys and the report key (quick exit, lock); a page that held them
- * also ends the intake session without waiting (keepalive: it survives the page leaving),
- * so whoever picks the phone up next cannot reopen her report from this browser.
- */
-export function forget() {
-  if (mine === null) return;
+// Quick exit, lock: the receipt's keys and the report key go with everything else; the
+// routine also ends the intake session on the server (forget.js).
+onForget(() => {
   mine = null;
-  beacon("DELETE", "/intake/session");
-}
+});
 
 /** Verify and decrypt every entry: [{seq, mine, report?|text?|attachment?}]. */
 async function openThread(sodium, report) {
