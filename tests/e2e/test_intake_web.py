@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import FilePayload, Page, Request, expect
+from playwright.sync_api import FilePayload, Page, Request, Route, expect
 
 from tests.conftest import LiveServer
 from tests.e2e.conftest import ANDROID, IPHONE, NEUTRAL, Contexts
@@ -121,12 +121,24 @@ def test_reporter_submits_counsel_replies_reporter_returns_with_receipt_and_answ
     expect(thread).to_have_count(2, timeout=90_000)
     expect(thread.nth(1)).to_contain_text(REPLY)
     back.fill("textarea[name=intake-reply]", ANSWER)
+    parts: list[str] = []
+
+    def cut_once(route: Route) -> None:
+        """The first attempt at the part is cut off: the upload resumes."""
+        parts.append(route.request.url.rsplit("/", 1)[-1])
+        if len(parts) == 1:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    back.route("**/api/v1/intake/session/attachments/*/parts/*", cut_once)
     back.set_input_files(
         "input[name=intake-file]",
         files=FilePayload(name="passport.jpg", mimeType="image/jpeg", buffer=PHOTO),
     )
     back.click("main form button[type=submit]")
     expect(thread).to_have_count(4, timeout=60_000)
+    assert parts == ["1", "1"], parts
     assert run_axe(back, "intake-thread") == []
     with back.expect_download() as download:
         back.click("[data-attachment]")

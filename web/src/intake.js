@@ -14,7 +14,7 @@ import * as IN from "./crypto/intake.js";
 import { verifyPublicRecord } from "./crypto/keys.js";
 import { TransparencyError } from "./crypto/transparency.js";
 import { setReader, verifyContactHistory, verifyLoggedKey } from "./directory.js";
-import { mimeOf } from "./docs.js";
+import { FileChanged, RETRIES, RETRYABLE, hashFile, mimeOf, sendParts, waitOnline } from "./docs.js";
 import { sodiumReady } from "./sodium.js";
 
 // Counters tried between two yields to the page while solving the proof of work.
@@ -185,24 +185,33 @@ async function raw(method, path, body) {
 }
 
 /**
- * Encrypt a File in memory (§20.11: a fresh file key, the stream header derived from it
- * and the attachment id), upload it in parts, finalize, and add the entry that names it.
+ * Encrypt a File as a stream (§20.11: a fresh file key, the stream header derived from it and
+ * the attachment id, so a resumed upload pushes the same bytes), one part in memory at a time;
+ * a dropped connection or a busy server resumes from the parts the server holds; finalize,
+ * and add the entry that names it.
  */
 export async function attachFile(file) {
   const sodium = await sodiumReady();
-  const data = new Uint8Array(await file.arrayBuffer());
+  const sha256 = await hashFile(sodium, file);
   const id = sodium.randombytes_buf(IN.ID_BYTES);
   const fileKey = sodium.randombytes_buf(D.KEY_BYTES);
-  const { header, ciphertext } = D.encryptContent(sodium, fileKey, data, IN.attachmentStreamHeader(sodium, fileKey, id));
+  const { header } = new D.ContentEncryptor(sodium, fileKey, IN.attachmentStreamHeader(sodium, fileKey, id));
   const path = `/intake/session/attachments/${b64encode(id)}`;
-  const body = { id: b64encode(id), ciphertext_size: ciphertext.length, chunk_count: D.chunkCount(data.length), part_size: D.PART_BYTES };
-  const { upload } = await post("/intake/session/attachments", body);
-  for (let n = 1; n <= upload.part_count; n++) {
-    await raw("PUT", `${path}/parts/${n}`, ciphertext.subarray((n - 1) * upload.part_size, n * upload.part_size));
+  const body = { id: b64encode(id), ciphertext_size: D.ciphertextSize(file.size), chunk_count: D.chunkCount(file.size), part_size: D.PART_BYTES };
+  let { upload } = await post("/intake/session/attachments", body);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const sent = await sendParts(sodium, `${path}/parts`, fileKey, header, file, upload, () => {});
+      if (!bytesEqual(sent, sha256)) throw new FileChanged();
+      break;
+    } catch (error) {
+      if (!(error instanceof ApiError) || !RETRYABLE.has(error.status) || attempt > RETRIES) throw error;
+      await waitOnline(Math.min(8000, 500 * 2 ** (attempt - 1)));
+      upload = (await get(path).catch(() => ({ upload }))).upload;
+    }
   }
   await post(`${path}/finalize`);
-  const mimeType = mimeOf(file);
-  const att = { id, fileKey, header, name: file.name, mimeType, size: data.length, sha256: sodium.crypto_hash_sha256(data) };
+  const att = { id, fileKey, header, name: file.name, mimeType: mimeOf(file), size: file.size, sha256 };
   await post("/intake/session/entries", entry(sodium, IN.attachmentPlaintext(att)));
 }
 
