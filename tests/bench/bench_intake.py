@@ -201,6 +201,7 @@ def _throughput(services: Services) -> None:
         for thread in threads:
             thread.join()
         _photo_submit(app, server)
+        _throttled_phone(server)
     emit(
         "intake_reports_per_s_under_invalid_flood",
         flooded,
@@ -243,6 +244,67 @@ def _photo_submit(app: Flask, server: LiveServer) -> None:
         statistics.median(signed_in),
         baseline_is="a signed-in survivor uploading the same photo as a document",
         includes="receipt Argon2id, proof of work at 8 bits, report, upload; unthrottled loopback",
+    )
+
+
+# A slow phone link: 1.6 Mbps each way (bytes per second for CDP) and 150 ms of latency.
+THROTTLE = {
+    "offline": False,
+    "latency": 150,
+    "downloadThroughput": 200_000,
+    "uploadThroughput": 200_000,
+}
+PHONE = "iPhone 13"
+
+
+def _throttled_phone(server: LiveServer) -> None:
+    """In Chromium on a phone profile throttled to 1.6 Mbps / 150 ms: an anonymous report
+    with a 5 MiB photo (from Send to the receipt), beside the signed-in survivor of
+    _photo_submit uploading the same photo as a document (from Upload to listed)."""
+    photo = {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": os.urandom(5 << 20)}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        profile = {k: v for k, v in pw.devices[PHONE].items() if k != "default_browser_type"}
+
+        def phone(path: str) -> Any:
+            page = browser.new_context(**profile).new_page()
+            page.goto(f"{server.url}{path}")
+            cdp = page.context.new_cdp_session(page)
+            cdp.send("Network.enable")
+            cdp.send("Network.emulateNetworkConditions", THROTTLE)
+            return page
+
+        page = phone("/app/#intake")
+        page.fill("textarea[name=intake-text]", "bench")
+        page.set_input_files("#intake-form input[name=intake-file]", files=photo)
+        start = time.perf_counter()
+        page.click("#intake-form button[type=submit]")
+        page.locator("#intake-receipt").wait_for(timeout=600_000)
+        anonymous = time.perf_counter() - start
+
+        page = phone("/app/")
+        page.fill("input[name=username]", "bench.survivor")
+        page.fill("input[name=passphrase]", PASSPHRASE)
+        page.click("form button[type=submit]")
+        page.locator(".case-actions button").first.click(timeout=120_000)
+        page.locator(".doc-list:not([aria-busy=true])").wait_for(timeout=120_000)
+        page.set_input_files("input[name=file]", files=photo)
+        page.select_option("select[name=doctype]", "other")
+        before = page.locator(".document h3", has_text="photo.jpg").count()
+        start = time.perf_counter()
+        page.click("form.upload button[type=submit]")
+        page.locator(".document h3", has_text="photo.jpg").nth(before).wait_for(timeout=600_000)
+        signed_in = time.perf_counter() - start
+        browser.close()
+    emit(
+        "intake_report_with_5mib_photo_throttled_phone_s",
+        anonymous,
+        "s",
+        signed_in,
+        baseline_is="the signed-in survivor uploading the same photo in the same browser, same throttle",
+        throttle="1.6 Mbps up and down, 150 ms latency (CDP Network.emulateNetworkConditions)",
+        profile=PHONE,
+        includes="team key checks, receipt Argon2id, proof of work at 8 bits, report, upload",
     )
 
 

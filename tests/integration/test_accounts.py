@@ -7,35 +7,16 @@ from collections.abc import Callable
 import pytest
 import requests
 from flask import Flask
-from sqlalchemy import MetaData, select
 
 from tests.conftest import PASSPHRASE, LiveServer
+from tests.leaks import dump_database
 from vault.client import ApiError, HavenClient
 from vault.client.api import invite_token
-from vault.db import database
 from vault.protocol import keys as pkeys
 from vault.protocol.encoding import b64encode
 from vault.protocol.kdf import KdfParams, WeakParameters, passphrase_keys, recovery_keys
 
 NEW_PASSPHRASE = "a brand new passphrase 2026"
-
-
-def dump_database(app: Flask) -> bytes:
-    """Every value of every row of every table, as one byte string."""
-    meta = MetaData()
-    engine = database(app).engine
-    meta.reflect(engine)
-    out = bytearray()
-    with engine.connect() as conn:
-        for table in meta.sorted_tables:
-            for row in conn.execute(select(table)):
-                for value in row:
-                    if isinstance(value, bytes | bytearray | memoryview):
-                        out += bytes(value)
-                    else:
-                        out += str(value).encode()
-                    out += b"\x00"
-    return bytes(out)
 
 
 def test_second_device_recovers_identical_private_keys(

@@ -22,7 +22,8 @@ from tests.integration.documents_fixtures import (
     sha256_file,
     write_random_file,
 )
-from tests.integration.test_accounts import dump_database
+from tests.leaks import dump_database
+from tests.leaks import minio_files as _minio_files
 from tests.services import MinioServer
 from vault.client import ApiError, HavenClient
 from vault.client.documents import FileChanged
@@ -47,17 +48,6 @@ def _needles(path: Path, name: str, file_key: bytes) -> dict[str, bytes]:
     needles["file key (b64)"] = b64encode(file_key).encode()
     needles["file key (hex)"] = file_key.hex().encode()
     return needles
-
-
-def _minio_files(minio: MinioServer) -> list[Path]:
-    """Every file under MinIO's data folder; a folder MinIO empties meanwhile (its trash) is
-    skipped, as os.walk skips folders it cannot read."""
-    return [
-        Path(top, name)
-        for top, _, names in os.walk(minio.root / "data")
-        for name in names
-        if Path(top, name).is_file()
-    ]
 
 
 def test_passport_scan_is_shared_downloaded_revoked_and_never_stored_in_clear(

@@ -22,8 +22,7 @@ from tests.integration.documents_fixtures import (
     write_random_file,
 )
 from tests.integration.links_fixtures import link_body, make_link
-from tests.integration.test_accounts import dump_database
-from tests.integration.test_documents import _minio_files
+from tests.leaks import assert_stored_nowhere, dump_database
 from tests.services import MinioServer
 from vault import clock
 from vault.cli import main
@@ -126,17 +125,7 @@ def test_link_with_passphrase_opens_twice_verified_then_refuses_and_leaks_nothin
         needles[f"plaintext of {doc.id}"] = (tmp_path / doc.info.name).read_bytes()[1000:1256]
     dump = dump_database(app)
     assert plink.lookup_id(secret) in dump  # the dump is not vacuous
-    log_text = "\n".join(r.getMessage() for r in caplog.records).encode()
-    for label, needle in needles.items():
-        assert needle not in dump, label
-        assert needle not in log_text, label
-    for file in _minio_files(minio):
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            continue
-        for label, needle in needles.items():
-            assert needle not in data, f"{label} in {file}"
+    assert_stored_nowhere(app, minio, caplog.records, needles)
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@
  * fragment is read when the page opens or the fragment changes, and removed.
  */
 
-import { ApiError, get, logoutBeacon } from "./api.js";
+import { ApiError, get } from "./api.js";
+import { forgetEverything, onForget } from "./forget.js";
 import { h } from "./dom.js";
 import { quickExit, installIdleLock, installShiftExit, installTouchExit, NEUTRAL_URL } from "./exit.js";
 import { askBeforeLeaving, closeOpen, exitThroughHistory, forgetLanguage, initNavigation, parentScreen, rememberLanguage, rememberedLanguage, trackBarSize, unsavedWork } from "./nav.js";
@@ -18,7 +19,6 @@ import * as duressScreens from "./screens/duress.js";
 import { factorSignIn, factors } from "./screens/factors.js";
 import * as homeScreens from "./screens/home.js";
 import * as intakeScreens from "./screens/intake.js";
-import { forget as forgetIntake } from "./intake.js";
 import * as keyScreens from "./screens/keys.js";
 import * as linkScreens from "./screens/links.js";
 import { parseFragment as parseLinkFragment } from "./crypto/links.js";
@@ -96,19 +96,12 @@ function back() {
   return true;
 }
 
-/** Forget everything the screens hold: decrypted files, streams, keys, work under way. */
-function forgetAll() {
-  cancelRotation();
-  releaseBlobs();
-  closeStreams();
-  forgetSigners();
-  forgetSenders();
-  forgetIntake();
-  session.lock();
-}
+// What the screens hold, dropped by forget.js's one routine: work under way, decrypted
+// files, streams, cached keys, the session's own keys (intake.js registers its own).
+for (const forget of [cancelRotation, releaseBlobs, closeStreams, forgetSigners, forgetSenders, () => session.lock()]) onForget(forget);
 
-function lock(noticeKey) {
-  forgetAll();
+function lock(noticeKey, signOut = false) {
+  forgetEverything({ signOut });
   current = { name: "login", params: { notice: noticeKey } };
   render(true);
 }
@@ -174,7 +167,7 @@ function header() {
 }
 
 function leave() {
-  exitThroughHistory(() => quickExit(forgetAll));
+  exitThroughHistory(() => quickExit(() => forgetEverything({ signOut: true })));
 }
 
 /**
@@ -200,8 +193,7 @@ function takeInvite() {
   if (invite === null && !/invite=/.test(fragment)) return false;
   if (session.isSignedIn) {
     // Another account is about to be made here: this one's keys go, and its session ends.
-    logoutBeacon();
-    forgetAll();
+    forgetEverything({ signOut: true });
   }
   current = { name: "register", params: { invite } };
   return true;
@@ -231,10 +223,7 @@ async function boot() {
   installIdleLock({
     isActive: () => session.isSignedIn,
     // The lock also ends the server session, so nobody at this device can use it meanwhile.
-    onLock: () => {
-      logoutBeacon();
-      lock("login.locked");
-    },
+    onLock: () => lock("login.locked", true),
   });
   installTouchExit(leave);
   takeInvite();

@@ -17,12 +17,12 @@ import { sodiumReady } from "./sodium.js";
 
 /** Part size a phone on weak data uses: the smallest S3 allows (80 chunks, ≈ 5 MiB). */
 export const PART_BYTES = D.MIN_PART_BYTES;
-const RETRIES = 6;
-const RETRYABLE = new Set([0, 408, 429, 500, 502, 503, 504]);
+export const RETRIES = 6;
+export const RETRYABLE = new Set([0, 408, 429, 500, 502, 503, 504]);
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function waitOnline(ms) {
+export function waitOnline(ms) {
   if (navigator.onLine !== false) return sleep(ms);
   return new Promise((resolve) => {
     const done = () => {
@@ -124,7 +124,7 @@ async function readChunk(file, index) {
 }
 
 /** SHA-256 of a File, one chunk in memory at a time. */
-async function hashFile(sodium, file, onProgress) {
+export async function hashFile(sodium, file, onProgress) {
   const state = sodium.crypto_hash_sha256_init();
   const n = D.chunkCount(file.size);
   for (let i = 0; i < n; i++) {
@@ -135,10 +135,10 @@ async function hashFile(sodium, file, onProgress) {
 }
 
 /** PUT one part as raw bytes; progress per byte sent (XHR has upload progress, fetch has not). */
-function putPart(documentId, number, body, onSent) {
+function putPart(partsPath, number, body, onSent) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("PUT", `${API}/documents/${encodeURIComponent(documentId)}/parts/${number}`);
+    xhr.open("PUT", `${API}${partsPath}/${number}`);
     xhr.withCredentials = true;
     xhr.setRequestHeader("Content-Type", "application/octet-stream");
     xhr.setRequestHeader("Accept", "application/json");
@@ -161,10 +161,11 @@ function putPart(documentId, number, body, onSent) {
 }
 
 /**
- * Encrypt `file` as a stream and send the parts the server has not acknowledged.
+ * Encrypt `file` as a stream and send the parts the server has not acknowledged, one part
+ * in memory at a time, to `${partsPath}/{number}` (a document's, or an intake attachment's).
  * Returns the SHA-256 of the plaintext read this time.
  */
-async function sendParts(sodium, documentId, fileKey, header, file, upload, onProgress) {
+export async function sendParts(sodium, partsPath, fileKey, header, file, upload, onProgress) {
   const partBytes = Number(upload.part_size);
   const total = Number(upload.ciphertext_size);
   const acked = new Map(upload.parts.map((p) => [p.number, p.size]));
@@ -191,7 +192,7 @@ async function sendParts(sodium, documentId, fileKey, header, file, upload, onPr
     }
     if (at !== size) throw new FileChanged();
     if (send) {
-      await putPart(documentId, k, body, (sent) => onProgress((done + sent) / total));
+      await putPart(partsPath, k, body, (sent) => onProgress((done + sent) / total));
       done += size;
       onProgress(done / total);
     }
@@ -208,7 +209,7 @@ async function complete(sodium, caseRec, documentId, fileKey, header, file, info
         const digest = await hashFile(sodium, file);
         if (file.size !== info.size || b64encode(digest) !== b64encode(info.sha256)) throw new FileChanged();
       }
-      const sent = await sendParts(sodium, documentId, fileKey, header, file, upload, onProgress);
+      const sent = await sendParts(sodium, `/documents/${encodeURIComponent(documentId)}/parts`, fileKey, header, file, upload, onProgress);
       if (b64encode(sent) !== b64encode(info.sha256)) throw new FileChanged();
       const { document } = await post(`/documents/${encodeURIComponent(documentId)}/finalize`);
       return openDocument(document, caseRec.members);

@@ -3,23 +3,20 @@
  * tap on a touch screen) and the idle lock.
  */
 
-import { logoutBeacon } from "./api.js";
-
 export const NEUTRAL_URL = "https://www.wikipedia.org/";
 export const IDLE_MS = 5 * 60 * 1000;
 const SHIFT_WINDOW_MS = 1500;
 export const TOUCH_WINDOW_MS = 700;
 
 /**
- * Blank the page at once, end the session on the server without waiting, forget the
- * keys, scrub this history entry, and replace it with a neutral site so Back shows
- * nothing of this page.
+ * Blank the page at once, forget everything (`forget`: forget.js's routine, which also ends
+ * the sessions on the server without waiting), scrub this history entry, and replace it with
+ * a neutral site so Back shows nothing of this page.
  */
 export function quickExit(forget) {
   document.documentElement.classList.add("gone");
   document.body.replaceChildren();
   document.title = "";
-  logoutBeacon();
   try {
     forget();
   } catch {

@@ -11,6 +11,7 @@ import { REPORTER, ID_BYTES, entrySigned, messagePlaintext, openEntry, openRepor
 import { verifyLoggedKey } from "./directory.js";
 import { session } from "./session.js";
 import { sodiumReady } from "./sodium.js";
+import { downloadAttachment } from "./intake.js";
 
 const path = (id) => encodeURIComponent(id);
 
@@ -120,3 +121,12 @@ export const markHandled = (reportId) => post(`/intake/reports/${path(reportId)}
 /** The admin's changes to the team (each an audit event on the server). */
 export const addMember = (userId) => post("/intake/team/members", { user_id: userId });
 export const removeMember = (userId) => request("DELETE", `/intake/team/members/${path(userId)}`);
+
+/** Download an attachment of a report: decrypted and checked against its entry (§20.11). */
+export const fetchAttachment = (reportId, att) => downloadAttachment(`/intake/reports/${path(reportId)}/attachments/${b64encode(att.id)}/content`, att);
+
+/** Invite the reporter into an account and case (§20.10): a survivor invite sent as a reply. */
+export async function inviteReporter(report, text) {
+  const { link } = await session.createInvite("survivor");
+  return reply(report, text(link));
+}

@@ -5,7 +5,8 @@
  * live in this module's memory only: never in a request, a URL or browser storage.
  */
 
-import { API, ApiError, beacon, get, post } from "./api.js";
+import { API, ApiError, get, post, request } from "./api.js";
+import { onForget } from "./forget.js";
 import { receiptSubkeys } from "./crypto/argon2.js";
 import * as D from "./crypto/documents.js";
 import { b64decode, b64encode, bytesEqual } from "./crypto/encoding.js";
@@ -13,7 +14,7 @@ import * as IN from "./crypto/intake.js";
 import { verifyPublicRecord } from "./crypto/keys.js";
 import { TransparencyError } from "./crypto/transparency.js";
 import { setReader, verifyContactHistory, verifyLoggedKey } from "./directory.js";
-import { mimeOf } from "./docs.js";
+import { FileChanged, RETRIES, RETRYABLE, hashFile, mimeOf, sendParts, waitOnline } from "./docs.js";
 import { sodiumReady } from "./sodium.js";
 
 // Counters tried between two yields to the page while solving the proof of work.
@@ -134,7 +135,11 @@ export async function checkReceipt(text) {
 /** Open an intake session with the receipt alone; the decrypted thread. */
 export async function comeBack(text) {
   const sodium = await sodiumReady();
-  const keys = await keysOf(sodium, IN.receiptEntropy(sodium, text));
+  return openSession(sodium, await keysOf(sodium, IN.receiptEntropy(sodium, text)));
+}
+
+/** Sign a fresh challenge with the receipt's keys: a new intake session, the thread. */
+async function openSession(sodium, keys) {
   const { challenge } = await post("/intake/challenges");
   const signed = IN.sessionSigned(b64decode(challenge), keys.lookup);
   const answer = await post("/intake/session", {
@@ -180,31 +185,43 @@ async function raw(method, path, body) {
 }
 
 /**
- * Encrypt a File in memory (§20.11: a fresh file key, the stream header derived from it
- * and the attachment id), upload it in parts, finalize, and add the entry that names it.
+ * Encrypt a File as a stream (§20.11: a fresh file key, the stream header derived from it and
+ * the attachment id, so a resumed upload pushes the same bytes), one part in memory at a time;
+ * a dropped connection or a busy server resumes from the parts the server holds; finalize,
+ * and add the entry that names it.
  */
 export async function attachFile(file) {
   const sodium = await sodiumReady();
-  const data = new Uint8Array(await file.arrayBuffer());
+  const sha256 = await hashFile(sodium, file);
   const id = sodium.randombytes_buf(IN.ID_BYTES);
   const fileKey = sodium.randombytes_buf(D.KEY_BYTES);
-  const { header, ciphertext } = D.encryptContent(sodium, fileKey, data, IN.attachmentStreamHeader(sodium, fileKey, id));
+  const { header } = new D.ContentEncryptor(sodium, fileKey, IN.attachmentStreamHeader(sodium, fileKey, id));
   const path = `/intake/session/attachments/${b64encode(id)}`;
-  const body = { id: b64encode(id), ciphertext_size: ciphertext.length, chunk_count: D.chunkCount(data.length), part_size: D.PART_BYTES };
-  const { upload } = await post("/intake/session/attachments", body);
-  for (let n = 1; n <= upload.part_count; n++) {
-    await raw("PUT", `${path}/parts/${n}`, ciphertext.subarray((n - 1) * upload.part_size, n * upload.part_size));
+  const body = { id: b64encode(id), ciphertext_size: D.ciphertextSize(file.size), chunk_count: D.chunkCount(file.size), part_size: D.PART_BYTES };
+  let { upload } = await post("/intake/session/attachments", body);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const sent = await sendParts(sodium, `${path}/parts`, fileKey, header, file, upload, () => {});
+      if (!bytesEqual(sent, sha256)) throw new FileChanged();
+      break;
+    } catch (error) {
+      if (!(error instanceof ApiError) || !RETRYABLE.has(error.status) || attempt > RETRIES) throw error;
+      await waitOnline(Math.min(8000, 500 * 2 ** (attempt - 1)));
+      upload = (await get(path).catch(() => ({ upload }))).upload;
+    }
   }
   await post(`${path}/finalize`);
-  const mimeType = mimeOf(file);
-  const att = { id, fileKey, header, name: file.name, mimeType, size: data.length, sha256: sodium.crypto_hash_sha256(data) };
+  const att = { id, fileKey, header, name: file.name, mimeType: mimeOf(file), size: file.size, sha256 };
   await post("/intake/session/entries", entry(sodium, IN.attachmentPlaintext(att)));
 }
 
 /** Download an attachment of her report; its bytes, decrypted and checked (§20.11). */
-export async function fetchAttachment(att) {
+export const fetchAttachment = (att) => downloadAttachment(`/intake/session/attachments/${b64encode(att.id)}/content`, att);
+
+/** An attachment's content from `path` (hers, or the team's route), decrypted and checked. */
+export async function downloadAttachment(path, att) {
   const sodium = await sodiumReady();
-  const response = await raw("GET", `/intake/session/attachments/${b64encode(att.id)}/content`);
+  const response = await raw("GET", path);
   const data = D.decryptContent(sodium, att.fileKey, att.header, new Uint8Array(await response.arrayBuffer()));
   if (data.length !== att.size || !bytesEqual(sodium.crypto_hash_sha256(data), att.sha256)) {
     throw new D.TamperedContent("the attachment is not the file its entry names");
@@ -212,16 +229,46 @@ export async function fetchAttachment(att) {
   return data;
 }
 
-/**
- * Forget the receipt's keys and the report key (quick exit, lock); a page that held them
- * also ends the intake session without waiting (keepalive: it survives the page leaving),
- * so whoever picks the phone up next cannot reopen her report from this browser.
- */
-export function forget() {
-  if (mine === null) return;
-  mine = null;
-  beacon("DELETE", "/intake/session");
+/** Whether this page holds a receipt's keys (she may move her report into a case). */
+export const holdsReport = () => mine !== null;
+
+/** One entry as the text of a case message (§20.10), as transcript_line in the Python client. */
+export function transcriptLine(e, names) {
+  const who = e.authorId === null ? "reporter" : (names[e.authorId] ?? e.authorId);
+  const head = `[intake #${e.seq}, ${who}]`;
+  if (e.attachment) return `${head} attached ${e.attachment.name} (${e.attachment.size} bytes)`;
+  if (e.report) {
+    const r = e.report;
+    const or = (v) => v || "-";
+    return `${head} ${r.text}\nlanguage: ${or(r.language)}; contact: ${or(r.contactWay)} (${or(r.contactTime)}); in danger now: ${r.danger}`;
+  }
+  return `${head} ${e.text}`;
 }
+
+/**
+ * On her consent, signed in to her new account (§20.10): open a new intake session with the
+ * keys this page holds (signing in ended the old one), re-send every entry oldest first as a
+ * message of her case's conversation (attachments as case documents), then withdraw the
+ * report (crypto-shredded). `send(text, file|null)` sends one message in the case.
+ */
+export async function moveReport(send) {
+  if (mine === null) throw new TransparencyError("no report is open in this page");
+  const sodium = await sodiumReady();
+  const entries = await openSession(sodium, mine.keys);
+  const names = Object.fromEntries((await get("/intake/team")).members.map((m) => [m.user_id, m.username]));
+  for (const e of entries) {
+    const file = e.attachment ? new File([await fetchAttachment(e.attachment)], e.attachment.name, { type: e.attachment.mimeType }) : null;
+    await send(transcriptLine(e, names), file);
+  }
+  await request("DELETE", "/intake/session/report");
+  mine = null;
+}
+
+// Quick exit, lock: the receipt's keys and the report key go with everything else; the
+// routine also ends the intake session on the server (forget.js).
+onForget(() => {
+  mine = null;
+});
 
 /** Verify and decrypt every entry: [{seq, mine, report?|text?|attachment?}]. */
 async function openThread(sodium, report) {
@@ -247,7 +294,7 @@ async function openThread(sodium, report) {
     }
     const content = IN.openEntry(sodium, mine.reportKey, rid, eid, author, blob);
     if ((item.seq === 1) !== Boolean(content.report)) throw new TransparencyError("only the first entry is the report");
-    out.push({ seq: item.seq, mine: item.author_id === null, ...content });
+    out.push({ seq: item.seq, mine: item.author_id === null, authorId: item.author_id, ...content });
   }
   return out;
 }

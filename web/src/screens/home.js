@@ -14,6 +14,7 @@ import { button, errorMessage, field, heading } from "../ui.js";
 import { unreadByCase } from "./messages.js";
 import { onTeam } from "../inbox.js";
 import { safetyPlanButton } from "./safety-plan.js";
+import { moveOffer } from "./intake-move.js";
 import { tIsolated } from "../bidi.js";
 
 const INVITES = { counsel: "survivor", admin: "counsel" };
@@ -247,6 +248,7 @@ export function home(ctx, params) {
     params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
     h("p", { class: "whoami" }, tIsolated("home.signedInAs", { name: account.username })),
     shareRecoveryWarning(ctx),
+    moveOffer(ctx),
     account.mustRotate
       ? h(
           "div",

@@ -2,7 +2,8 @@
 
 import { h, uid } from "../dom.js";
 import { formatDateTime, t } from "../i18n.js";
-import { assignToMe, markHandled, openReport, reply, reports, share } from "../inbox.js";
+import { assignToMe, fetchAttachment, inviteReporter, markHandled, openReport, reply, reports, share } from "../inbox.js";
+import { saveBytes } from "./intake.js";
 import { session } from "../session.js";
 import { tIsolated } from "../bidi.js";
 import { button, errorMessage, heading } from "../ui.js";
@@ -54,7 +55,7 @@ export function inbox(ctx, params) {
   ];
 }
 
-function entryItem(entry, names) {
+function entryItem(report, entry, names) {
   const who = entry.authorId === null ? t("inbox.reporter") : entry.authorId === session.account.id ? t("home.you") : (names[entry.authorId] ?? "?");
   const c = entry.content;
   let body;
@@ -77,7 +78,11 @@ function entryItem(entry, names) {
           .map(([k, v]) => [h("dt", {}, t(k)), h("dd", { dir: "auto" }, v)]),
       ),
     );
-  } else if (c.attachment) body = h("p", { dir: "auto" }, tIsolated("inbox.attachment", { name: c.attachment.name }));
+  } else if (c.attachment) {
+    const alert = h("span", { class: "form-error", role: "alert" });
+    const save = () => fetchAttachment(report.id, c.attachment).then((data) => saveBytes(data, c.attachment), (error) => (alert.textContent = errorMessage(error)));
+    body = h("p", { dir: "auto" }, tIsolated("inbox.attachment", { name: c.attachment.name }), " ", button(t("intake2.save"), save, "link", { "data-inbox-attachment": String(entry.seq) }), alert);
+  }
   else body = h("p", { dir: "auto", class: "message-text" }, c.text);
   return h("li", { class: "message", "data-seq": String(entry.seq) }, h("p", { class: "role" }, h("span", { dir: "auto", translate: "no" }, who), " · ", formatDateTime(entry.createdAt)), body);
 }
@@ -156,13 +161,14 @@ export function inboxReport(ctx, params) {
     const assignee = report.assignee_id === null ? null : report.assignee_id === me ? t("home.you") : (names[report.assignee_id] ?? "?");
     return [
       h("p", { "data-status": report.status }, t(`inbox.state.${report.status}`), assignee ? [" · ", tIsolated("inbox.assignedTo", { name: assignee })] : null),
-      entries === null ? h("p", { class: "notice", "data-not-shared": "" }, t("inbox.notShared")) : h("ol", { class: "messages" }, entries.map((e) => entryItem(e, names))),
+      entries === null ? h("p", { class: "notice", "data-not-shared": "" }, t("inbox.notShared")) : h("ol", { class: "messages" }, entries.map((e) => entryItem(report, e, names))),
       entries === null ? null : replyForm(ctx, report),
       h(
         "div",
         { class: "actions" },
         report.assignee_id === me ? null : action(ctx, t("inbox.assignMe"), () => assignToMe(id), id, { "data-assign": "me" }),
         report.status === "handled" ? null : action(ctx, t("inbox.handled"), () => markHandled(id), id, { "data-handled": "" }),
+        entries === null ? null : action(ctx, t("intake2.invite"), () => inviteReporter(report, (link) => t("intake2.inviteText", { link })), id, { "data-invite-reporter": "" }),
       ),
       entries === null ? null : shareBox(ctx, report, team),
     ];

@@ -8,6 +8,7 @@ import { h } from "../dom.js";
 import { t } from "../i18n.js";
 import { addMessage, attachFile, checkReceipt, comeBack, fetchAttachment, submitReport, thread } from "../intake.js";
 import { sodiumReady } from "../sodium.js";
+import { joinButton } from "./intake-move.js";
 import { button, field, handleSubmit, heading, required } from "../ui.js";
 
 const DANGER = ["unknown", "no", "yes"];
@@ -30,6 +31,7 @@ export function intake(ctx) {
       h("label", { class: "check" }, h("input", { type: "radio", name: "intake-danger", value, checked: value === "unknown" }), " ", t(`intakeWeb.danger.${value}`)),
     ),
   );
+  const photo = field({ label: t("intakeWeb.attach"), type: "file", name: "intake-file" });
   const form = h(
     "form",
     { class: "stack", "aria-labelledby": "screen-title", id: "intake-form" },
@@ -38,6 +40,7 @@ export function intake(ctx) {
     way.el,
     time.el,
     danger,
+    photo.el,
     h("button", { type: "submit", class: "btn primary" }, t("intakeWeb.send")),
   );
   handleSubmit(form, {
@@ -51,8 +54,11 @@ export function intake(ctx) {
         contactTime: time.input.value.trim(),
         danger: form.querySelector('input[name="intake-danger"]:checked')?.value ?? "unknown",
       });
+      // Sent in the session the report opened, before the receipt is shown (§20.11).
+      // A file that fails does not cost her the receipt: it is shown, with what went wrong.
+      const attachFailed = photo.input.files.length ? await attachFile(photo.input.files[0]).then(() => false, () => true) : false;
       text.input.value = "";
-      ctx.go("intakeReceipt", { receipt });
+      ctx.go("intakeReceipt", { receipt, attachFailed });
     },
   });
   return [
@@ -75,6 +81,7 @@ export function intakeReceipt(ctx, params) {
   );
   return [
     heading(t("intakeWeb.receipt.title")),
+    params.attachFailed ? h("p", { class: "error-box", role: "alert" }, t("intake2.attachFailed")) : null,
     h("p", {}, t("intakeWeb.receipt.intro")),
     list,
     h("p", {}, button(t("intakeWeb.receipt.done"), async () => {
@@ -158,23 +165,24 @@ export function intakeReturn(ctx) {
   ];
 }
 
-function save(att) {
-  return fetchAttachment(att).then((data) => {
-    const url = URL.createObjectURL(new Blob([data], { type: att.mimeType }));
-    const a = h("a", { href: url, download: att.name, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
-  });
+/** Hand decrypted bytes to the browser's download (the object URL lives a second). */
+export function saveBytes(data, att) {
+  const url = URL.createObjectURL(new Blob([data], { type: att.mimeType }));
+  const a = h("a", { href: url, download: att.name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-function entryView(e) {
+const save = (att) => fetchAttachment(att).then((data) => saveBytes(data, att));
+
+function entryView(ctx, e) {
   const who = t(e.mine ? "intakeWeb.thread.you" : "intakeWeb.thread.team");
   const body = e.attachment
     ? h("p", { dir: "auto" }, e.attachment.name, " ", button(t("intakeWeb.save"), () => save(e.attachment).catch(() => {}), "link", { "data-attachment": e.seq }))
     : h("p", { dir: "auto" }, e.report ? e.report.text : e.text);
-  return h("li", { class: e.mine ? "mine" : "theirs", "data-seq": e.seq }, h("p", { class: "hint" }, who), body);
+  return h("li", { class: e.mine ? "mine" : "theirs", "data-seq": e.seq }, h("p", { class: "hint" }, who), body, joinButton(ctx, e));
 }
 
 /** Her report's thread, and a message to the team. */
@@ -201,7 +209,7 @@ export function intakeThread(ctx, params) {
   const refresh = async () => ctx.go("intakeThread", { entries: await thread() });
   return [
     heading(t("intakeWeb.thread.title")),
-    h("ol", { class: "stack", id: "intake-thread" }, params.entries.map(entryView)),
+    h("ol", { class: "stack", id: "intake-thread" }, params.entries.map((e) => entryView(ctx, e))),
     form,
     h("p", {}, button(t("intakeWeb.refresh"), () => refresh().catch(() => {}), "secondary", { id: "intake-refresh" })),
   ];
