@@ -18,12 +18,13 @@ PY := $(VENV)/bin/python
 export HAVEN_MINIO_BIN := $(MINIO)
 export HAVEN_LITEWITNESS_BIN := $(LITEWITNESS)
 
-.PHONY: help serve test bench lint deps system-deps venv minio litewitness web
+.PHONY: help serve test bench contract lint deps system-deps venv minio litewitness web
 
 help:
-	@echo "make serve   install what is missing, start Haven on http://127.0.0.1:8000"
-	@echo "make test    install what is missing, run every check and test"
-	@echo "make bench   measure speed and memory (JSON lines)"
+	@echo "make serve     install what is missing, start Haven on http://127.0.0.1:8000"
+	@echo "make test      install what is missing, run every check and test"
+	@echo "make bench     measure speed and memory (JSON lines), after \`make contract\`"
+	@echo "make contract  the OpenAPI contract test with every example (make test runs fewer)"
 
 $(UV):
 	python3 -m venv $(TOOLS)/uv-$(UV_VERSION)
@@ -77,5 +78,9 @@ test: deps lint
 	cd web && npm test --silent
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal --durations=20
 
-bench: deps
+bench: deps contract
 	$(PY) -m tests.bench
+
+# The contract test with the full example count (`make test` runs fewer per operation).
+contract: deps
+	HAVEN_CONTRACT_EXAMPLES=4 $(VENV)/bin/pytest -p no:xdist -q tests/integration/test_contract.py
