@@ -139,17 +139,26 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
-    """A fresh, migrated database: PostgreSQL unless the test asks for SQLite."""
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[str]:
+    """A fresh, migrated database: PostgreSQL unless the test asks for SQLite.
+
+    Dropped afterwards: a worker's run creates hundreds (12 MB each), and left in place they
+    were written to disk and deleted all at once at the end of the session (minutes).
+    """
     backend = getattr(request, "param", "postgresql")
     if backend == "sqlite":
         path = tmp_path / "haven.db"
         shutil.copy(sqlite_template, path)
-        return f"sqlite:///{path}"
+        yield f"sqlite:///{path}"
+        return
     postgres: PostgresServer = request.getfixturevalue("postgres")
     name = f"t_{secrets.token_hex(6)}"
     postgres.execute(f"CREATE DATABASE {name} TEMPLATE haven_template")
-    return postgres.url(name)
+    yield postgres.url(name)
+    if postgres.proc is not None:  # a fault test may have left the server stopped
+        postgres.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 @pytest.fixture
