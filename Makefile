@@ -72,6 +72,7 @@ lint: venv
 
 # Independent tests run in parallel workers, each with its own PostgreSQL, Redis, MinIO and
 # witness; the slowest 20 are listed at the end so the next person sees where the time goes.
+# On 2 cores, 4 workers ran a CSRF slice slower than 3 (443 s against 311-377 s, 2026-11-30).
 TEST_WORKERS ?= 3
 
 test: deps lint
