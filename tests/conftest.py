@@ -145,7 +145,7 @@ def database_url(
     """A fresh, migrated database: PostgreSQL unless the test asks for SQLite.
 
     A PostgreSQL one is dropped when the test ends: kept, a worker's few hundred databases
-    (about 13 MB each) filled the disk and took one to two minutes to delete at the end.
+    (about 12 MB each) filled the disk and took minutes to delete at the session's end.
     """
     backend = getattr(request, "param", "postgresql")
     if backend == "sqlite":

@@ -11,7 +11,9 @@ honour as well, so they do not send a message's plaintext to a translation servi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import fcntl
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +104,22 @@ AUDIT = r"""([open, close]) => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def pseudo_dist(tmp_path_factory: pytest.TempPathFactory, web_build: Path) -> Iterator[Path]:
-    """web/ built once more with the pseudo-locales, outside web/dist."""
-    yield build_pseudo(WEB, tmp_path_factory.mktemp("pseudo"))
+@pytest.fixture(scope="session")
+def pseudo_dist(tmp_path_factory: pytest.TempPathFactory, web_build: Path) -> Path:
+    """web/ built once more with the pseudo-locales, outside web/dist, once per run.
+
+    Parallel workers share it (their temp folders have one parent per run): the first takes
+    a file lock and builds, the others find the finished build.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    done = shared / "pseudo" / "built"
+    with (shared / "pseudo.lock").open("w") as guard:
+        fcntl.flock(guard, fcntl.LOCK_EX)
+        if not done.is_file():
+            build_pseudo(WEB, shared / "pseudo")
+            done.write_text("")
+    return shared / "pseudo" / "dist"
 
 
 # A walk: (page maker, language, audit(page, screen name)) -> the names it visited.
