@@ -418,7 +418,7 @@ class Documents:
         One pass over the file, pipelined: this thread reads and encrypts part after part
         (secretstream is sequential), a helper thread hashes each part's plaintext and
         ``parallel_parts`` threads send finished parts, a bounded queue between them (at
-        most ``2 * parallel_parts + 3`` parts in memory). Return the SHA-256 of the
+        most ``parallel_parts + 5`` parts in memory). Return the SHA-256 of the
         plaintext that was read.
         """
         pdoc.check_part_bytes(part_bytes)
@@ -429,7 +429,7 @@ class Documents:
         per_part = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES
         digest = hashlib.sha256()
         source.seek(0)
-        parts: queue.Queue[tuple[int, bytes] | None] = queue.Queue(self.parallel_parts)
+        parts: queue.Queue[tuple[int, bytes] | None] = queue.Queue(1)
         failed: list[BaseException] = []
 
         def send() -> None:
