@@ -6,6 +6,9 @@ PostgreSQL and MinIO from the bench harness. For 1 GiB of pre-encrypted bytes:
 - upload through the service (create, 32 MiB parts three at a time, finalize) beside
   minio-py ``put_object`` of the same bytes to the same MinIO at the same part size and
   parallelism (32 MiB parts, three at a time): the raw object store doing the same work;
+- the same upload as the server's own S3 calls straight to MinIO (streamed parts signed
+  UNSIGNED-PAYLOAD, as the service sends them; minio-py hashes each part first over
+  plain HTTP, which the service does not);
 - download through the service beside minio-py ``get_object``, both one stream read in
   1 MiB pieces;
 - the gunicorn worker's peak RSS growth during the upload (VmHWM after, VmRSS before, with
@@ -242,6 +245,24 @@ def _raw_upload(minio: Minio, data: bytearray) -> float:
     return time.perf_counter() - start
 
 
+def _store_upload(store: ObjectStore, data: bytearray) -> float:
+    """The server's own S3 calls without the service: streamed parts, UNSIGNED-PAYLOAD."""
+    view = memoryview(data)
+    start = time.perf_counter()
+    upload_id = store.create_upload("bench/store")
+
+    def send(number: int) -> tuple[int, str]:
+        piece = bytes(view[(number - 1) * PART : number * PART])
+        return number, store.upload_part("bench/store", upload_id, number, [piece], len(piece))
+
+    with ThreadPoolExecutor(PARALLEL_PARTS) as pool:
+        parts = list(pool.map(send, range(1, pdoc.part_count(len(data), PART) + 1)))
+    store.complete_upload("bench/store", upload_id, parts)
+    elapsed = time.perf_counter() - start
+    store.remove("bench/store")
+    return elapsed
+
+
 def _raw_download(minio: Minio, size: int) -> float:
     start = time.perf_counter()
     response = minio.get_object(BUCKET, "bench/raw")
@@ -263,12 +284,13 @@ def run(services: Services) -> None:
     root = services.root / "documents"
     root.mkdir()
     settings = _settings(services, root)
-    ObjectStore(
+    store = ObjectStore(
         settings["HAVEN_S3_ENDPOINT"],
         settings["HAVEN_S3_ACCESS_KEY"],
         settings["HAVEN_S3_SECRET_KEY"],
         BUCKET,
-    ).ensure_bucket()
+    )
+    store.ensure_bucket()
     raw = Minio(
         settings["HAVEN_S3_ENDPOINT"],
         access_key=settings["HAVEN_S3_ACCESS_KEY"],
@@ -284,11 +306,14 @@ def run(services: Services) -> None:
         up: list[float] = []
         down: list[float] = []
         raw_up: list[float] = []
+        store_up: list[float] = []
         raw_down: list[float] = []
         growth: list[int] = []
         for _ in range(ROUNDS):
             os.sync()  # no run pays for the previous run's dirty pages
             raw_up.append(_raw_upload(raw, data))
+            os.sync()
+            store_up.append(_store_upload(store, data))
             os.sync()
             before = server.status("VmRSS")
             server.reset_peak()
@@ -315,6 +340,16 @@ def run(services: Services) -> None:
             target_ratio=0.95,
         )
         emit(
+            "documents_upload_1GiB_service_vs_store_calls",
+            _mb_s(size, min(up)),
+            "MiB/s",
+            _mb_s(size, min(store_up)),
+            baseline_is="the server's own S3 part calls (streamed, UNSIGNED-PAYLOAD) straight "
+            "to MinIO, same part size and parallelism: the store's limit for this work",
+            baseline_runs_s=[round(t, 3) for t in store_up],
+            target_ratio=0.95,
+        )
+        emit(
             "documents_download_1GiB_service",
             _mb_s(size, min(down)),
             "MiB/s",
@@ -322,6 +357,8 @@ def run(services: Services) -> None:
             baseline_is="minio-py get_object of the same bytes, one stream, 1 MiB reads",
             server="gunicorn gthread, 1 worker, subprocess",
             bytes=size,
+            runs_s=[round(t, 3) for t in down],
+            baseline_runs_s=[round(t, 3) for t in raw_down],
             target_ratio=0.95,
         )
         emit(
