@@ -16,7 +16,7 @@ PostgreSQL and MinIO from the bench harness. For 1 GiB of pre-encrypted bytes:
 - the Python client's encrypt-and-upload of a 1 GiB file (same part size and parallelism)
   beside the slower of plain PyNaCl secretstream encryption of the same bytes and the
   service upload of pre-encrypted bytes above, and the client process's peak RSS (it runs
-  in a subprocess: ``resource.getrusage`` there measures the client alone).
+  in a subprocess: its VmHWM measures the client alone).
 
 ``HAVEN_BENCH_DOCUMENT_MIB`` (default 1024) and ``HAVEN_BENCH_ROUNDS`` (default 3) shrink
 it for a quick run; the figure names keep "1GiB".
@@ -32,7 +32,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -435,8 +434,20 @@ def _client_encrypt_upload(
         "MiB",
         result["rss_before"] / MiB,
         baseline_is="the client process's RSS once signed in, before the first upload",
-        measured="resource.getrusage(RUSAGE_SELF).ru_maxrss of the client subprocess",
+        measured="VmHWM of the client subprocess (its own peak RSS)",
     )
+
+
+def _own_status(field: str) -> int:
+    """A VmRSS/VmHWM line of this process's /proc status, in bytes.
+
+    Not ``getrusage``'s ru_maxrss: Linux carries it across exec, so a child started by a
+    large parent reports the parent's peak; VmHWM belongs to the child's own memory.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise KeyError(field)
 
 
 def _client_process(server: str, case_id: str, source: Path) -> None:
@@ -444,15 +455,14 @@ def _client_process(server: str, case_id: str, source: Path) -> None:
     client = HavenClient(server, witnesses=WitnessPolicy.unwitnessed(), timeout=600)
     client.login("survivor.bench", PASSPHRASE)
     docs = Documents(client, parallel_parts=PARALLEL_PARTS)
-    status = Path("/proc/self/status").read_text().splitlines()
-    rss_before = next(int(x.split()[1]) * 1024 for x in status if x.startswith("VmRSS:"))
+    rss_before = _own_status("VmRSS")
     runs = []
     for _ in range(ROUNDS):
         start = time.perf_counter()
         doc = docs.upload(case_id, source, doc_type="other")
         runs.append(round(time.perf_counter() - start, 3))
         docs.delete(doc.id)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _own_status("VmHWM")
     print(json.dumps({"runs_s": runs, "peak_rss": peak, "rss_before": rss_before}))
 
 
