@@ -104,15 +104,28 @@ def _read_exact(source: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _encrypt_part(encryptor: pdoc.ContentEncryptor, plain: bytes, first: int, chunks: int) -> bytes:
-    """One part's ciphertext: its plaintext pushed chunk by chunk, the stream's last chunk FINAL."""
-    view = memoryview(plain)
-    out = []
-    step = pdoc.CHUNK_PLAINTEXT_BYTES
-    for offset in range(0, max(len(plain), 1), step):
-        is_final = encryptor.index == chunks - 1
-        out.append(encryptor.push(bytes(view[offset : offset + step]), is_final=is_final))
-    return b"".join(out)
+class _Ciphertext:
+    """One part's ciphertext as its chunks: sent one after the other, never joined."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+        self._size = sum(len(c) for c in chunks)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+
+def _encrypt_part(encryptor: pdoc.ContentEncryptor, plain: list[bytes], chunks: int) -> _Ciphertext:
+    """One part's ciphertext: its plaintext chunks pushed in order, the stream's last FINAL."""
+    return _Ciphertext([encryptor.push(p, is_final=encryptor.index == chunks - 1) for p in plain])
+
+
+def _hash_all(digest: Any, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        digest.update(piece)
 
 
 def hash_file(source: BinaryIO) -> tuple[int, bytes]:
@@ -429,7 +442,7 @@ class Documents:
         per_part = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES
         digest = hashlib.sha256()
         source.seek(0)
-        parts: queue.Queue[tuple[int, bytes] | None] = queue.Queue(1)
+        parts: queue.Queue[tuple[int, _Ciphertext] | None] = queue.Queue(1)
         failed: list[BaseException] = []
 
         def send() -> None:
@@ -460,15 +473,15 @@ class Documents:
                         break
                     first = (number - 1) * per_part
                     count = min(per_part, chunks - first)
-                    plain = _read_exact(source, count * pdoc.CHUNK_PLAINTEXT_BYTES)
+                    plain = [_read_exact(source, pdoc.CHUNK_PLAINTEXT_BYTES) for _ in range(count)]
                     start = first * pdoc.CHUNK_PLAINTEXT_BYTES
                     expected = min(count * pdoc.CHUNK_PLAINTEXT_BYTES, plaintext_size - start)
-                    if len(plain) != expected:
+                    if sum(len(p) for p in plain) != expected:
                         raise FileChanged("the file got shorter while it was being uploaded")
                     if hashed is not None:
                         hashed.result()  # one part's plaintext waits to be hashed, no more
-                    hashed = hasher.submit(digest.update, plain)
-                    body = _encrypt_part(encryptor, plain, first, chunks)
+                    hashed = hasher.submit(_hash_all, digest, plain)
+                    body = _encrypt_part(encryptor, plain, chunks)
                     if number not in acked:
                         parts.put((number, body))
                 if hashed is not None:
