@@ -232,10 +232,11 @@ def _service_download(client: HavenClient, doc_id: str, size: int) -> float:
     return elapsed
 
 
-def _raw_upload(minio: Minio, data: bytearray) -> float:
+def _raw_upload(minio: Minio, data: bytearray, bucket: str = BUCKET) -> float:
+    """minio-py put_object of the bytes at the service's part size and parallelism."""
     start = time.perf_counter()
     minio.put_object(
-        BUCKET,
+        bucket,
         "bench/raw",
         io.BytesIO(data),
         len(data),
