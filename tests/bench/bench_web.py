@@ -2,6 +2,11 @@
 
 Budgets are the baselines: 100 KB gzip of first-screen JavaScript, 3 s to a usable first
 screen on a cold cache at 1.6 Mbps down, 750 kbps up, 150 ms round trip (4× slower CPU).
+
+Then documents, unthrottled: the page's secretstream throughput beside PyNaCl's (target
+150 MiB/s), the page's encrypt-and-upload of 100 MiB (``HAVEN_BENCH_WEB_DOCUMENT_MIB``)
+to a loopback server beside the Python client's of the same file, and the longest
+main-thread task (PerformanceObserver longtask) during the page's upload.
 """
 
 from __future__ import annotations
