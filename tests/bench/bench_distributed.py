@@ -18,7 +18,6 @@ alternating: the machine is shared, and the best run is the least disturbed one.
 
 from __future__ import annotations
 
-import io
 import os
 import time
 
@@ -30,6 +29,7 @@ from tests.bench.bench_documents import (
     Gunicorn,
     _accounts,
     _random,
+    _raw_upload,
     _service_download,
     _service_upload,
 )
@@ -41,19 +41,6 @@ from vault.storage import ObjectStore
 
 MiB = 1024**2
 BUCKET = "bench-distributed"
-
-
-def _raw_upload(minio: Minio, data: bytearray) -> float:
-    start = time.perf_counter()
-    minio.put_object(
-        BUCKET,
-        "bench/raw",
-        io.BytesIO(data),
-        len(data),
-        part_size=PART,
-        num_parallel_uploads=PARALLEL_PARTS,
-    )
-    return time.perf_counter() - start
 
 
 def _raw_download(minio: Minio, size: int) -> float:
@@ -110,7 +97,7 @@ def run(services: Services) -> None:
         times: dict[str, list[float]] = {k: [] for k in ("up", "down", "raw_up", "raw_down")}
         kept: list[str] = []
         for _ in range(rounds):
-            times["raw_up"].append(_raw_upload(raw, data))
+            times["raw_up"].append(_raw_upload(raw, data, BUCKET))
             seconds, doc_id = _service_upload(client, case_id, data, plaintext)
             times["up"].append(seconds)
             kept.append(doc_id)

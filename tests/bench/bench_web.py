@@ -2,11 +2,17 @@
 
 Budgets are the baselines: 100 KB gzip of first-screen JavaScript, 3 s to a usable first
 screen on a cold cache at 1.6 Mbps down, 750 kbps up, 150 ms round trip (4× slower CPU).
+
+Then documents, unthrottled: the page's secretstream throughput beside PyNaCl's (target
+150 MiB/s), the page's encrypt-and-upload of 100 MiB (``HAVEN_BENCH_WEB_DOCUMENT_MIB``)
+to a loopback server beside the Python client's of the same file, and the longest
+main-thread task (PerformanceObserver longtask) during the page's upload.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import shutil
 import statistics
@@ -15,12 +21,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import nacl.bindings as sodium
 from playwright.sync_api import sync_playwright
 
+from tests.bench import bench_documents
 from tests.bench.harness import Services, emit, log
 from tests.conftest import FAST_SERVER_HASH, LiveServer
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DIST, WEB
+from tests.e2e.flows import login
+from tests.e2e.test_documents_web import open_documents
 from vault import create_app
+from vault.client.documents import Documents
+from vault.protocol import documents as pdoc
+from vault.storage import ObjectStore
+
+MiB = 1024**2
 
 ROUNDS = 3
 BUDGET_JS_GZIP = 100 * 1024
@@ -92,3 +107,129 @@ def run(_services: Services) -> None:
     log(f"web first screen: {first}, libsodium ready: {ready}")
     emit("web_first_screen_throttled", statistics.median(first), "ms", BUDGET_FIRST_SCREEN_MS)
     emit("web_libsodium_ready_throttled", statistics.median(ready), "ms")
+    run_documents(_services)
+
+
+# -- documents: the page's secretstream, and its encrypt-and-upload beside the Python client --
+
+DOC_MIB = int(os.environ.get("HAVEN_BENCH_WEB_DOCUMENT_MIB", "100"))
+STREAM_MIB = 256
+TARGET_STREAM_MIB_S = 150
+
+PAGE_SECRETSTREAM = """async (mib) => {
+    const s = window.sodium;
+    await s.ready;
+    const key = s.crypto_secretstream_xchacha20poly1305_keygen();
+    const { state } = s.crypto_secretstream_xchacha20poly1305_init_push(key);
+    const chunk = new Uint8Array(65536);
+    crypto.getRandomValues(chunk);
+    const n = mib * 16;
+    const start = performance.now();
+    for (let i = 0; i < n; i++) {
+        s.crypto_secretstream_xchacha20poly1305_push(state, chunk, null, i === n - 1 ? 3 : 0);
+    }
+    return performance.now() - start;
+}"""
+
+# The longest main-thread task (PerformanceObserver longtask: 50 ms and over) from now on.
+WATCH_LONG_TASKS = """() => {
+    window.__longest = 0;
+    window.__longtasks = 0;
+    new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+            window.__longtasks += 1;
+            window.__longest = Math.max(window.__longest, e.duration);
+        }
+    }).observe({ type: "longtask" });
+}"""
+
+
+def _python_secretstream(mib: int) -> float:
+    """Seconds for PyNaCl to push ``mib`` MiB in 64 KiB chunks (the same loop as the page)."""
+    state = sodium.crypto_secretstream_xchacha20poly1305_state()
+    sodium.crypto_secretstream_xchacha20poly1305_init_push(state, os.urandom(32))
+    chunk = os.urandom(65536)
+    n = mib * 16
+    start = time.perf_counter()
+    for i in range(n):
+        tag = pdoc.TAG_FINAL if i == n - 1 else pdoc.TAG_MESSAGE
+        sodium.crypto_secretstream_xchacha20poly1305_push(state, chunk, None, tag)
+    return time.perf_counter() - start
+
+
+def run_documents(services: Services) -> None:
+    """Page secretstream throughput, and a 100 MiB upload from the page and from Python."""
+    root = services.root / "web-documents"
+    root.mkdir()
+    settings = bench_documents._settings(services, root)
+    app = create_app({**settings, **FAST_SERVER_HASH})
+    ObjectStore(
+        settings["HAVEN_S3_ENDPOINT"],
+        settings["HAVEN_S3_ACCESS_KEY"],
+        settings["HAVEN_S3_SECRET_KEY"],
+        bench_documents.BUCKET,
+    ).ensure_bucket()
+    source = root / "scan.bin"
+    source.write_bytes(os.urandom(DOC_MIB * MiB))
+    page_stream: list[float] = []
+    py_stream: list[float] = []
+    page_up: list[float] = []
+    py_up: list[float] = []
+    longest: list[float] = []
+    with LiveServer(app) as server, sync_playwright() as pw:
+        client, case_id = bench_documents._accounts(server.url, settings)
+        docs = Documents(client, parallel_parts=bench_documents.PARALLEL_PARTS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_context().new_page()
+        page.goto(f"{server.url}/app/")
+        login(page, "survivor.bench", bench_documents.PASSPHRASE)
+        for _ in range(ROUNDS):
+            page_stream.append(page.evaluate(PAGE_SECRETSTREAM, STREAM_MIB) / 1000)
+            py_stream.append(_python_secretstream(STREAM_MIB))
+        open_documents(page)
+        for round_ in range(ROUNDS):
+            # The same bytes under a name of its own: the listing shows each upload apart.
+            named = root / f"page-{round_}.bin"
+            os.link(source, named)
+            page.evaluate(WATCH_LONG_TASKS)
+            page.set_input_files("input[name=file]", str(named))
+            page.select_option("select[name=doctype]", "other")
+            start = time.perf_counter()
+            page.click("form.upload button[type=submit]")
+            page.locator(".document h3", has_text=named.name).wait_for(timeout=600_000)
+            page_up.append(time.perf_counter() - start)
+            longest.append(page.evaluate("() => window.__longest"))
+            start = time.perf_counter()
+            docs.upload(case_id, source, doc_type="other")
+            py_up.append(time.perf_counter() - start)
+        browser.close()
+    log(f"web documents: page {page_up}, python {py_up}, longest tasks {longest} ms")
+    emit(
+        "web_secretstream_throughput",
+        STREAM_MIB / min(page_stream),
+        "MiB/s",
+        STREAM_MIB / min(py_stream),
+        baseline_is="PyNaCl secretstream push, same 64 KiB chunks, this run",
+        runs_s=[round(t, 3) for t in page_stream],
+        target_min=TARGET_STREAM_MIB_S,
+    )
+    emit(
+        "web_documents_encrypt_upload_100MiB",
+        DOC_MIB / min(page_up),
+        "MiB/s",
+        DOC_MIB / min(py_up),
+        baseline_is="Python client encrypt-and-upload of the same file to the same server",
+        bytes=DOC_MIB * MiB,
+        runs_s=[round(t, 3) for t in page_up],
+        baseline_runs_s=[round(t, 3) for t in py_up],
+        server="werkzeug threaded loopback (LiveServer), PostgreSQL, MinIO",
+        includes="hash pass, encryption, part uploads, finalize, listing shown",
+    )
+    emit(
+        "web_documents_upload_longest_main_thread_task",
+        max(longest),
+        "ms",
+        runs_ms=[round(t, 1) for t in longest],
+        measured="PerformanceObserver longtask during the page's upload",
+        encryption="main thread (no Worker)",
+    )

@@ -499,12 +499,13 @@ def test_a_file_that_changes_during_upload_is_never_finalized(
 ) -> None:
     survivor, _, case_id = pair
     source = tmp_path / "scan.pdf"
-    write_random_file(source, 12 * MiB)
+    # The client reads a few parts ahead of what is acknowledged: the edit lands beyond.
+    write_random_file(source, 32 * MiB)
 
     def change_the_file(number: int) -> None:
         if number == 1:
             with source.open("r+b") as handle:
-                handle.seek(10 * MiB)
+                handle.seek(30 * MiB)
                 handle.write(b"edited")
 
     docs = fast_documents(survivor)

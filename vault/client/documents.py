@@ -1,9 +1,10 @@
 """Documents over a HavenClient: streaming encrypted uploads, verified streaming downloads.
 
 Nothing here holds a whole file in memory: uploads read the source twice (once to hash it,
-once to encrypt it chunk by chunk into the request bodies), downloads decrypt chunk by
-chunk into a temporary file that only gets its real name once the signature, every chunk,
-the final tag, the size and the SHA-256 have been checked.
+as the signed metadata carries its SHA-256, then once more in a pipeline where encryption,
+the second hash and parallel part uploads overlap, a few parts in memory), downloads
+decrypt chunk by chunk into a temporary file that only gets its real name once the
+signature, every chunk, the final tag, the size and the SHA-256 have been checked.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ import datetime as dt
 import hashlib
 import mimetypes
 import os
+import queue
 import re
 import tempfile
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -88,50 +92,6 @@ class Downloaded:
     sha256: bytes
 
 
-class _PartBody:
-    """One upload part produced on demand: plaintext is read and encrypted while it is sent."""
-
-    def __init__(
-        self,
-        source: BinaryIO,
-        encryptor: pdoc.ContentEncryptor,
-        digest: Any,
-        chunks: int,
-        last: int,
-        size: int,
-    ) -> None:
-        self._source = source
-        self._encryptor = encryptor
-        self._digest = digest
-        self._chunks = chunks
-        self._last_index = last
-        self._size = size
-        self._buffer = b""
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __iter__(self) -> Iterator[bytes]:
-        while piece := self.read(pdoc.CHUNK_CIPHERTEXT_BYTES):
-            yield piece
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes of ciphertext (one chunk's worth is produced at a time)."""
-        if not self._buffer and self._chunks:
-            index = self._encryptor.index
-            plain = _read_exact(self._source, pdoc.CHUNK_PLAINTEXT_BYTES)
-            is_final = index == self._last_index
-            if not is_final and len(plain) != pdoc.CHUNK_PLAINTEXT_BYTES:
-                raise FileChanged("the file got shorter while it was being uploaded")
-            self._digest.update(plain)
-            self._buffer = self._encryptor.push(plain, is_final=is_final)
-            self._chunks -= 1
-        if size < 0:
-            size = len(self._buffer)
-        out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
-
-
 def _read_exact(source: BinaryIO, size: int) -> bytes:
     parts = []
     remaining = size
@@ -142,6 +102,30 @@ def _read_exact(source: BinaryIO, size: int) -> bytes:
         parts.append(piece)
         remaining -= len(piece)
     return b"".join(parts)
+
+
+class _Ciphertext:
+    """One part's ciphertext as its chunks: sent one after the other, never joined."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = chunks
+        self._size = sum(len(c) for c in chunks)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._chunks)
+
+
+def _encrypt_part(encryptor: pdoc.ContentEncryptor, plain: list[bytes], chunks: int) -> _Ciphertext:
+    """One part's ciphertext: its plaintext chunks pushed in order, the stream's last FINAL."""
+    return _Ciphertext([encryptor.push(p, is_final=encryptor.index == chunks - 1) for p in plain])
+
+
+def _hash_all(digest: Any, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        digest.update(piece)
 
 
 def hash_file(source: BinaryIO) -> tuple[int, bytes]:
@@ -183,12 +167,16 @@ class Documents:
         retries: int = 3,
         backoff: float = 1.0,
         part_chunks: int = DEFAULT_PART_CHUNKS,
+        parallel_parts: int = 1,
     ) -> None:
         pdoc.check_part_bytes(part_chunks * pdoc.CHUNK_CIPHERTEXT_BYTES)
         self.client = client
         self.retries = retries
         self.backoff = backoff
         self.part_bytes = part_chunks * pdoc.CHUNK_CIPHERTEXT_BYTES
+        # Parts sent at once. With one, parts are acknowledged (and ``on_part`` called) in
+        # order and a failure leaves nothing after it sent; with more, in any order.
+        self.parallel_parts = max(1, parallel_parts)
         self._signers: dict[tuple[str, int], bytes] = {}
 
     # -- keys -----------------------------------------------------------------------------
@@ -440,7 +428,11 @@ class Documents:
     ) -> bytes:
         """Send every part not yet acknowledged, re-encrypting the same stream from its start.
 
-        Return the SHA-256 of the plaintext that was read.
+        One pass over the file, pipelined: this thread reads and encrypts part after part
+        (secretstream is sequential), a helper thread hashes each part's plaintext and
+        ``parallel_parts`` threads send finished parts, a bounded queue between them (at
+        most ``parallel_parts + 5`` parts in memory). Return the SHA-256 of the
+        plaintext that was read.
         """
         pdoc.check_part_bytes(part_bytes)
         _, stream_header = pdoc.parse_content_header(header)
@@ -450,23 +442,57 @@ class Documents:
         per_part = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES
         digest = hashlib.sha256()
         source.seek(0)
-        for number in range(1, pdoc.part_count(total, part_bytes) + 1):
-            first = (number - 1) * per_part
-            count = min(per_part, chunks - first)
-            size = pdoc.part_size(total, number, part_bytes)
-            body = _PartBody(source, encryptor, digest, count, chunks - 1, size)
-            if number in acked:
-                while body.read(pdoc.CHUNK_CIPHERTEXT_BYTES):
-                    pass
-                continue
-            self.client.request(
-                "PUT",
-                f"/documents/{document_id}/parts/{number}",
-                data=body,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-            if on_part is not None:
-                on_part(number)
+        parts: queue.Queue[tuple[int, _Ciphertext] | None] = queue.Queue(1)
+        failed: list[BaseException] = []
+
+        def send() -> None:
+            while (item := parts.get()) is not None:
+                if failed:
+                    continue  # drain: the producer learns of the failure at its next put
+                number, body = item
+                try:
+                    self.client.request(
+                        "PUT",
+                        f"/documents/{document_id}/parts/{number}",
+                        data=body,
+                        headers={"Content-Type": "application/octet-stream"},
+                    )
+                    if on_part is not None:
+                        on_part(number)
+                except BaseException as exc:  # handed to the caller's thread below
+                    failed.append(exc)
+
+        senders = [threading.Thread(target=send, daemon=True) for _ in range(self.parallel_parts)]
+        for sender in senders:
+            sender.start()
+        with ThreadPoolExecutor(1) as hasher:
+            hashed: Future[None] | None = None
+            try:
+                for number in range(1, pdoc.part_count(total, part_bytes) + 1):
+                    if failed:
+                        break
+                    first = (number - 1) * per_part
+                    count = min(per_part, chunks - first)
+                    plain = [_read_exact(source, pdoc.CHUNK_PLAINTEXT_BYTES) for _ in range(count)]
+                    start = first * pdoc.CHUNK_PLAINTEXT_BYTES
+                    expected = min(count * pdoc.CHUNK_PLAINTEXT_BYTES, plaintext_size - start)
+                    if sum(len(p) for p in plain) != expected:
+                        raise FileChanged("the file got shorter while it was being uploaded")
+                    if hashed is not None:
+                        hashed.result()  # one part's plaintext waits to be hashed, no more
+                    hashed = hasher.submit(_hash_all, digest, plain)
+                    body = _encrypt_part(encryptor, plain, chunks)
+                    if number not in acked:
+                        parts.put((number, body))
+                if hashed is not None:
+                    hashed.result()
+            finally:
+                for _ in senders:
+                    parts.put(None)
+                for sender in senders:
+                    sender.join()
+        if failed:
+            raise failed[0]
         if source.read(1):
             raise FileChanged("the file grew while it was being uploaded")
         return digest.digest()
