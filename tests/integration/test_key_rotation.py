@@ -93,6 +93,7 @@ def test_session_key_retire_waits_for_one_session_lifetime(app: Flask) -> None:
     db.close()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql", "sqlite"], indirect=True)
 def test_data_key_rotation_reencrypts_online_and_retires_when_unused(
     app: Flask, create_account: Callable[..., tuple[HavenClient, str]], live_server: LiveServer
 ) -> None:
