@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import nacl.utils
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from vault import clock
@@ -99,6 +99,34 @@ _GUARDED_RESEAL = (
 )
 
 
+# PostgreSQL: the whole batch as one statement over four arrays.
+_GUARDED_RESEAL_PG = text(
+    "UPDATE users SET username_sealed = f.sealed, username_lookup = f.lookup,"
+    " data_key_version = :version, lookup_key_version = :version"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:olds AS bytea[]), CAST(:sealed AS bytea[]),"
+    " CAST(:lookups AS bytea[])) AS f(id, old, sealed, lookup)"
+    " WHERE users.id = f.id AND users.username_sealed = f.old"
+)
+
+
+def _write_guarded(db: Session, current: int, changes: list[dict[str, Any]]) -> int:
+    """Write re-sealed rows whose sealed value is still the one read; return how many."""
+    conn = db.connection()
+    if conn.dialect.name == "postgresql":
+        arrays = {
+            name: [change[f"b_{key}"] for change in changes]
+            for name, key in (
+                ("ids", "id"),
+                ("olds", "old"),
+                ("sealed", "sealed"),
+                ("lookups", "lookup"),
+            )
+        }
+        return conn.execute(_GUARDED_RESEAL_PG, {"version": current, **arrays}).rowcount
+    statement = _GUARDED_RESEAL.values(data_key_version=current, lookup_key_version=current)
+    return conn.execute(statement, changes).rowcount
+
+
 def _reseal_batch(
     db: Session, ring: Keyring, after: str, batch: int, hidden: set[str]
 ) -> tuple[int, int, str | None]:
@@ -131,13 +159,7 @@ def _reseal_batch(
                 "b_lookup": lookup,
             }
         )
-    resealed = (
-        db.connection()
-        .execute(
-            _GUARDED_RESEAL.values(data_key_version=current, lookup_key_version=current), changes
-        )
-        .rowcount
-    )
+    resealed = _write_guarded(db, current, changes)
     return len(rows), resealed, rows[-1][0]
 
 

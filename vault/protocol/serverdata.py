@@ -30,6 +30,12 @@ def _subkey(data_key: bytes, subkey_id: int) -> bytes:
     return derive_subkey(data_key, subkey_id, CTX_DATA)
 
 
+@lru_cache(maxsize=64)
+def _associated(header: bytes, kind: str) -> bytes:
+    """The associated data of a sealed identifier, framed once per key version and kind."""
+    return frame(LABEL_IDENTIFIER, header, kind.encode("ascii"))
+
+
 class SealError(ValueError):
     """A sealed identifier is malformed or does not authenticate."""
 
@@ -55,7 +61,7 @@ def seal_identifier(data_key: bytes, version: int, kind: str, value: str) -> byt
     key = _subkey(data_key, SUBKEY_SEAL)
     nonce = nacl.utils.random(24)
     header = bytes([FORMAT_V1]) + u32(version)
-    ad = frame(LABEL_IDENTIFIER, header, kind.encode("ascii"))
+    ad = _associated(header, kind)
     ct = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(value.encode("utf-8"), ad, nonce, key)
     return header + nonce + ct
 
@@ -72,7 +78,7 @@ def open_identifier(data_key: bytes, kind: str, blob: bytes) -> str:
     sealed_version(blob)
     key = _subkey(data_key, SUBKEY_SEAL)
     header, nonce, ct = blob[:5], blob[5:29], blob[29:]
-    ad = frame(LABEL_IDENTIFIER, header, kind.encode("ascii"))
+    ad = _associated(header, kind)
     try:
         plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ct, ad, nonce, key)
     except nacl.exceptions.CryptoError as exc:
