@@ -76,15 +76,18 @@ def _data_key_rotation(services: Services) -> None:
     ring = load_keyring(keys)
     session = db.sessions()
     start = time.perf_counter()
-    done = admin.reencrypt_all(session, ring, batch=1000)
+    done = admin.reencrypt_all(session, ring)
     elapsed = time.perf_counter() - start
     session.close()
-    # Baseline: sealing the same number of identifiers in memory, no database.
-    key = ring.current("data")
+    # Baseline: the same re-seal in memory, no database: open under version 1, seal
+    # under version 2 and hash the lookup, as the rotation does for every row.
+    key, old = ring.current("data"), ring.get("data", 1)
+    sealed = [serverdata.seal_identifier(old, 1, "username", f"user{i:06d}") for i in range(ROWS)]
     start = time.perf_counter()
-    for i in range(ROWS):
-        serverdata.seal_identifier(key, 2, "username", f"user{i:06d}")
-        serverdata.lookup_hash(key, f"user{i:06d}")
+    for blob in sealed:
+        name = serverdata.open_identifier(old, "username", blob)
+        serverdata.seal_identifier(key, 2, "username", name)
+        serverdata.lookup_hash(key, name)
     sealing = time.perf_counter() - start
     assert done == ROWS
     emit("data_key_rotation_100k_seconds", elapsed, "s", rows=done, database="postgresql")
@@ -93,7 +96,8 @@ def _data_key_rotation(services: Services) -> None:
         done / elapsed,
         "rows/s",
         ROWS / sealing,
-        baseline_is="in-memory re-seal of the same identifiers",
+        baseline_is="in-memory re-seal (open, seal, lookup hash) of as many identifiers",
+        batch=5000,
     )
     db.engine.dispose()
 

@@ -7,18 +7,22 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from flask import Flask
+from sqlalchemy import func, select, update
 
 from tests.conftest import PASSPHRASE, LiveServer
+from vault.accounts.models import User
 from vault.admin import services as admin
 from vault.client import ApiError, HavenClient
 from vault.db import database
 from vault.directory import services as directory
 from vault.errors import Conflict
 from vault.keyring import load_keyring
+from vault.protocol import serverdata
 
 REFRESH_WAIT = 2.2  # processes re-read keys/ at most every 2 s
 
@@ -93,6 +97,7 @@ def test_session_key_retire_waits_for_one_session_lifetime(app: Flask) -> None:
     db.close()
 
 
+@pytest.mark.parametrize("database_url", ["postgresql", "sqlite"], indirect=True)
 def test_data_key_rotation_reencrypts_online_and_retires_when_unused(
     app: Flask, create_account: Callable[..., tuple[HavenClient, str]], live_server: LiveServer
 ) -> None:
@@ -160,3 +165,46 @@ def test_admin_marks_a_key_compromised_and_contacts_see_it(
     assert figures["accounts_survivor"] == 1 and figures["cases"] == 1
     listed = boss.get("/admin/accounts")["accounts"]
     assert {a["username"] for a in listed} == {"warned", "lost-phone", "boss"}
+
+
+def test_data_key_reencryption_leaves_a_concurrently_written_row_alone(
+    app: Flask,
+    create_account: Callable[..., tuple[HavenClient, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A row written between the batch's read and its write keeps the concurrent value."""
+    for i in range(3):
+        create_account("counsel", username=f"guard{i}")
+    path = Path(app.config["HAVEN_KEYS_DIR"])
+    db = database(app).sessions()
+    admin.rotate(db, path, "data")
+    ring = load_keyring(path)
+    key, version = ring.current("data"), ring.current_version("data")
+    target = db.scalars(select(User).order_by(User.id).limit(1)).first()
+    assert target is not None
+    name = serverdata.open_identifier(ring.get("data", 1), "username", target.username_sealed)
+    written = serverdata.seal_identifier(key, version, "username", name)
+    seal = serverdata.seal_identifier
+
+    def seal_after_a_concurrent_write(*args: Any) -> bytes:
+        monkeypatch.setattr(serverdata, "seal_identifier", seal)
+        with database(app).engine.begin() as other:
+            other.execute(
+                update(User)
+                .where(User.id == target.id)
+                .values(
+                    username_sealed=written,
+                    username_lookup=serverdata.lookup_hash(key, name),
+                    data_key_version=version,
+                    lookup_key_version=version,
+                )
+            )
+        return seal(*args)
+
+    monkeypatch.setattr(serverdata, "seal_identifier", seal_after_a_concurrent_write)
+    total = int(db.scalar(select(func.count()).select_from(User)) or 0)
+    assert admin.reencrypt_all(db, ring) == total - 1
+    db.expire_all()
+    assert db.get(User, target.id).username_sealed == written  # type: ignore[union-attr]
+    assert admin.reencryption_progress(db, ring).done == total
+    db.close()

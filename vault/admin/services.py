@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nacl.utils
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from vault import clock
@@ -88,48 +88,119 @@ def rotate(db: Session, path: Path, purpose: str, actor_id: str | None = None) -
     return version
 
 
-def reencrypt_data(
-    db: Session, ring: Keyring, batch: int = 500, actor_id: str | None = None
-) -> int:
-    """Re-seal one batch of identifiers under the current data key; return how many."""
+def _behind(current: int) -> Any:
+    return or_(User.data_key_version != current, User.lookup_key_version != current)
+
+
+_GUARDED_RESEAL = (
+    update(cast(Table, User.__table__))
+    .where(User.id == bindparam("b_id"), User.username_sealed == bindparam("b_old"))
+    .values(username_sealed=bindparam("b_sealed"), username_lookup=bindparam("b_lookup"))
+)
+
+
+# PostgreSQL: the whole batch as one statement over four arrays.
+_GUARDED_RESEAL_PG = text(
+    "UPDATE users SET username_sealed = f.sealed, username_lookup = f.lookup,"
+    " data_key_version = :version, lookup_key_version = :version"
+    " FROM unnest(CAST(:ids AS varchar[]), CAST(:olds AS bytea[]), CAST(:sealed AS bytea[]),"
+    " CAST(:lookups AS bytea[])) AS f(id, old, sealed, lookup)"
+    " WHERE users.id = f.id AND users.username_sealed = f.old"
+)
+
+
+def _write_guarded(db: Session, current: int, changes: list[dict[str, Any]]) -> int:
+    """Write re-sealed rows whose sealed value is still the one read; return how many."""
+    conn = db.connection()
+    if conn.dialect.name == "postgresql":
+        arrays = {
+            name: [change[f"b_{key}"] for change in changes]
+            for name, key in (
+                ("ids", "id"),
+                ("olds", "old"),
+                ("sealed", "sealed"),
+                ("lookups", "lookup"),
+            )
+        }
+        return conn.execute(_GUARDED_RESEAL_PG, {"version": current, **arrays}).rowcount
+    statement = _GUARDED_RESEAL.values(data_key_version=current, lookup_key_version=current)
+    return conn.execute(statement, changes).rowcount
+
+
+def _reseal_batch(
+    db: Session, ring: Keyring, after: str, batch: int, hidden: set[str]
+) -> tuple[int, int, str | None]:
+    """Re-seal the next batch of identifiers after an id; return (read, re-sealed, last id).
+
+    One keyset read of (id, sealed) and one executemany of a guarded UPDATE: a row
+    whose sealed value changed since the read (a concurrent write) is left for a later pass.
+    """
     current = ring.current_version("data")
     key = ring.current("data")
-    users = db.scalars(
-        select(User)
-        .where(or_(User.data_key_version != current, User.lookup_key_version != current))
+    rows = db.execute(
+        select(User.id, User.username_sealed)
+        .where(User.id > after, _behind(current))
         .order_by(User.id)
         .limit(batch)
-        .with_for_update(skip_locked=True)
     ).all()
-    hidden = decoy_ids(db)
-    for user in users:
-        old = serverdata.sealed_version(user.username_sealed)
-        name = serverdata.open_identifier(ring.get("data", old), "username", user.username_sealed)
-        user.username_sealed = serverdata.seal_identifier(key, current, "username", name)
+    if not rows:
+        return 0, 0, None
+    changes = []
+    for user_id, sealed in rows:
+        old = serverdata.sealed_version(sealed)
+        name = serverdata.open_identifier(ring.get("data", old), "username", sealed)
         # A duress decoy keeps a random lookup: its name is its owner's (protocol §18.2).
-        is_decoy = user.id in hidden
-        user.username_lookup = (
-            nacl.utils.random(32) if is_decoy else serverdata.lookup_hash(key, name)
+        lookup = nacl.utils.random(32) if user_id in hidden else serverdata.lookup_hash(key, name)
+        changes.append(
+            {
+                "b_id": user_id,
+                "b_old": sealed,
+                "b_sealed": serverdata.seal_identifier(key, current, "username", name),
+                "b_lookup": lookup,
+            }
         )
-        user.data_key_version = current
-        user.lookup_key_version = current
-    if users:
+    resealed = _write_guarded(db, current, changes)
+    return len(rows), resealed, rows[-1][0]
+
+
+def _record(db: Session, ring: Keyring, count: int, actor_id: str | None) -> None:
+    if count:
         chain.append(
             db,
             "data_reencrypted",
             actor_id=actor_id,
-            detail={"version": current, "count": len(users)},
+            detail={"version": ring.current_version("data"), "count": count},
         )
     db.commit()
-    return len(users)
 
 
-def reencrypt_all(db: Session, ring: Keyring, batch: int = 500) -> int:
-    """Re-seal every identifier in batches, each its own transaction, while traffic goes on."""
+def reencrypt_data(
+    db: Session, ring: Keyring, batch: int = 500, actor_id: str | None = None
+) -> int:
+    """Re-seal one batch of identifiers under the current data key; return how many."""
+    _, done, _ = _reseal_batch(db, ring, "", batch, decoy_ids(db))
+    _record(db, ring, done, actor_id)
+    return done
+
+
+def reencrypt_all(db: Session, ring: Keyring, batch: int = 5000) -> int:
+    """Re-seal every identifier in batches, each its own short transaction, while traffic goes on.
+
+    Passes walk the ids in order; rows a concurrent write changed mid-batch are caught
+    by the next pass, which runs until one finds nothing left behind.
+    """
     total = 0
-    while done := reencrypt_data(db, ring, batch):
-        total += done
-    return total
+    while True:
+        hidden = decoy_ids(db)
+        after: str | None = ""
+        seen = 0
+        while after is not None:
+            read, done, after = _reseal_batch(db, ring, after, batch, hidden)
+            _record(db, ring, done, None)
+            seen += read
+            total += done
+        if not seen:
+            return total
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,8 @@ database or backup, not from the operator. Every sealed value names its key vers
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nacl.bindings as sodium
 import nacl.exceptions
 import nacl.hash
@@ -22,13 +24,25 @@ SUBKEY_DECOY = 3
 LABEL_IDENTIFIER = "haven/v1/identifier"
 
 
+@lru_cache(maxsize=16)
+def _subkey(data_key: bytes, subkey_id: int) -> bytes:
+    """A data key's subkey, derived once per key and purpose rather than per row."""
+    return derive_subkey(data_key, subkey_id, CTX_DATA)
+
+
+@lru_cache(maxsize=64)
+def _associated(header: bytes, kind: str) -> bytes:
+    """The associated data of a sealed identifier, framed once per key version and kind."""
+    return frame(LABEL_IDENTIFIER, header, kind.encode("ascii"))
+
+
 class SealError(ValueError):
     """A sealed identifier is malformed or does not authenticate."""
 
 
 def lookup_hash(data_key: bytes, value: str) -> bytes:
     """Keyed BLAKE2b of an identifier, for equality lookups without the plaintext."""
-    key = derive_subkey(data_key, SUBKEY_LOOKUP, CTX_DATA)
+    key = _subkey(data_key, SUBKEY_LOOKUP)
     return nacl.hash.blake2b(
         value.encode("utf-8"), digest_size=32, key=key, encoder=nacl.encoding.RawEncoder
     )
@@ -36,7 +50,7 @@ def lookup_hash(data_key: bytes, value: str) -> bytes:
 
 def decoy_salt(data_key: bytes, value: str) -> bytes:
     """A stable 16-byte salt for names that have no account, so pre-login reveals nothing."""
-    key = derive_subkey(data_key, SUBKEY_DECOY, CTX_DATA)
+    key = _subkey(data_key, SUBKEY_DECOY)
     return nacl.hash.blake2b(
         value.encode("utf-8"), digest_size=16, key=key, encoder=nacl.encoding.RawEncoder
     )
@@ -44,10 +58,10 @@ def decoy_salt(data_key: bytes, value: str) -> bytes:
 
 def seal_identifier(data_key: bytes, version: int, kind: str, value: str) -> bytes:
     """Encrypt an identifier: 0x01 || u32 key version || nonce || XChaCha20-Poly1305."""
-    key = derive_subkey(data_key, SUBKEY_SEAL, CTX_DATA)
+    key = _subkey(data_key, SUBKEY_SEAL)
     nonce = nacl.utils.random(24)
     header = bytes([FORMAT_V1]) + u32(version)
-    ad = frame(LABEL_IDENTIFIER, header, kind.encode("ascii"))
+    ad = _associated(header, kind)
     ct = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(value.encode("utf-8"), ad, nonce, key)
     return header + nonce + ct
 
@@ -62,9 +76,9 @@ def sealed_version(blob: bytes) -> int:
 def open_identifier(data_key: bytes, kind: str, blob: bytes) -> str:
     """Decrypt an identifier sealed by seal_identifier with the key of its version."""
     sealed_version(blob)
-    key = derive_subkey(data_key, SUBKEY_SEAL, CTX_DATA)
+    key = _subkey(data_key, SUBKEY_SEAL)
     header, nonce, ct = blob[:5], blob[5:29], blob[29:]
-    ad = frame(LABEL_IDENTIFIER, header, kind.encode("ascii"))
+    ad = _associated(header, kind)
     try:
         plain = sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(ct, ad, nonce, key)
     except nacl.exceptions.CryptoError as exc:
