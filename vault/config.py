@@ -371,7 +371,7 @@ def _epsilon(env: Mapping[str, str], name: str, default: float) -> float:
 def _load_figures(env: Mapping[str, str]) -> dict[str, Any]:
     """Private figures (protocol §28): epsilons, the budget per period, suppression."""
     return {
-        "HAVEN_FIGURES_BUDGET": _epsilon(env, "HAVEN_FIGURES_BUDGET", 3.0),
+        "HAVEN_FIGURES_BUDGET": _epsilon(env, "HAVEN_FIGURES_BUDGET", 4.0),
         "HAVEN_FIGURES_EPSILON": _epsilon(env, "HAVEN_FIGURES_EPSILON", 0.1),
         "HAVEN_FIGURES_LOCAL_EPSILON": _epsilon(env, "HAVEN_FIGURES_LOCAL_EPSILON", 1.0),
         "HAVEN_FIGURES_SUPPRESS_BELOW": _int(env, "HAVEN_FIGURES_SUPPRESS_BELOW", 10, minimum=1),

@@ -13,6 +13,7 @@ import math
 import os
 import random
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import opendp.prelude as dp
@@ -32,6 +33,7 @@ from vault.db import database, new_id, utcnow
 from vault.documents.models import Document, DocumentState
 from vault.figures import services
 from vault.figures.models import Budget, Outcome, Release
+from vault.intake.models import IntakeEntry, IntakeReport, ReportStatus
 from vault.messages.models import Conversation, Message
 from vault.protocol import figures as pfig
 from vault.protocol import messages as pmsg
@@ -89,7 +91,7 @@ def test_counsel_reports_once_members_open_the_truth_and_admins_release_until_th
     assert _count(app, Outcome) == 1
     assert MARKER not in dump_database(app)
 
-    # Admins release until the period's budget (3.0) cannot cover another 0.6.
+    # Admins release until the period's budget (4.0) cannot cover another 0.8.
     period = schema["period"]
     figures = Figures(admin)
     cost = 0.1 * len(services.CENTRAL)
@@ -104,7 +106,7 @@ def test_counsel_reports_once_members_open_the_truth_and_admins_release_until_th
     assert after == before  # nothing spent, nothing stored
     assert len(after["releases"]) == 5
     assert after["budget"] == pytest.approx(
-        {"epsilon_total": 3.0, "epsilon_spent": 3.0, "epsilon_left": 0.0}
+        {"epsilon_total": 4.0, "epsilon_spent": 4.0, "epsilon_left": 0.0}
     )
     names = [f["name"] for f in after["releases"][0]["figures"]]
     assert names == [c.name for c in services.CENTRAL] + [f"outcome.{n}" for n in pfig.FIELDS]
@@ -182,20 +184,24 @@ def test_haven_figures_commands_report_release_and_list(
     period = pfig.period_of(utcnow())
     released = runner.invoke(main, ["figures", "release", period])
     assert released.exit_code == 0, released.output
-    assert json.loads(released.output)["epsilon"] == pytest.approx(0.6)
+    assert json.loads(released.output)["epsilon"] == pytest.approx(0.8)
     listed = json.loads(runner.invoke(main, ["figures", "releases"]).output)
     assert listed["period"] == period and len(listed["releases"]) == 1
 
 
-def _activity(db: Any, case_ids: list[str], sender: str, rng: random.Random) -> tuple[int, int]:
-    """Documents (0-8) and messages (0-40) in each case now; their truths, clamped per case."""
+def _activity(
+    db: Any, case_ids: list[str], sender: str, rng: random.Random
+) -> tuple[int, int, int]:
+    """Documents (0-8) and messages (0-40) from counsel in each case now; their truths
+    (clamped per case) and how many cases counsel answered."""
     now, now_ms = utcnow(), int(utcnow().timestamp() * 1000)
     docs, conversations, messages = [], [], []
-    documents_truth = messages_truth = 0
+    documents_truth = messages_truth = answered = 0
     for case_id in case_ids:
         ndocs, nmsgs = rng.randint(0, 8), rng.randint(0, 40)
         documents_truth += min(ndocs, 5)
         messages_truth += min(nmsgs, 20)
+        answered += nmsgs > 0
         for _ in range(ndocs):
             docs.append(
                 {
@@ -235,7 +241,7 @@ def _activity(db: Any, case_ids: list[str], sender: str, rng: random.Random) -> 
     db.execute(insert(Document), docs)
     db.execute(insert(Conversation), conversations)
     db.execute(insert(Message), messages)
-    return documents_truth, messages_truth
+    return documents_truth, messages_truth, answered
 
 
 def _hoeffding(n: int, epsilon: float, k: int, delta: float) -> float:
@@ -286,7 +292,7 @@ def test_released_figures_of_a_synthetic_population_match_the_truth_within_their
         db = database(app).sessions()
         db.execute(insert(Case), cases)
         db.execute(insert(Outcome), rows)
-        documents, messages = _activity(db, [c["id"] for c in cases[:600]], me.id, rng)
+        documents, messages, answered = _activity(db, [c["id"] for c in cases[:600]], me.id, rng)
         db.commit()
         db.close()
 
@@ -300,6 +306,8 @@ def test_released_figures_of_a_synthetic_population_match_the_truth_within_their
         "documents_uploaded": documents,
         "messages_sent": messages,
         "intake_reports": 0,
+        "cases_answered_within_7d": answered,
+        "intake_answered_within_2d": 0,
     }
     checks = len(services.CENTRAL) + sum(len(v) for v in pfig.FIELDS.values())
     delta = DELTA / checks  # union bound over every check
@@ -348,5 +356,78 @@ def test_released_figures_of_a_synthetic_population_match_the_truth_within_their
     assert MARKER not in dump_database(app)
     with app.app_context():
         db = database(app).sessions()
-        assert db.get(Budget, period).epsilon_spent == pytest.approx(0.6)  # type: ignore[union-attr]
+        assert db.get(Budget, period).epsilon_spent == pytest.approx(0.8)  # type: ignore[union-attr]
         db.close()
+
+
+def test_response_time_figures_count_first_answers_inside_their_window(
+    create_account: Create, app: Flask
+) -> None:
+    counsel, survivor, _, _ = _people(create_account)
+    assert counsel.account is not None and survivor.account is not None
+    start, end = pfig.period_bounds(pfig.period_of(utcnow()))
+    opened = start + timedelta(hours=1)
+    # Counsel answers one case after 6 days and another after 8; in a third only the
+    # survivor writes; a fourth has no message. The team answers one report after a day and
+    # another after three; in a third only the reporter wrote.
+    replies = {"6d": (counsel, 6), "8d": (counsel, 8), "self": (survivor, 1), "none": None}
+    cases, conversations, messages = [], [], []
+    for label, reply in replies.items():
+        case_id = new_id()
+        cases.append({"id": case_id, "survivor_id": survivor.account.id, "created_at": opened})
+        if reply is None:
+            continue
+        author, days = reply
+        conversations.append({"id": label, "case_id": case_id, "last_seq": 1})
+        messages.append(
+            {
+                "id": new_id(),
+                "conversation_id": label,
+                "seq": 1,
+                "sender_id": author.account.id,  # type: ignore[union-attr]
+                "sender_key_version": 1,
+                "sent_at": 0,
+                "ttl": 0,
+                "digest": os.urandom(32),
+                "received_at": opened + timedelta(days=days),
+            }
+        )
+    reports, entries = [], []
+    for author, days in ((counsel.account.id, 1), (counsel.account.id, 3), (None, 0)):
+        report_id = new_id()
+        reports.append(
+            {
+                "id": report_id,
+                "lookup": os.urandom(32),
+                "box_public": os.urandom(32),
+                "sign_public": os.urandom(32),
+                "reporter_key": b"k",
+                "status": ReportStatus.NEW,
+                "created_at": opened,
+                "last_activity_at": opened,
+            }
+        )
+        entries.append(
+            {
+                "id": new_id(),
+                "report_id": report_id,
+                "seq": 1,
+                "author_id": author,
+                "key_version": 1,
+                "ciphertext": b"c",
+                "signature": b"s",
+                "created_at": opened + timedelta(days=days),
+            }
+        )
+    with app.app_context():
+        db = database(app).sessions()
+        db.execute(insert(Case), cases)
+        db.execute(insert(Conversation), conversations)
+        db.execute(insert(Message), messages)
+        db.execute(insert(IntakeReport), reports)
+        db.execute(insert(IntakeEntry), entries)
+        db.commit()
+        counts = services.true_counts(db, start, end)
+        db.close()
+    assert counts["cases_answered_within_7d"] == 1
+    assert counts["intake_answered_within_2d"] == 1

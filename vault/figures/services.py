@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import opendp.prelude as dp
@@ -24,7 +24,7 @@ from vault.db import utcnow
 from vault.documents.models import Document, DocumentState
 from vault.errors import Conflict, HavenError, NotFound
 from vault.figures.models import MAX_RECORD_BYTES, Budget, Outcome, Release
-from vault.intake.models import IntakeReport
+from vault.intake.models import IntakeEntry, IntakeReport
 from vault.messages.models import Conversation, Message
 from vault.protocol import figures as pfig
 from vault.protocol import messages as pmsg
@@ -71,7 +71,14 @@ CENTRAL: tuple[Central, ...] = (
     Central("documents_uploaded", 5),
     Central("messages_sent", 20),
     Central("intake_reports", 1),
+    Central("cases_answered_within_7d", 1),
+    Central("intake_answered_within_2d", 1),
 )
+
+# How soon counsel's first message in a new case, or the team's first entry in a new intake
+# report, counts as an answer for the response-time figures (§28.5).
+CASE_ANSWER_WITHIN = timedelta(days=7)
+INTAKE_ANSWER_WITHIN = timedelta(days=2)
 
 
 def settings_from(config: Mapping[str, Any]) -> Settings:
@@ -250,7 +257,25 @@ def true_counts(db: Session, start: datetime, end: datetime) -> dict[str, int]:
         .select_from(IntakeReport)
         .where(IntakeReport.created_at >= start, IntakeReport.created_at < end)
     )
+    first_reply = (
+        select(Case.created_at, func.min(Message.received_at))
+        .join(Conversation, Conversation.case_id == Case.id)
+        .join(Message, Message.conversation_id == Conversation.id)
+        .join(User, User.id == Message.sender_id)
+        .where(real_cases, Case.created_at >= start, Case.created_at < end)
+        .where(User.role == Role.COUNSEL)
+        .group_by(Case.id, Case.created_at)
+    )
+    first_answer = (
+        select(IntakeReport.created_at, func.min(IntakeEntry.created_at))
+        .join(IntakeEntry, IntakeEntry.report_id == IntakeReport.id)
+        .where(IntakeReport.created_at >= start, IntakeReport.created_at < end)
+        .where(IntakeEntry.author_id.is_not(None))
+        .group_by(IntakeReport.id, IntakeReport.created_at)
+    )
     return {
+        "cases_answered_within_7d": _answered(db, first_reply, CASE_ANSWER_WITHIN),
+        "intake_answered_within_2d": _answered(db, first_answer, INTAKE_ANSWER_WITHIN),
         "accounts_survivor": int(db.scalar(accounts.where(User.role == Role.SURVIVOR)) or 0),
         "accounts_counsel": int(db.scalar(accounts.where(User.role == Role.COUNSEL)) or 0),
         "cases_opened": int(db.scalar(cases) or 0),
@@ -258,6 +283,11 @@ def true_counts(db: Session, start: datetime, end: datetime) -> dict[str, int]:
         "messages_sent": clamped(messages, bounds["messages_sent"]),
         "intake_reports": int(db.scalar(reports) or 0),
     }
+
+
+def _answered(db: Session, firsts: Select[datetime, datetime], within: timedelta) -> int:
+    """How many of (opened, first answer) pairs were answered within ``within``."""
+    return sum(1 for opened, first in db.execute(firsts) if first - opened <= within)
 
 
 def _central_figure(figure: Central, count: int, settings: Settings) -> dict[str, Any]:
