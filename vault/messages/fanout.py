@@ -47,9 +47,14 @@ class Subscription:
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` seconds pass; True when woken."""
-        woken = self._event.wait(timeout)
+        # The flag, not wait()'s answer, says whether a wake-up came: gevent's wait answers
+        # False when its timeout and a set() land in the same loop turn, and clearing then
+        # lost that wake-up. Clear only a flag seen set; the caller reads after this.
+        self._event.wait(timeout)
+        if not self._event.is_set():
+            return False
         self._event.clear()
-        return woken
+        return True
 
     def close(self) -> None:
         """Stop receiving wake-ups."""
@@ -94,20 +99,16 @@ class Hub:
     def wake(self, user_ids: Iterable[str]) -> None:
         """Wake every local stream of these accounts."""
         with self._lock:
-            targets = [s for uid in user_ids for s in self._subs.get(uid, ())]
             self.wakes += 1
-            number = self.wakes
-        for sub in targets:
-            sub.wake(number)
+            for sub in [s for uid in user_ids for s in self._subs.get(uid, ())]:
+                sub.wake(self.wakes)  # under the lock: a stream's numbers only grow
 
     def wake_all(self) -> None:
         """Wake every local stream (after a gap in which wake-ups may have been lost)."""
         with self._lock:
-            targets = [s for subs in self._subs.values() for s in subs]
             self.wakes += 1
-            number = self.wakes
-        for sub in targets:
-            sub.wake(number)
+            for sub in [s for subs in self._subs.values() for s in subs]:
+                sub.wake(self.wakes)
 
     def count(self) -> int:
         """How many streams are open."""
