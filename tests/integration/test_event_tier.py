@@ -203,3 +203,36 @@ def test_psycopg_and_redis_wait_cooperatively_under_gevent(
     # Spawned last, "other" finishes first: neither wait held the process.
     assert result.stdout.split()[-1].split(",")[0] == "other"
     assert sorted(result.stdout.split()[-1].split(",")) == ["database", "other", "redis"]
+
+
+WAKE_RACE = """
+from gevent import monkey
+
+monkey.patch_all()
+import gevent
+from vault.messages.fanout import Hub
+
+hub = Hub()
+sub = hub.subscribe("u")
+waiting = gevent.spawn(sub.wait, 0.05)
+gevent.sleep(0)  # the stream now waits, its timeout armed
+# A wake-up due before that timeout, run by the loop in the same turn as the timeout:
+# the loop is held past both, as a busy worker's loop is.
+gevent.get_hub().loop.timer(0.01).start(hub.wake, ["u"])
+monkey.get_original("time", "sleep")(0.2)
+print(waiting.get() or sub.wait(0))
+"""
+
+
+def test_a_wake_up_that_lands_in_the_same_loop_turn_as_the_wait_timeout_is_kept() -> None:
+    """A stream waiting under gevent whose timeout and wake-up fall due together still sees
+    the wake-up (it was lost: the stream slept until its next periodic re-read)."""
+    result = subprocess.run(
+        [sys.executable, "-c", WAKE_RACE],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split()[-1] == "True"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+import sqlalchemy
 from flask import Flask
 from sqlalchemy import select, text, update
 
@@ -24,6 +25,7 @@ from vault.client.messages import Event, Messenger, parse_events
 from vault.db import database
 from vault.messages import services
 from vault.messages.models import EventKind, MessageClock, MessageEvent
+from vault.messages.stream import BATCH
 
 WAIT = 30.0
 
@@ -320,3 +322,57 @@ def test_an_open_stream_holds_no_database_connection(
     wait_for(lambda: pool.checkedout() == 0, "the streams to give back their connections")  # type: ignore[attr-defined]
     for listener in listeners:
         listener.close()
+
+
+def test_streams_of_one_account_woken_together_share_one_read(
+    make_app: Callable[..., Flask],
+) -> None:
+    # Periodic re-reads far off, so every read below is one a wake-up caused.
+    app = make_app(
+        HAVEN_SSE_RECHECK_SECONDS="600",
+        HAVEN_SSE_MAX_STREAMS="8",
+        HAVEN_LIMIT_MESSAGE_SEND="1000/minute",
+    )
+    world = build_world(app)
+    p = world.people
+    world.extra["cid"] = open_conversation(app, p["survivor"], world.case_id, [p["counsel"]])
+    send = sender(app, world, "survivor")
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FROM message_events" in statement:
+            reads.append(statement)
+
+    engine = database(app).engine
+    with LiveServer(app) as server:
+        counsel = http_client(app, server.url, p["counsel"].id)
+        first = Listener(counsel)
+        opened = first.next()
+        early = send("before the others opened")
+        assert first.until("message").data["message_id"] == early
+        # Three more pages of the same account; one resumes from before the first message.
+        others = [Listener(counsel), Listener(counsel), Listener(counsel, opened.id)]
+        for listener in others:
+            assert listener.next().kind == "ready"
+        assert others[2].until("message").data["message_id"] == early
+        listeners = [first, *others]
+        # Once every page has this one, each has made its first read after opening.
+        settled = send("every page is reading")
+        for listener in listeners:
+            assert listener.until("message").data["message_id"] == settled
+        sqlalchemy.event.listen(engine, "before_cursor_execute", count)
+        try:
+            one = send("one wake-up for four pages")
+            for listener in listeners:
+                assert listener.until("message").data["message_id"] == one
+        finally:
+            sqlalchemy.event.remove(engine, "before_cursor_execute", count)
+        assert len(reads) == 1, reads
+        # More than a batch in a row: every page still gets each event once, in order.
+        burst = [send(f"burst {i}") for i in range(BATCH + 20)]
+        for listener in listeners:
+            got = [listener.until("message").data["message_id"] for _ in burst]
+            assert got == burst
+        assert early not in burst
+        for listener in listeners:
+            listener.close()

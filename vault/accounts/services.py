@@ -436,6 +436,15 @@ def end_sessions(db: Session, user_id: str) -> None:
     db.commit()
 
 
+def valid_session_id(db: Session, user_id: str) -> str | None:
+    """The session identity ('id:version') an account's valid sessions carry now, or None
+    when none is valid (the account is disabled or gone); load_session_user's rule."""
+    user = db.get(User, user_id)
+    if user is None or user.is_disabled:
+        return None
+    return f"{user.id}:{user.session_version}"
+
+
 def load_session_user(db: Session, session_id: str) -> User | None:
     """The account for a session identity 'id:version', if that session is still valid."""
     user_id, _, version = session_id.partition(":")

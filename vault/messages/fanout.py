@@ -18,12 +18,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar, cast
 
 import redis
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 CHANNEL = "haven:message-events"
 IDLE_STOP_SECONDS = 60.0
@@ -35,17 +37,24 @@ class Subscription:
     def __init__(self, hub: Hub, user_id: str) -> None:
         self.hub = hub
         self.user_id = user_id
+        self.woken_by = 0  # the number of the latest wake-up that reached this stream
         self._event = threading.Event()
 
-    def wake(self) -> None:
-        """Mark that new events may be waiting."""
+    def wake(self, number: int) -> None:
+        """Mark that new events may be waiting (wake-up ``number`` of the hub)."""
+        self.woken_by = number
         self._event.set()
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or ``timeout`` seconds pass; True when woken."""
-        woken = self._event.wait(timeout)
+        # The flag, not wait()'s answer, says whether a wake-up came: gevent's wait answers
+        # False when its timeout and a set() land in the same loop turn, and clearing then
+        # lost that wake-up. Clear only a flag seen set; the caller reads after this.
+        self._event.wait(timeout)
+        if not self._event.is_set():
+            return False
         self._event.clear()
-        return woken
+        return True
 
     def close(self) -> None:
         """Stop receiving wake-ups."""
@@ -53,11 +62,22 @@ class Subscription:
 
 
 class Hub:
-    """The streams open in this process, by account."""
+    """The streams open in this process, by account, and what they share per account."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subs: dict[str, set[Subscription]] = {}
+        self._shared: dict[str, Any] = {}
+        self.wakes = 0  # wake-ups so far; each is numbered, in order
+
+    def shared(self, user_id: str, make: Callable[[], T]) -> T:
+        """The object the streams of one account share, made on first use and dropped with
+        the account's last stream."""
+        with self._lock:
+            found = self._shared.get(user_id)
+            if found is None:
+                found = self._shared[user_id] = make()
+            return cast(T, found)
 
     def subscribe(self, user_id: str) -> Subscription:
         """Register a stream for an account."""
@@ -74,20 +94,21 @@ class Hub:
                 subs.discard(sub)
                 if not subs:
                     del self._subs[sub.user_id]
+                    self._shared.pop(sub.user_id, None)
 
     def wake(self, user_ids: Iterable[str]) -> None:
         """Wake every local stream of these accounts."""
         with self._lock:
-            targets = [s for uid in user_ids for s in self._subs.get(uid, ())]
-        for sub in targets:
-            sub.wake()
+            self.wakes += 1
+            for sub in [s for uid in user_ids for s in self._subs.get(uid, ())]:
+                sub.wake(self.wakes)  # under the lock: a stream's numbers only grow
 
     def wake_all(self) -> None:
         """Wake every local stream (after a gap in which wake-ups may have been lost)."""
         with self._lock:
-            targets = [s for subs in self._subs.values() for s in subs]
-        for sub in targets:
-            sub.wake()
+            self.wakes += 1
+            for sub in [s for subs in self._subs.values() for s in subs]:
+                sub.wake(self.wakes)
 
     def count(self) -> int:
         """How many streams are open."""

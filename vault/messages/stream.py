@@ -4,7 +4,9 @@ The stream holds no database connection while it waits: each read opens a sessio
 re-checks the account's session, reads the next events and closes it. A stream reads when
 woken (fanout.py) and otherwise only every ``HAVEN_SSE_RECHECK_SECONDS`` (spread at random
 over ±20 %), so idle streams cost heartbeats on the socket, not database work; the event
-tier (docs/deploy.md) holds thousands of them per process under gevent. Event ids on the
+tier (docs/deploy.md) holds thousands of them per process under gevent. The streams of one
+account in a process woken by the same wake-up share one read (SharedRead): an account with
+twenty open pages costs one query per message, not twenty. Event ids on the
 wire are sealed cursors (the global event number under the server data key, bound to the
 account), so a client learns nothing about other people's traffic from them.
 """
@@ -102,6 +104,35 @@ def client_gone(sock: socket.socket | None) -> bool:
         return True
 
 
+class SharedRead:
+    """The last read of one account's streams in this process, shared by its streams woken
+    by the same wake-up: one database read for all of them instead of one each.
+
+    A read answers a stream woken by wake-up number ``w`` if it started after that wake-up
+    (``wake >= w``: everything committed before the wake was published is in it) and covers
+    the stream's position (it read from at or before it, and did not stop at a full batch
+    at or before it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.wake = -1  # the hub's wake-up count when the read started
+        self.after = 0
+        self.events: list[MessageEvent] = []
+        self.valid_session: str | None = None
+
+    def covers(self, woken_by: int, position: int) -> bool:
+        """Whether this read answers a stream at ``position`` woken by ``woken_by``."""
+        if self.wake < woken_by or position < self.after:
+            return False
+        full = len(self.events) == BATCH
+        return not full or position < self.events[-1].seq
+
+    def answer(self, session_id: str, position: int) -> tuple[bool, list[MessageEvent]]:
+        """(session still valid, the events after ``position``) for one stream."""
+        alive = session_id == self.valid_session
+        return alive, [e for e in self.events if e.seq > position]
+
+
 def _frame(kind: str, token: str, data: dict[str, Any]) -> str:
     return f"id: {token}\nevent: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
@@ -155,6 +186,7 @@ class EventStream:
         reads = self.app.extensions["haven.stream_slots"].reads
         sessions = database(self.app).sessions
         sub = fanout.subscribe(self.user_id)
+        shared = sub.hub.shared(self.user_id, SharedRead)
         try:
             cursor = read_cursor(ring, self.user_id, self.cursor) if self.cursor else None
             with reads, sessions() as db:
@@ -164,11 +196,19 @@ class EventStream:
             kind = "resync" if start.is_resync or (self.cursor and cursor is None) else "ready"
             yield _frame(kind, cursor_token(ring, self.user_id, position), {})
             due = 0.0
+            woken_by: int | None = None  # None: a periodic re-read, never answered from another's
             while time.monotonic() < self.deadline:
                 if time.monotonic() >= due:
-                    with reads, sessions() as db:
-                        alive = accounts.load_session_user(db, self.session_id) is not None
-                        events = services.events_after(db, self.user_id, position, BATCH)
+                    with shared.lock:
+                        if woken_by is None or not shared.covers(woken_by, position):
+                            wake = sub.hub.wakes
+                            with reads, sessions() as db:
+                                valid = accounts.valid_session_id(db, self.user_id)
+                                found = services.events_after(db, self.user_id, position, BATCH)
+                            shared.wake, shared.after = wake, position
+                            shared.events, shared.valid_session = found, valid
+                        alive, events = shared.answer(self.session_id, position)
+                        more = len(shared.events) == BATCH  # the read stopped at a full batch
                     if not alive:
                         yield _frame("end", cursor_token(ring, self.user_id, position), {})
                         return
@@ -179,16 +219,17 @@ class EventStream:
                             cursor_token(ring, self.user_id, position),
                             event_data(event),
                         )
-                    if len(events) == BATCH:
+                    if more:
                         continue
                     # Spread the periodic re-reads of many streams evenly over the period.
                     due = time.monotonic() + recheck * random.uniform(0.8, 1.2)  # noqa: S311
+                    woken_by = None
                 wait = min(heartbeat, max(0.0, self.deadline - time.monotonic()))
                 woken = self._wait(sub, wait)
                 if woken is None:
                     return  # the client left: end now, not at a later write that fails
                 if woken:
-                    due = 0.0
+                    due, woken_by = 0.0, sub.woken_by
                 else:
                     yield ": keepalive\n\n"
         finally:
