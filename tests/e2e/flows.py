@@ -77,6 +77,13 @@ def login(page: Page, username: str, passphrase: str = PASSPHRASE) -> None:
     expect(page.locator("#logout")).to_be_visible(timeout=60_000)
 
 
+def home_settled(page: Page) -> None:
+    """Wait until a survivor's or counsel's home has its case list: the list arriving moves
+    the buttons below it, and a click during that shift lands elsewhere or nowhere."""
+    expect(page.locator(".cases-region")).to_have_count(1, timeout=60_000)
+    expect(page.locator(".cases-region[aria-busy]")).to_have_count(0, timeout=60_000)
+
+
 def logout(page: Page) -> None:
     """Sign out from the home screen."""
     page.click("#logout")

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.e2e.conftest import IPHONE, Contexts
+from tests.e2e.flows import home_settled
 from vault import clock
 from vault.accounts.factors import TOTP_PERIOD
 
@@ -74,6 +75,7 @@ def test_counsel_sets_up_totp_when_sent_and_needs_a_code_next_time(
     expect(page.locator("#factor-remove")).to_have_count(0)
 
     page.locator("main > p button.link").click()
+    home_settled(page)
     page.click("#logout")
     sign_in(page, "counsel.totp")
     expect(page.locator("input[name=code]")).to_be_visible(timeout=60_000)

@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import PASSPHRASE, LiveServer
 from tests.e2e.conftest import IPHONE, Contexts
-from tests.e2e.flows import sign_in
+from tests.e2e.flows import home_settled, sign_in
 from vault.client.documents import Documents
 
 
@@ -87,6 +87,7 @@ def test_counsel_enrols_a_passkey_and_needs_it_at_the_next_sign_in(
     expect(page.locator("#passkeys .passkey-name")).to_have_text(["Office phone"])
 
     page.locator("main > p button.link").last.click()
+    home_settled(page)
     page.click("#logout")
     sign_in(page, "counsel.pk", PASSPHRASE)
     expect(page.locator("#passkey-factor")).to_be_visible(timeout=60_000)
@@ -111,10 +112,12 @@ def test_survivor_signs_in_with_her_passkey_alone_until_she_removes_it(
     authenticator(page)
     page.goto(f"{live_server.url}/app/")
     sign_in(page, "amal", PASSPHRASE)
+    home_settled(page)
     page.click("#open-factors", timeout=60_000)
     add_passkey(page, "My phone")
     expect(page.locator("#passkeys .passkey")).to_contain_text("opens your account")
     page.locator("main > p button.link").last.click()
+    home_settled(page)
     page.click("#logout")
 
     # No username, no passphrase: the passkey and the phone's screen lock.
@@ -124,11 +127,13 @@ def test_survivor_signs_in_with_her_passkey_alone_until_she_removes_it(
     expect(page.locator(".document h3", has_text="acte.txt")).to_be_visible(timeout=60_000)
 
     page.locator("main > .actions button.link").click()
+    home_settled(page)
     page.click("#open-factors")
     page.click(".passkey-remove")
     expect(page.locator("#passkeys")).to_have_count(0)
     expect(page.get_by_text("No passkeys yet.")).to_be_visible()
     page.locator("main > p button.link").last.click()
+    home_settled(page)
     page.click("#logout")
     page.click("#passkey-sign-in")
     expect(page.locator("#passkey-sign-in + p")).to_have_text("This passkey was not accepted.")

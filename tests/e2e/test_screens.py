@@ -18,6 +18,7 @@ from tests.e2e.flows import (
     confirm_recovery_key,
     counsel_with_invite,
     fill_register,
+    home_settled,
     invite_token,
     login,
     open_invite,
@@ -114,6 +115,7 @@ def walk_every_screen(
     expect(page.locator("input[name=current]")).to_be_visible()
     at("change-passphrase")
     page.locator("main button.link").click()
+    expect(page.locator(".member")).to_have_count(2)  # home again before its actions are used
     page.click("#open-duress")
     expect(page.locator("#duress-set")).to_be_visible()
     at("duress")
@@ -129,6 +131,7 @@ def walk_every_screen(
     expect(page.locator("#passkey-start")).to_be_visible()  # passkeys (§21.8): list and add
     at("factors")
     page.locator("main > p button.link").click()
+    expect(page.locator(".member")).to_have_count(2)  # home again before its actions are used
     page.click("#replace-keys")
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     at("replace-keys")
@@ -169,6 +172,7 @@ def walk_every_screen(
     expect(page.locator("main [data-outcome-form]")).to_be_visible()
     at("outcomes")
     page.locator("main > p button.link").click()
+    home_settled(page)
     page.click("#open-inbox")
     expect(page.locator("main [aria-busy]")).to_have_count(0)
     at("inbox")
