@@ -15,6 +15,8 @@ from pathlib import Path
 import nacl.utils
 from flask import Flask, current_app
 
+from vault.protocol import serverdata
+
 PURPOSES = ("session", "data", "logsign", "factor")
 KEY_BYTES = 32
 
@@ -140,6 +142,8 @@ def _fingerprint(path: Path) -> tuple[tuple[str, int, float], ...]:
 def install(app: Flask, ring: Keyring) -> None:
     """Make a keyring the app's, including the session secret and its fallbacks."""
     app.extensions["haven.keyring"] = ring
+    # A retired data key must not live on in the subkey cache of this process.
+    serverdata.forget_derived()
     session_keys = [ring.get("session", v).hex() for v in ring.versions("session")]
     app.config["SECRET_KEY"] = session_keys[-1]
     app.config["SECRET_KEY_FALLBACKS"] = list(reversed(session_keys[:-1]))

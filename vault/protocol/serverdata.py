@@ -30,6 +30,11 @@ def _subkey(data_key: bytes, subkey_id: int) -> bytes:
     return derive_subkey(data_key, subkey_id, CTX_DATA)
 
 
+def forget_derived() -> None:
+    """Drop every cached subkey (and the data keys they are cached under): keys changed."""
+    _subkey.cache_clear()
+
+
 @lru_cache(maxsize=64)
 def _associated(header: bytes, kind: str) -> bytes:
     """The associated data of a sealed identifier, framed once per key version and kind."""
