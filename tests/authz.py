@@ -7,8 +7,13 @@ define ``build(app, world)`` to create the resources its paths need (stored in
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from flask import Flask
@@ -54,6 +59,32 @@ def build_world(app: Flask) -> World:
         "stranger_survivor": s_survivor,
     }
     return World(people, case_id, other_case)
+
+
+@functools.cache
+def features() -> list[ModuleType]:
+    """The tests/integration/authz_<feature>.py modules (imported on first use)."""
+    from tests import integration
+
+    return [
+        importlib.import_module(f"tests.integration.{m.name}")
+        for m in pkgutil.iter_modules(integration.__path__)
+        if m.name.startswith("authz_")
+    ]
+
+
+def build_full_world(app: Flask) -> World:
+    """The accounts and cases, plus whatever each feature builds for its paths."""
+    world = build_world(app)
+    for feature in features():
+        if hasattr(feature, "build"):
+            feature.build(app, world)
+    return world
+
+
+def copy_of(world: World) -> World:
+    """A copy a test may add to without touching the world other tests share."""
+    return dataclasses.replace(world, extra=dict(world.extra))
 
 
 def everyone(status: int) -> dict[str, int]:

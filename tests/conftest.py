@@ -160,43 +160,59 @@ def database_url(
     postgres.drop_database(name)
 
 
+def app_settings(
+    database_url: str, keys_dir: Path, minio: MinioServer, bucket: str
+) -> dict[str, str]:
+    """The settings every test app starts from: a database, a bucket, keys and fast hashing."""
+    return {
+        "HAVEN_TESTING": "true",
+        "HAVEN_DATABASE_URL": database_url,
+        "HAVEN_KEYS_DIR": str(keys_dir),
+        "HAVEN_SECURE_COOKIES": "false",
+        # Envelopes built by tests say ttl 0; test_messages checks the one-week default.
+        "HAVEN_MESSAGE_DEFAULT_TIMER": "0",
+        "HAVEN_JOBS_ENABLED": "false",
+        # Staff are not sent to second-factor set-up unless a test asks (test_factors.py).
+        "HAVEN_FACTOR_REQUIRE_STAFF": "false",
+        **FAST_SERVER_HASH,
+        **minio.settings(bucket),
+    }
+
+
+def build_app(settings: dict[str, str]) -> Flask:
+    """An app on these settings, with the contract checks installed and its bucket made."""
+    app = create_app(settings)
+    contract.install(app)
+    from vault.storage import store
+
+    store(app).ensure_bucket()
+    return app
+
+
+def dispose_app(app: Flask) -> None:
+    """Stop an app's background work and close its database connections."""
+    purger = app.extensions.get("haven.purger")
+    if purger is not None:
+        purger.stop()  # its database goes away with the test
+    database(app).engine.dispose()
+
+
 @pytest.fixture
 def make_app(
     tmp_path: Path, database_url: str, minio: MinioServer
 ) -> Iterator[Callable[..., Flask]]:
     """Return a callable that builds an app on the test database, a fresh bucket and keys."""
     apps: list[Flask] = []
-    bucket = f"t-{secrets.token_hex(6)}"
+    base = app_settings(database_url, tmp_path / "keys", minio, f"t-{secrets.token_hex(6)}")
 
     def _make_app(**overrides: str) -> Flask:
-        settings = {
-            "HAVEN_TESTING": "true",
-            "HAVEN_DATABASE_URL": database_url,
-            "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
-            "HAVEN_SECURE_COOKIES": "false",
-            # Envelopes built by tests say ttl 0; test_messages checks the one-week default.
-            "HAVEN_MESSAGE_DEFAULT_TIMER": "0",
-            "HAVEN_JOBS_ENABLED": "false",
-            # Staff are not sent to second-factor set-up unless a test asks (test_factors.py).
-            "HAVEN_FACTOR_REQUIRE_STAFF": "false",
-            **FAST_SERVER_HASH,
-            **minio.settings(bucket),
-            **overrides,
-        }
-        app = create_app(settings)
-        contract.install(app)
-        from vault.storage import store
-
-        store(app).ensure_bucket()
+        app = build_app({**base, **overrides})
         apps.append(app)
         return app
 
     yield _make_app
     for app in apps:
-        purger = app.extensions.get("haven.purger")
-        if purger is not None:
-            purger.stop()  # its database goes away with the test
-        database(app).engine.dispose()
+        dispose_app(app)
 
 
 @pytest.fixture

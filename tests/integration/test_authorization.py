@@ -6,16 +6,14 @@ test checks them against the URL map), so a new route cannot land without its ca
 
 from __future__ import annotations
 
-import importlib
 import json
-import pkgutil
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from tests import integration
-from tests.authz import ACTORS, NOT_ADMIN_OWNER, Route, World, build_world, everyone, signed_in
+from tests.authz import ACTORS, NOT_ADMIN_OWNER, Route, World, everyone, features, signed_in
 from tests.factories import session_cookie_for
 from vault.openapi import endpoint_specs
 from vault.security import UNSAFE_METHODS
@@ -62,22 +60,7 @@ CORE_ROUTES: list[Route] = [
 ]
 
 
-FEATURES = [
-    importlib.import_module(f"tests.integration.{m.name}")
-    for m in pkgutil.iter_modules(integration.__path__)
-    if m.name.startswith("authz_")
-]
-ROUTES: list[Route] = CORE_ROUTES + [r for f in FEATURES for r in f.ROUTES]
-
-
-@pytest.fixture
-def world(app: Flask) -> World:
-    """Accounts and cases, plus whatever each feature builds for its paths."""
-    built = build_world(app)
-    for feature in FEATURES:
-        if hasattr(feature, "build"):
-            feature.build(app, built)
-    return built
+ROUTES: list[Route] = CORE_ROUTES + [r for f in features() for r in f.ROUTES]
 
 
 def test_every_route_is_in_the_table(app: Flask) -> None:
@@ -95,8 +78,10 @@ CASES = [(route, actor) for route in ROUTES for actor in ACTORS]
     ("route", "actor"), CASES, ids=[f"{r.method} {r.rule} as {a}" for r, a in CASES]
 )
 def test_route_answers_each_actor_as_declared(
-    app: Flask, world: World, route: Route, actor: str
+    app_and_world: Callable[..., tuple[Flask, World]], route: Route, actor: str
 ) -> None:
+    # A safe method changes nothing, so it may run against the world this worker shares.
+    app, world = app_and_world(shared=route.method not in UNSAFE_METHODS)
     client = app.test_client()
     if actor != "anonymous":
         session_cookie_for(app, client, world.people[actor].id)

@@ -18,9 +18,9 @@ import pytest
 from flask import Flask
 from sqlalchemy import MetaData, select
 
-from tests.authz import ACTORS, Route, World, build_world
+from tests.authz import ACTORS, Route, World, build_full_world
 from tests.factories import session_cookie_for
-from tests.integration.test_authorization import FEATURES, ROUTES
+from tests.integration.test_authorization import ROUTES
 from vault.accounts.models import User
 from vault.config import ConfigError, load_config, origin_of
 from vault.db import database
@@ -82,11 +82,17 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def world(app: Flask) -> World:
     """The authorization tests' accounts, cases and per-feature resources."""
-    built = build_world(app)
-    for feature in FEATURES:
-        if hasattr(feature, "build"):
-            feature.build(app, built)
-    return built
+    return build_full_world(app)
+
+
+@pytest.fixture
+def refusing(app_and_world: Callable[..., tuple[Flask, World]]) -> tuple[Flask, World]:
+    """The app behind its public origin on the world this worker shares.
+
+    For tests that expect every write refused and check the snapshot unchanged: a write
+    that did act fails its own test before it can mislead another.
+    """
+    return app_and_world(shared=True, HAVEN_PUBLIC_URL=f"{PUBLIC}/")
 
 
 def _actor(route: Route) -> str:
@@ -151,8 +157,9 @@ CASES = [(route, attack) for route in WRITES for attack in ATTACKS]
     ("route", "attack"), CASES, ids=[f"{r.method} {r.rule} {a.name}" for r, a in CASES]
 )
 def test_every_write_refuses_a_cross_site_request_and_changes_nothing(
-    app: Flask, world: World, route: Route, attack: Attack
+    refusing: tuple[Flask, World], route: Route, attack: Attack
 ) -> None:
+    app, world = refusing
     actor = _actor(route)
     client = _signed_in(app, world, actor)
     before = snapshot(app)
@@ -317,8 +324,9 @@ def test_a_refused_write_does_not_act_and_the_same_write_from_the_app_does(
     ids=str,
 )
 def test_only_the_public_origin_may_write(
-    app: Flask, world: World, headers: dict[str, str]
+    refusing: tuple[Flask, World], headers: dict[str, str]
 ) -> None:
+    app, world = refusing
     client = _signed_in(app, world, "survivor")
     before = snapshot(app)
     response = client.post("/api/v1/account/keys/reseal", json={}, headers=headers)
@@ -339,8 +347,10 @@ def test_only_the_public_origin_may_write(
     ids=str,
 )
 def test_writes_need_their_declared_media_type(
-    app: Flask, world: World, content_type: str | None, status: int
+    app_and_world: Callable[..., tuple[Flask, World]], content_type: str | None, status: int
 ) -> None:
+    # Only the accepted write acts; the refused ones run on the world this worker shares.
+    app, world = app_and_world(shared=status >= 400, HAVEN_PUBLIC_URL=f"{PUBLIC}/")
     client = _signed_in(app, world, "survivor")
     before = snapshot(app)
     kwargs: dict[str, Any] = {} if content_type is None else {"content_type": content_type}
@@ -351,7 +361,8 @@ def test_writes_need_their_declared_media_type(
         assert snapshot(app) == before
 
 
-def test_the_part_upload_takes_only_raw_bytes(app: Flask, world: World) -> None:
+def test_the_part_upload_takes_only_raw_bytes(refusing: tuple[Flask, World]) -> None:
+    app, world = refusing
     client = _signed_in(app, world, "survivor")
     path = f"/api/v1/documents/{world.extra['pending']}/parts/1"
     before = snapshot(app)
@@ -366,7 +377,8 @@ def test_the_part_upload_takes_only_raw_bytes(app: Flask, world: World) -> None:
     assert snapshot(app) == before
 
 
-def test_safe_methods_and_unknown_routes_are_not_checked(app: Flask, world: World) -> None:
+def test_safe_methods_and_unknown_routes_are_not_checked(refusing: tuple[Flask, World]) -> None:
+    app, world = refusing
     client = _signed_in(app, world, "survivor")
     cross = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
     assert client.get("/api/v1/account", headers=cross).status_code == 200
