@@ -9,20 +9,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from flask import Flask
-from sqlalchemy import MetaData, select
+from sqlalchemy import select
 
+from tests.factories import tables
 from tests.services import MinioServer
 from vault.db import database
 
 
 def dump_database(app: Flask) -> bytes:
     """Every value of every row of every table, as one byte string."""
-    meta = MetaData()
     engine = database(app).engine
-    meta.reflect(engine)
     out = bytearray()
     with engine.connect() as conn:
-        for table in meta.sorted_tables:
+        for table in tables(engine):
             for row in conn.execute(select(table)):
                 for value in row:
                     if isinstance(value, bytes | bytearray | memoryview):

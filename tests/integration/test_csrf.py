@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import MetaData, select
+from sqlalchemy import select
 
 from tests.authz import ACTORS, Route, World, build_full_world
-from tests.factories import session_cookie_for
+from tests.factories import session_cookie_for, tables
 from tests.integration.test_authorization import ROUTES
 from vault.accounts.models import User
 from vault.config import ConfigError, load_config, origin_of
@@ -124,12 +124,8 @@ def _send(
 def snapshot(app: Flask) -> dict[str, Any]:
     """Every row of every table, every object and upload in the bucket, every server key file."""
     engine = database(app).engine
-    meta = MetaData()
-    meta.reflect(engine)
     with engine.connect() as conn:
-        rows = {
-            t.name: sorted(map(repr, conn.execute(select(t)).all())) for t in meta.tables.values()
-        }
+        rows = {t.name: sorted(map(repr, conn.execute(select(t)).all())) for t in tables(engine)}
     objects = store(app)
     keys = Path(app.config["HAVEN_KEYS_DIR"])
     return {
