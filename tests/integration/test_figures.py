@@ -196,6 +196,8 @@ def test_haven_figures_commands_report_release_and_list(
     assert json.loads(released.output)["epsilon"] == pytest.approx(0.8)
     listed = json.loads(runner.invoke(main, ["figures", "releases"]).output)
     assert listed["period"] == period and len(listed["releases"]) == 1
+    early = runner.invoke(main, ["figures", "release", "2099-Q1"])
+    assert early.exit_code == 1 and "could not release: that period has not begun" in early.output
 
 
 def _activity(
