@@ -326,6 +326,17 @@ def optional_query_int(
     return query_int(name, minimum=minimum, maximum=maximum, code=code)
 
 
+def parse_query(model: type[M]) -> M:
+    """The route's declared query parameters as ``model`` (others ignored), or a 400 naming one."""
+    given = {name: request.args[name] for name in model.model_fields if name in request.args}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest(f"query parameter {where!r}: {first['msg']}") from exc
+
+
 class PathIntOutOfRange(BadRequest):
     """A path integer in ASCII digits but out of range (rendered as ``invalid_request``)."""
 

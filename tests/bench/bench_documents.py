@@ -35,8 +35,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import nacl.bindings as sodium
 import requests
@@ -67,6 +69,7 @@ BUCKET = "bench-documents"
 PART = DEFAULT_PART_CHUNKS * pdoc.CHUNK_CIPHERTEXT_BYTES
 PARALLEL_PARTS = 3
 CLIENT_COMMAND = [sys.executable, "-m", "tests.bench.bench_documents"]
+T = TypeVar("T")
 
 
 def _settings(services: Services, root: Path) -> dict[str, str]:
@@ -192,6 +195,12 @@ def _create(client: HavenClient, case_id: str, size: int) -> str:
     return b64encode(raw_id)
 
 
+def _each_part(size: int, send: Callable[[int], T]) -> list[T]:
+    """``send`` every part number of ``size`` bytes in PART parts, PARALLEL_PARTS at a time."""
+    with ThreadPoolExecutor(PARALLEL_PARTS) as pool:
+        return list(pool.map(send, range(1, pdoc.part_count(size, PART) + 1)))
+
+
 def _service_upload(
     client: HavenClient, case_id: str, data: bytearray, plaintext: int = PLAINTEXT
 ) -> tuple[float, str]:
@@ -214,8 +223,7 @@ def _service_upload(
         )
         answer.raise_for_status()
 
-    with ThreadPoolExecutor(PARALLEL_PARTS) as pool:
-        list(pool.map(send, range(1, pdoc.part_count(len(data), PART) + 1)))
+    _each_part(len(data), send)
     client.post(f"/documents/{doc_id}/finalize")
     elapsed = time.perf_counter() - start
     for session in sessions:
@@ -256,8 +264,7 @@ def _store_upload(store: ObjectStore, data: bytearray) -> float:
         piece = bytes(view[(number - 1) * PART : number * PART])
         return number, store.upload_part("bench/store", upload_id, number, [piece], len(piece))
 
-    with ThreadPoolExecutor(PARALLEL_PARTS) as pool:
-        parts = list(pool.map(send, range(1, pdoc.part_count(len(data), PART) + 1)))
+    parts = _each_part(len(data), send)
     store.complete_upload("bench/store", upload_id, parts)
     elapsed = time.perf_counter() - start
     store.remove("bench/store")
@@ -278,6 +285,25 @@ def _raw_download(minio: Minio, size: int) -> float:
 
 def _mb_s(size: int, seconds: float) -> float:
     return size / MiB / seconds
+
+
+def _emit_service_rate(
+    bench: str, size: int, runs: list[float], baseline: list[float], baseline_is: str, **extra: Any
+) -> None:
+    """The service's best MiB/s beside the baseline's best, with every run's seconds."""
+    emit(
+        bench,
+        _mb_s(size, min(runs)),
+        "MiB/s",
+        _mb_s(size, min(baseline)),
+        baseline_is=baseline_is,
+        server="gunicorn gthread, 1 worker, subprocess",
+        **extra,
+        bytes=size,
+        runs_s=[round(t, 3) for t in runs],
+        baseline_runs_s=[round(t, 3) for t in baseline],
+        target_ratio=0.95,
+    )
 
 
 def run(services: Services) -> None:
@@ -326,19 +352,14 @@ def run(services: Services) -> None:
                 down.append(_service_download(client, doc_id, size))
             raw.remove_object(BUCKET, "bench/raw")
             client.request("DELETE", f"/documents/{doc_id}")
-        emit(
+        _emit_service_rate(
             "documents_upload_1GiB_service",
-            _mb_s(size, min(up)),
-            "MiB/s",
-            _mb_s(size, min(raw_up)),
-            baseline_is="minio-py put_object of the same bytes, same part size and parallelism",
-            server="gunicorn gthread, 1 worker, subprocess",
+            size,
+            up,
+            raw_up,
+            "minio-py put_object of the same bytes, same part size and parallelism",
             part_bytes=PART,
             parallel_parts=PARALLEL_PARTS,
-            bytes=size,
-            runs_s=[round(t, 3) for t in up],
-            baseline_runs_s=[round(t, 3) for t in raw_up],
-            target_ratio=0.95,
         )
         emit(
             "documents_upload_1GiB_service_vs_store_calls",
@@ -350,17 +371,12 @@ def run(services: Services) -> None:
             baseline_runs_s=[round(t, 3) for t in store_up],
             target_ratio=0.95,
         )
-        emit(
+        _emit_service_rate(
             "documents_download_1GiB_service",
-            _mb_s(size, min(down)),
-            "MiB/s",
-            _mb_s(size, min(raw_down)),
-            baseline_is="minio-py get_object of the same bytes, one stream, 1 MiB reads",
-            server="gunicorn gthread, 1 worker, subprocess",
-            bytes=size,
-            runs_s=[round(t, 3) for t in down],
-            baseline_runs_s=[round(t, 3) for t in raw_down],
-            target_ratio=0.95,
+            size,
+            down,
+            raw_down,
+            "minio-py get_object of the same bytes, one stream, 1 MiB reads",
         )
         emit(
             "documents_upload_1GiB_server_peak_rss_growth",

@@ -78,8 +78,8 @@ def login(page: Page, username: str, passphrase: str = PASSPHRASE) -> None:
 
 
 def home_settled(page: Page) -> None:
-    """Wait until a survivor's or counsel's home has its case list: the list arriving moves
-    the buttons below it, and a click during that shift lands elsewhere or nowhere."""
+    """Wait until a survivor's or counsel's home has its case list: the cases' own buttons
+    arrive with it, and the list moves what stands below it (the inbox, the safety plan)."""
     expect(page.locator(".cases-region")).to_have_count(1, timeout=60_000)
     expect(page.locator(".cases-region[aria-busy]")).to_have_count(0, timeout=60_000)
 

@@ -153,6 +153,9 @@ def test_a_single_case_period_is_suppressed_and_bad_reports_change_nothing(
         lambda: survivor.post(f"/cases/{case_id}/outcomes", {**good, "record": record})
     )
     assert survivor_try.status == 403
+    # Another counsel learns nothing of the case, not even that its body was wrong.
+    stranger, _ = create_account("counsel")
+    assert _error(lambda: stranger.post(f"/cases/{case_id}/outcomes", {})).status == 404
     assert _count(app, Outcome) == 0
 
     counsel.post(f"/cases/{case_id}/outcomes", {**good, "record": record})
@@ -161,6 +164,12 @@ def test_a_single_case_period_is_suppressed_and_bad_reports_change_nothing(
     assert all(f["value"] is None for f in release["figures"] if f["kind"] == "central")
     assert _error(lambda: Figures(admin).release("2099-Q1")).code == "bad_period"
     assert _count(app, Release) == 1
+    # Reading: the current period when none (or an empty one) is named; others checked.
+    for params in ({}, {"period": ""}, {"period": period, "unknown": "x"}):
+        listed = admin.get("/admin/figures/releases", **params)
+        assert listed["period"] == period and len(listed["releases"]) == 1, params
+    for wrong in ("2099-Q1", "2026-Q5", "Q1-2026"):
+        assert _error(lambda w=wrong: Figures(admin).releases(w)).code == "bad_period"
 
 
 def test_haven_figures_commands_report_release_and_list(
@@ -187,6 +196,8 @@ def test_haven_figures_commands_report_release_and_list(
     assert json.loads(released.output)["epsilon"] == pytest.approx(0.8)
     listed = json.loads(runner.invoke(main, ["figures", "releases"]).output)
     assert listed["period"] == period and len(listed["releases"]) == 1
+    early = runner.invoke(main, ["figures", "release", "2099-Q1"])
+    assert early.exit_code == 1 and "could not release: that period has not begun" in early.output
 
 
 def _activity(

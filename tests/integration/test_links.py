@@ -346,3 +346,6 @@ def test_haven_links_commands_create_list_open_and_refuse_the_spent_link(
     again = runner.invoke(main, ["links", "open", url, "--out", str(tmp_path / "again")])
     assert again.exit_code == 1
     assert "no longer opens" in again.output
+    link_id = made.output.split("Link ", 1)[1].split(" ", 1)[0]
+    approved = runner.invoke(main, ["links", "approve", link_id])
+    assert approved.exit_code == 1 and "not waiting for approval" in approved.output

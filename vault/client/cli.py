@@ -9,6 +9,8 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,15 @@ def _client(server: str, username: str, passphrase: str | None = None) -> HavenC
     except ApiError as exc:
         raise click.ClickException(f"sign-in failed: {exc.message}") from exc
     return client
+
+
+@contextmanager
+def api_errors(prefix: str = "") -> Iterator[None]:
+    """End the command with the server's message, after ``prefix``, when a call in it fails."""
+    try:
+        yield
+    except ApiError as exc:
+        raise click.ClickException(f"{prefix}{exc.message}") from exc
 
 
 def _credentials(command: Any) -> Any:

@@ -7,8 +7,7 @@ from typing import Any
 
 import click
 
-from vault.client.api import ApiError
-from vault.client.cli import _client, _credentials
+from vault.client.cli import _client, _credentials, api_errors
 from vault.client.figures import Figures
 from vault.protocol import figures as pfig
 
@@ -31,11 +30,8 @@ def _answer_options(command: Any) -> Any:
 @_answer_options
 def report_command(server: str, username: str, case_id: str, **answers: str) -> None:
     """Report CASE_ID's outcomes for this period (randomized here; true answers sealed)."""
-    client = _client(server, username)
-    try:
-        made = Figures(client).report(case_id, answers)
-    except ApiError as exc:
-        raise click.ClickException(f"could not report: {exc.message}") from exc
+    with api_errors("could not report: "):
+        made = Figures(_client(server, username)).report(case_id, answers)
     click.echo(f"Reported {made['outcome']['period']} for case {case_id}.")
 
 
@@ -44,11 +40,8 @@ def report_command(server: str, username: str, case_id: str, **answers: str) -> 
 @click.option("--period", default=None, help='A quarter, "YYYY-Qn" (default: this one).')
 def releases_command(server: str, username: str, period: str | None) -> None:
     """Print a period's budget and releases as JSON."""
-    client = _client(server, username)
-    try:
-        found = Figures(client).releases(period)
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
+    with api_errors():
+        found = Figures(_client(server, username)).releases(period)
     click.echo(json.dumps(found, indent=2))
 
 
@@ -57,9 +50,6 @@ def releases_command(server: str, username: str, period: str | None) -> None:
 @click.argument("period")
 def release_command(server: str, username: str, period: str) -> None:
     """Release PERIOD's figures (spends its privacy budget) and print them as JSON."""
-    client = _client(server, username)
-    try:
-        made = Figures(client).release(period)
-    except ApiError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    with api_errors("could not release: "):
+        made = Figures(_client(server, username)).release(period)
     click.echo(json.dumps(made, indent=2))

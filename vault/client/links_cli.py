@@ -10,7 +10,7 @@ import click
 
 from vault import clock
 from vault.client.api import ApiError, HavenClient
-from vault.client.cli import _client, _credentials, witness_policy
+from vault.client.cli import _client, _credentials, api_errors, witness_policy
 from vault.client.links import LinkRefused, Links, open_link
 
 
@@ -73,11 +73,8 @@ def create_command(
 @click.argument("case_id")
 def list_command(server: str, username: str, case_id: str) -> None:
     """List the links of CASE_ID you may see."""
-    client = _client(server, username)
-    try:
-        links = Links(client).list(case_id)
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
+    with api_errors():
+        links = Links(_client(server, username)).list(case_id)
     if not links:
         click.echo("No links.")
     for link in links:
@@ -89,13 +86,11 @@ def list_command(server: str, username: str, case_id: str) -> None:
 
 def _manage(server: str, username: str, link_id: str, *, approve: bool) -> None:
     links = Links(_client(server, username))
-    try:
+    with api_errors():
         if approve:
             links.approve(link_id)
         else:
             links.revoke(link_id)
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
     click.echo("Approved: the link now opens." if approve else "Revoked: the link no longer opens.")
 
 

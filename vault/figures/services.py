@@ -151,7 +151,7 @@ def _check_record(db: Session, user: User, case: Case, period: str, record: byte
 def report_outcome(
     db: Session,
     user: User,
-    case_id: str,
+    case_: Case,
     settings: Settings,
     *,
     period: str,
@@ -159,8 +159,7 @@ def report_outcome(
     answers: Mapping[str, object],
     record: bytes,
 ) -> Outcome:
-    """Store one case's randomized answers and sealed record for the current period."""
-    case_ = counsel_case(db, user, case_id)
+    """Store this period's randomized answers and sealed record of a case from counsel_case."""
     if period != current_period():
         raise Unprocessable("report for the current period only", code="bad_period")
     if abs(epsilon - settings.local_epsilon) > SLACK:

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 from pydantic import Field
 
 from vault import db
 from vault.accounts import services as accounts
 from vault.accounts.models import Role, User
-from vault.api import B64, Body, Out, Query, Timestamp, b64_max, endpoint, me, ok, parse_body
+from vault.api import (
+    B64,
+    Body,
+    Out,
+    Query,
+    Timestamp,
+    b64_max,
+    endpoint,
+    me,
+    ok,
+    parse_body,
+    parse_query,
+)
 from vault.figures import services
 from vault.figures.models import MAX_RECORD_BYTES, Outcome
 from vault.keyring import keyring
@@ -179,12 +191,12 @@ def outcome_schema() -> Response:
 def report_outcome(case_id: str) -> tuple[Response, int]:
     """Counsel of the case only; once per case and period."""
     user = me()
-    services.counsel_case(db.session(), user, case_id)
+    case = services.counsel_case(db.session(), user, case_id)
     body = parse_body(OutcomeBody)
     outcome = services.report_outcome(
         db.session(),
         user,
-        case_id,
+        case,
         _settings(),
         period=body.period,
         epsilon=body.epsilon,
@@ -230,7 +242,7 @@ def case_outcomes(case_id: str) -> Response:
 )
 def list_releases() -> Response:
     """Stored releases, newest first."""
-    period = request.args.get("period") or services.current_period()
+    period = parse_query(PeriodQuery).period or services.current_period()
     budget, made = services.releases(db.session(), period, _settings())
     return jsonify(
         {

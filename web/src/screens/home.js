@@ -247,6 +247,18 @@ export function home(ctx, params) {
     heading(t(isMember ? "home.title" : "home.adminTitle")),
     params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
     h("p", { class: "whoami" }, tIsolated("home.signedInAs", { name: account.username })),
+    // Above everything that arrives later (the case list, warnings, the inbox button), so
+    // these buttons never move under a finger on a slow connection.
+    h(
+      "div",
+      { class: "actions" },
+      button(t("home.changePassphrase"), () => ctx.go("change")),
+      account.role === "survivor" ? button(t("duress.open"), () => ctx.go("duress"), "secondary", { id: "open-duress" }) : null,
+      account.role !== "admin" ? button(t("shares.open"), () => ctx.go("shares"), "secondary", { id: "open-shares" }) : null,
+      button(t("factor.title"), () => ctx.go("factors"), "secondary", { id: "open-factors" }),
+      button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
+      button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
+    ),
     shareRecoveryWarning(ctx),
     moveOffer(ctx),
     account.mustRotate
@@ -262,16 +274,6 @@ export function home(ctx, params) {
       : null,
     isMember ? region : h("p", {}, button(t("admin.open"), () => ctx.go("admin"), "primary", { id: "open-admin" })),
     account.role === "counsel" ? inboxButton(ctx) : null,
-    h(
-      "div",
-      { class: "actions" },
-      button(t("home.changePassphrase"), () => ctx.go("change")),
-      account.role === "survivor" ? button(t("duress.open"), () => ctx.go("duress"), "secondary", { id: "open-duress" }) : null,
-      account.role !== "admin" ? button(t("shares.open"), () => ctx.go("shares"), "secondary", { id: "open-shares" }) : null,
-      button(t("factor.title"), () => ctx.go("factors"), "secondary", { id: "open-factors" }),
-      button(t("home.replaceKeys"), () => ctx.go("rotate", { forced: false }), "secondary", { id: "replace-keys" }),
-      button(t("home.logout"), () => ctx.logout(), "secondary", { id: "logout" }),
-    ),
     h("div", { class: "more" }, safetyPlanButton(ctx, { name: "home", params: {} })),
   ];
 }
