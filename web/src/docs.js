@@ -128,7 +128,7 @@ async function readChunk(file, index) {
 const HASH_SLICE = 64 * D.CHUNK_PLAINTEXT_BYTES;
 
 /**
- * SHA-256 of a File: in the document worker, a few slices in memory at a time (§8.11);
+ * SHA-256 of a File: in the document worker, a few slices in memory at a time (§8.12);
  * on the page, one chunk at a time, where the browser has no Worker.
  */
 export async function hashFile(sodium, file, onProgress) {
@@ -158,7 +158,7 @@ async function hashFileInPage(sodium, file, onProgress) {
   return sodium.crypto_hash_sha256_final(state);
 }
 
-/** PUT one part as raw bytes; progress per byte sent (XHR has upload progress, fetch has not). */
+/** PUT one part (a Blob, or bytes); progress per byte sent (XHR has upload progress, fetch has not). */
 function putPart(partsPath, number, body, onSent) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -188,7 +188,7 @@ function putPart(partsPath, number, body, onSent) {
  * Encrypt `file` as a stream and send the parts the server has not acknowledged to
  * `${partsPath}/{number}` (a document's, or an intake attachment's). In the document
  * worker, parts after the one uploading are read and encrypted meanwhile (at most AHEAD
- * of them, §8.11); without a Worker, on the page, one part in memory at a time.
+ * of them, §8.12); without a Worker, on the page, one part in memory at a time.
  * Returns the SHA-256 of the plaintext read this time.
  */
 export async function sendParts(sodium, partsPath, fileKey, header, file, upload, onProgress) {
@@ -211,7 +211,7 @@ export async function sendParts(sodium, partsPath, fileKey, header, file, upload
       const size = D.partSize(total, k, partBytes);
       if (reply.size !== size) throw new FileChanged();
       if (!reply.body) return;
-      await putPart(partsPath, k, new Uint8Array(reply.body), (sent) => onProgress((done + sent) / total));
+      await putPart(partsPath, k, reply.body, (sent) => onProgress((done + sent) / total));
       done += size;
       onProgress(done / total);
     });

@@ -1,5 +1,5 @@
 /**
- * Page side of the document worker (§8.11): one worker per pass over a file (the SHA-256
+ * Page side of the document worker (§8.12): one worker per pass over a file (the SHA-256
  * pass, then the encrypting pass), fed whole parts read from the File and transferred,
  * never copied. Parts are read and encrypted ahead of the one being uploaded, at most
  * `AHEAD` of them, so memory stays bounded while encryption and upload overlap.
@@ -7,39 +7,21 @@
  */
 
 import { ProtocolError } from "./crypto/keys.js";
+import { verifyWorker } from "./workers.js";
 
 /* global PART_WORKER_URL, PART_WORKER_SRI */
 
 /** Parts held (read, encrypting or encrypted) beyond the one uploading. */
 export const AHEAD = 2;
 
-let verified = null;
-
 /** Whether this browser can run the worker; the page path is used otherwise. */
 export const workerAvailable = () => typeof globalThis.Worker === "function" && typeof PART_WORKER_URL === "string";
-
-/**
- * Workers cannot carry an integrity attribute, so the worker file is first fetched with
- * Subresource Integrity; the worker then starts from the same immutable cached bytes.
- */
-function verifyWorker() {
-  verified ??= fetch(PART_WORKER_URL, { integrity: PART_WORKER_SRI, credentials: "omit" })
-    .then((response) => {
-      if (!response.ok) throw new Error("worker unavailable");
-      return response.arrayBuffer();
-    })
-    .catch((error) => {
-      verified = null;
-      throw Object.assign(error, { code: "asset_integrity" });
-    });
-  return verified;
-}
 
 /** One pass over a file in its own worker; answers come back in the order asked. */
 export class PartStream {
   /** Start a pass: encrypting under `fileKey` and `streamHeader`, or hashing only (both null). */
   static async open(fileKey = null, streamHeader = null) {
-    await verifyWorker();
+    await verifyWorker(PART_WORKER_URL, PART_WORKER_SRI);
     const stream = new PartStream(new Worker(PART_WORKER_URL, { name: "parts" }));
     try {
       await stream.call({ op: "start", fileKey: fileKey?.slice() ?? null, streamHeader: streamHeader?.slice() ?? null });

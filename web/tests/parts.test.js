@@ -1,4 +1,4 @@
-/** The document worker's parts (§8.11) are byte for byte the main-thread stream of §8.2. */
+/** The document worker's parts (§8.12) are byte for byte the main-thread stream of §8.2. */
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";

@@ -1,5 +1,5 @@
 /**
- * Dedicated worker for document content (§8.11): hashes and encrypts whole parts off the
+ * Dedicated worker for document content (§8.12): hashes and encrypts whole parts off the
  * page's main thread, so the page stays responsive during an upload. The page starts one
  * worker per pass over a file and terminates it after the pass.
  *
@@ -21,7 +21,10 @@ self.onmessage = async (event) => {
       handle ??= partsHandler(self.sodium);
     }
     const [reply, transfer] = handle(event.data);
-    self.postMessage(reply, transfer);
+    // Ciphertext goes back as a Blob: the page's request sends it without copying it on
+    // the main thread (an ArrayBuffer body costs Chromium's main thread ~30 ms per MiB).
+    if (reply.body) self.postMessage({ ...reply, body: new Blob([reply.body]) });
+    else self.postMessage(reply, transfer);
   } catch (error) {
     self.postMessage({ seq: event.data?.seq, error: error?.code ?? "stream_failed", message: String(error?.message ?? "") });
   }

@@ -1,5 +1,5 @@
 /**
- * The work of the document worker (§8.11), pure so node tests drive it: SHA-256 of the
+ * The work of the document worker (§8.12), pure so node tests drive it: SHA-256 of the
  * plaintext and secretstream encryption of whole parts, in the exact chunks and tags of
  * §8.2, byte for byte what ContentEncryptor gives one chunk at a time on the page.
  *
