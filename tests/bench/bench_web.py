@@ -6,7 +6,8 @@ screen on a cold cache at 1.6 Mbps down, 750 kbps up, 150 ms round trip (4× slo
 Then documents, unthrottled: the page's secretstream throughput beside PyNaCl's (target
 150 MiB/s), the page's encrypt-and-upload of 100 MiB (``HAVEN_BENCH_WEB_DOCUMENT_MIB``)
 to a loopback server beside the Python client's of the same file, and the longest
-main-thread task (PerformanceObserver longtask) during the page's upload.
+main-thread task (PerformanceObserver longtask) during the page's upload: each with the
+document worker (protocol §8.12) beside the page's main-thread path (Worker hidden).
 """
 
 from __future__ import annotations
