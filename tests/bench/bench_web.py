@@ -224,7 +224,9 @@ def run_documents(services: Services) -> None:
             py_stream.append(_python_secretstream(STREAM_MIB))
         open_documents(page)
         for round_ in range(ROUNDS):
-            for worker, times, tasks in ((False, main_up, main_longest), (True, page_up, longest)):
+            paths = [(False, main_up, main_longest), (True, page_up, longest)]
+            # Each path goes first in turn: neither always follows the other's garbage.
+            for worker, times, tasks in paths if round_ % 2 == 0 else paths[::-1]:
                 # The same bytes under a name of its own: the listing shows each upload apart.
                 named = root / f"page-{round_}-{'worker' if worker else 'main'}.bin"
                 os.link(source, named)

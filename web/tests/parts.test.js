@@ -7,6 +7,7 @@ import { b64decode, concat } from "../src/crypto/encoding.js";
 import * as D from "../src/crypto/documents.js";
 import { ProtocolError } from "../src/crypto/keys.js";
 import { partsHandler } from "../src/crypto/parts.js";
+import { AHEAD, pipeline } from "../src/partstream.js";
 import { loadSodium, vectors } from "./helpers.js";
 
 const v = vectors("documents");
@@ -100,5 +101,55 @@ describe("document worker parts", () => {
     const data = new Uint8Array(D.CHUNK_PLAINTEXT_BYTES + 5).buffer;
     assert.throws(() => handle({ op: "part", seq: 1, data, last: false, body: true }), ProtocolError);
     assert.throws(() => partsHandler(sodium)({ op: "part", seq: 1, data: new ArrayBuffer(0), last: true, body: true }), ProtocolError);
+  });
+});
+
+describe("document worker pipeline", () => {
+  test("reads and posts parts in order, at most AHEAD beyond the one uploading", async () => {
+    const count = 9;
+    const events = [];
+    let held = 0;
+    let most = 0;
+    const tick = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+    // A stand-in for the worker: answers each part after a delay, in the order posted.
+    const stream = {
+      last: Promise.resolve(),
+      part(seq, buffer, last, body) {
+        events.push(["post", seq]);
+        this.last = this.last.then(() => tick(1)).then(() => ({ seq, size: buffer.byteLength, body }));
+        return this.last;
+      },
+    };
+    // Reads finish out of order (later parts faster); posts must not.
+    const read = async (k) => {
+      events.push(["read", k]);
+      held += 1;
+      most = Math.max(most, held);
+      await tick(k % 3 === 1 ? 6 : 1);
+      return { buffer: new ArrayBuffer(k), last: k === count, body: true };
+    };
+    await pipeline(stream, count, read, async (k, reply) => {
+      assert.equal(reply.seq, k);
+      await tick(3); // the upload of part k
+      events.push(["sent", k]);
+      held -= 1;
+    });
+    const order = (kind) => events.filter((e) => e[0] === kind).map((e) => e[1]);
+    const all = [...Array(count).keys()].map((i) => i + 1);
+    assert.deepEqual(order("read"), all);
+    assert.deepEqual(order("post"), all);
+    assert.deepEqual(order("sent"), all);
+    assert.equal(most, AHEAD + 1);
+  });
+
+  test("a failed upload stops the pipeline with its error", async () => {
+    const stream = { part: async (seq) => ({ seq, size: 1 }) };
+    const read = async () => ({ buffer: new ArrayBuffer(1), last: false, body: true });
+    await assert.rejects(
+      pipeline(stream, 5, read, async (k) => {
+        if (k === 2) throw new Error("network");
+      }),
+      /network/,
+    );
   });
 });
