@@ -208,6 +208,7 @@ async function main() {
     `# first-screen JavaScript (app, gzip): ${firstScreen} bytes; budget ${BUDGET_FIRST_SCREEN_GZIP}`,
     `# libsodium (separate, cached immutable): ${sodium.bytes.length} bytes, ${gzip(sodium.bytes).length} gzip`,
     `# Argon2id worker (without libsodium): ${worker.bytes.length} bytes, ${gzip(worker.bytes).length} gzip`,
+    `# document worker (without libsodium): ${parts.bytes.length} bytes, ${gzip(parts.bytes).length} gzip`,
     `# catalogs other than English (each fetched when chosen): ${catalogs.assets
       .map((a) => `${a.name.split("-")[0]} ${gzip(a.bytes).length}`)
       .join(", ")} gzip bytes`,
