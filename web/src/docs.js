@@ -139,7 +139,11 @@ export async function hashFile(sodium, file, onProgress) {
     await pipeline(
       stream,
       count,
-      async (k) => ({ buffer: await file.slice((k - 1) * HASH_SLICE, k * HASH_SLICE).arrayBuffer(), last: k === count, body: false }),
+      async (k) => ({
+        buffer: await file.slice((k - 1) * HASH_SLICE, k * HASH_SLICE).arrayBuffer(),
+        last: k === count,
+        body: false,
+      }),
       async (k) => onProgress?.(k / count),
     );
     return await stream.finish();

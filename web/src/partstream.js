@@ -24,7 +24,8 @@ export class PartStream {
     await verifyWorker(PART_WORKER_URL, PART_WORKER_SRI);
     const stream = new PartStream(new Worker(PART_WORKER_URL, { name: "parts" }));
     try {
-      await stream.call({ op: "start", fileKey: fileKey?.slice() ?? null, streamHeader: streamHeader?.slice() ?? null });
+      // Cloned into the message (no copy left on the page); the caller wipes its key.
+      await stream.call({ op: "start", fileKey, streamHeader });
     } catch (error) {
       stream.close();
       throw error;

@@ -100,7 +100,8 @@ describe("document worker parts", () => {
     handle({ op: "start", fileKey: fileKey(), streamHeader: streamHeader() });
     const data = new Uint8Array(D.CHUNK_PLAINTEXT_BYTES + 5).buffer;
     assert.throws(() => handle({ op: "part", seq: 1, data, last: false, body: true }), ProtocolError);
-    assert.throws(() => partsHandler(sodium)({ op: "part", seq: 1, data: new ArrayBuffer(0), last: true, body: true }), ProtocolError);
+    const unstarted = partsHandler(sodium);
+    assert.throws(() => unstarted({ op: "part", seq: 1, data: new ArrayBuffer(0), last: true, body: true }), ProtocolError);
   });
 });
 
