@@ -221,8 +221,12 @@ def test_upload_resumes_after_a_dropped_connection(
             route.continue_()
 
     page.route("**/api/v1/documents/*/parts/*", cut_second_part)
+    workers: list[str] = []
+    page.on("worker", lambda worker: workers.append(worker.url))
     upload(page, "scan.pdf", data, "application/pdf", "police_report")
     assert seen == ["1", "2", "2"], seen
+    # Hashed and encrypted in the document worker (§8.12): one per pass, again on resume.
+    assert len([w for w in workers if "/assets/parts-" in w]) == 4, workers
     docs = Documents(counsel)
     case_id = counsel.cases()[0]["id"]
     assert docs.case_documents(case_id).documents == []  # not shared with counsel

@@ -12,6 +12,7 @@ import { ProtocolError, verifyPublicRecord } from "./crypto/keys.js";
 import { session } from "./session.js";
 import { checkPinned, trustContacts } from "./contacts.js";
 import { verifyLoggedKey } from "./directory.js";
+import { PartStream, pipeline, workerAvailable } from "./partstream.js";
 import { advisedWait } from "./retry.js";
 import { sodiumReady } from "./sodium.js";
 
@@ -123,8 +124,35 @@ async function readChunk(file, index) {
   return new Uint8Array(await file.slice(start, start + D.CHUNK_PLAINTEXT_BYTES).arrayBuffer());
 }
 
-/** SHA-256 of a File, one chunk in memory at a time. */
+/** Plaintext bytes the worker hashes at a time in the SHA-256 pass (64 chunks). */
+const HASH_SLICE = 64 * D.CHUNK_PLAINTEXT_BYTES;
+
+/**
+ * SHA-256 of a File: in the document worker, a few slices in memory at a time (§8.12);
+ * on the page, one chunk at a time, where the browser has no Worker.
+ */
 export async function hashFile(sodium, file, onProgress) {
+  if (!workerAvailable()) return hashFileInPage(sodium, file, onProgress);
+  const count = Math.max(1, Math.ceil(file.size / HASH_SLICE));
+  const stream = await PartStream.open();
+  try {
+    await pipeline(
+      stream,
+      count,
+      async (k) => ({
+        buffer: await file.slice((k - 1) * HASH_SLICE, k * HASH_SLICE).arrayBuffer(),
+        last: k === count,
+        body: false,
+      }),
+      async (k) => onProgress?.(k / count),
+    );
+    return await stream.finish();
+  } finally {
+    stream.close();
+  }
+}
+
+async function hashFileInPage(sodium, file, onProgress) {
   const state = sodium.crypto_hash_sha256_init();
   const n = D.chunkCount(file.size);
   for (let i = 0; i < n; i++) {
@@ -134,7 +162,7 @@ export async function hashFile(sodium, file, onProgress) {
   return sodium.crypto_hash_sha256_final(state);
 }
 
-/** PUT one part as raw bytes; progress per byte sent (XHR has upload progress, fetch has not). */
+/** PUT one part (a Blob, or bytes); progress per byte sent (XHR has upload progress, fetch has not). */
 function putPart(partsPath, number, body, onSent) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
@@ -161,11 +189,43 @@ function putPart(partsPath, number, body, onSent) {
 }
 
 /**
- * Encrypt `file` as a stream and send the parts the server has not acknowledged, one part
- * in memory at a time, to `${partsPath}/{number}` (a document's, or an intake attachment's).
+ * Encrypt `file` as a stream and send the parts the server has not acknowledged to
+ * `${partsPath}/{number}` (a document's, or an intake attachment's). In the document
+ * worker, parts after the one uploading are read and encrypted meanwhile (at most AHEAD
+ * of them, §8.12); without a Worker, on the page, one part in memory at a time.
  * Returns the SHA-256 of the plaintext read this time.
  */
 export async function sendParts(sodium, partsPath, fileKey, header, file, upload, onProgress) {
+  if (!workerAvailable()) return sendPartsInPage(sodium, partsPath, fileKey, header, file, upload, onProgress);
+  const partBytes = Number(upload.part_size);
+  const total = Number(upload.ciphertext_size);
+  const acked = new Map(upload.parts.map((p) => [p.number, p.size]));
+  const plainPart = (partBytes / D.CHUNK_CIPHERTEXT_BYTES) * D.CHUNK_PLAINTEXT_BYTES;
+  const parts = D.partCount(total, partBytes);
+  let done = [...acked.values()].reduce((a, b) => a + b, 0);
+  onProgress(done / total);
+  const stream = await PartStream.open(fileKey, header.subarray(33));
+  try {
+    const read = async (k) => ({
+      buffer: await file.slice((k - 1) * plainPart, k * plainPart).arrayBuffer(),
+      last: k === parts,
+      body: acked.get(k) !== D.partSize(total, k, partBytes),
+    });
+    await pipeline(stream, parts, read, async (k, reply) => {
+      const size = D.partSize(total, k, partBytes);
+      if (reply.size !== size) throw new FileChanged();
+      if (!reply.body) return;
+      await putPart(partsPath, k, reply.body, (sent) => onProgress((done + sent) / total));
+      done += size;
+      onProgress(done / total);
+    });
+    return await stream.finish();
+  } finally {
+    stream.close();
+  }
+}
+
+async function sendPartsInPage(sodium, partsPath, fileKey, header, file, upload, onProgress) {
   const partBytes = Number(upload.part_size);
   const total = Number(upload.ciphertext_size);
   const acked = new Map(upload.parts.map((p) => [p.number, p.size]));

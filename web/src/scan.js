@@ -6,6 +6,8 @@
  * camera stops when a code is read, when asked, or as soon as the video leaves the page.
  */
 
+import { verifyWorker } from "./workers.js";
+
 /* global SCAN_WORKER_URL, SCAN_WORKER_SRI */
 
 const FRAME_MS = 200;
@@ -18,27 +20,12 @@ export function cameraPossible() {
   return policy?.allowsFeature ? policy.allowsFeature("camera") : true;
 }
 
-let verified = null;
-
-function verifyWorker() {
-  verified ??= fetch(SCAN_WORKER_URL, { integrity: SCAN_WORKER_SRI, credentials: "omit" })
-    .then((response) => {
-      if (!response.ok) throw new Error("scanner unavailable");
-      return true;
-    })
-    .catch((error) => {
-      verified = null;
-      throw Object.assign(error, { code: "asset_integrity" });
-    });
-  return verified;
-}
-
 /**
  * Start the camera into `video` and call `onText(text)` for each code read; scanning
  * stops when `onText` returns true. Returns `{stop()}`; throws if no camera can be used.
  */
 export async function startScanner(video, onText) {
-  await verifyWorker();
+  await verifyWorker(SCAN_WORKER_URL, SCAN_WORKER_SRI);
   const stream = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
   const worker = new Worker(SCAN_WORKER_URL, { name: "scan" });
   const canvas = document.createElement("canvas");

@@ -3,28 +3,10 @@
  * answers, whatever the answer.
  */
 
+import { verifyWorker } from "../workers.js";
 import { ARGON2ID, DEFAULT_MEMLIMIT, DEFAULT_OPSLIMIT, checkKdfParams, normalizePassphrase, WeakParameters } from "./kdf.js";
 
 /* global ARGON2_WORKER_URL, ARGON2_WORKER_SRI */
-
-let verified = null;
-
-/**
- * Workers cannot carry an integrity attribute, so the worker file is first fetched with
- * Subresource Integrity; the worker then starts from the same immutable cached bytes.
- */
-function verifyWorker() {
-  verified ??= fetch(ARGON2_WORKER_URL, { integrity: ARGON2_WORKER_SRI, credentials: "omit" })
-    .then((response) => {
-      if (!response.ok) throw new Error("worker unavailable");
-      return response.arrayBuffer();
-    })
-    .catch((error) => {
-      verified = null;
-      throw Object.assign(error, { code: "asset_integrity" });
-    });
-  return verified;
-}
 
 /**
  * Derive `{authKey, wrapKey}` from a passphrase and server-sent KDF parameters (subkeys 1
@@ -45,7 +27,7 @@ export function receiptSubkeys(entropy, salt) {
 }
 
 async function derive(bytes, params, context) {
-  await verifyWorker();
+  await verifyWorker(ARGON2_WORKER_URL, ARGON2_WORKER_SRI);
   return new Promise((resolve, reject) => {
     const worker = new Worker(ARGON2_WORKER_URL, { name: "kdf" });
     const done = () => worker.terminate();
