@@ -247,6 +247,15 @@ export function home(ctx, params) {
     heading(t(isMember ? "home.title" : "home.adminTitle")),
     params.notice ? h("p", { class: "notice", role: "status" }, t(params.notice)) : null,
     h("p", { class: "whoami" }, tIsolated("home.signedInAs", { name: account.username })),
+    // Known when the screen is drawn, so first: a forced key replacement is never below the fold.
+    account.mustRotate
+      ? h(
+          "div",
+          { class: "warn-box", id: "must-rotate" },
+          h("p", {}, t("home.mustRotate")),
+          button(t("home.replaceNow"), () => ctx.go("rotate", { forced: true }), "primary"),
+        )
+      : null,
     // Above everything that arrives later (the case list, warnings, the inbox button), so
     // these buttons never move under a finger on a slow connection.
     h(
@@ -261,14 +270,6 @@ export function home(ctx, params) {
     ),
     shareRecoveryWarning(ctx),
     moveOffer(ctx),
-    account.mustRotate
-      ? h(
-          "div",
-          { class: "warn-box", id: "must-rotate" },
-          h("p", {}, t("home.mustRotate")),
-          button(t("home.replaceNow"), () => ctx.go("rotate", { forced: true }), "primary"),
-        )
-      : null,
     inviteRole
       ? h("p", {}, button(t(inviteRole === "survivor" ? "home.inviteSurvivor" : "home.inviteCounsel"), () => ctx.go("invite", { role: inviteRole }), "primary"))
       : null,
