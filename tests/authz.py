@@ -34,6 +34,14 @@ class World:
     case_id: str
     stranger_case_id: str
     extra: dict[str, Any] = field(default_factory=dict)
+    # App settings the world's resources need, set on every app that serves this world.
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def configure(app: Flask, world: World, **settings: str) -> None:
+    """Set app settings a feature's cases need, and remember them for other apps of the world."""
+    world.config.update(settings)
+    app.config.update(settings)
 
 
 def build_world(app: Flask) -> World:
@@ -84,7 +92,7 @@ def build_full_world(app: Flask) -> World:
 
 def copy_of(world: World) -> World:
     """A copy a test may add to without touching the world other tests share."""
-    return dataclasses.replace(world, extra=dict(world.extra))
+    return dataclasses.replace(world, extra=dict(world.extra), config=dict(world.config))
 
 
 def everyone(status: int) -> dict[str, int]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from flask import Flask
 
-from tests.authz import Route, World, everyone, signed_in
+from tests.authz import Route, World, configure, everyone, signed_in
 
 
 def build(app: Flask, world: World) -> None:
     """Turn metrics on: a caller without the token then gets 401 whatever its session."""
-    app.config["HAVEN_METRICS_TOKEN"] = "authz-metrics-token-0123456789"
+    configure(app, world, HAVEN_METRICS_TOKEN="authz-metrics-token-0123456789")
 
 
 ROUTES = [

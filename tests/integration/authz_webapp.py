@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from tests.authz import Route, World, everyone
+from tests.authz import Route, World, configure, everyone
 
 ASSET = "app-0123456789abcdef.js"
 
@@ -24,5 +24,5 @@ def build(app: Flask, world: World) -> None:
     (dist / "assets").mkdir()
     (dist / "index.html").write_text("<!doctype html><title>Notes</title>\n")
     (dist / "assets" / ASSET).write_text("void 0;\n")
-    app.config["HAVEN_WEB_DIST"] = str(dist)
+    configure(app, world, HAVEN_WEB_DIST=str(dist))
     world.extra["web_dist"] = dist

@@ -62,6 +62,7 @@ def app_and_world(request: pytest.FixtureRequest) -> Iterator[Callable[..., tupl
             return app, build_full_world(app)
         base: SharedWorld = request.getfixturevalue("shared_world")
         app = build_app({**base.settings, **overrides})
+        app.config.update(base.world.config)
         apps.append(app)
         return app, copy_of(base.world)
 
