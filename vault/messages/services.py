@@ -453,20 +453,38 @@ def send_message(
                 code="attachment_conflict",
             ) from exc
         return existing, False
-    _append_event(db, conversation_id, EventKind.MESSAGE, mid, seq)
-    _recheck_key_versions(db, header)
+    _append_message_event(db, header, mid, seq)
     db.commit()
     notifier.publish(members)
     return StoredMessage(seq=seq, **values), True
 
 
-def _recheck_key_versions(db: Session, header: pmsg.Header) -> None:
-    """Read the recipients' key versions again now that this transaction holds the
-    conversation's row, which a key rotation (§14) of any member takes too: a rotation
-    that committed since the members were read is caught here; one that comes later
-    waits for this commit and re-seals this message."""
+def _append_message_event(db: Session, header: pmsg.Header, mid: str, seq: int) -> None:
+    """Append the message's event and read the recipients' key versions again now that
+    this transaction holds the conversation's row, which a key rotation (§14) of any
+    member takes too: a rotation that committed since the members were read is caught
+    here; one that comes later waits for this commit and re-seals this message.
+
+    On PostgreSQL both are one statement, the last before COMMIT (so the event clock's
+    lock spans one round trip less). It starts after the statement that took the row
+    lock returned, so its snapshot (READ COMMITTED: one per statement) sees every
+    rotation that committed while this send waited for the lock."""
     ids = [r.user_id for r in header.recipients]
-    now = accounts.sealable(db.execute(sql.KEY_VERSIONS, {"ids": ids}), utcnow())
+    values = _event_values(header.conversation_id, EventKind.MESSAGE, mid, seq)
+    if _is_postgresql(db):
+        params = {f"e_{k}": v for k, v in values.items()} | {"ids": ids}
+        found = db.execute(sql.APPEND_EVENT_AND_KEY_VERSIONS, params).all()
+        _recheck_key_versions(db, header, [row[1:] for row in found if row[1] is not None])
+        return
+    _recheck_key_versions(db, header, db.execute(sql.KEY_VERSIONS, {"ids": ids}))
+    seq = db.execute(sql.TICK).scalar_one()
+    db.execute(sql.INSERT_EVENT, {**values, "seq": seq})
+
+
+def _recheck_key_versions(db: Session, header: pmsg.Header, rows: Iterable[Any]) -> None:
+    """Refuse (rolling back) unless the (id, key version, freeze) rows read under the
+    conversation's row lock match every recipient's key version and none is frozen."""
+    now = accounts.sealable(rows, utcnow())
     if any(now.get(r.user_id) != r.key_version for r in header.recipients):
         db.rollback()
         if any(now.get(r.user_id, 0) is None for r in header.recipients):
@@ -688,19 +706,26 @@ def _append_event(
     """Number and store an event. The clock's row lock is held until commit, so event
     numbers become visible in order and a cursor never skips a late commit; on PostgreSQL
     the tick and the insert are one statement, the last before COMMIT."""
-    values = {
-        "conversation_id": conversation_id,
-        "kind": kind,
-        "message_id": message_id,
-        "message_seq": message_seq,
-        "created_at": utcnow(),
-    }
+    values = _event_values(conversation_id, kind, message_id, message_seq)
     if not _is_postgresql(db):
         seq = db.execute(sql.TICK).scalar_one()
         db.execute(sql.INSERT_EVENT, {**values, "seq": seq})
         return int(seq)
     params = {f"e_{k}": v for k, v in values.items()}
     return int(db.execute(sql.TICK_AND_INSERT_EVENT, params).scalar_one())
+
+
+def _event_values(
+    conversation_id: str, kind: EventKind, message_id: str | None, message_seq: int | None
+) -> dict[str, Any]:
+    """An event's columns but its number."""
+    return {
+        "conversation_id": conversation_id,
+        "kind": kind,
+        "message_id": message_id,
+        "message_seq": message_seq,
+        "created_at": utcnow(),
+    }
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,14 @@ TICK_AND_INSERT_EVENT: Insert = (
     .returning(EVENTS.c.seq)
 )
 
+_appended = TICK_AND_INSERT_EVENT.cte("appended")
+# PostgreSQL, a send's last statement: tick, insert the event and read the recipients'
+# current key versions and rotation freezes (params: EVENT_FIELDS prefixed "e_", ids
+# expanding). One row per account found, or one row of NULLs beside the event's number.
+APPEND_EVENT_AND_KEY_VERSIONS = select(
+    _appended.c.seq.label("event_seq"), User.id, User.key_version, User.rotation_freeze_until
+).select_from(_appended.outerjoin(User, User.id.in_(bindparam("ids", expanding=True))))
+
 
 @dataclass(frozen=True)
 class PageShape:
