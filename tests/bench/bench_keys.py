@@ -18,11 +18,12 @@ from vault.admin import services as admin
 from vault.db import Database
 from vault.directory import services as directory
 from vault.directory.models import LogEntry
-from vault.keyring import init_keyring, load_keyring, rotate_key
+from vault.keyring import Keyring, init_keyring, load_keyring, rotate_key
 from vault.protocol import merkle, serverdata
 from vault.protocol import transparency as kt
 
 ROWS = 100_000
+ROUNDS = 3
 LOG_SIZE = 1_000_000
 
 
@@ -61,6 +62,23 @@ def _fill_users(db: Database, ring_path: Path, rows: int) -> None:
             conn.execute(insert(User), batch)
 
 
+def _reseal_in_memory(ring: Keyring, rows: int) -> float:
+    """Seconds to re-seal as many identifiers in memory, as the rotation does for every row:
+    open under the previous version, seal under the current one and hash the lookup."""
+    current = ring.current_version("data")
+    key, old = ring.current("data"), ring.get("data", current - 1)
+    sealed = [
+        serverdata.seal_identifier(old, current - 1, "username", f"user{i:06d}")
+        for i in range(rows)
+    ]
+    start = time.perf_counter()
+    for blob in sealed:
+        name = serverdata.open_identifier(old, "username", blob)
+        serverdata.seal_identifier(key, current, "username", name)
+        serverdata.lookup_hash(key, name)
+    return time.perf_counter() - start
+
+
 def _data_key_rotation(services: Services) -> None:
     pg = services.postgres
     name = f"bench_{secrets.token_hex(4)}"
@@ -72,32 +90,34 @@ def _data_key_rotation(services: Services) -> None:
     db = Database(url)
     log(f"filling {ROWS} sealed identifiers")
     _fill_users(db, keys, ROWS)
-    rotate_key(keys, "data")
-    ring = load_keyring(keys)
-    session = db.sessions()
-    start = time.perf_counter()
-    done = admin.reencrypt_all(session, ring)
-    elapsed = time.perf_counter() - start
-    session.close()
-    # Baseline: the same re-seal in memory, no database: open under version 1, seal
-    # under version 2 and hash the lookup, as the rotation does for every row.
-    key, old = ring.current("data"), ring.get("data", 1)
-    sealed = [serverdata.seal_identifier(old, 1, "username", f"user{i:06d}") for i in range(ROWS)]
-    start = time.perf_counter()
-    for blob in sealed:
-        name = serverdata.open_identifier(old, "username", blob)
-        serverdata.seal_identifier(key, 2, "username", name)
-        serverdata.lookup_hash(key, name)
-    sealing = time.perf_counter() - start
-    assert done == ROWS
-    emit("data_key_rotation_100k_seconds", elapsed, "s", rows=done, database="postgresql")
+    # The machine is shared: rotation and baseline alternate, ROUNDS times each, and the
+    # best of each is kept, so a burst of load elsewhere does not land on only one side.
+    rotations, baselines = [], []
+    for _ in range(ROUNDS):
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM users")  # each round starts from the same table
+        rotate_key(keys, "data")
+        ring = load_keyring(keys)
+        session = db.sessions()
+        start = time.perf_counter()
+        done = admin.reencrypt_all(session, ring)
+        rotations.append(time.perf_counter() - start)
+        session.close()
+        assert done == ROWS
+        baselines.append(_reseal_in_memory(ring, ROWS))
+    elapsed, sealing = min(rotations), min(baselines)
+    emit("data_key_rotation_100k_seconds", elapsed, "s", rows=ROWS, database="postgresql")
     emit(
         "data_key_rotation_rows_per_s",
-        done / elapsed,
+        ROWS / elapsed,
         "rows/s",
         ROWS / sealing,
         baseline_is="in-memory re-seal (open, seal, lookup hash) of as many identifiers",
         batch=5000,
+        rounds=ROUNDS,
+        rotation_s=[round(t, 2) for t in rotations],
+        baseline_s=[round(t, 2) for t in baselines],
+        load=round(os.getloadavg()[0], 1),
     )
     db.engine.dispose()
 
