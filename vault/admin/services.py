@@ -151,21 +151,23 @@ def _write_guarded(db: Session, batch: _Resealed) -> int:
     return conn.execute(statement, changes).rowcount
 
 
-def _reseal_next(
-    db: Session, ring: Keyring, after: str, size: int, hidden: set[str]
-) -> _Resealed | None:
-    """Read the next batch of identifiers behind the current data key after an id (one
-    keyset read of (id, sealed)) and re-seal them in memory; None when none are left."""
-    current = ring.current_version("data")
-    key = ring.current("data")
+def _read_behind(db: Session, current: int, after: str, size: int) -> list[tuple[str, bytes]]:
+    """The next (id, sealed) rows behind the current data key after an id, in id order
+    (one keyset read in its own short transaction)."""
     rows = db.execute(
         select(User.id, User.username_sealed)
         .where(User.id > after, _behind(current))
         .order_by(User.id)
         .limit(size)
     ).all()
-    if not rows:
-        return None
+    db.commit()
+    return [(user_id, sealed) for user_id, sealed in rows]
+
+
+def _reseal(ring: Keyring, rows: list[tuple[str, bytes]], hidden: set[str]) -> _Resealed:
+    """Re-seal rows read by _read_behind under the current data key, in memory."""
+    current = ring.current_version("data")
+    key = ring.current("data")
     batch = _Resealed(current)
     for user_id, sealed in rows:
         old = ring.get("data", serverdata.sealed_version(sealed))
@@ -195,8 +197,9 @@ def reencrypt_data(
     db: Session, ring: Keyring, batch: int = 500, actor_id: str | None = None
 ) -> int:
     """Re-seal one batch of identifiers under the current data key; return how many."""
-    resealed = _reseal_next(db, ring, "", batch, decoy_ids(db))
-    done = _write_guarded(db, resealed) if resealed else 0
+    hidden = decoy_ids(db)
+    rows = _read_behind(db, ring.current_version("data"), "", batch)
+    done = _write_guarded(db, _reseal(ring, rows, hidden)) if rows else 0
     _record(db, ring, done, actor_id)
     return done
 
@@ -216,33 +219,37 @@ def reencrypt_all(db: Session, ring: Keyring, batch: int = 5000) -> int:
     """Re-seal every identifier in batches, each its own short transaction, while traffic goes on.
 
     Passes walk the ids in order; rows a concurrent write changed mid-batch are caught
-    by the next pass, which runs until one finds nothing left behind. A batch is written
-    on a second connection while the next one is read and re-sealed: the database
-    updates rows as libsodium seals (cffi releases the GIL around each call), and the
-    guard on the value read keeps a concurrent write whichever side of it a batch lands.
+    by the next pass, which runs until one finds nothing left behind. Three stages overlap:
+    batch N+1 is read (on this session) and batch N-1 written (on a second connection)
+    while batch N is re-sealed, libsodium releasing the GIL around each call; the guard
+    on the value read keeps a concurrent write whichever side of it a batch lands.
     """
     # Fresh statistics let the keyset read walk the primary key rather than sort the table.
     db.execute(text("ANALYZE users"))
     db.commit()
+    current = ring.current_version("data")
     total = 0
-    writer = Session(db.get_bind(), expire_on_commit=False)
+    writer = Session(db.get_bind().engine, expire_on_commit=False)
     try:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reencrypt") as pool:
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="reencrypt-read") as reads,
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="reencrypt-write") as writes,
+        ):
             while True:
                 hidden = decoy_ids(db)
-                after = ""
-                seen = 0
-                pending: Future[int] | None = None
-                while resealed := _reseal_next(db, ring, after, batch, hidden):
-                    db.commit()  # end the read's transaction: no snapshot held meanwhile
-                    if pending is not None:
-                        total += pending.result()
-                    pending = pool.submit(_write_batch, writer, ring, resealed)
-                    seen += len(resealed.ids)
-                    after = resealed.ids[-1]
                 db.commit()
-                if pending is not None:
-                    total += pending.result()
+                seen = 0
+                written: Future[int] | None = None
+                ahead = reads.submit(_read_behind, db, current, "", batch)
+                while rows := ahead.result():
+                    ahead = reads.submit(_read_behind, db, current, rows[-1][0], batch)
+                    resealed = _reseal(ring, rows, hidden)
+                    if written is not None:
+                        total += written.result()
+                    written = writes.submit(_write_batch, writer, ring, resealed)
+                    seen += len(rows)
+                if written is not None:
+                    total += written.result()
                 if not seen:
                     return total
     finally:
