@@ -62,21 +62,21 @@ def _fill_users(db: Database, ring_path: Path, rows: int) -> None:
             conn.execute(insert(User), batch)
 
 
-def _reseal_in_memory(ring: Keyring, rows: int) -> float:
-    """Seconds to re-seal as many identifiers in memory, as the rotation does for every row:
-    open under the previous version, seal under the current one and hash the lookup."""
+def _reseal_in_memory(ring: Keyring, rows: int) -> tuple[float, float]:
+    """Wall and CPU seconds to re-seal as many identifiers in memory, as the rotation does
+    for every row: open under the previous version, seal under the current one, hash the lookup."""
     current = ring.current_version("data")
     key, old = ring.current("data"), ring.get("data", current - 1)
     sealed = [
         serverdata.seal_identifier(old, current - 1, "username", f"user{i:06d}")
         for i in range(rows)
     ]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for blob in sealed:
         name = serverdata.open_identifier(old, "username", blob)
         serverdata.seal_identifier(key, current, "username", name)
         serverdata.lookup_hash(key, name)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _database_cpu(data: Path) -> float:
@@ -126,9 +126,9 @@ def _data_key_rotation(services: Services) -> None:
         cpu.append((time.process_time() - python, _database_cpu(pg.data) - database))
         session.close()
         assert done == ROWS
-        python = time.process_time()
-        baselines.append(_reseal_in_memory(ring, ROWS))
-        baseline_cpu.append(time.process_time() - python)
+        wall, seconds = _reseal_in_memory(ring, ROWS)
+        baselines.append(wall)
+        baseline_cpu.append(seconds)
     elapsed, sealing = statistics.median(rotations), statistics.median(baselines)
     emit("data_key_rotation_100k_seconds", elapsed, "s", rows=ROWS, database="postgresql")
     emit(
