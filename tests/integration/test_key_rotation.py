@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from sqlalchemy import func, select, update
 from tests.conftest import PASSPHRASE, LiveServer
 from vault.accounts.models import User
 from vault.admin import services as admin
+from vault.audit.models import AuditEntry
 from vault.client import ApiError, HavenClient
 from vault.db import database
 from vault.directory import services as directory
@@ -207,4 +209,37 @@ def test_data_key_reencryption_leaves_a_concurrently_written_row_alone(
     db.expire_all()
     assert db.get(User, target.id).username_sealed == written  # type: ignore[union-attr]
     assert admin.reencryption_progress(db, ring).done == total
+    db.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql", "sqlite"], indirect=True)
+def test_data_key_reencryption_in_many_batches_reseals_every_row_once(
+    app: Flask, create_account: Callable[..., tuple[HavenClient, str]]
+) -> None:
+    """One-row batches: reads run ahead and writes behind, and every row is re-sealed once."""
+    for i in range(3):
+        create_account("counsel", username=f"batch{i}")
+    path = Path(app.config["HAVEN_KEYS_DIR"])
+    db = database(app).sessions()
+    old = load_keyring(path).current("data")
+    names = {
+        u.id: serverdata.open_identifier(old, "username", u.username_sealed)
+        for u in db.scalars(select(User))
+    }
+    admin.rotate(db, path, "data")
+    ring = load_keyring(path)
+    assert admin.reencrypt_all(db, ring, batch=1) == len(names)
+    key = ring.current("data")
+    db.expire_all()
+    for user in db.scalars(select(User)):
+        assert serverdata.sealed_version(user.username_sealed) == 2
+        assert serverdata.open_identifier(key, "username", user.username_sealed) == names[user.id]
+        assert user.username_lookup == serverdata.lookup_hash(key, names[user.id])
+    counts = [
+        json.loads(detail)["count"]
+        for detail in db.scalars(
+            select(AuditEntry.detail).where(AuditEntry.kind == "data_reencrypted")
+        )
+    ]
+    assert counts == [1] * len(names)
     db.close()
