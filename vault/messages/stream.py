@@ -18,6 +18,7 @@ import logging
 import random
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -104,6 +105,67 @@ def client_gone(sock: socket.socket | None) -> bool:
         return True
 
 
+def _gevent_hub() -> Any | None:
+    """gevent's hub when gevent has patched this process's sockets (the event tier), else None."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("socket"):
+        return None
+    return sys.modules["gevent"].get_hub()
+
+
+class GoneWatch:
+    """Whether a stream's client has gone, looked at only when it may have.
+
+    Under gevent (the event tier) a watcher on the socket's readability nudges the stream's
+    wait: a hang-up is seen at once, and an idle stream costs no wake-up every
+    GONE_CHECK_SECONDS (at ten thousand streams those wake-ups alone filled a core).
+    Elsewhere, or once a client has sent bytes after its request (the watcher would then
+    fire on every loop turn), the stream looks every GONE_CHECK_SECONDS as before."""
+
+    def __init__(self, sock: socket.socket | None, sub: Subscription) -> None:
+        self.sock = sock
+        self._stirred = False
+        self._watcher: Any = None
+        hub = _gevent_hub()
+        if sock is None or hub is None:
+            return
+        try:
+            watcher = hub.loop.io(sock.fileno(), 1)  # 1: readable (libev's EV_READ)
+        except (OSError, ValueError):
+            return
+
+        def stir() -> None:
+            self._stirred = True
+            sub.nudge()
+
+        watcher.start(stir)
+        self._watcher = watcher
+
+    @property
+    def period(self) -> float | None:
+        """How often a waiting stream must look itself; None while the watcher looks."""
+        return None if self._watcher is not None else GONE_CHECK_SECONDS
+
+    def gone(self) -> bool:
+        """Whether the client closed or reset the connection."""
+        if self._watcher is None:
+            return client_gone(self.sock)
+        if not self._stirred:
+            return False
+        self._stirred = False
+        if client_gone(self.sock):
+            return True
+        self.close()  # readable, not closed: look every GONE_CHECK_SECONDS from now on
+        return False
+
+    def close(self) -> None:
+        """Stop watching the socket (before it is closed)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
+
+
 class SharedRead:
     """The last read of one account's streams in this process, shared by its streams woken
     by the same wake-up: one database read for all of them instead of one each.
@@ -187,6 +249,7 @@ class EventStream:
         sessions = database(self.app).sessions
         sub = fanout.subscribe(self.user_id)
         shared = sub.hub.shared(self.user_id, SharedRead)
+        watch = GoneWatch(self.sock, sub)
         try:
             cursor = read_cursor(ring, self.user_id, self.cursor) if self.cursor else None
             with reads, sessions() as db:
@@ -225,7 +288,7 @@ class EventStream:
                     due = time.monotonic() + recheck * random.uniform(0.8, 1.2)  # noqa: S311
                     woken_by = None
                 wait = min(heartbeat, max(0.0, self.deadline - time.monotonic()))
-                woken = self._wait(sub, wait)
+                woken = _wait(sub, watch, wait)
                 if woken is None:
                     return  # the client left: end now, not at a later write that fails
                 if woken:
@@ -233,16 +296,19 @@ class EventStream:
                 else:
                     yield ": keepalive\n\n"
         finally:
+            watch.close()
             sub.close()
 
-    def _wait(self, sub: Subscription, seconds: float) -> bool | None:
-        """Wait for a wake-up up to ``seconds``; None as soon as the client has gone."""
-        until = time.monotonic() + seconds
-        while True:
-            if client_gone(self.sock):
-                return None
-            left = until - time.monotonic()
-            if left <= 0:
-                return False
-            if sub.wait(min(left, GONE_CHECK_SECONDS)):
-                return True
+
+def _wait(sub: Subscription, watch: GoneWatch, seconds: float) -> bool | None:
+    """Wait for a wake-up up to ``seconds``; None as soon as the client has gone."""
+    until = time.monotonic() + seconds
+    while True:
+        if watch.gone():
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            return False
+        period = watch.period
+        if sub.wait(left if period is None else min(left, period)):
+            return True
