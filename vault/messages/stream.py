@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import select
 import socket
@@ -43,6 +44,7 @@ RETRY_MS = 3000
 CURSOR_KIND = "event-cursor/"
 # How often a waiting stream looks whether its client went away (not a write: a look).
 GONE_CHECK_SECONDS = 1.0
+AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
 
 def cursor_token(ring: Keyring, user_id: str, seq: int) -> str:
@@ -173,18 +175,26 @@ class SharedRead:
     A read answers a stream woken by wake-up number ``w`` if it started after that wake-up
     (``wake >= w``: everything committed before the wake was published is in it) and covers
     the stream's position (it read from at or before it, and did not stop at a full batch
-    at or before it)."""
+    at or before it). A stream's periodic re-read is answered, the same way, by a read that
+    started after ``since``: the account's streams then share their periodic re-reads too,
+    and each stream is still covered by a read at most a period (±20 %) old."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.wake = -1  # the hub's wake-up count when the read started
+        self.started = -math.inf  # time.monotonic() when the read started
         self.after = 0
         self.events: list[MessageEvent] = []
         self.valid_session: str | None = None
 
-    def covers(self, woken_by: int, position: int) -> bool:
-        """Whether this read answers a stream at ``position`` woken by ``woken_by``."""
-        if self.wake < woken_by or position < self.after:
+    def covers(self, woken_by: int | None, position: int, since: float) -> bool:
+        """Whether this read answers a stream at ``position`` woken by ``woken_by`` (None: a
+        periodic re-read, answered by a read started after ``since``)."""
+        if woken_by is None and self.started < since:
+            return False
+        if woken_by is not None and self.wake < woken_by:
+            return False
+        if position < self.after:
             return False
         full = len(self.events) == BATCH
         return not full or position < self.events[-1].seq
@@ -250,6 +260,7 @@ class EventStream:
         sub = fanout.subscribe(self.user_id)
         shared = sub.hub.shared(self.user_id, SharedRead)
         watch = GoneWatch(self.sock, sub)
+        subscribed = time.monotonic()  # a read started later misses nothing without a wake-up
         try:
             cursor = read_cursor(ring, self.user_id, self.cursor) if self.cursor else None
             with reads, sessions() as db:
@@ -258,20 +269,31 @@ class EventStream:
             yield f"retry: {RETRY_MS}\n\n"
             kind = "resync" if start.is_resync or (self.cursor and cursor is None) else "ready"
             yield _frame(kind, cursor_token(ring, self.user_id, position), {})
-            due = 0.0
-            woken_by: int | None = None  # None: a periodic re-read, never answered from another's
+            # A stream resumed from a cursor reads what it missed at once. One that starts now
+            # has nothing to read yet: its request just checked the session, and anything
+            # committed after stream_start wakes it (it subscribed before). So its first read
+            # waits for a wake-up or its periodic re-read: opening costs one read, not two.
+            resumed = cursor is not None and not start.is_resync
+            due = 0.0 if resumed else time.monotonic() + _spread(recheck)
+            woken_by: int | None = None  # None: a periodic re-read
             while time.monotonic() < self.deadline:
                 if time.monotonic() >= due:
                     with shared.lock:
-                        if woken_by is None or not shared.covers(woken_by, position):
+                        now = time.monotonic()
+                        since = max(now - 0.8 * recheck, subscribed)
+                        if not shared.covers(woken_by, position, since):
                             wake = sub.hub.wakes
                             with reads, sessions() as db:
+                                # No transaction: each statement reads committed rows as in
+                                # one (read committed), without a BEGIN and a ROLLBACK.
+                                db.connection(execution_options=AUTOCOMMIT)
                                 valid = accounts.valid_session_id(db, self.user_id)
                                 found = services.events_after(db, self.user_id, position, BATCH)
-                            shared.wake, shared.after = wake, position
+                            shared.wake, shared.after, shared.started = wake, position, now
                             shared.events, shared.valid_session = found, valid
                         alive, events = shared.answer(self.session_id, position)
                         more = len(shared.events) == BATCH  # the read stopped at a full batch
+                        answered = shared.started
                     if not alive:
                         yield _frame("end", cursor_token(ring, self.user_id, position), {})
                         return
@@ -284,8 +306,8 @@ class EventStream:
                         )
                     if more:
                         continue
-                    # Spread the periodic re-reads of many streams evenly over the period.
-                    due = time.monotonic() + recheck * random.uniform(0.8, 1.2)  # noqa: S311
+                    # The next periodic re-read is due a period after the read that answered.
+                    due = answered + _spread(recheck)
                     woken_by = None
                 wait = min(heartbeat, max(0.0, self.deadline - time.monotonic()))
                 woken = _wait(sub, watch, wait)
@@ -298,6 +320,11 @@ class EventStream:
         finally:
             watch.close()
             sub.close()
+
+
+def _spread(seconds: float) -> float:
+    """A periodic re-read's delay, spread so many streams' re-reads spread over the period."""
+    return seconds * random.uniform(0.8, 1.2)  # noqa: S311
 
 
 def _wait(sub: Subscription, watch: GoneWatch, seconds: float) -> bool | None:
