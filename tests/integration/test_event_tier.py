@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tests.integration.messages_fixtures import (
 from tests.integration.test_messages_events import WAIT, Listener, http_client
 from tests.services import RedisServer
 from vault.accounts import services as accounts
+from vault.client import ApiError
 from vault.client.messages import Messenger
 from vault.config import ConfigError, load_config
 from vault.db import database
@@ -236,3 +238,34 @@ def test_a_wake_up_that_lands_in_the_same_loop_turn_as_the_wait_timeout_is_kept(
         check=True,
     )
     assert result.stdout.split()[-1] == "True"
+
+
+def test_a_dropped_stream_frees_its_slot_on_the_event_tier_before_any_heartbeat(
+    world: World, shared: dict[str, str], tmp_path: Path
+) -> None:
+    """Under gevent the socket's hang-up itself ends a stream (no heartbeat due for ten
+    minutes, no periodic look): the tier's one slot is free again for the next page."""
+    app: Flask = world.extra["app"]
+    settings = {**shared, "HAVEN_SSE_HEARTBEAT_SECONDS": "600", "HAVEN_SSE_MAX_STREAMS": "1"}
+    tier = EventTierProcess(settings, workers=1, log=tmp_path / "events.log")
+    tier.start()
+    try:
+        counsel = world.people["counsel"].id
+        first = Listener(http_client(app, tier.url, counsel))
+        assert first.next().kind == "ready"
+        with pytest.raises(ApiError) as refused:
+            Listener(http_client(app, tier.url, counsel))
+        assert refused.value.code == "busy"
+        first.close()
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                second = Listener(http_client(app, tier.url, counsel))
+                break
+            except ApiError as exc:
+                assert exc.code == "busy" and time.monotonic() < deadline
+                time.sleep(0.1)
+        assert second.next().kind == "ready"
+        second.close()
+    finally:
+        tier.stop()

@@ -439,10 +439,11 @@ def end_sessions(db: Session, user_id: str) -> None:
 def valid_session_id(db: Session, user_id: str) -> str | None:
     """The session identity ('id:version') an account's valid sessions carry now, or None
     when none is valid (the account is disabled or gone); load_session_user's rule."""
-    user = db.get(User, user_id)
-    if user is None or user.is_disabled:
-        return None
-    return f"{user.id}:{user.session_version}"
+    # Two columns, not the account's row: streams ask this on every read they make.
+    version = db.scalar(
+        select(User.session_version).where(User.id == user_id, User.is_disabled.is_(False))
+    )
+    return None if version is None else f"{user_id}:{version}"
 
 
 def load_session_user(db: Session, session_id: str) -> User | None:

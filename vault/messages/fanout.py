@@ -38,23 +38,30 @@ class Subscription:
         self.hub = hub
         self.user_id = user_id
         self.woken_by = 0  # the number of the latest wake-up that reached this stream
+        self._woken = False  # a wake-up came since the last wait that reported one
         self._event = threading.Event()
 
     def wake(self, number: int) -> None:
         """Mark that new events may be waiting (wake-up ``number`` of the hub)."""
         self.woken_by = number
+        self._woken = True
+        self._event.set()
+
+    def nudge(self) -> None:
+        """End the current wait early without a wake-up (the stream's socket stirred)."""
         self._event.set()
 
     def wait(self, timeout: float) -> bool:
-        """Block until woken or ``timeout`` seconds pass; True when woken."""
-        # The flag, not wait()'s answer, says whether a wake-up came: gevent's wait answers
+        """Block until woken or nudged or ``timeout`` seconds pass; True when woken."""
+        # The flags, not wait()'s answer, say whether a wake-up came: gevent's wait answers
         # False when its timeout and a set() land in the same loop turn, and clearing then
         # lost that wake-up. Clear only a flag seen set; the caller reads after this.
         self._event.wait(timeout)
         if not self._event.is_set():
             return False
         self._event.clear()
-        return True
+        woken, self._woken = self._woken, False
+        return woken
 
     def close(self) -> None:
         """Stop receiving wake-ups."""

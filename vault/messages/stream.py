@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import select
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -42,6 +44,7 @@ RETRY_MS = 3000
 CURSOR_KIND = "event-cursor/"
 # How often a waiting stream looks whether its client went away (not a write: a look).
 GONE_CHECK_SECONDS = 1.0
+AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
 
 def cursor_token(ring: Keyring, user_id: str, seq: int) -> str:
@@ -104,6 +107,67 @@ def client_gone(sock: socket.socket | None) -> bool:
         return True
 
 
+def _gevent_hub() -> Any | None:
+    """gevent's hub when gevent has patched this process's sockets (the event tier), else None."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("socket"):
+        return None
+    return sys.modules["gevent"].get_hub()
+
+
+class GoneWatch:
+    """Whether a stream's client has gone, looked at only when it may have.
+
+    Under gevent (the event tier) a watcher on the socket's readability nudges the stream's
+    wait: a hang-up is seen at once, and an idle stream costs no wake-up every
+    GONE_CHECK_SECONDS (at ten thousand streams those wake-ups alone filled a core).
+    Elsewhere, or once a client has sent bytes after its request (the watcher would then
+    fire on every loop turn), the stream looks every GONE_CHECK_SECONDS as before."""
+
+    def __init__(self, sock: socket.socket | None, sub: Subscription) -> None:
+        self.sock = sock
+        self._stirred = False
+        self._watcher: Any = None
+        hub = _gevent_hub()
+        if sock is None or hub is None:
+            return
+        try:
+            watcher = hub.loop.io(sock.fileno(), 1)  # 1: readable (libev's EV_READ)
+        except (OSError, ValueError):
+            return
+
+        def stir() -> None:
+            self._stirred = True
+            sub.nudge()
+
+        watcher.start(stir)
+        self._watcher = watcher
+
+    @property
+    def period(self) -> float | None:
+        """How often a waiting stream must look itself; None while the watcher looks."""
+        return None if self._watcher is not None else GONE_CHECK_SECONDS
+
+    def gone(self) -> bool:
+        """Whether the client closed or reset the connection."""
+        if self._watcher is None:
+            return client_gone(self.sock)
+        if not self._stirred:
+            return False
+        self._stirred = False
+        if client_gone(self.sock):
+            return True
+        self.close()  # readable, not closed: look every GONE_CHECK_SECONDS from now on
+        return False
+
+    def close(self) -> None:
+        """Stop watching the socket (before it is closed)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+            watcher.close()
+
+
 class SharedRead:
     """The last read of one account's streams in this process, shared by its streams woken
     by the same wake-up: one database read for all of them instead of one each.
@@ -111,18 +175,26 @@ class SharedRead:
     A read answers a stream woken by wake-up number ``w`` if it started after that wake-up
     (``wake >= w``: everything committed before the wake was published is in it) and covers
     the stream's position (it read from at or before it, and did not stop at a full batch
-    at or before it)."""
+    at or before it). A stream's periodic re-read is answered, the same way, by a read that
+    started after ``since``: the account's streams then share their periodic re-reads too,
+    and each stream is still covered by a read at most a period (±20 %) old."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.wake = -1  # the hub's wake-up count when the read started
+        self.started = -math.inf  # time.monotonic() when the read started
         self.after = 0
         self.events: list[MessageEvent] = []
         self.valid_session: str | None = None
 
-    def covers(self, woken_by: int, position: int) -> bool:
-        """Whether this read answers a stream at ``position`` woken by ``woken_by``."""
-        if self.wake < woken_by or position < self.after:
+    def covers(self, woken_by: int | None, position: int, since: float) -> bool:
+        """Whether this read answers a stream at ``position`` woken by ``woken_by`` (None: a
+        periodic re-read, answered by a read started after ``since``)."""
+        if woken_by is None and self.started < since:
+            return False
+        if woken_by is not None and self.wake < woken_by:
+            return False
+        if position < self.after:
             return False
         full = len(self.events) == BATCH
         return not full or position < self.events[-1].seq
@@ -187,6 +259,8 @@ class EventStream:
         sessions = database(self.app).sessions
         sub = fanout.subscribe(self.user_id)
         shared = sub.hub.shared(self.user_id, SharedRead)
+        watch = GoneWatch(self.sock, sub)
+        subscribed = time.monotonic()  # a read started later misses nothing without a wake-up
         try:
             cursor = read_cursor(ring, self.user_id, self.cursor) if self.cursor else None
             with reads, sessions() as db:
@@ -195,20 +269,31 @@ class EventStream:
             yield f"retry: {RETRY_MS}\n\n"
             kind = "resync" if start.is_resync or (self.cursor and cursor is None) else "ready"
             yield _frame(kind, cursor_token(ring, self.user_id, position), {})
-            due = 0.0
-            woken_by: int | None = None  # None: a periodic re-read, never answered from another's
+            # A stream resumed from a cursor reads what it missed at once. One that starts now
+            # has nothing to read yet: its request just checked the session, and anything
+            # committed after stream_start wakes it (it subscribed before). So its first read
+            # waits for a wake-up or its periodic re-read: opening costs one read, not two.
+            resumed = cursor is not None and not start.is_resync
+            due = 0.0 if resumed else time.monotonic() + _spread(recheck)
+            woken_by: int | None = None  # None: a periodic re-read
             while time.monotonic() < self.deadline:
                 if time.monotonic() >= due:
                     with shared.lock:
-                        if woken_by is None or not shared.covers(woken_by, position):
+                        now = time.monotonic()
+                        since = max(now - 0.8 * recheck, subscribed)
+                        if not shared.covers(woken_by, position, since):
                             wake = sub.hub.wakes
                             with reads, sessions() as db:
+                                # No transaction: each statement reads committed rows as in
+                                # one (read committed), without a BEGIN and a ROLLBACK.
+                                db.connection(execution_options=AUTOCOMMIT)
                                 valid = accounts.valid_session_id(db, self.user_id)
                                 found = services.events_after(db, self.user_id, position, BATCH)
-                            shared.wake, shared.after = wake, position
+                            shared.wake, shared.after, shared.started = wake, position, now
                             shared.events, shared.valid_session = found, valid
                         alive, events = shared.answer(self.session_id, position)
                         more = len(shared.events) == BATCH  # the read stopped at a full batch
+                        answered = shared.started
                     if not alive:
                         yield _frame("end", cursor_token(ring, self.user_id, position), {})
                         return
@@ -221,11 +306,11 @@ class EventStream:
                         )
                     if more:
                         continue
-                    # Spread the periodic re-reads of many streams evenly over the period.
-                    due = time.monotonic() + recheck * random.uniform(0.8, 1.2)  # noqa: S311
+                    # The next periodic re-read is due a period after the read that answered.
+                    due = answered + _spread(recheck)
                     woken_by = None
                 wait = min(heartbeat, max(0.0, self.deadline - time.monotonic()))
-                woken = self._wait(sub, wait)
+                woken = _wait(sub, watch, wait)
                 if woken is None:
                     return  # the client left: end now, not at a later write that fails
                 if woken:
@@ -233,16 +318,24 @@ class EventStream:
                 else:
                     yield ": keepalive\n\n"
         finally:
+            watch.close()
             sub.close()
 
-    def _wait(self, sub: Subscription, seconds: float) -> bool | None:
-        """Wait for a wake-up up to ``seconds``; None as soon as the client has gone."""
-        until = time.monotonic() + seconds
-        while True:
-            if client_gone(self.sock):
-                return None
-            left = until - time.monotonic()
-            if left <= 0:
-                return False
-            if sub.wait(min(left, GONE_CHECK_SECONDS)):
-                return True
+
+def _spread(seconds: float) -> float:
+    """A periodic re-read's delay, spread so many streams' re-reads spread over the period."""
+    return seconds * random.uniform(0.8, 1.2)  # noqa: S311
+
+
+def _wait(sub: Subscription, watch: GoneWatch, seconds: float) -> bool | None:
+    """Wait for a wake-up up to ``seconds``; None as soon as the client has gone."""
+    until = time.monotonic() + seconds
+    while True:
+        if watch.gone():
+            return None
+        left = until - time.monotonic()
+        if left <= 0:
+            return False
+        period = watch.period
+        if sub.wait(left if period is None else min(left, period)):
+            return True
