@@ -18,7 +18,7 @@ import requests
 from flask import Flask
 
 from tests.authz import World, build_world
-from tests.conftest import FAST_SERVER_HASH
+from tests.conftest import app_settings
 from tests.factories import Person
 from tests.services import MinioServer, RedisServer, free_port, wait_for
 from vault.accounts.models import KeyStatus, Role, User, UserKey
@@ -242,15 +242,9 @@ def shared(
     database_url: str, tmp_path: Path, minio: MinioServer, redis_server: RedisServer
 ) -> dict[str, str]:
     """Settings every process of a multi-process test shares: database, keys, bucket, Redis."""
-    return {
-        "HAVEN_TESTING": "true",
-        "HAVEN_DATABASE_URL": database_url,
-        "HAVEN_KEYS_DIR": str(tmp_path / "keys"),
-        "HAVEN_SECURE_COOKIES": "false",
-        "HAVEN_REDIS_URL": redis_server.url,
-        **FAST_SERVER_HASH,
-        **minio.settings(f"t-{secrets.token_hex(6)}"),
-    }
+    bucket = f"t-{secrets.token_hex(6)}"
+    settings = app_settings(database_url, tmp_path / "keys", minio, bucket)
+    return {**settings, "HAVEN_REDIS_URL": redis_server.url}
 
 
 @pytest.fixture
