@@ -1,20 +1,31 @@
-"""The authorization world shared by the requests that must change nothing.
+"""The authorization world, built once per worker and shared or copied by each test.
 
-Building the authorization world (five accounts, two cases and every feature's resources)
-takes most of an authorization or cross-site test's time. Requests by safe methods, and
-writes a test expects to be refused without effect, run against one world per worker
-instead: each test gets a fresh app (its own rate-limit counters) on that world's database,
-bucket and keys. Writes that may act keep a world of their own.
+Building the authorization world (five accounts, two cases and every feature's resources:
+about 390 statements and a dozen requests) took most of an authorization or cross-site
+test's time. It is now built once per worker:
+
+- requests by safe methods, and writes a test expects refused without effect, run against
+  that world itself: each test gets a fresh app (its own rate-limit counters) on the
+  world's database, bucket and keys;
+- writes that may act run against a copy: a database made from a pristine copy of the
+  world's, taken right after it was built and never served; the world's objects copied
+  into a bucket of the copy's own; its keys folder copied; and each upload the world left
+  in progress (it has no part yet) restarted in the new bucket, its id written into the
+  copy's row. The copy is as good as a fresh build and costs one ``CREATE DATABASE``.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from flask import Flask
+from minio import Minio
+from minio.commonconfig import CopySource
 
 from tests.authz import World, build_full_world, copy_of
 from tests.conftest import app_settings, build_app, dispose_app
@@ -23,10 +34,12 @@ from tests.services import MinioServer, PostgresServer
 
 @dataclass(frozen=True)
 class SharedWorld:
-    """A built authorization world and the settings an app needs to serve it."""
+    """A built authorization world, the settings an app needs to serve it, and its copy."""
 
     settings: dict[str, str]
     world: World
+    # A copy of the world's database taken before any test ran; copies are made from it.
+    pristine: str
 
 
 @pytest.fixture(scope="session")
@@ -43,25 +56,82 @@ def shared_world(
         world = build_full_world(app)
     finally:
         dispose_app(app)
-    yield SharedWorld(settings, world)
+    pristine = f"{name}_pristine"
+    postgres.execute(f"CREATE DATABASE {pristine} TEMPLATE {name}")
+    yield SharedWorld(settings, world, pristine)
+    postgres.drop_database(pristine)
     postgres.drop_database(name)
 
 
+def _copy_objects(minio: MinioServer, source: str, target: str) -> Minio:
+    """Make ``target`` and copy every object of ``source`` into it, server side."""
+    client = Minio(f"127.0.0.1:{minio.port}", minio.access_key, minio.secret_key, secure=False)
+    client.make_bucket(target)
+    for item in client.list_objects(source, recursive=True):
+        name = str(item.object_name)
+        client.copy_object(target, name, CopySource(source, name))
+    return client
+
+
+def _restart_uploads(
+    client: Minio, source: str, target: str, postgres: PostgresServer, database: str
+) -> None:
+    """Start each of the world's in-progress uploads afresh in ``target`` and record its id."""
+    import psycopg
+
+    with psycopg.connect(
+        f"host=127.0.0.1 port={postgres.port} user=postgres dbname={database}", autocommit=True
+    ) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT table_name FROM information_schema.columns WHERE column_name ="
+                " 'upload_id' AND table_schema = 'public'"
+            )
+        ]
+        for table in tables:
+            rows = conn.execute(
+                f"SELECT object_name, upload_id FROM {table} WHERE upload_id IS NOT NULL"
+            ).fetchall()
+            for object_name, upload_id in rows:
+                parts = client._list_parts(source, object_name, upload_id)
+                # An upload with parts cannot be restarted empty; the world has none.
+                assert not parts.parts, f"{table} {object_name} has parts in progress"
+                fresh = client._create_multipart_upload(
+                    target, object_name, {"Content-Type": "application/octet-stream"}
+                )
+                conn.execute(
+                    f"UPDATE {table} SET upload_id = %s WHERE upload_id = %s", (fresh, upload_id)
+                )
+
+
 @pytest.fixture
-def app_and_world(request: pytest.FixtureRequest) -> Iterator[Callable[..., tuple[Flask, World]]]:
-    """Return a callable giving an app and its world: the shared one, or a fresh one.
+def app_and_world(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[..., tuple[Flask, World]]]:
+    """Return a callable giving an app and its world: the shared one, or a copy of it.
 
     ``shared=True`` is for tests whose requests change nothing (a safe method, or a write
-    the test expects refused and checks changed nothing); anything else builds its own.
+    the test expects refused and checks changed nothing); anything else gets a copy.
     """
     apps: list[Flask] = []
+    copies: list[str] = []
+    postgres: PostgresServer = request.getfixturevalue("postgres")
 
     def _get(*, shared: bool, **overrides: str) -> tuple[Flask, World]:
-        if not shared:
-            app = request.getfixturevalue("make_app")(**overrides)
-            return app, build_full_world(app)
         base: SharedWorld = request.getfixturevalue("shared_world")
-        app = build_app({**base.settings, **overrides})
+        settings = base.settings
+        if not shared:
+            minio: MinioServer = request.getfixturevalue("minio")
+            token = secrets.token_hex(6)
+            name, bucket, keys = f"t_{token}", f"t-{token}", tmp_path / f"keys-{token}"
+            postgres.execute(f"CREATE DATABASE {name} TEMPLATE {base.pristine}")
+            copies.append(name)
+            shutil.copytree(settings["HAVEN_KEYS_DIR"], keys)
+            client = _copy_objects(minio, settings["HAVEN_S3_BUCKET"], bucket)
+            _restart_uploads(client, settings["HAVEN_S3_BUCKET"], bucket, postgres, name)
+            settings = app_settings(postgres.url(name), keys, minio, bucket)
+        app = build_app({**settings, **overrides})
         app.config.update(base.world.config)
         apps.append(app)
         return app, copy_of(base.world)
@@ -69,3 +139,5 @@ def app_and_world(request: pytest.FixtureRequest) -> Iterator[Callable[..., tupl
     yield _get
     for app in apps:
         dispose_app(app)
+    for name in copies:
+        postgres.drop_database(name)

@@ -18,7 +18,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from tests.authz import ACTORS, Route, World, build_full_world
+from tests.authz import ACTORS, Route, World
 from tests.factories import session_cookie_for, tables
 from tests.integration.test_authorization import ROUTES
 from vault.accounts.models import User
@@ -74,15 +74,24 @@ WRITES = [r for r in ROUTES if r.method in UNSAFE_METHODS]
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    """The app behind its public origin; the test client's Host says something else."""
-    return make_app(HAVEN_PUBLIC_URL=f"{PUBLIC}/")
+def acting(app_and_world: Callable[..., tuple[Flask, World]]) -> tuple[Flask, World]:
+    """The app behind its public origin on a copy of the world, for writes that may act.
+
+    The test client's Host says something else than the public origin.
+    """
+    return app_and_world(shared=False, HAVEN_PUBLIC_URL=f"{PUBLIC}/")
 
 
 @pytest.fixture
-def world(app: Flask) -> World:
-    """The authorization tests' accounts, cases and per-feature resources."""
-    return build_full_world(app)
+def app(acting: tuple[Flask, World]) -> Flask:
+    """The acting app."""
+    return acting[0]
+
+
+@pytest.fixture
+def world(acting: tuple[Flask, World]) -> World:
+    """The authorization tests' accounts, cases and per-feature resources, in the copy."""
+    return acting[1]
 
 
 @pytest.fixture
