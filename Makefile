@@ -17,8 +17,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export HAVEN_MINIO_BIN := $(MINIO)
 # Python may keep compiled modules (__pycache__, ignored by git): a machine that says
-# otherwise in its environment compiled every module again in each of the hundreds of Python
-# processes a test run starts (about 0.5 s of CPU each, measured 2026-12-01).
+# otherwise in its environment compiled every module again in each Python process a test run
+# starts: xdist workers, gunicorn and app processes, CLI runs (about 0.5 s of CPU each,
+# measured 2026-12-01).
 unexport PYTHONDONTWRITEBYTECODE
 export HAVEN_LITEWITNESS_BIN := $(LITEWITNESS)
 
