@@ -93,6 +93,7 @@ class Downloaded:
 
 
 def _read_exact(source: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end of the file (one piece, usually no join)."""
     parts = []
     remaining = size
     while remaining:
@@ -104,28 +105,37 @@ def _read_exact(source: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-class _Ciphertext:
-    """One part's ciphertext as its chunks: sent one after the other, never joined."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self._chunks = chunks
-        self._size = sum(len(c) for c in chunks)
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._chunks)
-
-
-def _encrypt_part(encryptor: pdoc.ContentEncryptor, plain: list[bytes], chunks: int) -> _Ciphertext:
-    """One part's ciphertext: its plaintext chunks pushed in order, the stream's last FINAL."""
-    return _Ciphertext([encryptor.push(p, is_final=encryptor.index == chunks - 1) for p in plain])
+def _read_into(source: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``source`` (fewer bytes only at the end of the file)."""
+    readinto = getattr(source, "readinto", None)
+    got = 0
+    while got < len(view):
+        if readinto is not None:
+            count = readinto(view[got:]) or 0
+        else:
+            piece = source.read(len(view) - got)
+            view[got : got + len(piece)] = piece
+            count = len(piece)
+        if not count:
+            break
+        got += count
+    return got
 
 
-def _hash_all(digest: Any, pieces: list[bytes]) -> None:
-    for piece in pieces:
-        digest.update(piece)
+def _encrypt_part(
+    encryptor: pdoc.ContentEncryptor, plain: memoryview, chunks: int, out: bytearray
+) -> int:
+    """Write one part's ciphertext into ``out`` and return its length: its plaintext chunks
+    pushed in order, the stream's last FINAL. One buffer, so that it goes out in one
+    ``sendall``."""
+    size = pdoc.CHUNK_PLAINTEXT_BYTES
+    end = 0
+    for first in range(0, max(1, len(plain)), size):
+        final = encryptor.index == chunks - 1
+        cipher = encryptor.push(bytes(plain[first : first + size]), is_final=final)
+        out[end : end + len(cipher)] = cipher
+        end += len(cipher)
+    return end
 
 
 def hash_file(source: BinaryIO) -> tuple[int, bytes]:
@@ -442,25 +452,35 @@ class Documents:
         per_part = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES
         digest = hashlib.sha256()
         source.seek(0)
-        parts: queue.Queue[tuple[int, _Ciphertext] | None] = queue.Queue(1)
+        plain_bytes = per_part * pdoc.CHUNK_PLAINTEXT_BYTES
+        # Reused buffers: no fresh part-sized allocation (and its page faults) per part.
+        # Two for plaintext (one being hashed, one being read and encrypted), and for
+        # ciphertext one per sender, one queued and one being filled.
+        plains = [bytearray(min(plain_bytes, plaintext_size)) for _ in range(2)]
+        free: queue.Queue[bytearray] = queue.Queue()
+        for _ in range(self.parallel_parts + 2):
+            free.put(bytearray(min(part_bytes, total)))
+        parts: queue.Queue[tuple[int, bytearray, int] | None] = queue.Queue(1)
         failed: list[BaseException] = []
 
         def send() -> None:
             while (item := parts.get()) is not None:
-                if failed:
-                    continue  # drain: the producer learns of the failure at its next put
-                number, body = item
+                number, body, size = item
                 try:
+                    if failed:
+                        continue  # drain: the producer learns of the failure at its next put
                     self.client.request(
                         "PUT",
                         f"/documents/{document_id}/parts/{number}",
-                        data=body,
+                        data=memoryview(body)[:size],
                         headers={"Content-Type": "application/octet-stream"},
                     )
                     if on_part is not None:
                         on_part(number)
                 except BaseException as exc:  # handed to the caller's thread below
                     failed.append(exc)
+                finally:
+                    free.put(body)
 
         senders = [threading.Thread(target=send, daemon=True) for _ in range(self.parallel_parts)]
         for sender in senders:
@@ -471,19 +491,21 @@ class Documents:
                 for number in range(1, pdoc.part_count(total, part_bytes) + 1):
                     if failed:
                         break
-                    first = (number - 1) * per_part
-                    count = min(per_part, chunks - first)
-                    plain = [_read_exact(source, pdoc.CHUNK_PLAINTEXT_BYTES) for _ in range(count)]
-                    start = first * pdoc.CHUNK_PLAINTEXT_BYTES
-                    expected = min(count * pdoc.CHUNK_PLAINTEXT_BYTES, plaintext_size - start)
-                    if sum(len(p) for p in plain) != expected:
+                    expected = min(plain_bytes, plaintext_size - (number - 1) * plain_bytes)
+                    # The part's plaintext in one read and one hash update: each call
+                    # releases the GIL once per part, not once per 64 KiB chunk.
+                    plain = memoryview(plains[number % 2])[:expected]
+                    if _read_into(source, plain) != expected:
                         raise FileChanged("the file got shorter while it was being uploaded")
                     if hashed is not None:
                         hashed.result()  # one part's plaintext waits to be hashed, no more
-                    hashed = hasher.submit(_hash_all, digest, plain)
-                    body = _encrypt_part(encryptor, plain, chunks)
-                    if number not in acked:
-                        parts.put((number, body))
+                    hashed = hasher.submit(digest.update, plain)
+                    body = free.get()
+                    size = _encrypt_part(encryptor, plain, chunks, body)
+                    if number in acked:
+                        free.put(body)
+                    else:
+                        parts.put((number, body, size))
                 if hashed is not None:
                     hashed.result()
             finally:
