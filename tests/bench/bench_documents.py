@@ -51,7 +51,7 @@ from vault import migrate
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
 from vault.client import HavenClient, WitnessPolicy
-from vault.client.documents import DEFAULT_PART_CHUNKS, Documents
+from vault.client.documents import DEFAULT_PARALLEL_PARTS, DEFAULT_PART_CHUNKS, Documents
 from vault.db import make_engine
 from vault.protocol import documents as pdoc
 from vault.protocol.encoding import b64encode
@@ -67,7 +67,7 @@ BUCKET = "bench-documents"
 # 32 MiB parts (the Python client's size), three at a time (minio-py's default), for the
 # service, the raw baseline and the client alike.
 PART = DEFAULT_PART_CHUNKS * pdoc.CHUNK_CIPHERTEXT_BYTES
-PARALLEL_PARTS = 3
+PARALLEL_PARTS = DEFAULT_PARALLEL_PARTS
 CLIENT_COMMAND = [sys.executable, "-m", "tests.bench.bench_documents"]
 T = TypeVar("T")
 

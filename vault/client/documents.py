@@ -37,6 +37,9 @@ READ_BYTES = 1024 * 1024
 MAX_NAME = 200
 # 32 MiB parts: on a good link fewer requests go faster; a phone on weak data uses less.
 DEFAULT_PART_CHUNKS = 512
+# Parts sent at once: the parallelism the storage bench measures the service at
+# (tests/bench/bench_documents.py), enough to keep encryption busy while parts travel.
+DEFAULT_PARALLEL_PARTS = 3
 
 
 class FileChanged(ValueError):
@@ -177,7 +180,7 @@ class Documents:
         retries: int = 3,
         backoff: float = 1.0,
         part_chunks: int = DEFAULT_PART_CHUNKS,
-        parallel_parts: int = 1,
+        parallel_parts: int = DEFAULT_PARALLEL_PARTS,
     ) -> None:
         pdoc.check_part_bytes(part_chunks * pdoc.CHUNK_CIPHERTEXT_BYTES)
         self.client = client
