@@ -20,7 +20,6 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -123,6 +122,14 @@ def _read_into(source: BinaryIO, view: memoryview) -> int:
             break
         got += count
     return got
+
+
+def _buffers(count: int, size: int) -> queue.Queue[bytearray]:
+    """``count`` reusable buffers of ``size`` bytes, taken from and given back to a queue."""
+    pool: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(count):
+        pool.put(bytearray(size))
+    return pool
 
 
 def _encrypt_part(
@@ -441,10 +448,11 @@ class Documents:
     ) -> bytes:
         """Send every part not yet acknowledged, re-encrypting the same stream from its start.
 
-        One pass over the file, pipelined: this thread reads and encrypts part after part
-        (secretstream is sequential), a helper thread hashes each part's plaintext and
-        ``parallel_parts`` threads send finished parts, a bounded queue between them (at
-        most ``parallel_parts + 5`` parts in memory). Return the SHA-256 of the
+        One pass over the file on three kinds of thread: a reader reads each part's
+        plaintext into a reused buffer and hashes it, one part ahead; this thread only
+        encrypts, part after part (secretstream is sequential); ``parallel_parts`` senders
+        send finished parts from reused ciphertext buffers. At most two plaintext and
+        ``parallel_parts + 2`` ciphertext parts are in memory. Return the SHA-256 of the
         plaintext that was read.
         """
         pdoc.check_part_bytes(part_bytes)
@@ -452,19 +460,34 @@ class Documents:
         encryptor = pdoc.ContentEncryptor(file_key, stream_header)
         total = pdoc.ciphertext_size(plaintext_size)
         chunks = pdoc.chunk_count(plaintext_size)
-        per_part = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES
+        count = pdoc.part_count(total, part_bytes)
+        plain_bytes = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES * pdoc.CHUNK_PLAINTEXT_BYTES
         digest = hashlib.sha256()
         source.seek(0)
-        plain_bytes = per_part * pdoc.CHUNK_PLAINTEXT_BYTES
         # Reused buffers: no fresh part-sized allocation (and its page faults) per part.
-        # Two for plaintext (one being hashed, one being read and encrypted), and for
-        # ciphertext one per sender, one queued and one being filled.
-        plains = [bytearray(min(plain_bytes, plaintext_size)) for _ in range(2)]
-        free: queue.Queue[bytearray] = queue.Queue()
-        for _ in range(self.parallel_parts + 2):
-            free.put(bytearray(min(part_bytes, total)))
+        plains = _buffers(2, min(plain_bytes, plaintext_size))
+        bodies = _buffers(self.parallel_parts + 2, min(part_bytes, total))
+        read: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
         parts: queue.Queue[tuple[int, bytearray, int] | None] = queue.Queue(1)
         failed: list[BaseException] = []
+        stop = threading.Event()
+
+        def read_ahead() -> None:
+            # One read and one hash update per part: the GIL is given up once per part,
+            # not once per 64 KiB chunk.
+            try:
+                for number in range(1, count + 1):
+                    buffer = plains.get()
+                    if stop.is_set():
+                        return
+                    expected = min(plain_bytes, plaintext_size - (number - 1) * plain_bytes)
+                    view = memoryview(buffer)[:expected]
+                    if _read_into(source, view) != expected:
+                        raise FileChanged("the file got shorter while it was being uploaded")
+                    digest.update(view)
+                    read.put((buffer, expected))
+            except BaseException as exc:  # handed to the caller's thread below
+                read.put(exc)
 
         def send() -> None:
             while (item := parts.get()) is not None:
@@ -483,39 +506,34 @@ class Documents:
                 except BaseException as exc:  # handed to the caller's thread below
                     failed.append(exc)
                 finally:
-                    free.put(body)
+                    bodies.put(body)
 
-        senders = [threading.Thread(target=send, daemon=True) for _ in range(self.parallel_parts)]
-        for sender in senders:
-            sender.start()
-        with ThreadPoolExecutor(1) as hasher:
-            hashed: Future[None] | None = None
-            try:
-                for number in range(1, pdoc.part_count(total, part_bytes) + 1):
-                    if failed:
-                        break
-                    expected = min(plain_bytes, plaintext_size - (number - 1) * plain_bytes)
-                    # The part's plaintext in one read and one hash update: each call
-                    # releases the GIL once per part, not once per 64 KiB chunk.
-                    plain = memoryview(plains[number % 2])[:expected]
-                    if _read_into(source, plain) != expected:
-                        raise FileChanged("the file got shorter while it was being uploaded")
-                    if hashed is not None:
-                        hashed.result()  # one part's plaintext waits to be hashed, no more
-                    hashed = hasher.submit(digest.update, plain)
-                    body = free.get()
-                    size = _encrypt_part(encryptor, plain, chunks, body)
-                    if number in acked:
-                        free.put(body)
-                    else:
-                        parts.put((number, body, size))
-                if hashed is not None:
-                    hashed.result()
-            finally:
-                for _ in senders:
-                    parts.put(None)
-                for sender in senders:
-                    sender.join()
+        threads = [threading.Thread(target=read_ahead, daemon=True)]
+        threads += [threading.Thread(target=send, daemon=True) for _ in range(self.parallel_parts)]
+        for thread in threads:
+            thread.start()
+        try:
+            for number in range(1, count + 1):
+                if failed:
+                    break
+                got = read.get()
+                if isinstance(got, BaseException):
+                    raise got
+                plain, expected = got
+                body = bodies.get()
+                size = _encrypt_part(encryptor, memoryview(plain)[:expected], chunks, body)
+                plains.put(plain)
+                if number in acked:
+                    bodies.put(body)
+                else:
+                    parts.put((number, body, size))
+        finally:
+            stop.set()
+            plains.put(bytearray())  # wakes a reader waiting for a buffer
+            for _ in threads[1:]:
+                parts.put(None)
+            for thread in threads:
+                thread.join()
         if failed:
             raise failed[0]
         if source.read(1):
