@@ -338,7 +338,7 @@ def run(services: Services) -> None:
     try:
         client, case_id = _accounts(server.url, settings)
         size = pdoc.ciphertext_size(PLAINTEXT)
-        log(f"bench: documents: {size} bytes of ciphertext, best of {ROUNDS}")
+        log(f"bench: documents: {size} bytes of ciphertext, {ROUNDS} alternating rounds")
         data = _random(size)
         up: list[float] = []
         down: list[float] = []
