@@ -21,10 +21,12 @@ PostgreSQL and MinIO from the bench harness. For 1 GiB of pre-encrypted bytes:
 ``HAVEN_BENCH_DOCUMENT_MIB`` (default 1024) and ``HAVEN_BENCH_ROUNDS`` (default 3) shrink
 it for a quick run; the figure names keep "1GiB".
 
-Each throughput is the best of several runs (3 uploads, 9 downloads each way), raw and
-service runs alternating, with dirty pages flushed before each upload (MinIO writes to
-the same disk in both): the machine is shared, and the best run is the least disturbed
-one on either side. The bytes are random (MinIO does not compress them).
+Each service throughput is the median of several runs (3 uploads, 9 downloads each way),
+raw and service runs alternating (downloads in pairs whose order alternates), with dirty
+pages flushed before each upload (MinIO writes to the same disk in both); beside it the
+median of each run's ratio to the baseline run next to it, which a load swing between
+pairs does not move, and the best run of each side. The bytes are random (MinIO does not
+compress them).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -51,7 +54,7 @@ from vault import migrate
 from vault.accounts import services as accounts
 from vault.accounts.models import Role
 from vault.client import HavenClient, WitnessPolicy
-from vault.client.documents import DEFAULT_PART_CHUNKS, Documents
+from vault.client.documents import DEFAULT_PARALLEL_PARTS, DEFAULT_PART_CHUNKS, Documents
 from vault.db import make_engine
 from vault.protocol import documents as pdoc
 from vault.protocol.encoding import b64encode
@@ -67,7 +70,7 @@ BUCKET = "bench-documents"
 # 32 MiB parts (the Python client's size), three at a time (minio-py's default), for the
 # service, the raw baseline and the client alike.
 PART = DEFAULT_PART_CHUNKS * pdoc.CHUNK_CIPHERTEXT_BYTES
-PARALLEL_PARTS = 3
+PARALLEL_PARTS = DEFAULT_PARALLEL_PARTS
 CLIENT_COMMAND = [sys.executable, "-m", "tests.bench.bench_documents"]
 T = TypeVar("T")
 
@@ -290,15 +293,22 @@ def _mb_s(size: int, seconds: float) -> float:
 def _emit_service_rate(
     bench: str, size: int, runs: list[float], baseline: list[float], baseline_is: str, **extra: Any
 ) -> None:
-    """The service's best MiB/s beside the baseline's best, with every run's seconds."""
+    """The service's median MiB/s beside the baseline's median, with the median of each
+    run's ratio to the baseline run beside it, the best of each and every run's seconds."""
     emit(
         bench,
-        _mb_s(size, min(runs)),
+        _mb_s(size, statistics.median(runs)),
         "MiB/s",
-        _mb_s(size, min(baseline)),
+        _mb_s(size, statistics.median(baseline)),
         baseline_is=baseline_is,
         server="gunicorn gthread, 1 worker, subprocess",
         **extra,
+        statistic="median of runs alternating with the baseline's",
+        paired_ratio_median=round(
+            statistics.median(b / r for r, b in zip(runs, baseline, strict=True)), 4
+        ),
+        best_mib_s=round(_mb_s(size, min(runs)), 1),
+        baseline_best_mib_s=round(_mb_s(size, min(baseline)), 1),
         bytes=size,
         runs_s=[round(t, 3) for t in runs],
         baseline_runs_s=[round(t, 3) for t in baseline],
@@ -328,7 +338,7 @@ def run(services: Services) -> None:
     try:
         client, case_id = _accounts(server.url, settings)
         size = pdoc.ciphertext_size(PLAINTEXT)
-        log(f"bench: documents: {size} bytes of ciphertext, best of {ROUNDS}")
+        log(f"bench: documents: {size} bytes of ciphertext, {ROUNDS} alternating rounds")
         data = _random(size)
         up: list[float] = []
         down: list[float] = []
@@ -347,9 +357,14 @@ def run(services: Services) -> None:
             seconds, doc_id = _service_upload(client, case_id, data)
             growth.append(server.status("VmHWM") - before)
             up.append(seconds)
-            for _ in range(DOWNLOADS_PER_ROUND):  # downloads are short: more samples
-                raw_down.append(_raw_download(raw, size))
-                down.append(_service_download(client, doc_id, size))
+            for turn in range(DOWNLOADS_PER_ROUND):  # downloads are short: more samples
+                # Each pair in turn order, so that neither side always goes first.
+                if turn % 2:
+                    down.append(_service_download(client, doc_id, size))
+                    raw_down.append(_raw_download(raw, size))
+                else:
+                    raw_down.append(_raw_download(raw, size))
+                    down.append(_service_download(client, doc_id, size))
             raw.remove_object(BUCKET, "bench/raw")
             client.request("DELETE", f"/documents/{doc_id}")
         _emit_service_rate(
@@ -418,6 +433,7 @@ def _client_encrypt_upload(client: HavenClient, case_id: str, root: Path) -> Non
     service: list[float] = []
     runs: list[float] = []
     peaks: list[int] = []
+    cpus: list[float] = []
     for _ in range(ROUNDS):
         baseline.append(_secretstream(view))
         os.sync()
@@ -434,6 +450,7 @@ def _client_encrypt_upload(client: HavenClient, case_id: str, root: Path) -> Non
         )
         result = json.loads(done.stdout.splitlines()[-1])
         runs.append(result["seconds"])
+        cpus.append(result["cpu"])
         peaks.append(result["peak_rss"])
         rss_before = result["rss_before"]
     del view, plain, cipher
@@ -452,6 +469,14 @@ def _client_encrypt_upload(client: HavenClient, case_id: str, root: Path) -> Non
         service_upload_mib_s=round(service_mib_s, 1),
         bytes=PLAINTEXT,
         runs_s=runs,
+        paired_ratio_median=round(
+            statistics.median(
+                _mb_s(PLAINTEXT, r) / _mb_s(PLAINTEXT, max(c, s))
+                for r, s, c in zip(runs, service, baseline, strict=True)
+            ),
+            4,
+        ),
+        client_cpu_s=cpus,
         service_runs_s=[round(t, 3) for t in service],
         secretstream_runs_s=[round(t, 3) for t in baseline],
         includes="SHA-256 pass over the file, pipelined encryption and upload, finalize",
@@ -487,12 +512,14 @@ def _client_process(server: str, case_id: str, source: Path) -> None:
     client.login("survivor.bench", PASSPHRASE)
     docs = Documents(client, parallel_parts=PARALLEL_PARTS)
     rss_before = _own_status("VmRSS")
+    cpu = time.process_time()
     start = time.perf_counter()
     doc = docs.upload(case_id, source, doc_type="other")
     seconds = round(time.perf_counter() - start, 3)
+    cpu = round(time.process_time() - cpu, 3)
     peak = _own_status("VmHWM")
     docs.delete(doc.id)
-    print(json.dumps({"seconds": seconds, "peak_rss": peak, "rss_before": rss_before}))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "peak_rss": peak, "rss_before": rss_before}))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from minio import Minio
 from tests.factories import Person, session_cookie_for
 from tests.services import MinioServer
 from vault.client import HavenClient
-from vault.client.documents import Documents
+from vault.client.documents import DEFAULT_PARALLEL_PARTS, Documents
 from vault.documents.models import Document
 from vault.protocol import documents as pdoc
 from vault.protocol.encoding import b64encode
@@ -195,10 +195,17 @@ def bucket_objects(app: Flask, minio: MinioServer) -> list[str]:
     ]
 
 
-def fast_documents(client: HavenClient) -> Documents:
+def fast_documents(client: HavenClient, parallel_parts: int = DEFAULT_PARALLEL_PARTS) -> Documents:
     """Documents with short retry pauses and the smallest parts (5 MiB), so that files of
-    a few MiB already take several parts. Tests assert outcomes, never timings."""
-    return Documents(client, retries=2, backoff=0.05, part_chunks=pdoc.MIN_PART_CHUNKS)
+    a few MiB already take several parts; ``parallel_parts=1`` for parts acknowledged in
+    order. Tests assert outcomes, never timings."""
+    return Documents(
+        client,
+        retries=2,
+        backoff=0.05,
+        part_chunks=pdoc.MIN_PART_CHUNKS,
+        parallel_parts=parallel_parts,
+    )
 
 
 @pytest.fixture

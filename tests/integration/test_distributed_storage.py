@@ -63,8 +63,11 @@ def app(make_app: Callable[..., Flask], cluster: DistributedMinio) -> Flask:
 
 
 def patient(client: HavenClient) -> Documents:
-    """Documents with 5 MiB parts and enough retries to ride out MinIO noticing a lost node."""
-    return Documents(client, retries=6, backoff=0.25, part_chunks=pdoc.MIN_PART_CHUNKS)
+    """Documents with 5 MiB parts sent one at a time (a node dies between known parts) and
+    enough retries to ride out MinIO noticing a lost node."""
+    return Documents(
+        client, retries=6, backoff=0.25, part_chunks=pdoc.MIN_PART_CHUNKS, parallel_parts=1
+    )
 
 
 def stored_on(cluster: DistributedMinio, app: Flask, node: int, document_id: str) -> bool:
@@ -195,7 +198,9 @@ def test_a_second_node_lost_is_a_503_and_every_acknowledged_document_survives(
         if number == 1:
             cluster.kill(1)
 
-    uploads = Documents(survivor, retries=1, backoff=0.1, part_chunks=pdoc.MIN_PART_CHUNKS)
+    uploads = Documents(
+        survivor, retries=1, backoff=0.1, part_chunks=pdoc.MIN_PART_CHUNKS, parallel_parts=1
+    )
     with pytest.raises(ApiError) as refused:
         uploads.upload(case_id, pending, doc_type="passport", on_part=lose_second_node)
     assert (refused.value.status, refused.value.code) == (503, "object_store_unavailable")

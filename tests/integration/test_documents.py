@@ -130,7 +130,7 @@ def test_upload_resumes_from_the_last_acknowledged_part(
         if number == 1:
             raise Dropped
 
-    first_device = fast_documents(survivor)
+    first_device = fast_documents(survivor, parallel_parts=1)
     with pytest.raises(Dropped):
         first_device.upload(case_id, source, doc_type="birth_certificate", on_part=drop_after_first)
     listing = survivor.get(f"/cases/{case_id}/documents")["documents"]
@@ -149,9 +149,40 @@ def test_upload_resumes_from_the_last_acknowledged_part(
     second.login(survivor.account.username, PASSPHRASE)
     sent: list[int] = []
     done = fast_documents(second).resume(doc_id, source, on_part=sent.append)
-    assert sent == list(range(2, parts + 1))
+    assert sorted(sent) == list(range(2, parts + 1))
     assert done.info.sha256 == digest
     got = fast_documents(second).download(doc_id, tmp_path / "copy.png")
+    assert sha256_file(got.path) == digest
+
+
+def test_parallel_upload_cut_short_resumes_with_exactly_the_missing_parts(
+    pair: Pair, live_server: LiveServer, tmp_path: Path
+) -> None:
+    survivor, _, case_id = pair
+    source = tmp_path / "passport.png"
+    digest = write_random_file(source, 27 * MiB + 3)
+    parts = pdoc.part_count(pdoc.ciphertext_size(27 * MiB + 3), pdoc.MIN_PART_BYTES)
+    assert parts == 6
+
+    class Dropped(Exception):
+        pass
+
+    def drop_at_second(number: int) -> None:
+        if number == 2:
+            raise Dropped
+
+    docs = fast_documents(survivor)  # the default: several parts in flight at once
+    assert docs.parallel_parts > 1
+    with pytest.raises(Dropped):
+        docs.upload(case_id, source, doc_type="passport", on_part=drop_at_second)
+    doc_id = _only_pending(survivor, live_server)
+    acked = {p["number"] for p in survivor.get(f"/documents/{doc_id}/upload")["upload"]["parts"]}
+    assert 2 in acked
+    sent: list[int] = []
+    done = fast_documents(survivor).resume(doc_id, source, on_part=sent.append)
+    assert sorted(sent) == [n for n in range(1, parts + 1) if n not in acked]
+    assert done.info.sha256 == digest
+    got = fast_documents(survivor).download(doc_id, tmp_path / "copy.png")
     assert sha256_file(got.path) == digest
 
 
@@ -181,7 +212,7 @@ def test_minio_stopped_mid_upload_gives_503_nothing_visible_then_resumes(
     survivor, counsel, case_id = pair
     source = tmp_path / "visa.pdf"
     digest = write_random_file(source, 20 * MiB)
-    docs = fast_documents(survivor)
+    docs = fast_documents(survivor, parallel_parts=1)
 
     def stop_after_first(number: int) -> None:
         if number == 1:
@@ -412,7 +443,7 @@ def test_minio_killed_while_a_part_streams_gives_503_and_keeps_nothing(
     def stop(_: int) -> None:
         raise Stop
 
-    docs = fast_documents(survivor)
+    docs = fast_documents(survivor, parallel_parts=1)
     with pytest.raises(Stop):
         docs.upload(case_id, source, doc_type="visa_permit", on_part=stop)
     doc_id = _only_pending(survivor, live_server)

@@ -20,7 +20,6 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -37,6 +36,9 @@ READ_BYTES = 1024 * 1024
 MAX_NAME = 200
 # 32 MiB parts: on a good link fewer requests go faster; a phone on weak data uses less.
 DEFAULT_PART_CHUNKS = 512
+# Parts sent at once: the parallelism the storage bench measures the service at
+# (tests/bench/bench_documents.py), enough to keep encryption busy while parts travel.
+DEFAULT_PARALLEL_PARTS = 3
 
 
 class FileChanged(ValueError):
@@ -93,6 +95,7 @@ class Downloaded:
 
 
 def _read_exact(source: BinaryIO, size: int) -> bytes:
+    """Up to ``size`` bytes, fewer only at the end of the file (one piece, usually no join)."""
     parts = []
     remaining = size
     while remaining:
@@ -104,28 +107,45 @@ def _read_exact(source: BinaryIO, size: int) -> bytes:
     return b"".join(parts)
 
 
-class _Ciphertext:
-    """One part's ciphertext as its chunks: sent one after the other, never joined."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self._chunks = chunks
-        self._size = sum(len(c) for c in chunks)
-
-    def __len__(self) -> int:
-        return self._size
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self._chunks)
-
-
-def _encrypt_part(encryptor: pdoc.ContentEncryptor, plain: list[bytes], chunks: int) -> _Ciphertext:
-    """One part's ciphertext: its plaintext chunks pushed in order, the stream's last FINAL."""
-    return _Ciphertext([encryptor.push(p, is_final=encryptor.index == chunks - 1) for p in plain])
+def _read_into(source: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``source`` (fewer bytes only at the end of the file)."""
+    readinto = getattr(source, "readinto", None)
+    got = 0
+    while got < len(view):
+        if readinto is not None:
+            count = readinto(view[got:]) or 0
+        else:
+            piece = source.read(len(view) - got)
+            view[got : got + len(piece)] = piece
+            count = len(piece)
+        if not count:
+            break
+        got += count
+    return got
 
 
-def _hash_all(digest: Any, pieces: list[bytes]) -> None:
-    for piece in pieces:
-        digest.update(piece)
+def _buffers(count: int, size: int) -> queue.Queue[bytearray]:
+    """``count`` reusable buffers of ``size`` bytes, taken from and given back to a queue."""
+    pool: queue.Queue[bytearray] = queue.Queue()
+    for _ in range(count):
+        pool.put(bytearray(size))
+    return pool
+
+
+def _encrypt_part(
+    encryptor: pdoc.ContentEncryptor, plain: memoryview, chunks: int, out: bytearray
+) -> int:
+    """Write one part's ciphertext into ``out`` and return its length: its plaintext chunks
+    pushed in order, the stream's last FINAL. One buffer, so that it goes out in one
+    ``sendall``."""
+    size = pdoc.CHUNK_PLAINTEXT_BYTES
+    end = 0
+    for first in range(0, max(1, len(plain)), size):
+        final = encryptor.index == chunks - 1
+        cipher = encryptor.push(bytes(plain[first : first + size]), is_final=final)
+        out[end : end + len(cipher)] = cipher
+        end += len(cipher)
+    return end
 
 
 def hash_file(source: BinaryIO) -> tuple[int, bytes]:
@@ -167,7 +187,7 @@ class Documents:
         retries: int = 3,
         backoff: float = 1.0,
         part_chunks: int = DEFAULT_PART_CHUNKS,
-        parallel_parts: int = 1,
+        parallel_parts: int = DEFAULT_PARALLEL_PARTS,
     ) -> None:
         pdoc.check_part_bytes(part_chunks * pdoc.CHUNK_CIPHERTEXT_BYTES)
         self.client = client
@@ -428,10 +448,11 @@ class Documents:
     ) -> bytes:
         """Send every part not yet acknowledged, re-encrypting the same stream from its start.
 
-        One pass over the file, pipelined: this thread reads and encrypts part after part
-        (secretstream is sequential), a helper thread hashes each part's plaintext and
-        ``parallel_parts`` threads send finished parts, a bounded queue between them (at
-        most ``parallel_parts + 5`` parts in memory). Return the SHA-256 of the
+        One pass over the file on three kinds of thread: a reader reads each part's
+        plaintext into a reused buffer and hashes it, one part ahead; this thread only
+        encrypts, part after part (secretstream is sequential); ``parallel_parts`` senders
+        send finished parts from reused ciphertext buffers. At most two plaintext and
+        ``parallel_parts + 2`` ciphertext parts are in memory. Return the SHA-256 of the
         plaintext that was read.
         """
         pdoc.check_part_bytes(part_bytes)
@@ -439,58 +460,80 @@ class Documents:
         encryptor = pdoc.ContentEncryptor(file_key, stream_header)
         total = pdoc.ciphertext_size(plaintext_size)
         chunks = pdoc.chunk_count(plaintext_size)
-        per_part = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES
+        count = pdoc.part_count(total, part_bytes)
+        plain_bytes = part_bytes // pdoc.CHUNK_CIPHERTEXT_BYTES * pdoc.CHUNK_PLAINTEXT_BYTES
         digest = hashlib.sha256()
         source.seek(0)
-        parts: queue.Queue[tuple[int, _Ciphertext] | None] = queue.Queue(1)
+        # Reused buffers: no fresh part-sized allocation (and its page faults) per part.
+        plains = _buffers(2, min(plain_bytes, plaintext_size))
+        bodies = _buffers(self.parallel_parts + 2, min(part_bytes, total))
+        read: queue.Queue[tuple[bytearray, int] | BaseException] = queue.Queue()
+        parts: queue.Queue[tuple[int, bytearray, int] | None] = queue.Queue(1)
         failed: list[BaseException] = []
+        stop = threading.Event()
+
+        def read_ahead() -> None:
+            # One read and one hash update per part: the GIL is given up once per part,
+            # not once per 64 KiB chunk.
+            try:
+                for number in range(1, count + 1):
+                    buffer = plains.get()
+                    if stop.is_set():
+                        return
+                    expected = min(plain_bytes, plaintext_size - (number - 1) * plain_bytes)
+                    view = memoryview(buffer)[:expected]
+                    if _read_into(source, view) != expected:
+                        raise FileChanged("the file got shorter while it was being uploaded")
+                    digest.update(view)
+                    read.put((buffer, expected))
+            except BaseException as exc:  # handed to the caller's thread below
+                read.put(exc)
 
         def send() -> None:
             while (item := parts.get()) is not None:
-                if failed:
-                    continue  # drain: the producer learns of the failure at its next put
-                number, body = item
+                number, body, size = item
                 try:
+                    if failed:
+                        continue  # drain: the producer learns of the failure at its next put
                     self.client.request(
                         "PUT",
                         f"/documents/{document_id}/parts/{number}",
-                        data=body,
+                        data=memoryview(body)[:size],
                         headers={"Content-Type": "application/octet-stream"},
                     )
                     if on_part is not None:
                         on_part(number)
                 except BaseException as exc:  # handed to the caller's thread below
                     failed.append(exc)
+                finally:
+                    bodies.put(body)
 
-        senders = [threading.Thread(target=send, daemon=True) for _ in range(self.parallel_parts)]
-        for sender in senders:
-            sender.start()
-        with ThreadPoolExecutor(1) as hasher:
-            hashed: Future[None] | None = None
-            try:
-                for number in range(1, pdoc.part_count(total, part_bytes) + 1):
-                    if failed:
-                        break
-                    first = (number - 1) * per_part
-                    count = min(per_part, chunks - first)
-                    plain = [_read_exact(source, pdoc.CHUNK_PLAINTEXT_BYTES) for _ in range(count)]
-                    start = first * pdoc.CHUNK_PLAINTEXT_BYTES
-                    expected = min(count * pdoc.CHUNK_PLAINTEXT_BYTES, plaintext_size - start)
-                    if sum(len(p) for p in plain) != expected:
-                        raise FileChanged("the file got shorter while it was being uploaded")
-                    if hashed is not None:
-                        hashed.result()  # one part's plaintext waits to be hashed, no more
-                    hashed = hasher.submit(_hash_all, digest, plain)
-                    body = _encrypt_part(encryptor, plain, chunks)
-                    if number not in acked:
-                        parts.put((number, body))
-                if hashed is not None:
-                    hashed.result()
-            finally:
-                for _ in senders:
-                    parts.put(None)
-                for sender in senders:
-                    sender.join()
+        threads = [threading.Thread(target=read_ahead, daemon=True)]
+        threads += [threading.Thread(target=send, daemon=True) for _ in range(self.parallel_parts)]
+        for thread in threads:
+            thread.start()
+        try:
+            for number in range(1, count + 1):
+                if failed:
+                    break
+                got = read.get()
+                if isinstance(got, BaseException):
+                    raise got
+                plain, expected = got
+                body = bodies.get()
+                size = _encrypt_part(encryptor, memoryview(plain)[:expected], chunks, body)
+                plains.put(plain)
+                if number in acked:
+                    bodies.put(body)
+                else:
+                    parts.put((number, body, size))
+        finally:
+            stop.set()
+            plains.put(bytearray())  # wakes a reader waiting for a buffer
+            for _ in threads[1:]:
+                parts.put(None)
+            for thread in threads:
+                thread.join()
         if failed:
             raise failed[0]
         if source.read(1):
