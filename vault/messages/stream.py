@@ -27,24 +27,22 @@ from typing import Any
 
 from flask import Flask
 
-from vault.accounts import services as accounts
 from vault.db import database
 from vault.keyring import Keyring, KeyringError
 from vault.messages import services
 from vault.messages.fanout import Fanout, Subscription
 from vault.messages.models import MessageEvent
+from vault.messages.reads import BATCH, Round, StreamReader
 from vault.ops import metrics
 from vault.protocol import serverdata
 from vault.protocol.encoding import EncodingError, b64decode, b64encode
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
 RETRY_MS = 3000
 CURSOR_KIND = "event-cursor/"
 # How often a waiting stream looks whether its client went away (not a write: a look).
 GONE_CHECK_SECONDS = 1.0
-AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
 
 def cursor_token(ring: Keyring, user_id: str, seq: int) -> str:
@@ -199,6 +197,12 @@ class SharedRead:
         full = len(self.events) == BATCH
         return not full or position < self.events[-1].seq
 
+    def take(self, found: Round, user_id: str) -> None:
+        """Keep the account's part of a round's read."""
+        self.wake, self.started, self.after = found.wake, found.started, found.wanted[user_id]
+        self.events = found.events.get(user_id, [])
+        self.valid_session = found.sessions.get(user_id)
+
     def answer(self, session_id: str, position: int) -> tuple[bool, list[MessageEvent]]:
         """(session still valid, the events after ``position``) for one stream."""
         alive = session_id == self.valid_session
@@ -256,6 +260,7 @@ class EventStream:
         heartbeat = float(self.app.config["HAVEN_SSE_HEARTBEAT_SECONDS"])
         recheck = float(self.app.config["HAVEN_SSE_RECHECK_SECONDS"])
         reads = self.app.extensions["haven.stream_slots"].reads
+        reader: StreamReader = self.app.extensions["haven.stream_reader"]
         sessions = database(self.app).sessions
         sub = fanout.subscribe(self.user_id)
         shared = sub.hub.shared(self.user_id, SharedRead)
@@ -282,15 +287,7 @@ class EventStream:
                         now = time.monotonic()
                         since = max(now - 0.8 * recheck, subscribed)
                         if not shared.covers(woken_by, position, since):
-                            wake = sub.hub.wakes
-                            with reads, sessions() as db:
-                                # No transaction: each statement reads committed rows as in
-                                # one (read committed), without a BEGIN and a ROLLBACK.
-                                db.connection(execution_options=AUTOCOMMIT)
-                                valid = accounts.valid_session_id(db, self.user_id)
-                                found = services.events_after(db, self.user_id, position, BATCH)
-                            shared.wake, shared.after, shared.started = wake, position, now
-                            shared.events, shared.valid_session = found, valid
+                            shared.take(reader.read(sub.hub, self.user_id, position), self.user_id)
                         alive, events = shared.answer(self.session_id, position)
                         more = len(shared.events) == BATCH  # the read stopped at a full batch
                         answered = shared.started
