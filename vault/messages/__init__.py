@@ -30,7 +30,7 @@ def init_app(app: Flask) -> None:
     slots = app.extensions["haven.stream_slots"] = StreamSlots(
         app.config["HAVEN_SSE_MAX_STREAMS"], app.config["HAVEN_SSE_DB_READERS"]
     )
-    app.extensions["haven.stream_reader"] = StreamReader(database(app).sessions, slots.reads)
+    app.extensions["haven.stream_reader"] = StreamReader(database(app).engine, slots.reads)
     if app.config["HAVEN_TIER"] == "events":
         # The event tier serves the stream and health checks only; the app tier the rest.
         app.before_request(_events_tier_only)

@@ -8,6 +8,10 @@ account's events after its own cursor; the answer is split per account. Each acc
 still sees only its own conversations' events, and its session is checked on every read.
 At most ``HAVEN_SSE_DB_READERS`` rounds read at once; a round waiting for its turn keeps
 gathering accounts.
+
+Each reader keeps its database connection between rounds while the process has streams
+(no pool checkout and pre-ping per read). A held connection found broken is dropped and the
+round is read once more on a fresh one, which the pool pre-pings.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from vault.accounts import services as accounts
 from vault.messages import services
@@ -48,13 +54,12 @@ class Round:
 class StreamReader:
     """The rounds of one process's streams."""
 
-    def __init__(
-        self, sessions: sessionmaker[Session], readers: threading.BoundedSemaphore
-    ) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: Engine, readers: threading.BoundedSemaphore) -> None:
+        self._engine = engine
         self._readers = readers
         self._lock = threading.Lock()
         self._open: Round | None = None  # the round still taking accounts
+        self._held: list[Connection] = []  # readers' connections between rounds
 
     def read(self, hub: Hub, user_id: str, after: int) -> Round:
         """A read, started after this call, of the account's session and events after ``after``."""
@@ -72,6 +77,11 @@ class StreamReader:
             raise ReadFailed("the stream read failed")
         return found
 
+    def gathering(self) -> set[str]:
+        """The accounts of the round still taking accounts (none when no round is)."""
+        with self._lock:
+            return set(self._open.wanted) if self._open is not None else set()
+
     def _run(self, hub: Hub, round_: Round) -> None:
         time.sleep(0)  # let the streams woken with this one join (gevent runs them first)
         try:
@@ -80,14 +90,49 @@ class StreamReader:
                     if self._open is round_:
                         self._open = None  # later streams start the next round
                     round_.wake, round_.started = hub.wakes, time.monotonic()
-                with self._sessions() as db:
-                    # No transaction: each statement reads committed rows as in one (read
-                    # committed), without a BEGIN and a ROLLBACK.
-                    db.connection(execution_options=AUTOCOMMIT)
-                    round_.sessions = accounts.valid_session_ids(db, round_.wanted)
-                    round_.events = services.events_after_many(db, round_.wanted, BATCH)
+                self._read(hub, round_)
         except BaseException:
             round_.failed = True
             raise
         finally:
             round_.done.set()
+
+    def _read(self, hub: Hub, round_: Round) -> None:
+        for fresh in (False, True):
+            conn = self._connect(fresh)
+            try:
+                # No transaction (AUTOCOMMIT): each statement reads committed rows as in one
+                # (read committed), without a BEGIN and a ROLLBACK.
+                with Session(bind=conn) as db:
+                    round_.sessions = accounts.valid_session_ids(db, round_.wanted)
+                    round_.events = services.events_after_many(db, round_.wanted, BATCH)
+            except DBAPIError as exc:
+                conn.close()
+                if fresh or not exc.connection_invalidated:
+                    raise
+                continue  # the held connection had broken (a restart): once more on a new one
+            except BaseException:
+                conn.close()
+                raise
+            with self._lock:
+                if hub.count():
+                    self._held.append(conn)
+                    return
+            conn.close()
+            return
+
+    def _connect(self, fresh: bool) -> Connection:
+        """A held connection, or a new one from the pool (pre-pinged there)."""
+        with self._lock:
+            if self._held and not fresh:
+                return self._held.pop()
+        return self._engine.connect().execution_options(**AUTOCOMMIT)
+
+    def release(self, hub: Hub) -> None:
+        """Give the held connections back to the pool once the process has no stream."""
+        with self._lock:
+            if hub.count():
+                return
+            held, self._held = self._held, []
+        for conn in held:
+            conn.close()

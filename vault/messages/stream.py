@@ -317,6 +317,7 @@ class EventStream:
         finally:
             watch.close()
             sub.close()
+            reader.release(sub.hub)
 
 
 def _spread(seconds: float) -> float:
