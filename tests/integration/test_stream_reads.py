@@ -33,6 +33,15 @@ def _send(app: Flask, world: World, actor: str, peer: str, cid: str) -> str:
     return str(response.get_json()["message"]["id"])
 
 
+def _ours(app: Flask) -> tuple[World, str, int]:
+    """The accounts, a conversation between the survivor and counsel, and the log's end."""
+    world = build_world(app)
+    p = world.people
+    cid = open_conversation(app, p["survivor"], world.case_id, [p["counsel"]])
+    with database(app).sessions() as db:
+        return world, cid, services.stream_start(db, None).position
+
+
 def _one_round(app: Flask, hub: Hub, wanted: dict[str, int]) -> Round:
     """Every account of ``wanted`` asks for a read at once; the one round that answered all."""
     reader: StreamReader = app.extensions["haven.stream_reader"]
@@ -59,14 +68,11 @@ def _one_round(app: Flask, hub: Hub, wanted: dict[str, int]) -> Round:
 def test_accounts_woken_together_share_one_read_and_each_gets_only_its_own_events(
     app: Flask,
 ) -> None:
-    world = build_world(app)
+    world, ours, start = _ours(app)
     p = world.people
-    ours = open_conversation(app, p["survivor"], world.case_id, [p["counsel"]])
     theirs = open_conversation(
-        app, p["stranger_survivor"], world.other_case, [p["stranger_counsel"]]
+        app, p["stranger_survivor"], world.stranger_case_id, [p["stranger_counsel"]]
     )
-    with database(app).sessions() as db:
-        start = services.stream_start(db, None).position
     mine = _send(app, world, "survivor", "counsel", ours)
     other = _send(app, world, "stranger_survivor", "stranger_counsel", theirs)
     statements: list[str] = []
@@ -84,8 +90,13 @@ def test_accounts_woken_together_share_one_read_and_each_gets_only_its_own_event
     finally:
         sqlalchemy.event.remove(engine, "before_cursor_execute", count)
     assert len(statements) == 1, statements
-    assert [e.message_id for e in found.events[p["counsel"].id]] == [mine]
-    assert [e.message_id for e in found.events[p["stranger_counsel"].id]] == [other]
+    got = {
+        who: [(e.conversation_id, e.message_id) for e in found.events[p[who].id]]
+        for who in ("counsel", "stranger_counsel")
+    }
+    assert got["counsel"] == [(ours, mine)]
+    # The strangers' conversation opened after the cursor: its event, then the message.
+    assert got["stranger_counsel"] == [(theirs, None), (theirs, other)]
     assert found.events[p["admin"].id] == []  # in no conversation: nothing
     assert set(found.sessions) == set(wanted)  # every account's session checked in the read
     # A disabled account in a round: its session is no longer valid there.
@@ -101,15 +112,12 @@ def test_accounts_woken_together_share_one_read_and_each_gets_only_its_own_event
 def test_a_held_connection_that_broke_is_replaced_and_given_back_with_the_last_stream(
     app: Flask,
 ) -> None:
-    world = build_world(app)
+    world, cid, start = _ours(app)
     p = world.people
-    cid = open_conversation(app, p["survivor"], world.case_id, [p["counsel"]])
     reader: StreamReader = app.extensions["haven.stream_reader"]
     fanout = app.extensions["haven.fanout"]
     pool = database(app).engine.pool
     counsel = p["counsel"].id
-    with database(app).sessions() as db:
-        start = services.stream_start(db, None).position
     sub = fanout.subscribe(counsel)  # a stream is open: the reader keeps its connection
     first = _send(app, world, "survivor", "counsel", cid)
     found = reader.read(sub.hub, counsel, start)

@@ -444,7 +444,7 @@ def valid_session_ids(db: Session, user_ids: Iterable[str]) -> dict[str, str]:
         select(User.id, User.session_version).where(
             User.id.in_(list(user_ids)), User.is_disabled.is_(False)
         )
-    ).tuples()
+    )
     return {user_id: f"{user_id}:{version}" for user_id, version in rows}
 
 

@@ -764,7 +764,7 @@ def events_after_many(
             found[user_id] = events_after(db, user_id, after, limit)
         return found
     params = {"user_ids": list(wanted), "afters": list(wanted.values()), "limit": limit}
-    for user_id, event in db.execute(sql.EVENTS_AFTER_MANY, params).tuples():
+    for user_id, event in db.execute(sql.EVENTS_AFTER_MANY, params):
         found[user_id].append(event)
     return found
 
