@@ -60,6 +60,7 @@ class StreamReader:
         self._lock = threading.Lock()
         self._open: Round | None = None  # the round still taking accounts
         self._held: list[Connection] = []  # readers' connections between rounds
+        self._closed = False
 
     def read(self, hub: Hub, user_id: str, after: int) -> Round:
         """A read, started after this call, of the account's session and events after ``after``."""
@@ -115,7 +116,7 @@ class StreamReader:
                 conn.close()
                 raise
             with self._lock:
-                if hub.count():
+                if hub.count() and not self._closed:
                     self._held.append(conn)
                     return
             conn.close()
@@ -130,9 +131,15 @@ class StreamReader:
 
     def release(self, hub: Hub) -> None:
         """Give the held connections back to the pool once the process has no stream."""
+        if not hub.count():
+            self.close(keep_reading=True)
+
+    def close(self, keep_reading: bool = False) -> None:
+        """Give the held connections back to the pool; hold none from now on unless
+        ``keep_reading`` (before the engine is disposed: a connection given back to a
+        disposed pool is never closed)."""
         with self._lock:
-            if hub.count():
-                return
             held, self._held = self._held, []
+            self._closed = self._closed or not keep_reading
         for conn in held:
             conn.close()
