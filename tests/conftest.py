@@ -194,6 +194,9 @@ def dispose_app(app: Flask) -> None:
     purger = app.extensions.get("haven.purger")
     if purger is not None:
         purger.stop()  # its database goes away with the test
+    reader = app.extensions.get("haven.stream_reader")
+    if reader is not None:
+        reader.close()  # the connections its streams' reads keep, before the pool goes
     database(app).engine.dispose()
 
 

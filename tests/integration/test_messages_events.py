@@ -305,23 +305,31 @@ def _lock_waiters(engine: Any) -> int:
         )
 
 
-def test_an_open_stream_holds_no_database_connection(
-    app: Flask, world: World, live_server: LiveServer
+def test_open_streams_hold_no_database_connection_beyond_the_one_reader(
+    make_app: Callable[..., Flask],
 ) -> None:
+    # One reader: whatever the number of streams, the process holds at most one connection.
+    app = make_app(HAVEN_SSE_DB_READERS="1")
+    world = build_world(app)
+    p = world.people
+    world.extra["cid"] = open_conversation(app, p["survivor"], world.case_id, [p["counsel"]])
     pool = database(app).engine.pool
-    listeners = [
-        Listener(http_client(app, live_server.url, world.people[who].id))
-        for who in ("survivor", "counsel", "survivor")
-    ]
-    for listener in listeners:
-        assert listener.next().kind == "ready"
-    wait_for(lambda: pool.checkedout() == 0, "every stream to give back its connection")  # type: ignore[attr-defined]
-    sender(app, world, "survivor")("still delivered")
-    for listener in listeners:
-        assert listener.until("message").kind == "message"
-    wait_for(lambda: pool.checkedout() == 0, "the streams to give back their connections")  # type: ignore[attr-defined]
-    for listener in listeners:
-        listener.close()
+    with LiveServer(app) as server:
+        listeners = [
+            Listener(http_client(app, server.url, p[who].id))
+            for who in ("survivor", "counsel", "survivor")
+        ]
+        for listener in listeners:
+            assert listener.next().kind == "ready"
+        wait_for(lambda: pool.checkedout() == 0, "every stream to give back its connection")  # type: ignore[attr-defined]
+        sender(app, world, "survivor")("still delivered")
+        for listener in listeners:
+            assert listener.until("message").kind == "message"
+        assert pool.checkedout() <= 1  # type: ignore[attr-defined]
+        for listener in listeners:
+            listener.close()
+        # The last stream gone, the reader gives its connection back.
+        wait_for(lambda: pool.checkedout() == 0, "the reader to give back its connection")  # type: ignore[attr-defined]
 
 
 def test_streams_of_one_account_woken_together_share_one_read(

@@ -19,15 +19,18 @@ def _events_tier_only() -> None:
 
 def init_app(app: Flask) -> None:
     """Fan-out, stream slots, the start-up and periodic purge, and the bench route if enabled."""
+    from vault.db import database
     from vault.messages.fanout import make_fanout
     from vault.messages.purge import purge_at_start, start_purger
+    from vault.messages.reads import StreamReader
     from vault.messages.stream import StreamSlots
     from vault.messages.views import register_bench
 
     app.extensions["haven.fanout"] = make_fanout(app.config["HAVEN_REDIS_URL"])
-    app.extensions["haven.stream_slots"] = StreamSlots(
+    slots = app.extensions["haven.stream_slots"] = StreamSlots(
         app.config["HAVEN_SSE_MAX_STREAMS"], app.config["HAVEN_SSE_DB_READERS"]
     )
+    app.extensions["haven.stream_reader"] = StreamReader(database(app).engine, slots.reads)
     if app.config["HAVEN_TIER"] == "events":
         # The event tier serves the stream and health checks only; the app tier the rest.
         app.before_request(_events_tier_only)

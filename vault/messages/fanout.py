@@ -75,6 +75,7 @@ class Hub:
         self._lock = threading.Lock()
         self._subs: dict[str, set[Subscription]] = {}
         self._shared: dict[str, Any] = {}
+        self._open = 0  # streams open: asked on every stream read and every wake-up heard
         self.wakes = 0  # wake-ups so far; each is numbered, in order
 
     def shared(self, user_id: str, make: Callable[[], T]) -> T:
@@ -91,14 +92,16 @@ class Hub:
         sub = Subscription(self, user_id)
         with self._lock:
             self._subs.setdefault(user_id, set()).add(sub)
+            self._open += 1
         return sub
 
     def remove(self, sub: Subscription) -> None:
         """Forget a stream."""
         with self._lock:
             subs = self._subs.get(sub.user_id)
-            if subs is not None:
+            if subs is not None and sub in subs:
                 subs.discard(sub)
+                self._open -= 1
                 if not subs:
                     del self._subs[sub.user_id]
                     self._shared.pop(sub.user_id, None)
@@ -120,7 +123,7 @@ class Hub:
     def count(self) -> int:
         """How many streams are open."""
         with self._lock:
-            return sum(len(s) for s in self._subs.values())
+            return self._open
 
 
 class LocalFanout:

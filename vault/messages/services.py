@@ -753,6 +753,22 @@ def events_after(db: Session, user_id: str, after: int, limit: int = 100) -> lis
     return list(db.scalars(sql.EVENTS_AFTER, params))
 
 
+def events_after_many(
+    db: Session, wanted: dict[str, int], limit: int = 100
+) -> dict[str, list[MessageEvent]]:
+    """events_after for several accounts (account id -> cursor): one statement on PostgreSQL,
+    its rows split per account; one statement per account on SQLite (the embedded default)."""
+    found: dict[str, list[MessageEvent]] = {user_id: [] for user_id in wanted}
+    if db.get_bind().dialect.name != "postgresql":
+        for user_id, after in wanted.items():
+            found[user_id] = events_after(db, user_id, after, limit)
+        return found
+    params = {"user_ids": list(wanted), "afters": list(wanted.values()), "limit": limit}
+    for user_id, event in db.execute(sql.EVENTS_AFTER_MANY, params):
+        found[user_id].append(event)
+    return found
+
+
 # -- purge ------------------------------------------------------------------------------
 
 

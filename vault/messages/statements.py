@@ -12,6 +12,7 @@ from functools import cache
 from typing import cast
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Exists,
     Insert,
@@ -19,11 +20,16 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    column,
+    func,
     insert,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import aliased
 
 from vault.accounts.models import User, UserKey
 from vault.cases.models import CaseMember
@@ -223,4 +229,39 @@ EVENTS_AFTER = (
     .where(MessageEvent.seq > bindparam("after"))
     .order_by(MessageEvent.seq)
     .limit(bindparam("limit"))
+)
+
+# Every woken account's next events in one statement (PostgreSQL): params user_ids, afters
+# (arrays, one cursor per account) and limit (per account). Each account's events are
+# EVENTS_AFTER's, read by an index scan from its own cursor.
+_WANTED = (
+    func.unnest(
+        bindparam("user_ids", type_=ARRAY(ConversationMember.user_id.type)),
+        bindparam("afters", type_=ARRAY(BigInteger())),
+    )
+    .table_valued(column("user_id"), column("after"))
+    .render_derived(name="wanted")
+)
+_FOUND = (
+    select(MessageEvent)
+    .join(
+        ConversationMember,
+        and_(
+            ConversationMember.conversation_id == MessageEvent.conversation_id,
+            ConversationMember.user_id == _WANTED.c.user_id,
+        ),
+    )
+    .join(Conversation, Conversation.id == MessageEvent.conversation_id)
+    .join(CaseMember, _in_case())
+    .where(MessageEvent.seq > _WANTED.c.after)
+    .order_by(MessageEvent.seq)
+    .limit(bindparam("limit"))
+    .lateral("found")
+)
+_FOUND_EVENT = aliased(MessageEvent, _FOUND)
+EVENTS_AFTER_MANY = (
+    select(_WANTED.c.user_id, _FOUND_EVENT)
+    .select_from(_WANTED)
+    .join(_FOUND, true())
+    .order_by(_FOUND_EVENT.seq)
 )

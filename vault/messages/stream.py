@@ -1,13 +1,14 @@
 """Server-sent events: each account's stream of event ids, resumable with Last-Event-ID.
 
-The stream holds no database connection while it waits: each read opens a session,
-re-checks the account's session, reads the next events and closes it. A stream reads when
-woken (fanout.py) and otherwise only every ``HAVEN_SSE_RECHECK_SECONDS`` (spread at random
-over ±20 %), so idle streams cost heartbeats on the socket, not database work; the event
-tier (docs/deploy.md) holds thousands of them per process under gevent. The streams of one
-account in a process woken by the same wake-up share one read (SharedRead): an account with
-twenty open pages costs one query per message, not twenty. Event ids on the
-wire are sealed cursors (the global event number under the server data key, bound to the
+The stream holds no database connection while it waits: each read re-checks the account's
+session and reads the next events, in a round with the other accounts reading at that
+moment (reads.py). A stream reads when woken (fanout.py) and otherwise only every
+``HAVEN_SSE_RECHECK_SECONDS`` (spread at random over ±20 %), so idle streams cost
+heartbeats on the socket, not database work; the event tier (docs/deploy.md) holds
+thousands of them per process under gevent. The streams of one account in a process woken
+by the same wake-up share one read and its frames (SharedRead): an account with twenty open
+pages costs one query and one sealed cursor per event, not twenty. Event ids on the wire
+are sealed cursors (the global event number under the server data key, bound to the
 account), so a client learns nothing about other people's traffic from them.
 """
 
@@ -27,24 +28,22 @@ from typing import Any
 
 from flask import Flask
 
-from vault.accounts import services as accounts
 from vault.db import database
 from vault.keyring import Keyring, KeyringError
 from vault.messages import services
 from vault.messages.fanout import Fanout, Subscription
 from vault.messages.models import MessageEvent
+from vault.messages.reads import BATCH, Round, StreamReader
 from vault.ops import metrics
 from vault.protocol import serverdata
 from vault.protocol.encoding import EncodingError, b64decode, b64encode
 
 log = logging.getLogger(__name__)
 
-BATCH = 100
 RETRY_MS = 3000
 CURSOR_KIND = "event-cursor/"
 # How often a waiting stream looks whether its client went away (not a write: a look).
 GONE_CHECK_SECONDS = 1.0
-AUTOCOMMIT: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"}
 
 
 def cursor_token(ring: Keyring, user_id: str, seq: int) -> str:
@@ -186,6 +185,7 @@ class SharedRead:
         self.after = 0
         self.events: list[MessageEvent] = []
         self.valid_session: str | None = None
+        self._frames: dict[int, str] = {}  # the events' frames, each sealed once (§9.9)
 
     def covers(self, woken_by: int | None, position: int, since: float) -> bool:
         """Whether this read answers a stream at ``position`` woken by ``woken_by`` (None: a
@@ -199,10 +199,30 @@ class SharedRead:
         full = len(self.events) == BATCH
         return not full or position < self.events[-1].seq
 
-    def answer(self, session_id: str, position: int) -> tuple[bool, list[MessageEvent]]:
-        """(session still valid, the events after ``position``) for one stream."""
-        alive = session_id == self.valid_session
-        return alive, [e for e in self.events if e.seq > position]
+    def take(self, found: Round, user_id: str) -> None:
+        """Keep the account's part of a round's read."""
+        self.wake, self.started, self.after = found.wake, found.started, found.wanted[user_id]
+        self.events = found.events.get(user_id, [])
+        self.valid_session = found.sessions.get(user_id)
+        self._frames = {}
+
+    def answer(
+        self, ring: Keyring, user_id: str, session_id: str, position: int
+    ) -> tuple[bool, list[tuple[int, str]]]:
+        """(session still valid, the frames after ``position``), each sealed once per account."""
+        if session_id != self.valid_session:
+            return False, []
+        frames = []
+        for event in self.events:
+            if event.seq > position:
+                frame = self._frames.get(event.seq)
+                if frame is None:
+                    token = cursor_token(ring, user_id, event.seq)
+                    frame = self._frames[event.seq] = _frame(
+                        event.kind.value, token, event_data(event)
+                    )
+                frames.append((event.seq, frame))
+        return True, frames
 
 
 def _frame(kind: str, token: str, data: dict[str, Any]) -> str:
@@ -256,6 +276,7 @@ class EventStream:
         heartbeat = float(self.app.config["HAVEN_SSE_HEARTBEAT_SECONDS"])
         recheck = float(self.app.config["HAVEN_SSE_RECHECK_SECONDS"])
         reads = self.app.extensions["haven.stream_slots"].reads
+        reader: StreamReader = self.app.extensions["haven.stream_reader"]
         sessions = database(self.app).sessions
         sub = fanout.subscribe(self.user_id)
         shared = sub.hub.shared(self.user_id, SharedRead)
@@ -282,28 +303,16 @@ class EventStream:
                         now = time.monotonic()
                         since = max(now - 0.8 * recheck, subscribed)
                         if not shared.covers(woken_by, position, since):
-                            wake = sub.hub.wakes
-                            with reads, sessions() as db:
-                                # No transaction: each statement reads committed rows as in
-                                # one (read committed), without a BEGIN and a ROLLBACK.
-                                db.connection(execution_options=AUTOCOMMIT)
-                                valid = accounts.valid_session_id(db, self.user_id)
-                                found = services.events_after(db, self.user_id, position, BATCH)
-                            shared.wake, shared.after, shared.started = wake, position, now
-                            shared.events, shared.valid_session = found, valid
-                        alive, events = shared.answer(self.session_id, position)
+                            shared.take(reader.read(sub.hub, self.user_id, position), self.user_id)
+                        alive, frames = shared.answer(ring, self.user_id, self.session_id, position)
                         more = len(shared.events) == BATCH  # the read stopped at a full batch
                         answered = shared.started
                     if not alive:
                         yield _frame("end", cursor_token(ring, self.user_id, position), {})
                         return
-                    for event in events:
-                        position = event.seq
-                        yield _frame(
-                            event.kind.value,
-                            cursor_token(ring, self.user_id, position),
-                            event_data(event),
-                        )
+                    for seq, frame in frames:
+                        position = seq
+                        yield frame
                     if more:
                         continue
                     # The next periodic re-read is due a period after the read that answered.
@@ -320,6 +329,7 @@ class EventStream:
         finally:
             watch.close()
             sub.close()
+            reader.release(sub.hub)
 
 
 def _spread(seconds: float) -> float:
