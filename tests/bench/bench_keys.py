@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from tests.bench.harness import Services, emit, log
+from tests.bench.harness import Services, emit, log, tree_cpu
 from vault import migrate
 from vault.accounts.models import Role, User
 from vault.admin import services as admin
@@ -82,20 +82,7 @@ def _reseal_in_memory(ring: Keyring, rows: int) -> tuple[float, float]:
 def _database_cpu(data: Path) -> float:
     """CPU seconds used so far by the PostgreSQL server in a data directory (the bench's own):
     the postmaster, its live children, and the children that have exited."""
-    master = int((data / "postmaster.pid").read_text().split()[0])
-    ticks = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == master:
-            ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-        elif int(fields[1]) == master:
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return tree_cpu(int((data / "postmaster.pid").read_text().split()[0]))
 
 
 def _data_key_rotation(services: Services) -> None:

@@ -9,7 +9,9 @@
    (``GET /api/v1/bench/conversations/<id>``, only served with HAVEN_BENCH=true) that
    does the same session check and one indexed read. Throughput is requests per second
    over the same number of requests; ratio = send-and-list / bare (issue 13: target >= 0.7, p99 <= 1.5x the bare endpoint).
-   Rounds alternate bare and send-and-list; the best round of each is reported.
+   Rounds alternate bare and send-and-list; the best round of each is reported, and
+   requests per CPU-second of the servers (app, PostgreSQL, Redis) over all rounds beside
+   the bare route's, which a busy shared machine disturbs far less than wall time.
 2. Delivery: two app instances (separate gunicorn processes, one worker each) sharing
    PostgreSQL and Redis. Counsel streams events from instance A; survivors send through
    instance B. Latency is from just before the POST to the event's arrival on the
@@ -30,7 +32,7 @@ from typing import Any
 import requests
 from flask import Flask
 
-from tests.bench.harness import Services, emit, log
+from tests.bench.harness import Services, emit, log, tree_cpu
 from tests.factories import Person, make_person, session_cookie_for
 from tests.integration.messages_fixtures import (
     AppProcess,
@@ -192,12 +194,23 @@ def _throughput(services: Services, root: Path) -> None:
         best_bare: tuple[float, list[float]] | None = None
         best_mix: tuple[float, list[float]] | None = None
         requests_per_round = len(clients) * 2 * ITERATIONS
+        # CPU seconds per phase (servers, then this client): wall time on a shared machine
+        # also measures the scheduler, CPU time measures the work.
+        cpu = {"bare": [0.0, 0.0], "mix": [0.0, 0.0]}
+
+        def measured(phase: str, workers: list[Callable[[list[float]], None]]) -> Any:
+            servers, client = _server_cpu(services, server), time.process_time()
+            result = _load(workers)
+            cpu[phase][0] += _server_cpu(services, server) - servers
+            cpu[phase][1] += time.process_time() - client
+            return result
+
         for round_ in range(ROUNDS):
-            wall_bare, lat_bare = _load([bare(p, s) for p, s in clients])
-            wall_mix, lat_mix = _load([send_list(p, s) for p, s in clients])
+            wall_bare, lat_bare = measured("bare", [bare(p, s) for p, s in clients])
+            wall_mix, lat_mix = measured("mix", [send_list(p, s) for p, s in clients])
             log(
                 f"round {round_}: bare {requests_per_round / wall_bare:.0f} req/s, "
-                f"send+list {requests_per_round / wall_mix:.0f} req/s"
+                f"send+list {requests_per_round / wall_mix:.0f} req/s, load {os.getloadavg()[0]:.1f}"
             )
             if best_bare is None or wall_bare < best_bare[0]:
                 best_bare = (wall_bare, lat_bare)
@@ -216,6 +229,15 @@ def _throughput(services: Services, root: Path) -> None:
             baseline_is="bare route: session check + one indexed read, same app and server",
             server="gunicorn 2 gthread workers x 8 threads, PostgreSQL, Redis",
         )
+        total = ROUNDS * requests_per_round
+        emit(
+            "messages_send_list_requests_per_cpu_s",
+            total / cpu["mix"][0],
+            "req/cpu-s",
+            total / cpu["bare"][0],
+            cpu_is="gunicorn master and workers + the bench's PostgreSQL + Redis, all rounds",
+            client_cpu_share=round(cpu["mix"][1] / (cpu["mix"][0] + cpu["mix"][1]), 3),
+        )
         for q, name in ((0.5, "p50"), (0.99, "p99")):
             emit(
                 f"messages_send_list_latency_{name}",
@@ -227,6 +249,13 @@ def _throughput(services: Services, root: Path) -> None:
     finally:
         server.stop()
         database(app).engine.dispose()
+
+
+def _server_cpu(services: Services, server: AppProcess) -> float:
+    """CPU seconds used so far by the app under gunicorn and the bench's PostgreSQL and Redis."""
+    assert server.proc is not None and services.redis.proc is not None
+    postmaster = int((services.postgres.data / "postmaster.pid").read_text().split()[0])
+    return sum(tree_cpu(pid) for pid in (server.proc.pid, postmaster, services.redis.proc.pid))
 
 
 class Stream:

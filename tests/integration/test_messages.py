@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from sqlalchemy import func, select, update
 
@@ -17,6 +18,7 @@ from tests.integration.messages_fixtures import (
     make_envelope,
     open_conversation,
 )
+from tests.services import RedisServer
 from vault.accounts.models import Role
 from vault.client.messages import parse_envelope
 from vault.db import database, utcnow
@@ -344,6 +346,37 @@ def test_send_limit_per_account(make_app: Any) -> None:
     assert row_counts(app) == counts
     # The limit is per account: counsel still sends.
     assert send(as_(app, world, "counsel"), world, "counsel", cid, "4").status_code == 201
+
+
+def test_send_limit_on_redis_counts_and_answers_headers_in_one_round_trip(
+    make_app: Any, redis_server: RedisServer
+) -> None:
+    app = make_app(HAVEN_LIMIT_MESSAGE_SEND="3/minute", HAVEN_LIMITER_STORAGE_URI=redis_server.url)
+    world = build_world(app)
+    cid = pair(app, world)
+    survivor = as_(app, world, "survivor")
+    assert send(survivor, world, "survivor", cid, "0").status_code == 201  # loads the script
+    stats = redis.Redis.from_url(redis_server.url)
+    stats.config_resetstat()
+    for left in (1, 0):
+        sent = send(survivor, world, "survivor", cid, str(left))
+        assert sent.status_code == 201
+        assert sent.headers["X-RateLimit-Limit"] == "3"
+        assert sent.headers["X-RateLimit-Remaining"] == str(left)
+        assert 0 < int(sent.headers["Retry-After"]) <= 60
+    counted = stats.info("commandstats")
+    assert counted["cmdstat_evalsha"]["calls"] == 2
+    # The headers came from the counting script (its own TTL is counted too), with no
+    # separate GET and TTL round trips after the view.
+    assert "cmdstat_get" not in counted
+    assert counted["cmdstat_ttl"]["calls"] == 2
+    counts = row_counts(app)
+    limited = send(survivor, world, "survivor", cid, "over")
+    assert limited.status_code == 429
+    assert limited.get_json()["error"]["code"] == "rate_limited"
+    assert limited.headers["X-RateLimit-Remaining"] == "0"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
+    assert row_counts(app) == counts
 
 
 @pytest.mark.parametrize(

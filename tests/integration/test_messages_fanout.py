@@ -3,10 +3,14 @@ database and one Redis. A message sent through one instance wakes streams on the
 
 from __future__ import annotations
 
+import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
+import redis
 from flask import Flask
 
 from tests.authz import World
@@ -18,8 +22,9 @@ from tests.integration.messages_fixtures import (
     world,
 )
 from tests.integration.test_messages_events import Listener, http_client
+from tests.services import RedisServer
 from vault.client.messages import Messenger
-from vault.messages.fanout import RedisFanout
+from vault.messages.fanout import CHANNEL, RedisFanout
 
 __all__ = ["shared", "world"]  # fixtures used by the tests below
 
@@ -81,3 +86,39 @@ def test_resume_on_the_other_instance_is_exact(world: World, instances: list[App
     assert resumed.next().kind == "ready"
     assert [resumed.until("message").data["message_id"] for _ in ids] == ids
     resumed.close()
+
+
+def test_wake_ups_are_published_off_the_sending_thread_and_merged(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "redis")  # its own: the test pauses it
+    server.start()
+    assert server.proc is not None
+    sender = RedisFanout(server.url)
+    heard = redis.Redis.from_url(server.url).pubsub()  # type: ignore[no-untyped-call]
+    heard.subscribe(CHANNEL)
+    assert _next(heard)["type"] == "subscribe"
+    sender.publish(["warm-up"])  # connects the publisher before Redis stops answering
+    assert json.loads(_next(heard)["data"]) == ["warm-up"]
+    try:
+        server.proc.send_signal(signal.SIGSTOP)
+        try:
+            # With Redis not answering, each call still returns: no request waits on it.
+            for ids in (["u1"], ["u2", "u3"], ["u3", "u4"]):
+                sender.publish(ids)
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        got: list[list[str]] = []
+        while {i for ids in got for i in ids} != {"u1", "u2", "u3", "u4"}:
+            got.append(json.loads(_next(heard)["data"]))
+        # The first may have left before the others were queued; those waiting are merged.
+        assert len(got) < 3
+    finally:
+        heard.close()
+        sender.close()
+        server.stop()
+
+
+def _next(pubsub: Any) -> dict[str, Any]:
+    """The next message on a subscription (the test fails after 30 s without one)."""
+    message = pubsub.get_message(timeout=30)
+    assert message is not None
+    return cast(dict[str, Any], message)

@@ -5,7 +5,8 @@ reads the events themselves from the database, so a lost wake-up costs latency (
 stream re-reads every ``HAVEN_SSE_RECHECK_SECONDS``), never an event. With HAVEN_REDIS_URL
 set, every app process (gunicorn worker or instance) subscribes to one channel from one
 listener thread, started on the first stream in that process and stopped after a minute
-without streams. In the event tier gunicorn's gevent worker has monkey-patched threading
+without streams, and publishes from one publisher thread, so no request waits on Redis.
+In the event tier gunicorn's gevent worker has monkey-patched threading
 and sockets before the app loads, so the same listener, locks and wake-up flags are
 greenlets and gevent primitives there: one listener per process, cooperative, fanning
 each wake-up out to thousands of streams.
@@ -153,15 +154,21 @@ class RedisFanout:
         self._client: redis.Redis | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._pending: set[str] = set()
+        self._wanted = threading.Event()
+        self._publisher: threading.Thread | None = None
 
     def _after_fork(self) -> None:
-        """A forked worker starts with no streams, no client and no listener of its own."""
+        """A forked worker starts with no streams, no client and no threads of its own."""
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self.hub = Hub()
             self._client = None
             self._thread = None
             self._lock = threading.Lock()
+            self._pending = set()
+            self._wanted = threading.Event()
+            self._publisher = None
 
     def _redis(self) -> redis.Redis:
         self._after_fork()
@@ -172,10 +179,35 @@ class RedisFanout:
         return self._client
 
     def publish(self, user_ids: Iterable[str]) -> None:
-        """Announce new events for these accounts to every process; never fails a request."""
-        ids = sorted(set(user_ids))
+        """Queue a wake-up for these accounts; this process's publisher thread announces it
+        to every process, merged with any others waiting. Never fails or holds a request."""
+        ids = set(user_ids)
         if not ids:
             return
+        self._after_fork()
+        with self._lock:
+            self._pending |= ids
+            if self._publisher is None or not self._publisher.is_alive():
+                self._publisher = threading.Thread(
+                    target=self._publish_pending, name="haven-fanout-publish", daemon=True
+                )
+                self._publisher.start()
+        self._wanted.set()
+
+    def _publish_pending(self) -> None:
+        """Publish the waiting wake-ups, as one message, until closed."""
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()  # before taking: a wake-up queued after the take sets it again
+            with self._lock:
+                ids, self._pending = sorted(self._pending), set()
+            if ids:
+                self._send(ids)
+            if self._stop.is_set():
+                return
+
+    def _send(self, ids: list[str]) -> None:
+        """Publish one wake-up; if Redis fails, wake this process's streams at least."""
         try:
             self._redis().publish(self.channel, json.dumps(ids))
         except redis.RedisError as exc:
@@ -196,11 +228,13 @@ class RedisFanout:
         return sub
 
     def close(self) -> None:
-        """Stop the listener thread and drop the publishing connection."""
+        """Stop the listener thread and the publisher (after what it holds), and drop the
+        publishing connection."""
         self._stop.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
+        self._wanted.set()
+        for thread in (self._thread, self._publisher):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=5)
         if self._client is not None:
             self._client.close()
             self._client = None
