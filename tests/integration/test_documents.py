@@ -116,6 +116,20 @@ def test_passport_scan_is_shared_downloaded_revoked_and_never_stored_in_clear(
     assert kinds == ["revoke", "download", "grant", "upload"]
 
 
+class Dropped(Exception):
+    """The connection a test cut while a part was being sent."""
+
+
+def _drop_at(part: int) -> Callable[[int], None]:
+    """An ``on_part`` callback that cuts the upload once ``part`` is acknowledged."""
+
+    def drop(number: int) -> None:
+        if number == part:
+            raise Dropped
+
+    return drop
+
+
 def test_upload_resumes_from_the_last_acknowledged_part(
     pair: Pair, live_server: LiveServer, tmp_path: Path
 ) -> None:
@@ -123,16 +137,9 @@ def test_upload_resumes_from_the_last_acknowledged_part(
     source = tmp_path / "birth-certificate.png"
     digest = write_random_file(source, 17 * MiB + 5)
 
-    class Dropped(Exception):
-        pass
-
-    def drop_after_first(number: int) -> None:
-        if number == 1:
-            raise Dropped
-
     first_device = fast_documents(survivor, parallel_parts=1)
     with pytest.raises(Dropped):
-        first_device.upload(case_id, source, doc_type="birth_certificate", on_part=drop_after_first)
+        first_device.upload(case_id, source, doc_type="birth_certificate", on_part=_drop_at(1))
     listing = survivor.get(f"/cases/{case_id}/documents")["documents"]
     assert listing == []
     pending = survivor.get(f"/documents/{_only_pending(survivor, live_server)}/upload")
@@ -164,17 +171,10 @@ def test_parallel_upload_cut_short_resumes_with_exactly_the_missing_parts(
     parts = pdoc.part_count(pdoc.ciphertext_size(27 * MiB + 3), pdoc.MIN_PART_BYTES)
     assert parts == 6
 
-    class Dropped(Exception):
-        pass
-
-    def drop_at_second(number: int) -> None:
-        if number == 2:
-            raise Dropped
-
     docs = fast_documents(survivor)  # the default: several parts in flight at once
     assert docs.parallel_parts > 1
     with pytest.raises(Dropped):
-        docs.upload(case_id, source, doc_type="passport", on_part=drop_at_second)
+        docs.upload(case_id, source, doc_type="passport", on_part=_drop_at(2))
     doc_id = _only_pending(survivor, live_server)
     acked = {p["number"] for p in survivor.get(f"/documents/{doc_id}/upload")["upload"]["parts"]}
     assert 2 in acked
