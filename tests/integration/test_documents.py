@@ -130,13 +130,16 @@ def _drop_at(part: int) -> Callable[[int], None]:
     return drop
 
 
+def _random_file(path: Path, size: int) -> tuple[Path, str]:
+    """A file of random bytes and its SHA-256."""
+    return path, write_random_file(path, size)
+
+
 def test_upload_resumes_from_the_last_acknowledged_part(
     pair: Pair, live_server: LiveServer, tmp_path: Path
 ) -> None:
     survivor, _, case_id = pair
-    source = tmp_path / "birth-certificate.png"
-    digest = write_random_file(source, 17 * MiB + 5)
-
+    source, digest = _random_file(tmp_path / "birth-certificate.png", 17 * MiB + 5)
     first_device = fast_documents(survivor, parallel_parts=1)
     with pytest.raises(Dropped):
         first_device.upload(case_id, source, doc_type="birth_certificate", on_part=_drop_at(1))
@@ -166,8 +169,7 @@ def test_parallel_upload_cut_short_resumes_with_exactly_the_missing_parts(
     pair: Pair, live_server: LiveServer, tmp_path: Path
 ) -> None:
     survivor, _, case_id = pair
-    source = tmp_path / "passport.png"
-    digest = write_random_file(source, 27 * MiB + 3)
+    source, digest = _random_file(tmp_path / "passport.png", 27 * MiB + 3)
     parts = pdoc.part_count(pdoc.ciphertext_size(27 * MiB + 3), pdoc.MIN_PART_BYTES)
     assert parts == 6
 
