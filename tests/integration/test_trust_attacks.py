@@ -166,3 +166,58 @@ def test_inclusion_proofs_hand_out_no_entries(
     _, survivor, _ = _pair(create_account)
     answer = survivor.get("/directory/proofs/inclusion", index=0, size=2)
     assert set(answer) == {"proof"}
+
+
+def _shift_key_version(app: Flask, user_id: str, by: int) -> None:
+    """Move the account's current key version in the database, with no log entry for it."""
+    from sqlalchemy import update
+
+    from vault.accounts.models import User
+
+    with app.app_context():
+        db = database(app).sessions()
+        try:
+            db.execute(
+                update(User).where(User.id == user_id).values(key_version=User.key_version + by)
+            )
+            db.commit()
+        finally:
+            db.close()
+
+
+def test_a_version_and_log_that_disagree_are_looked_at_again_and_refused_if_they_still_do(
+    create_account: Callable[..., tuple[HavenClient, str]],
+    app: Flask,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The server reads an account's version and its log entries in separate statements, so
+    a rotation committing between them gave one answer whose halves disagree, and a sender
+    took an honest rotation for equivocation (seen in a full run). The client looks again;
+    a server whose version and log stay apart is still refused."""
+    counsel, survivor, _ = _pair(create_account)
+    assert counsel.account is not None
+    cid = counsel.account.id
+    path = f"/users/{cid}/keys"
+    record = survivor.get(path)["keys"][-1]
+    get = survivor.get
+    looks: list[int] = []
+    catches_up = [True]
+
+    def rotation_lands_between(url: str, **params: object) -> dict[str, object]:
+        answer: dict[str, object] = get(url, **params)
+        if url == path:
+            looks.append(int(str(answer["current_version"])))
+            if catches_up.pop() if catches_up else False:
+                _shift_key_version(app, cid, -1)  # the other half of the answer catches up
+        return answer
+
+    _shift_key_version(app, cid, 1)
+    monkeypatch.setattr(survivor, "get", rotation_lands_between)
+    survivor.verify_contact(cid, "op-counsel", record)
+    assert looks == [2, 1]
+
+    _shift_key_version(app, cid, 1)
+    looks.clear()
+    with pytest.raises(kt.EquivocationError, match="not the log's newest"):
+        survivor.verify_contact(cid, "op-counsel", record)
+    assert looks == [2, 2]
