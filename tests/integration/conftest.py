@@ -29,6 +29,7 @@ from minio.commonconfig import CopySource
 
 from tests.authz import World, build_full_world, copy_of
 from tests.conftest import app_settings, build_app, dispose_app
+from tests.integration.documents_fixtures import minio_client
 from tests.services import MinioServer, PostgresServer
 
 
@@ -65,7 +66,7 @@ def shared_world(
 
 def _copy_objects(minio: MinioServer, source: str, target: str) -> Minio:
     """Make ``target`` and copy every object of ``source`` into it, server side."""
-    client = Minio(f"127.0.0.1:{minio.port}", minio.access_key, minio.secret_key, secure=False)
+    client = minio_client(minio)
     client.make_bucket(target)
     for item in client.list_objects(source, recursive=True):
         name = str(item.object_name)

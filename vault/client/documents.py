@@ -94,19 +94,6 @@ class Downloaded:
     sha256: bytes
 
 
-def _read_exact(source: BinaryIO, size: int) -> bytes:
-    """Up to ``size`` bytes, fewer only at the end of the file (one piece, usually no join)."""
-    parts = []
-    remaining = size
-    while remaining:
-        piece = source.read(remaining)
-        if not piece:
-            break
-        parts.append(piece)
-        remaining -= len(piece)
-    return b"".join(parts)
-
-
 def _read_into(source: BinaryIO, view: memoryview) -> int:
     """Fill ``view`` from ``source`` (fewer bytes only at the end of the file)."""
     readinto = getattr(source, "readinto", None)
