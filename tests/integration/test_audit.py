@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from click.testing import CliRunner
 from flask import Flask
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import LiveServer
+from tests.services import wait_for
 from vault.audit import chain
 from vault.audit.models import AuditCheckpoint, AuditEntry
 from vault.cli import main
 from vault.client import ApiError, HavenClient
-from vault.db import database
+from vault.db import database, serialise_appends
+from vault.directory import services as directory
+from vault.directory.models import LogKey
 from vault.protocol.audit import ChainError
 
 
@@ -203,3 +207,61 @@ def test_document_events_join_the_chain_and_the_owner_sees_who_opened(
     assert {"upload", "grant", "download"} <= kinds
     assert chain.verify(db) >= 6
     assert "birth-certificate" not in str(survivor.get("/audit/mine"))
+
+
+def test_a_checkpoint_waits_for_a_key_publication_instead_of_deadlocking_with_it(
+    app: Flask,
+) -> None:
+    """The interleaving a full run hit on a fresh database, where the log key has no row yet.
+
+    A registration holds the key log's lock and has recorded the log key, uncommitted; the
+    checkpoint job starts; the registration then appends to the chain. The job used to take
+    the chain's lock and then wait on the log key's row while the registration waited on the
+    chain's lock: PostgreSQL failed one of them (the registration answered 503). The job now
+    records the log key before taking the chain's lock, so it waits its turn and both commit.
+    """
+    ring = app.extensions["haven.keyring"]
+    sessions = database(app).sessions
+    with sessions() as first:  # no app context, no ring: an entry with no checkpoint
+        chain.append(first, "test_event")
+        first.commit()
+    with sessions() as probe:
+        assert probe.scalars(select(LogKey)).first() is None
+    publishing = sessions()
+    try:
+        serialise_appends(publishing, directory.ADVISORY_LOCK_ID)
+        directory.ensure_log_key(publishing, ring)
+        outcomes: list[object] = []
+
+        def checkpoint_job() -> None:
+            try:
+                with sessions() as job:
+                    outcomes.append(chain.checkpoint(job, ring))
+            except Exception as exc:  # a deadlock victim fails here, or in the append below
+                outcomes.append(exc)
+
+        job = threading.Thread(target=checkpoint_job)
+        job.start()
+
+        def job_waits() -> bool:
+            with database(app).engine.connect() as conn:
+                waiting = conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND datname = current_database()"
+                    )
+                ).scalar_one()
+            return bool(waiting)
+
+        wait_for(job_waits, "the checkpoint job waiting for the publication")
+        chain.append(publishing, "account_created", ring=ring)
+        publishing.commit()
+        job.join(timeout=60)
+        assert not job.is_alive()
+    finally:
+        publishing.close()
+    [outcome] = outcomes
+    assert isinstance(outcome, AuditCheckpoint), outcome
+    assert outcome.seq == 2  # after the registration's entry, which it waited for
+    with sessions() as db:
+        assert chain.verify(db) == 2

@@ -46,7 +46,8 @@ def append(
 ) -> AuditEntry:
     """Add the next link of the chain; sign a checkpoint every CHECKPOINT_EVERY entries,
     and at this entry when ``seal`` (a document's event: its custody proof needs no links)."""
-    serialise_appends(db, ADVISORY_LOCK_ID)
+    ring = ring or app_ring()
+    lock(db, ring)
     last = db.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
     fields = proto.ChainFields(
         seq=(last.seq + 1) if last else 1,
@@ -72,17 +73,27 @@ def append(
         hash=fields.hash(),
     )
     db.add(entry)
-    ring = ring or app_ring()
     if ring is not None and (seal or fields.seq % CHECKPOINT_EVERY == 0):
         _checkpoint(db, ring, entry)
     db.flush()
     return entry
 
 
-def _checkpoint(db: Session, ring: Keyring, entry: AuditEntry) -> AuditCheckpoint:
+def lock(db: Session, ring: Keyring | None) -> None:
+    """Take the chain's append lock, held until the transaction ends.
+
+    The log key a checkpoint is signed with is recorded first, so its row is never written
+    while this lock is held (lock order: the key log's, then the chain's;
+    ``directory.services.ensure_log_key``).
+    """
     from vault.directory.services import ensure_log_key
 
-    ensure_log_key(db, ring)
+    if ring is not None:
+        ensure_log_key(db, ring)
+    serialise_appends(db, ADVISORY_LOCK_ID)
+
+
+def _checkpoint(db: Session, ring: Keyring, entry: AuditEntry) -> AuditCheckpoint:
     version = ring.current_version("logsign")
     now = int(clock.time() * 1000)
     signature = proto.sign_checkpoint(ring.current("logsign"), entry.seq, entry.hash, now, version)
@@ -95,7 +106,7 @@ def _checkpoint(db: Session, ring: Keyring, entry: AuditEntry) -> AuditCheckpoin
 
 def checkpoint(db: Session, ring: Keyring) -> AuditCheckpoint | None:
     """Sign a checkpoint at the newest entry now (if it has none yet)."""
-    serialise_appends(db, ADVISORY_LOCK_ID)
+    lock(db, ring)
     last = db.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
     if last is None or db.get(AuditCheckpoint, last.seq) is not None:
         return None

@@ -15,7 +15,7 @@ from vault.audit.models import (
     Event,
     EventKind,
 )
-from vault.db import serialise_appends, utcnow
+from vault.db import utcnow
 
 MAX_PAGE = 500
 
@@ -79,7 +79,7 @@ def _next_seq(db: Session, case_id: str) -> int:
     every earlier append committed, and no other lock is added. Events are never deleted, so
     a number is never handed out twice; ``uq_events_case_id_seq`` guards it anyway.
     """
-    serialise_appends(db, chain.ADVISORY_LOCK_ID)
+    chain.lock(db, chain.app_ring())
     last = db.scalar(select(func.max(Event.seq)).where(Event.case_id == case_id))
     return (last or 0) + 1
 

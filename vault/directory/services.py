@@ -47,9 +47,19 @@ def subtree_oracle(db: Session) -> merkle.Subtree:
 
 
 def ensure_log_key(db: Session, ring: Keyring) -> LogKey:
-    """Record the current log key's public half, announced by the previous version."""
+    """Record the current log key's public half, announced by the previous version.
+
+    The row is written under the key log's lock. A transaction that also appends to the
+    audit chain records it first (``chain.lock``): key publication takes the log's lock and
+    then the chain's, so writing the row while holding the chain's lock would wait on a
+    publication that waits on us, a deadlock PostgreSQL breaks by failing one request.
+    """
     version = ring.current_version("logsign")
     row = db.get(LogKey, version)
+    if row is not None:
+        return row
+    serialise_appends(db, ADVISORY_LOCK_ID)
+    row = db.get(LogKey, version)  # recorded by another process while this one waited
     if row is not None:
         return row
     public = kt.log_public_key(ring.current("logsign"))
