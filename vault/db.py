@@ -106,6 +106,23 @@ def session() -> Session:
     return db_session
 
 
+def read_one_moment(db: Session) -> None:
+    """Read the rest of this request's transaction from one snapshot of the database.
+
+    The transaction so far (reads before the view: the signed-in account) ends, and the
+    next begins as one that sees a single moment: REPEATABLE READ on PostgreSQL (its
+    snapshot is taken at the first statement), and on SQLite an explicit BEGIN, since the
+    driver starts none for reads and a WAL reader in a transaction sees one moment.
+    Objects already loaded are expired, so they are read again inside it.
+    """
+    db.commit()
+    db.expire_all()
+    if db.get_bind().dialect.name == "postgresql":
+        db.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:
+        db.connection().exec_driver_sql("BEGIN")
+
+
 def _close_session(_exc: BaseException | None) -> None:
     db_session: Session | None = g.pop("db_session", None)
     if db_session is not None:

@@ -6,6 +6,7 @@ import io
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import func, select
@@ -183,6 +184,43 @@ def _shift_key_version(app: Flask, user_id: str, by: int) -> None:
             db.commit()
         finally:
             db.close()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+def test_the_server_answers_a_contacts_keys_from_one_moment(
+    create_account: Callable[..., tuple[HavenClient, str]], app: Flask
+) -> None:
+    """The root of the disagreement below: the server read an account's version, then its
+    keys and log entries, and a rotation committing between them gave an answer whose halves
+    disagree. The rotation now lands exactly there, and the answer is still one moment's."""
+    counsel, survivor, _ = _pair(create_account)
+    assert counsel.account is not None
+    cid = counsel.account.id
+    path = f"/users/{cid}/keys"
+    armed: list[bool] = []
+
+    def rotate_before_the_keys_are_read(
+        _conn: object, _cursor: object, sql: str, *_: object
+    ) -> None:
+        if armed and "FROM user_keys" in sql:
+            armed.clear()  # once: the rotation's own requests read keys too
+            counsel.rotate_keys(PASSPHRASE)
+
+    engine = database(app).engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", rotate_before_the_keys_are_read)
+    try:
+        armed.append(True)
+        answer = survivor.get(path)
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", rotate_before_the_keys_are_read)
+    assert not armed, "the rotation did not run while the answer was read"
+    publishes = [e for e in answer["entries"] if e["kind"] == "publish"]
+    assert answer["current_version"] == 1
+    assert [k["version"] for k in answer["keys"]] == [1]
+    assert len(publishes) == 1
+    after = survivor.get(path)
+    assert after["current_version"] == 2  # the rotation did commit, after that moment
+    assert len([e for e in after["entries"] if e["kind"] == "publish"]) == 2
 
 
 def test_a_version_and_log_that_disagree_are_looked_at_again_and_refused_if_they_still_do(

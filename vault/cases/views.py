@@ -141,6 +141,7 @@ def get_case(case_id: str) -> Response:
 def user_keys(user_id: str) -> Response:
     """All key versions of a contact, oldest first, and every log entry naming it (§12.4)."""
     session = db.session()
+    db.read_one_moment(session)  # the version and the entries agree: no rotation between
     other = services.contact_keys(session, me(), user_id)
     return jsonify(
         {
