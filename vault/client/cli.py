@@ -393,10 +393,8 @@ def rotate_keys_command(server: str, username: str) -> None:
     readable, every other session ends, and a new recovery key is printed once."""
     passphrase = _passphrase()
     client = _client(server, username, passphrase)
-    try:
+    with api_errors("key rotation failed: "):
         recovery = client.rotate_keys(passphrase)
-    except ApiError as exc:
-        raise click.ClickException(f"key rotation failed: {exc.message}") from exc
     assert client.account is not None
     click.echo(f"Your keys are now version {client.account.keys.version}.")
     click.echo("Your new recovery key (the old one no longer works). Write it down now:")
@@ -409,13 +407,11 @@ def totp_setup_command(server: str, username: str) -> None:
     """Turn TOTP on: add the printed secret to an authenticator app, then type a code."""
     client = _client(server, username)
     factors = Factors(client)
-    try:
+    with api_errors("TOTP set-up failed: "):
         found = factors.begin_totp()
         click.echo(f"Secret: {found['secret']}")
         click.echo(f"URI:    {found['uri']}")
         codes = factors.confirm_totp(click.prompt("Code from the app").strip())
-    except ApiError as exc:
-        raise click.ClickException(f"TOTP set-up failed: {exc.message}") from exc
     click.echo("TOTP is on. One-time recovery codes (each works once). Keep them safe now:")
     for code in codes:
         click.echo(code)
@@ -426,10 +422,8 @@ def totp_setup_command(server: str, username: str) -> None:
 def totp_remove_command(server: str, username: str) -> None:
     """Turn TOTP off (refused where your role must keep a second factor)."""
     client = _client(server, username)
-    try:
+    with api_errors("TOTP removal failed: "):
         Factors(client).remove_totp()
-    except ApiError as exc:
-        raise click.ClickException(f"TOTP removal failed: {exc.message}") from exc
     click.echo("TOTP is off.")
 
 
@@ -445,10 +439,8 @@ def case_group() -> None:
 def add_counsel_command(server: str, username: str, case_id: str, colleague: str) -> None:
     """Ask your client to let COLLEAGUE (a counsel's username) into CASE_ID."""
     client = _client(server, username)
-    try:
+    with api_errors("could not ask: "):
         client.request_counsel(case_id, colleague)
-    except ApiError as exc:
-        raise click.ClickException(f"could not ask: {exc.message}") from exc
     click.echo(
         f"Request recorded. If {colleague} is a counsel account, your client will be asked "
         "to approve it; until then they see nothing of the case."
@@ -461,13 +453,11 @@ def add_counsel_command(server: str, username: str, case_id: str, colleague: str
 def requests_command(server: str, username: str, case_id: str) -> None:
     """List counsel waiting for your approval to join CASE_ID (survivors)."""
     client = _client(server, username)
-    try:
+    with api_errors():
         pending = client.member_requests(case_id)
         members = {
             m["user_id"]: m["username"] for m in client.get(f"/cases/{case_id}")["case"]["members"]
         }
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
     if not pending:
         click.echo("No one is waiting for your approval.")
     for item in pending:
@@ -477,13 +467,11 @@ def requests_command(server: str, username: str, case_id: str) -> None:
 
 def _answer(server: str, username: str, case_id: str, request_id: str, approve: bool) -> None:
     client = _client(server, username)
-    try:
+    with api_errors():
         if approve:
             client.approve_member(case_id, request_id)
         else:
             client.decline_member(case_id, request_id)
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
     click.echo("Approved: they are now in the case." if approve else "Declined.")
 
 
@@ -512,14 +500,12 @@ def decline_command(server: str, username: str, case_id: str, request_id: str) -
 def remove_command(server: str, username: str, case_id: str, counsel: str) -> None:
     """Take COUNSEL (a username) out of CASE_ID: they lose the case and every grant in it."""
     client = _client(server, username)
-    try:
+    with api_errors():
         members = client.get(f"/cases/{case_id}")["case"]["members"]
         found = [m["user_id"] for m in members if m["username"] == counsel]
         if not found:
             raise click.ClickException(f"{counsel} is not in this case")
         client.remove_counsel(case_id, found[0])
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
     click.echo(f"{counsel} is no longer in the case.")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from vault.client.api import ApiError, HavenClient
-from vault.client.cli import _client, _credentials, witness_policy
+from vault.client.cli import _client, _credentials, api_errors, witness_policy
 from vault.client.intake import Entry, Inbox, Reporter
 from vault.protocol import intake as pin
 from vault.protocol.keys import ProtocolError
@@ -43,13 +43,6 @@ def _inbox(server: str, username: str) -> Inbox:
     return Inbox(_client(server, username))
 
 
-def _guard(call: object) -> None:
-    try:
-        call()  # type: ignore[operator]
-    except ApiError as exc:
-        raise click.ClickException(exc.message) from exc
-
-
 @intake_group.command("inbox")
 @_credentials
 def inbox_command(server: str, username: str) -> None:
@@ -67,7 +60,8 @@ def inbox_command(server: str, username: str) -> None:
 def read_command(server: str, username: str, report_id: str) -> None:
     """Decrypt and show a report's thread (an audit event)."""
     inbox = _inbox(server, username)
-    _guard(lambda: _show(inbox.read(report_id)))
+    with api_errors():
+        _show(inbox.read(report_id))
 
 
 @intake_group.command("reply")
@@ -77,7 +71,8 @@ def read_command(server: str, username: str, report_id: str) -> None:
 def reply_command(server: str, username: str, report_id: str, text: str) -> None:
     """Send a reply the reporter reads with her receipt."""
     inbox = _inbox(server, username)
-    _guard(lambda: inbox.reply(report_id, text))
+    with api_errors():
+        inbox.reply(report_id, text)
     click.echo("sent")
 
 
@@ -88,7 +83,8 @@ def reply_command(server: str, username: str, report_id: str, text: str) -> None
 def assign_command(server: str, username: str, report_id: str, user_id: str) -> None:
     """Assign a report to a team member."""
     inbox = _inbox(server, username)
-    _guard(lambda: inbox.assign(report_id, user_id))
+    with api_errors():
+        inbox.assign(report_id, user_id)
     click.echo("assigned")
 
 
@@ -98,7 +94,8 @@ def assign_command(server: str, username: str, report_id: str, user_id: str) -> 
 def handled_command(server: str, username: str, report_id: str) -> None:
     """Mark a report handled."""
     inbox = _inbox(server, username)
-    _guard(lambda: inbox.handled(report_id))
+    with api_errors():
+        inbox.handled(report_id)
     click.echo("marked handled")
 
 
