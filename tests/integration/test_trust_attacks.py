@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Callable
 
@@ -21,6 +22,7 @@ from vault.documents.models import Grant
 from vault.messages.models import Message
 from vault.protocol import keys as pkeys
 from vault.protocol import transparency as kt
+from vault.protocol.encoding import b64decode, b64encode
 
 
 def _pair(
@@ -259,3 +261,34 @@ def test_a_version_and_log_that_disagree_are_looked_at_again_and_refused_if_they
     with pytest.raises(kt.EquivocationError, match="not the log's newest"):
         survivor.verify_contact(cid, "op-counsel", record)
     assert looks == [2, 2]
+
+
+def test_keys_seen_in_an_answer_that_was_looked_at_again_stay_pinned(
+    create_account: Callable[..., tuple[HavenClient, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server answers once with the real version 1 and a version that disagrees, so the
+    client looks again, and then with other keys for version 1 that agree with everything
+    else. Every version a client has seen is pinned (§12.5 step 5): the first answer's too."""
+    counsel, survivor, _ = _pair(create_account)
+    assert counsel.account is not None
+    cid = counsel.account.id
+    path = f"/users/{cid}/keys"
+    get = survivor.get
+    honest = get(path)
+    [real] = [e for e in honest["entries"] if e["kind"] == "publish"]
+    forged = dataclasses.replace(
+        kt.KeyEntry.decode(b64decode(real["data"])), x25519=bytes(range(32))
+    )
+    answers = [
+        honest | {"current_version": 2},
+        honest | {"entries": [real | {"data": b64encode(forged.encode())}]},
+    ]
+
+    def fork(url: str, **params: object) -> object:
+        return answers.pop(0) if url == path and answers else get(url, **params)
+
+    monkeypatch.setattr(survivor, "get", fork)
+    record = honest["keys"][0] | {"x25519": b64encode(forged.x25519)}
+    with pytest.raises(kt.EquivocationError, match="not the key I pinned"):
+        survivor.directory.check_contact(cid, record)
+    assert not answers  # both answers were read

@@ -194,21 +194,23 @@ class KeyDirectory:
         Every entry naming the contact is decoded from its own bytes; the record must be
         the one ``publish`` of its version, and no version may differ from what I pinned.
         """
-        # The server reads the account's version and the log in separate statements, so a
-        # rotation committing between them gives one answer whose two halves disagree; the
-        # same check on a second answer tells that from a server that keeps them apart.
+        # A server reading the account's version and the log in separate statements, with
+        # a rotation committing between them, gives one answer whose two halves disagree;
+        # the same check on a second answer tells that from a server that keeps them apart.
+        # Each answer's versions are pinned: a second answer cannot replace what the first
+        # showed.
         for attempt in range(2):
             answer = self.client.get(f"/users/{user_id}/keys")
             entries = [(int(e["index"]), b64decode(e["data"])) for e in answer["entries"]]
             published = kt.check_history(user_id, entries)
+            for entry in published.values():
+                self.pin(entry)
             if len(published) == int(answer["current_version"]):
                 break
             if attempt == 1:
                 raise kt.EquivocationError(
                     f"the server's current version of {user_id} is not the log's newest"
                 )
-        for entry in published.values():
-            self.pin(entry)
         held = published.get(int(record["version"]))
         if held is None or held.encode() != record_entry(user_id, record).encode():
             raise kt.EquivocationError(
