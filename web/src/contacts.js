@@ -10,6 +10,7 @@ import { ApiError, get, request } from "./api.js";
 import * as CB from "./crypto/contacts.js";
 import { b64decode, b64encode } from "./crypto/encoding.js";
 import { verifyPublicRecord } from "./crypto/keys.js";
+import { TransparencyError } from "./crypto/transparency.js";
 import { setHeadStore, verifyContactHistory, verifyLoggedKey } from "./directory.js";
 import { sodiumReady } from "./sodium.js";
 
@@ -157,9 +158,16 @@ function change(mutate) {
  */
 export async function inspectContact(userId, username, published) {
   const sodium = await sodiumReady();
-  const record = verifyPublicRecord(sodium, published, username);
+  let record = verifyPublicRecord(sodium, published, username);
   await verifyLoggedKey(userId, published);
-  await verifyContactHistory(userId, record);
+  const newer = await verifyContactHistory(userId, record);
+  if (newer) {
+    // They replaced their keys after `published` was read: the newer record, checked the
+    // same way, is the one to pin and seal to (§12.5 step 4); a second change is refused.
+    record = verifyPublicRecord(sodium, newer, username);
+    await verifyLoggedKey(userId, newer);
+    if (await verifyContactHistory(userId, record)) throw new TransparencyError(`the keys of ${username} changed twice while they were checked`);
+  }
   const status = await change((book) => CB.pin(book, userId, username, record.version, record.x25519, record.ed25519));
   return { record, status, changed: CB.needsAcknowledgement(state.book, userId), verified: CB.isVerified(state.book, userId) };
 }

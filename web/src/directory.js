@@ -167,16 +167,28 @@ const histories = new Set();
  * A contact's publish history (§12, §14): GET /users/{id}/keys lists every log entry whose
  * leaf names them; refuse unless it holds exactly one publish per version 1 … current in
  * log order and the current one is `record` ({version, x25519, ed25519, signature} bytes).
+ * Returns null, or the newer published record the server names when the contact replaced
+ * their keys after `record` was read (§12.5 step 4): the history must then hold both, each
+ * as the one publish of its version, and the caller checks the newer record instead.
  */
 export async function verifyContactHistory(userId, record) {
   const cacheKey = [userId, record.version, ...[record.x25519, record.ed25519, record.signature].map(b64encode)].join("|");
-  if (histories.has(cacheKey)) return;
+  if (histories.has(cacheKey)) return null;
   const answer = await read(`/users/${encodeURIComponent(userId)}/keys`);
   if (!Array.isArray(answer.entries)) {
     throw new KT.TransparencyError(`the server does not show the log's history of ${userId}`);
   }
+  const current = answer.current_version;
+  const newer = Number.isSafeInteger(current) && current > record.version ? (answer.keys ?? []).find((k) => k.version === current) : null;
+  if (newer) {
+    const held = { userId, version: current, x25519: b64decode(newer.x25519), ed25519: b64decode(newer.ed25519), signature: b64decode(newer.signature) };
+    KT.checkPublishHistory(answer.entries, held);
+    KT.checkPublishedAt(answer.entries, { userId, ...record });
+    return newer;
+  }
   KT.checkPublishHistory(answer.entries, { userId, ...record });
   histories.add(cacheKey);
+  return null;
 }
 
 /**

@@ -56,7 +56,7 @@ async function memberRecord(team, userId, version) {
   setReader(bundleReader(team));
   try {
     await verifyLoggedKey(userId, published);
-    await verifyContactHistory(userId, record);
+    if (await verifyContactHistory(userId, record)) throw new TransparencyError(`the intake team's answer holds an older key of ${userId}`);
   } finally {
     setReader(null);
   }

@@ -226,6 +226,16 @@ export function checkPublishHistory(entries, { userId, version, x25519, ed25519,
   }
 }
 
+/**
+ * An older record of a contact, read before they replaced their keys (§12.5 step 4): the
+ * rule of checkPublishHistory over the entries up to its version, so it must be the one
+ * publish of that version. Call it after checkPublishHistory passed on the newest record.
+ */
+export function checkPublishedAt(entries, held) {
+  const upTo = entries.filter((item) => decodeEntry(b64decode(item.data)).version <= held.version);
+  checkPublishHistory(upTo, held);
+}
+
 /** Self-monitoring (§12 step 3, §14): checkPublishHistory for my own keys. */
 export const checkOwnEntries = (entries, held) => checkPublishHistory(entries, held, { mine: true });
 
