@@ -21,6 +21,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -59,6 +60,13 @@ def shared_world(
         dispose_app(app)
     pristine = f"{name}_pristine"
     postgres.execute(f"CREATE DATABASE {pristine} TEMPLATE {name}")
+    # Copies restart the world's uploads in progress empty: that is only faithful while
+    # none has a part. Checked here, once, on the world as built: a test that wrongly acts
+    # on the shared world cannot then fail every later copy in its stead.
+    client = minio_client(minio)
+    for _table, object_name, upload_id in _uploads(postgres, pristine):
+        parts = client._list_parts(settings["HAVEN_S3_BUCKET"], object_name, upload_id)
+        assert not parts.parts, f"{object_name} has parts in progress"
     yield SharedWorld(settings, world, pristine)
     postgres.drop_database(pristine)
     postgres.drop_database(name)
@@ -74,15 +82,17 @@ def _copy_objects(minio: MinioServer, source: str, target: str) -> Minio:
     return client
 
 
-def _restart_uploads(
-    client: Minio, source: str, target: str, postgres: PostgresServer, database: str
-) -> None:
-    """Start each of the world's in-progress uploads afresh in ``target`` and record its id."""
+def _connect(postgres: PostgresServer, database: str) -> Any:
     import psycopg
 
-    with psycopg.connect(
+    return psycopg.connect(
         f"host=127.0.0.1 port={postgres.port} user=postgres dbname={database}", autocommit=True
-    ) as conn:
+    )
+
+
+def _uploads(postgres: PostgresServer, database: str) -> list[tuple[str, str, str]]:
+    """(table, object name, upload id) of every upload in progress in ``database``."""
+    with _connect(postgres, database) as conn:
         tables = [
             row[0]
             for row in conn.execute(
@@ -90,20 +100,27 @@ def _restart_uploads(
                 " 'upload_id' AND table_schema = 'public'"
             )
         ]
-        for table in tables:
-            rows = conn.execute(
+        return [
+            (table, object_name, upload_id)
+            for table in tables
+            for object_name, upload_id in conn.execute(
                 f"SELECT object_name, upload_id FROM {table} WHERE upload_id IS NOT NULL"
             ).fetchall()
-            for object_name, upload_id in rows:
-                parts = client._list_parts(source, object_name, upload_id)
-                # An upload with parts cannot be restarted empty; the world has none.
-                assert not parts.parts, f"{table} {object_name} has parts in progress"
-                fresh = client._create_multipart_upload(
-                    target, object_name, {"Content-Type": "application/octet-stream"}
-                )
-                conn.execute(
-                    f"UPDATE {table} SET upload_id = %s WHERE upload_id = %s", (fresh, upload_id)
-                )
+        ]
+
+
+def _restart_uploads(client: Minio, target: str, postgres: PostgresServer, database: str) -> None:
+    """Start each of the copy's uploads in progress afresh in ``target`` and record its id
+    (the world's have no part: ``shared_world`` checks)."""
+    uploads = _uploads(postgres, database)
+    with _connect(postgres, database) as conn:
+        for table, object_name, upload_id in uploads:
+            fresh = client._create_multipart_upload(
+                target, object_name, {"Content-Type": "application/octet-stream"}
+            )
+            conn.execute(
+                f"UPDATE {table} SET upload_id = %s WHERE upload_id = %s", (fresh, upload_id)
+            )
 
 
 @pytest.fixture
@@ -130,7 +147,7 @@ def app_and_world(
             copies.append(name)
             shutil.copytree(settings["HAVEN_KEYS_DIR"], keys)
             client = _copy_objects(minio, settings["HAVEN_S3_BUCKET"], bucket)
-            _restart_uploads(client, settings["HAVEN_S3_BUCKET"], bucket, postgres, name)
+            _restart_uploads(client, bucket, postgres, name)
             settings = app_settings(postgres.url(name), keys, minio, bucket)
         app = build_app({**settings, **overrides})
         app.config.update(base.world.config)
