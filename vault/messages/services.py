@@ -761,12 +761,12 @@ def stream_read(
     One statement on PostgreSQL, its rows split per account; on SQLite (the embedded
     default) the session check, then one statement per account."""
     found: dict[str, list[MessageEvent]] = {user_id: [] for user_id in wanted}
+    sessions: dict[str, str] = {}
     if db.get_bind().dialect.name != "postgresql":
         sessions = accounts.valid_session_ids(db, wanted)
         for user_id, after in wanted.items():
             found[user_id] = events_after(db, user_id, after, limit)
         return sessions, found
-    sessions = {}
     params = {"user_ids": list(wanted), "afters": list(wanted.values()), "limit": limit}
     for user_id, version, event in db.execute(sql.EVENTS_AFTER_MANY, params):
         sessions[user_id] = session_identity(user_id, version)
