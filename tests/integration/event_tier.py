@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 from tests.integration.messages_fixtures import AppProcess
 
@@ -30,3 +32,17 @@ class EventTierProcess(AppProcess):
             "/dev/null",
             "vault.wsgi:app",
         ]
+
+
+def run_python(code: str, *args: str) -> list[str]:
+    """Run a Python snippet in a fresh interpreter (for gevent's patching, or the worker's
+    settings) from the repository's root; the words it printed."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout.split()

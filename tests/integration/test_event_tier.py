@@ -3,8 +3,6 @@ tier (gthread) serving everything else, one PostgreSQL database and one Redis.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +12,7 @@ import requests
 from flask import Flask
 
 from tests.authz import World
-from tests.integration.event_tier import EventTierProcess
+from tests.integration.event_tier import EventTierProcess, run_python
 from tests.integration.messages_fixtures import (
     AppProcess,
     client_account,
@@ -195,16 +193,10 @@ def test_psycopg_and_redis_wait_cooperatively_under_gevent(
 ) -> None:
     """The event tier's premise: a greenlet waiting on PostgreSQL or Redis lets others run."""
     dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-    result = subprocess.run(
-        [sys.executable, "-c", COOPERATIVE, dsn, redis_server.url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    printed = run_python(COOPERATIVE, dsn, redis_server.url)
     # Spawned last, "other" finishes first: neither wait held the process.
-    assert result.stdout.split()[-1].split(",")[0] == "other"
-    assert sorted(result.stdout.split()[-1].split(",")) == ["database", "other", "redis"]
+    assert printed[-1].split(",")[0] == "other"
+    assert sorted(printed[-1].split(",")) == ["database", "other", "redis"]
 
 
 WAKE_RACE = """
@@ -229,15 +221,22 @@ print(waiting.get() or sub.wait(0))
 def test_a_wake_up_that_lands_in_the_same_loop_turn_as_the_wait_timeout_is_kept() -> None:
     """A stream waiting under gevent whose timeout and wake-up fall due together still sees
     the wake-up (it was lost: the stream slept until its next periodic re-read)."""
-    result = subprocess.run(
-        [sys.executable, "-c", WAKE_RACE],
-        cwd=Path(__file__).resolve().parents[2],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.split()[-1] == "True"
+    assert run_python(WAKE_RACE)[-1] == "True"
+
+
+WORKER_GC = """
+import gc
+from vault import gunicorn_events
+
+before = gc.get_threshold()
+gunicorn_events.post_worker_init(object())
+print(gc.get_freeze_count() > 0, gc.get_threshold() == (gunicorn_events.GC_YOUNG, *before[1:]))
+"""
+
+
+def test_the_worker_freezes_the_loaded_app_and_collects_young_objects_less_often() -> None:
+    """vault/gunicorn_events.py tunes the worker's garbage collector once the app is loaded."""
+    assert run_python(WORKER_GC)[-2:] == ["True", "True"]
 
 
 def test_a_dropped_stream_frees_its_slot_on_the_event_tier_before_any_heartbeat(

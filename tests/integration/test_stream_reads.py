@@ -14,10 +14,12 @@ from tests.authz import World, build_world
 from tests.factories import session_cookie_for
 from tests.integration.messages_fixtures import envelope_body, make_envelope, open_conversation
 from tests.services import wait_for
+from vault.accounts import services as accounts
 from vault.db import database
 from vault.messages import services
 from vault.messages.fanout import Hub
 from vault.messages.reads import Round, StreamReader
+from vault.messages.stream import SharedRead
 
 WAIT = 30.0
 
@@ -78,8 +80,7 @@ def test_accounts_woken_together_share_one_read_and_each_gets_only_its_own_event
     statements: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "FROM message_events" in statement:
-            statements.append(statement)
+        statements.append(statement)
 
     hub = app.extensions["haven.fanout"].hub
     engine = database(app).engine
@@ -89,7 +90,8 @@ def test_accounts_woken_together_share_one_read_and_each_gets_only_its_own_event
         found = _one_round(app, hub, wanted)
     finally:
         sqlalchemy.event.remove(engine, "before_cursor_execute", count)
-    assert len(statements) == 1, statements
+    # One round trip: the events and every account's session check in one statement.
+    assert len(statements) == 1 and "FROM message_events" in statements[0], statements
     got = {
         who: [(e.conversation_id, e.message_id) for e in found.events[p[who].id]]
         for who in ("counsel", "stranger_counsel")
@@ -107,6 +109,19 @@ def test_accounts_woken_together_share_one_read_and_each_gets_only_its_own_event
         )
     found = _one_round(app, hub, {p["counsel"].id: start, p["stranger_counsel"].id: start})
     assert set(found.sessions) == {p["counsel"].id}
+    assert found.events[p["stranger_counsel"].id] == []  # its events are not even read
+    assert [e.message_id for e in found.events[p["counsel"].id]] == [mine]
+    # Signed out everywhere (session_version bumped): the read names the new session only.
+    before = found.sessions[p["counsel"].id]
+    with database(app).sessions() as db:
+        accounts.end_sessions(db, p["counsel"].id)
+    found = _one_round(app, hub, {p["counsel"].id: start})
+    assert found.sessions[p["counsel"].id] != before
+    shared = SharedRead()
+    shared.take(found, p["counsel"].id)
+    ring = app.extensions["haven.keyring"]
+    # A stream of the old session gets nothing, and ends (stream.py sends "end").
+    assert shared.answer(ring, p["counsel"].id, before, start) == (False, [])
 
 
 def test_a_held_connection_that_broke_is_replaced_and_given_back_with_the_last_stream(

@@ -80,7 +80,12 @@ class User(Base):
 
     def get_id(self) -> str:
         """Session identity: account id and session version."""
-        return f"{self.id}:{self.session_version}"
+        return session_identity(self.id, self.session_version)
+
+
+def session_identity(user_id: str, session_version: int) -> str:
+    """The session identity ('id:version') of an account at a session version."""
+    return f"{user_id}:{session_version}"
 
 
 class UserKey(Base):

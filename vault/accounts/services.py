@@ -20,7 +20,15 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, object_session
 
 from vault import clock
-from vault.accounts.models import DuressLink, Invite, KeyStatus, Role, User, UserKey
+from vault.accounts.models import (
+    DuressLink,
+    Invite,
+    KeyStatus,
+    Role,
+    User,
+    UserKey,
+    session_identity,
+)
 from vault.audit import chain
 from vault.audit import services as events
 from vault.audit.models import EventKind
@@ -445,7 +453,7 @@ def valid_session_ids(db: Session, user_ids: Iterable[str]) -> dict[str, str]:
             User.id.in_(list(user_ids)), User.is_disabled.is_(False)
         )
     )
-    return {user_id: f"{user_id}:{version}" for user_id, version in rows}
+    return {user_id: session_identity(user_id, version) for user_id, version in rows}
 
 
 def load_session_user(db: Session, session_id: str) -> User | None:

@@ -32,37 +32,57 @@ CHANNEL = "haven:message-events"
 IDLE_STOP_SECONDS = 60.0
 
 
-class Subscription:
-    """One stream's wake-up flag."""
+class Beacon:
+    """The wake-up flag an account's streams in this process share: a wake-up sets one
+    event however many streams the account has open, and each stream tells by the number
+    whether it has news."""
 
-    def __init__(self, hub: Hub, user_id: str) -> None:
-        self.hub = hub
-        self.user_id = user_id
-        self.woken_by = 0  # the number of the latest wake-up that reached this stream
-        self._woken = False  # a wake-up came since the last wait that reported one
+    def __init__(self) -> None:
+        self.number = 0  # the latest wake-up of the hub that named this account
         self._event = threading.Event()
 
     def wake(self, number: int) -> None:
-        """Mark that new events may be waiting (wake-up ``number`` of the hub)."""
-        self.woken_by = number
-        self._woken = True
-        self._event.set()
+        """Mark wake-up ``number`` and wake every stream of the account."""
+        self.number = number  # before the swap: a stream that takes the new event sees it
+        self.stir()
+
+    def stir(self) -> None:
+        """End every current wait of the account's streams (each looks whether it has news)."""
+        event, self._event = self._event, threading.Event()
+        event.set()
+
+    def event(self) -> threading.Event:
+        """The event the next wake-up sets."""
+        return self._event
+
+
+class Subscription:
+    """One stream's view of its account's wake-up flag."""
+
+    def __init__(self, hub: Hub, user_id: str, beacon: Beacon) -> None:
+        self.hub = hub
+        self.user_id = user_id
+        self.beacon = beacon
+        self.woken_by = 0  # the number of the latest wake-up that reached this stream
+        self._seen = beacon.number  # wake-ups before the stream subscribed are not its own
 
     def nudge(self) -> None:
-        """End the current wait early without a wake-up (the stream's socket stirred)."""
-        self._event.set()
+        """End the current wait early without a wake-up (the stream's socket stirred). The
+        account's other streams wake too, find no news and wait again: a hang-up is rare."""
+        self.beacon.stir()
 
     def wait(self, timeout: float) -> bool:
         """Block until woken or nudged or ``timeout`` seconds pass; True when woken."""
-        # The flags, not wait()'s answer, say whether a wake-up came: gevent's wait answers
-        # False when its timeout and a set() land in the same loop turn, and clearing then
-        # lost that wake-up. Clear only a flag seen set; the caller reads after this.
-        self._event.wait(timeout)
-        if not self._event.is_set():
+        # The number, not wait()'s answer, says whether a wake-up came: gevent's wait answers
+        # False when its timeout and a set() land in the same loop turn. The event is taken
+        # before the number is looked at, so a wake-up in between sets the event taken.
+        event = self.beacon.event()
+        if self.beacon.number == self._seen:
+            event.wait(timeout)
+        if self.beacon.number == self._seen:
             return False
-        self._event.clear()
-        woken, self._woken = self._woken, False
-        return woken
+        self._seen = self.woken_by = self.beacon.number
+        return True
 
     def close(self) -> None:
         """Stop receiving wake-ups."""
@@ -75,6 +95,7 @@ class Hub:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subs: dict[str, set[Subscription]] = {}
+        self._beacons: dict[str, Beacon] = {}  # one per account with a stream open
         self._shared: dict[str, Any] = {}
         self._open = 0  # streams open: asked on every stream read and every wake-up heard
         self.wakes = 0  # wake-ups so far; each is numbered, in order
@@ -90,8 +111,11 @@ class Hub:
 
     def subscribe(self, user_id: str) -> Subscription:
         """Register a stream for an account."""
-        sub = Subscription(self, user_id)
         with self._lock:
+            beacon = self._beacons.get(user_id)
+            if beacon is None:
+                beacon = self._beacons[user_id] = Beacon()
+            sub = Subscription(self, user_id, beacon)
             self._subs.setdefault(user_id, set()).add(sub)
             self._open += 1
         return sub
@@ -105,21 +129,22 @@ class Hub:
                 self._open -= 1
                 if not subs:
                     del self._subs[sub.user_id]
+                    del self._beacons[sub.user_id]
                     self._shared.pop(sub.user_id, None)
 
     def wake(self, user_ids: Iterable[str]) -> None:
-        """Wake every local stream of these accounts."""
+        """Wake every local stream of these accounts: one flag per account."""
         with self._lock:
             self.wakes += 1
-            for sub in [s for uid in user_ids for s in self._subs.get(uid, ())]:
-                sub.wake(self.wakes)  # under the lock: a stream's numbers only grow
+            for beacon in [b for uid in user_ids if (b := self._beacons.get(uid)) is not None]:
+                beacon.wake(self.wakes)  # under the lock: an account's numbers only grow
 
     def wake_all(self) -> None:
         """Wake every local stream (after a gap in which wake-ups may have been lost)."""
         with self._lock:
             self.wakes += 1
-            for sub in [s for subs in self._subs.values() for s in subs]:
-                sub.wake(self.wakes)
+            for beacon in self._beacons.values():
+                beacon.wake(self.wakes)
 
     def count(self) -> int:
         """How many streams are open."""

@@ -25,7 +25,6 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from vault.accounts import services as accounts
 from vault.messages import services
 from vault.messages.fanout import Hub
 from vault.messages.models import MessageEvent
@@ -105,8 +104,7 @@ class StreamReader:
                 # No transaction (AUTOCOMMIT): each statement reads committed rows as in one
                 # (read committed), without a BEGIN and a ROLLBACK.
                 with Session(bind=conn) as db:
-                    round_.sessions = accounts.valid_session_ids(db, round_.wanted)
-                    round_.events = services.events_after_many(db, round_.wanted, BATCH)
+                    round_.sessions, round_.events = services.stream_read(db, round_.wanted, BATCH)
             except DBAPIError as exc:
                 conn.close()
                 if fresh or not exc.connection_invalidated:

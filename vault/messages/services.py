@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from vault.accounts import services as accounts
-from vault.accounts.models import KeyStatus, Role, User, UserKey
+from vault.accounts.models import KeyStatus, Role, User, UserKey, session_identity
 from vault.cases.models import Case, CaseMember
 from vault.db import utcnow
 from vault.errors import Conflict, Forbidden, HavenError, InvalidRequest, NotFound
@@ -753,20 +753,26 @@ def events_after(db: Session, user_id: str, after: int, limit: int = 100) -> lis
     return list(db.scalars(sql.EVENTS_AFTER, params))
 
 
-def events_after_many(
+def stream_read(
     db: Session, wanted: dict[str, int], limit: int = 100
-) -> dict[str, list[MessageEvent]]:
-    """events_after for several accounts (account id -> cursor): one statement on PostgreSQL,
-    its rows split per account; one statement per account on SQLite (the embedded default)."""
+) -> tuple[dict[str, str], dict[str, list[MessageEvent]]]:
+    """For several accounts (account id -> cursor): each one's valid session identity
+    (accounts.valid_session_ids; an account with none is left out) and its events_after.
+    One statement on PostgreSQL, its rows split per account; on SQLite (the embedded
+    default) the session check, then one statement per account."""
     found: dict[str, list[MessageEvent]] = {user_id: [] for user_id in wanted}
+    sessions: dict[str, str] = {}
     if db.get_bind().dialect.name != "postgresql":
+        sessions = accounts.valid_session_ids(db, wanted)
         for user_id, after in wanted.items():
             found[user_id] = events_after(db, user_id, after, limit)
-        return found
+        return sessions, found
     params = {"user_ids": list(wanted), "afters": list(wanted.values()), "limit": limit}
-    for user_id, event in db.execute(sql.EVENTS_AFTER_MANY, params):
-        found[user_id].append(event)
-    return found
+    for user_id, version, event in db.execute(sql.EVENTS_AFTER_MANY, params):
+        sessions[user_id] = session_identity(user_id, version)
+        if event is not None:
+            found[user_id].append(event)
+    return sessions, found
 
 
 # -- purge ------------------------------------------------------------------------------

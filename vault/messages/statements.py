@@ -259,9 +259,13 @@ _FOUND = (
     .lateral("found")
 )
 _FOUND_EVENT = aliased(MessageEvent, _FOUND)
+# The session check folded in (one round trip per read): an account's rows come only while
+# it is not disabled (load_session_user's rule), each with its session_version; an account
+# with no new events still gives one row, its event columns NULL (the outer join).
 EVENTS_AFTER_MANY = (
-    select(_WANTED.c.user_id, _FOUND_EVENT)
+    select(_WANTED.c.user_id, User.session_version, _FOUND_EVENT)
     .select_from(_WANTED)
-    .join(_FOUND, true())
+    .join(User, and_(User.id == _WANTED.c.user_id, User.is_disabled.is_(False)))
+    .outerjoin(_FOUND, true())
     .order_by(_FOUND_EVENT.seq)
 )

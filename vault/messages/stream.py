@@ -310,9 +310,10 @@ class EventStream:
                     if not alive:
                         yield _frame("end", cursor_token(ring, self.user_id, position), {})
                         return
-                    for seq, frame in frames:
-                        position = seq
-                        yield frame
+                    if frames:
+                        # One write for all the frames of a read: one send on the socket.
+                        position = frames[-1][0]
+                        yield "".join(frame for _, frame in frames)
                     if more:
                         continue
                     # The next periodic re-read is due a period after the read that answered.
