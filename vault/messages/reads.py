@@ -83,8 +83,8 @@ class StreamReader:
             return set(self._open.wanted) if self._open is not None else set()
 
     def _run(self, hub: Hub, round_: Round) -> None:
-        time.sleep(0)  # let the streams woken with this one join (gevent runs them first)
         try:
+            time.sleep(0)  # let the streams woken with this one join (gevent runs them first)
             with self._readers:
                 with self._lock:
                     if self._open is round_:
@@ -93,6 +93,9 @@ class StreamReader:
                 self._read(hub, round_)
         except BaseException:
             round_.failed = True
+            with self._lock:
+                if self._open is round_:
+                    self._open = None  # a round that failed before it started takes no one
             raise
         finally:
             round_.done.set()
