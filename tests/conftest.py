@@ -197,6 +197,9 @@ def dispose_app(app: Flask) -> None:
     reader = app.extensions.get("haven.stream_reader")
     if reader is not None:
         reader.close()  # the connections its streams' reads keep, before the pool goes
+    fanout = app.extensions.get("haven.fanout")
+    if hasattr(fanout, "close"):
+        fanout.close()  # its Redis listener and publisher threads and their connections
     database(app).engine.dispose()
 
 

@@ -55,3 +55,16 @@ def test_the_last_stream_of_an_account_takes_its_flag_with_it() -> None:
     assert again.beacon is not subs[0].beacon
     hub.wake(["a"])
     assert again.wait(0) is True
+
+
+def test_a_closed_redis_fanout_starts_no_thread_and_still_wakes_its_own_streams() -> None:
+    """A request still answering when its app closes must not start a publisher thread
+    and a Redis connection that nothing closes any more."""
+    from vault.messages.fanout import RedisFanout
+
+    fanout = RedisFanout("redis://127.0.0.1:9/0")  # never reached: nothing may connect
+    sub = fanout.hub.subscribe("a")
+    fanout.close()
+    fanout.publish(["a"])
+    assert sub.wait(0) is True
+    assert not [t for t in threading.enumerate() if t.name == "haven-fanout-publish"]

@@ -210,6 +210,9 @@ class RedisFanout:
         if not ids:
             return
         self._after_fork()
+        if self._stop.is_set():  # closed: no thread or connection is started again
+            self.hub.wake(list(ids))
+            return
         with self._lock:
             self._pending |= ids
             if self._publisher is None or not self._publisher.is_alive():
