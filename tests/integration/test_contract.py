@@ -144,8 +144,7 @@ def _exercise(strategy: Any, may_be_empty: bool, callers: list[Caller], tally: T
 
 @pytest.fixture
 def role_apps(postgres: PostgresServer, minio: MinioServer, tmp_path: Path) -> Iterator[Apps]:
-    """An app per role, each on its own database, bucket and keys as `make_app` builds them,
-    with the rate limiter off, so every example reaches its handler, and a web page."""
+    """An app per role as `make_app` builds them, each with a web page and no reachable limit."""
     dist = tmp_path / "dist"
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<!doctype html><html><head></head><body></body></html>")
@@ -173,12 +172,10 @@ def role_apps(postgres: PostgresServer, minio: MinioServer, tmp_path: Path) -> I
 
 @pytest.mark.services
 def test_every_operation_honours_the_document(role_apps: Apps) -> None:
-    """Every operation, as each role: no 5xx, and every answer as documented.
-
-    Each role has its own app and world, and sees the same calls in the same order as if it
-    ran alone; an example is generated once and sent as every role (generating costs more
-    than answering), except where the path names that role's own things.
-    """
+    """Every operation, as each role: no 5xx, and every answer as documented."""
+    # Each role has its own app and world, and sees the same calls in the same order as if
+    # it ran alone; an example is generated once and sent as every role (generating costs
+    # more than answering), except where the path names that role's own things.
     worlds = {role: build_world(app) for role, app in role_apps.items()}
     callers = [(role, app, _cookie(app, worlds[role], role)) for role, app in role_apps.items()]
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", role_apps[ROLES[0]])
