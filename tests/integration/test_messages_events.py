@@ -309,13 +309,7 @@ def test_open_streams_hold_no_database_connection_beyond_the_one_reader(
     make_app: Callable[..., Flask],
 ) -> None:
     # One reader: whatever the number of streams, the process holds at most one connection.
-    # This threaded server gives a stream no socket to watch, so a closed stream ends at its
-    # next heartbeat: 1 s, not 15. Periodic re-reads stay off, as a 15 s period kept them.
-    app = make_app(
-        HAVEN_SSE_DB_READERS="1",
-        HAVEN_SSE_HEARTBEAT_SECONDS="1",
-        HAVEN_SSE_RECHECK_SECONDS="600",
-    )
+    app = make_app(HAVEN_SSE_DB_READERS="1")
     world = build_world(app)
     p = world.people
     world.extra["cid"] = open_conversation(app, p["survivor"], world.case_id, [p["counsel"]])
