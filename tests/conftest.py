@@ -139,18 +139,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
-) -> Iterator[str]:
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database: PostgreSQL unless the test asks for SQLite.
 
     A PostgreSQL one is dropped when the test ends: kept, a worker's few hundred databases
     (about 12 MB each) filled the disk and took minutes to delete at the session's end.
+    The SQLite template is migrated only in a worker that runs a SQLite test.
     """
     backend = getattr(request, "param", "postgresql")
     if backend == "sqlite":
         path = tmp_path / "haven.db"
-        shutil.copy(sqlite_template, path)
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
     postgres: PostgresServer = request.getfixturevalue("postgres")
@@ -270,6 +269,9 @@ class LiveServer:
     def _counted(self, environ: dict[str, Any], start_response: Any) -> Any:
         with self._idle:
             self._active += 1
+        # The connection's socket, as gunicorn hands it over: an event stream watches it and
+        # ends when its client leaves, instead of holding on until its next heartbeat (15 s).
+        environ.setdefault("gunicorn.socket", environ.get("werkzeug.socket"))
         try:
             body = self.app(environ, start_response)
         except BaseException:

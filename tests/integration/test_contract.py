@@ -3,15 +3,17 @@
 Any 5xx, any answer whose status, content type or JSON body the document does not describe,
 fails. Examples are derandomized (a fixed seed) and bounded per operation, so the run is
 reproducible. `make test` runs 2 examples per strategy (every operation, every check, every
-role, each role its own test so workers share them out); `make contract` and `make bench`
-run the full 4 (HAVEN_CONTRACT_EXAMPLES).
+role); `make contract` and `make bench` run the full 4 (HAVEN_CONTRACT_EXAMPLES). Each role
+has its own app and world; an example is generated once and sent as each role in turn.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.authz import World, build_world
+from tests.conftest import app_settings, build_app, dispose_app
 from tests.factories import session_cookie_for
+from tests.services import MinioServer, PostgresServer
 
 # Examples per strategy: 2 in `make test`, the full 4 in `make contract` / `make bench`.
 MAX_EXAMPLES = int(os.environ.get("HAVEN_CONTRACT_EXAMPLES", "2"))
@@ -58,6 +62,9 @@ LIMITS = [
     "HAVEN_LIMIT_LINK",
 ]
 ROLES = ["anonymous", "survivor", "counsel", "admin"]
+Apps = dict[str, Flask]
+Caller = tuple[str, Flask, dict[str, str]]  # role, its app, its session cookie
+Tally = dict[str, Counter[str]]  # answers by role and status class
 
 
 def _cookie(app: Flask, world: World, role: str) -> dict[str, str]:
@@ -87,25 +94,28 @@ def _known_ids(world: World, role: str) -> dict[str, Any]:
     return ids
 
 
-def _strategies(operation: Any, known: dict[str, Any]) -> list[tuple[Any, bool]]:
-    """Valid and invalid examples, and valid ones at real ids where the path has only those."""
+def _strategies(operation: Any) -> list[tuple[Any, bool]]:
+    """Valid and invalid examples, the same for every role."""
     # (strategy, whether it may have nothing to generate: a path of free strings has no
     # invalid value a URL can carry)
-    found = [
+    return [
         (operation.as_strategy(GenerationMode.POSITIVE), False),
         (operation.as_strategy(GenerationMode.NEGATIVE), True),
     ]
+
+
+def _known_strategy(operation: Any, known: dict[str, Any]) -> Any | None:
+    """Valid examples at real ids, where the path has only those (None elsewhere)."""
     names = {p.name for p in operation.path_parameters}
-    if names and names <= known.keys():
-        ids = {n: known[n] for n in names}
-        found.append((operation.as_strategy(GenerationMode.POSITIVE, path_parameters=ids), False))
-    return found
+    if not names or not names <= known.keys():
+        return None
+    return operation.as_strategy(
+        GenerationMode.POSITIVE, path_parameters={n: known[n] for n in names}
+    )
 
 
-def _exercise(
-    strategy: Any, may_be_empty: bool, cookies: dict[str, str], counter: list[int]
-) -> None:
-    """Run the bounded, derandomized examples of one strategy with the given cookies."""
+def _exercise(strategy: Any, may_be_empty: bool, callers: list[Caller], tally: Tally) -> None:
+    """Run the bounded, derandomized examples of one strategy, each as every given caller."""
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -117,8 +127,13 @@ def _exercise(
     )
     @given(case=strategy)
     def run(case: Any) -> None:
-        counter[0] += 1
-        case.call_and_validate(cookies=cookies, checks=CHECKS)
+        for role, app, cookies in callers:
+            try:
+                response = case.call_and_validate(app=app, cookies=cookies, checks=CHECKS)
+            except Exception as exc:
+                exc.add_note(f"as {role}")
+                raise
+            tally[role][f"{response.status_code // 100}xx"] += 1
 
     try:
         run()
@@ -128,38 +143,61 @@ def _exercise(
 
 
 @pytest.fixture
-def contract_app(make_app: Callable[..., Flask], tmp_path: Path) -> Flask:
-    """The app with the rate limiter off, so every example reaches its handler, and a web page."""
-    app = make_app(**dict.fromkeys(LIMITS, "100000/minute"))
+def role_apps(postgres: PostgresServer, minio: MinioServer, tmp_path: Path) -> Iterator[Apps]:
+    """An app per role as `make_app` builds them, each with a web page and no reachable limit."""
     dist = tmp_path / "dist"
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<!doctype html><html><head></head><body></body></html>")
     (dist / "assets" / "app-0123456789abcdef.js").write_text("export {};\n")
-    app.config["HAVEN_WEB_DIST"] = str(dist)
-    return app
+    apps: Apps = {}
+    databases: list[str] = []
+    try:
+        for role in ROLES:
+            name = f"t_{secrets.token_hex(6)}"
+            postgres.execute(f"CREATE DATABASE {name} TEMPLATE haven_template")
+            databases.append(name)
+            base = app_settings(
+                postgres.url(name), tmp_path / role / "keys", minio, f"t-{secrets.token_hex(6)}"
+            )
+            app = build_app({**base, **dict.fromkeys(LIMITS, "100000/minute")})
+            app.config["HAVEN_WEB_DIST"] = str(dist)
+            apps[role] = app
+        yield apps
+    finally:
+        for app in apps.values():
+            dispose_app(app)
+        for name in databases:
+            postgres.drop_database(name)
 
 
 @pytest.mark.services
-@pytest.mark.parametrize("role", ROLES)
-def test_every_operation_honours_the_document(contract_app: Flask, role: str) -> None:
+def test_every_operation_honours_the_document(role_apps: Apps) -> None:
     """Every operation, as each role: no 5xx, and every answer as documented."""
-    app = contract_app
-    world = build_world(app)
-    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    # Each role has its own app and world, and sees the same calls in the same order as if
+    # it ran alone; an example is generated once and sent as every role (generating costs
+    # more than answering), except where the path names that role's own things.
+    worlds = {role: build_world(app) for role, app in role_apps.items()}
+    callers = [(role, app, _cookie(app, worlds[role], role)) for role, app in role_apps.items()]
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", role_apps[ROLES[0]])
     operations = [r.ok() for r in schema.get_all_operations()]
     operations.sort(key=lambda op: (op.method.upper(), op.path) in LAST)
-    started, counter, ran = time.monotonic(), [0], 0
-    cookies = _cookie(app, world, role)
+    started, tally, ran = time.monotonic(), {role: Counter[str]() for role in ROLES}, 0
     for operation in operations:
         if (operation.method.upper(), operation.path) in SKIPPED:
             continue
-        for strategy, may_be_empty in _strategies(operation, _known_ids(world, role)):
-            _exercise(strategy, may_be_empty, cookies, counter)
+        for strategy, may_be_empty in _strategies(operation):
+            _exercise(strategy, may_be_empty, callers, tally)
             ran += 1
+        for caller in callers:
+            known = _known_ids(worlds[caller[0]], caller[0])
+            strategy = _known_strategy(operation, known)
+            if strategy is not None:
+                _exercise(strategy, False, [caller], tally)
+                ran += 1
     print(
-        f"contract ({role}, {MAX_EXAMPLES} per strategy): {len(operations)} operations, "
-        f"{ran} runs, {counter[0]} examples "
-        f"in {time.monotonic() - started:.0f}s"
+        f"contract ({MAX_EXAMPLES} per strategy): {len(operations)} operations, {ran} runs "
+        f"in {time.monotonic() - started:.0f}s; answers by role: "
+        + "; ".join(f"{role} {dict(sorted(t.items()))}" for role, t in tally.items())
     )
 
 

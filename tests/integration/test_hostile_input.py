@@ -113,6 +113,19 @@ def test_deep_json_is_refused_on_a_signed_in_route(app: Flask, survivor: tuple[A
     assert row_counts(app) == before
 
 
+@pytest.mark.parametrize("members", [["a\u0000b"], ["\u0000"]], ids=["inside", "alone"])
+def test_text_with_nul_is_a_400_not_a_database_error(
+    app: Flask, survivor: tuple[Any, str], members: list[str]
+) -> None:
+    """PostgreSQL text cannot hold U+0000: the contract test found a 500 here."""
+    client, case_id = survivor
+    before = row_counts(app)
+    url = f"/api/v1/cases/{case_id}/conversations"
+    _error(client.post(url, json={"members": members}), 400, "invalid_field")
+    _error(client.post(url, json={"members": ["x"], "\u0000": 1}), 400, "invalid_field")
+    assert row_counts(app) == before
+
+
 def test_json_depth_bound_is_exact(app: Flask) -> None:
     client = app.test_client()
     at_bound = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH

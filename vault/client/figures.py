@@ -7,6 +7,7 @@ case's members. Admins read and make releases of the period's figures.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,10 +29,15 @@ def randomize(answers: Mapping[str, str], epsilon: float) -> dict[str, str]:
     checked = pfig.check_answers(answers)
     out: dict[str, str] = {}
     for name, values in pfig.FIELDS.items():
-        prob = pfig.keep_probability(epsilon, len(values))
-        measurement = dp.m.make_randomized_response(categories=list(values), prob=prob)
+        measurement = _randomizer(tuple(values), pfig.keep_probability(epsilon, len(values)))
         out[name] = str(measurement(checked[name]))
     return out
+
+
+@functools.cache
+def _randomizer(values: tuple[str, ...], prob: float) -> dp.Measurement:
+    """A field's randomized response, built once: building costs more than each use."""
+    return dp.m.make_randomized_response(categories=list(values), prob=prob)
 
 
 @dataclass(frozen=True)
