@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,11 @@ def worker_ready(worker: Any) -> None:
     from vault.ops.logs import configure_app_logging
 
     configure_app_logging()
-    start_scheduler(worker.app.wsgi())
+    app = worker.app.wsgi()
+    # The loaded app (modules, mappers, compiled statements) lives as long as the worker:
+    # never garbage, so collections need not walk it, nor the last one as the worker exits.
+    gc.freeze()
+    start_scheduler(app)
 
 
 def worker_exited(worker: Any) -> None:
