@@ -71,9 +71,12 @@ def register(page: Page, base_url: str, token: str, username: str) -> str:
 
 def login(page: Page, username: str, passphrase: str = PASSPHRASE) -> None:
     """Sign in from the login screen."""
-    page.fill("input[name=username]", username)
-    page.fill("input[name=passphrase]", passphrase)
-    page.click("form button[type=submit]")
+    sign_in(page, username, passphrase)
+    signed_in(page)
+
+
+def signed_in(page: Page) -> None:
+    """Wait for the home screen of a sign-in sent with ``sign_in``."""
     expect(page.locator("#logout")).to_be_visible(timeout=60_000)
 
 
