@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect
 
 from tests.conftest import FAST_SERVER_HASH, PASSPHRASE
 from tests.e2e.conftest import ANDROID, Contexts
-from tests.e2e.flows import open_conversation, sign_in, signed_in
+from tests.e2e.flows import conversation_live, sign_in, signed_in
 from tests.e2e.test_stream_web import EVENTS, MESSAGE_PAGES, Requests
 from tests.integration.event_tier import EventTierProcess
 from tests.integration.messages_fixtures import AppProcess
@@ -98,7 +98,8 @@ def deployment(
         **minio.settings(f"t-{secrets.token_hex(6)}"),
     }
     app = make_app(**shared)
-    app_tier = AppProcess({**shared, "HAVEN_TIER": "app"}, log=tmp_path / "app.log")
+    # One app-tier worker is enough for four sign-ins at a time, and starts in half the time.
+    app_tier = AppProcess({**shared, "HAVEN_TIER": "app"}, workers=1, log=tmp_path / "app.log")
     events = EventTierProcess(shared, workers=1, log=tmp_path / "events.log")
     app_tier.start(wait=False)
     events.start(wait=False)
@@ -171,7 +172,9 @@ def test_fifty_pages_stay_live_on_one_event_tier_process(
                 sign_in(page, who, PASSPHRASE)
             for page in batch:
                 signed_in(page)
-                open_conversation(page)
+                page.locator(".case-actions button[data-messages]").first.click()
+            for page in batch:
+                conversation_live(page)
 
         mark = [len(seen.urls) for _, seen, _ in pages]
         Messenger(survivor).send(cid, "Fifty pages, one process.")

@@ -137,7 +137,9 @@ def test_a_refused_stream_is_retried_and_messages_arrive_meanwhile(
 
     # The open conversation still gets new messages (fetched about every 10 s).
     send_message(survivor, "Sent while the server was busy.")
-    page.clock.fast_forward(10_000)
+    with page.expect_request(EVENTS):  # tried again about 2 s after the refusal
+        page.clock.fast_forward(2_000)
+    page.clock.fast_forward(8_000)
     expect(
         page.locator("li.message.theirs", has_text="Sent while the server was busy.")
     ).to_be_visible(timeout=25_000)
