@@ -10,18 +10,7 @@ from playwright.sync_api import Page, expect
 from vault.client import HavenClient
 
 PASSPHRASE = "river stone lamp quietly 7"
-KEY_GROUPS_SHOWN = "document.querySelector('.key-groups')?.checkVisibility() === true"
 NEW_PASSPHRASE = "another long phrase for a new day"
-
-
-def wait_until(page: Page, condition: str, timeout: float = 60_000) -> None:
-    """Wait until a JavaScript expression holds in the page, looking every 50 ms.
-
-    For the long waits (keys derived, a stream opened): ``expect`` looks again at growing
-    intervals of up to half a second, so a sign-in finished just after a look was seen
-    about a quarter of a second late on average. The ``expect`` that follows asserts.
-    """
-    page.wait_for_function(f"() => {condition}", polling=50, timeout=timeout)
 
 
 def invite_token(link: str) -> str:
@@ -47,7 +36,6 @@ def fill_register(page: Page, username: str, passphrase: str = PASSPHRASE) -> No
     page.fill("input[name=new-passphrase]", passphrase)
     page.fill("input[name=passphrase-again]", passphrase)
     page.click("form button[type=submit]")
-    wait_until(page, KEY_GROUPS_SHOWN)
     expect(page.locator(".key-groups")).to_be_visible(timeout=60_000)
 
 
@@ -89,7 +77,6 @@ def login(page: Page, username: str, passphrase: str = PASSPHRASE) -> None:
 
 def signed_in(page: Page) -> None:
     """Wait for the home screen of a sign-in sent with ``sign_in``."""
-    wait_until(page, "document.querySelector('#logout')?.checkVisibility() === true")
     expect(page.locator("#logout")).to_be_visible(timeout=60_000)
 
 
@@ -163,7 +150,6 @@ def replace_keys(page: Page, passphrase: str = PASSPHRASE) -> str:
     recovery key, type two of its groups back; return the new key."""
     page.fill("input[name=passphrase]", passphrase)
     page.click("form button[type=submit]")
-    wait_until(page, KEY_GROUPS_SHOWN, 90_000)
     expect(page.locator(".key-groups")).to_be_visible(timeout=90_000)
     key = read_recovery_key(page)
     confirm_recovery_key(page, key)
@@ -179,7 +165,6 @@ def open_conversation(page: Page) -> None:
 
 def conversation_live(page: Page) -> None:
     """Wait until the open conversation's stream is live."""
-    wait_until(page, "document.querySelector('ol.messages')?.dataset.live === 'true'", 5_000)
     expect(page.locator("ol.messages")).to_have_attribute("data-live", "true")
 
 
