@@ -253,7 +253,10 @@ class LiveServer:
         app.config["HAVEN_PUBLIC_URL"] = self.url
         app.config["HAVEN_PUBLIC_ORIGIN"] = self.url
         self.witnesses = witness_policy(app)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # Shutting down waits for the serving loop's next look (half a second by default).
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> LiveServer:
         self.thread.start()

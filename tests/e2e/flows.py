@@ -71,9 +71,12 @@ def register(page: Page, base_url: str, token: str, username: str) -> str:
 
 def login(page: Page, username: str, passphrase: str = PASSPHRASE) -> None:
     """Sign in from the login screen."""
-    page.fill("input[name=username]", username)
-    page.fill("input[name=passphrase]", passphrase)
-    page.click("form button[type=submit]")
+    sign_in(page, username, passphrase)
+    signed_in(page)
+
+
+def signed_in(page: Page) -> None:
+    """Wait for the home screen of a sign-in sent with ``sign_in``."""
     expect(page.locator("#logout")).to_be_visible(timeout=60_000)
 
 
@@ -157,6 +160,11 @@ def replace_keys(page: Page, passphrase: str = PASSPHRASE) -> str:
 def open_conversation(page: Page) -> None:
     """From the home screen to the first case's conversation, live."""
     page.locator(".case-actions button[data-messages]").first.click()
+    conversation_live(page)
+
+
+def conversation_live(page: Page) -> None:
+    """Wait until the open conversation's stream is live."""
     expect(page.locator("ol.messages")).to_have_attribute("data-live", "true")
 
 

@@ -58,10 +58,12 @@ def test_a_send_answered_503_is_retried_after_the_advised_wait(
             route.continue_()
 
     page.route(SEND, first_busy)
+    page.clock.install()  # the advised wait passes when the test moves the page's clock
     page.fill("textarea[name=text]", "Sent while the server was busy.")
     page.click("form.compose button[type=submit]")
     status = page.locator("main [role=status].busy")
     expect(status).to_have_text("The server is busy. Sending again in 3 s…")
+    page.clock.fast_forward(3_000)
     expect(
         page.locator("li.message.mine", has_text="Sent while the server was busy.")
     ).to_be_visible(timeout=30_000)
@@ -92,6 +94,7 @@ def test_an_upload_part_answered_503_is_retried_after_the_advised_wait(
             route.continue_()
 
     page.route(PARTS, first_part_busy)
+    page.clock.install()  # the advised wait passes when the test moves the page's clock
     page.set_input_files(
         "input[name=file]",
         {"name": "visa.pdf", "mimeType": "application/pdf", "buffer": os.urandom(200_000)},
@@ -101,6 +104,7 @@ def test_an_upload_part_answered_503_is_retried_after_the_advised_wait(
     expect(page.locator("form.upload [role=status]")).to_have_text(
         "The server is busy. Continuing the upload in 3 s…"
     )
+    page.clock.fast_forward(3_000)
     expect(page.locator(".document h3", has_text="visa.pdf")).to_be_visible(timeout=60_000)
     assert seen == ["1", "1"], seen
 

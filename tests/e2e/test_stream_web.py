@@ -128,12 +128,18 @@ def test_a_refused_stream_is_retried_and_messages_arrive_meanwhile(
         )
 
     page.route(EVENTS, busy)
+    # The page's timers on a clock the test moves: its polls and retries come when told,
+    # not after real seconds of waiting.
+    page.clock.install()
     page.locator(".case-actions button[data-messages]").first.click()
     expect(page.locator("ol.messages")).to_have_attribute("data-live", "false")
     expect(page.locator("main [role=status].busy")).to_have_text("")
 
     # The open conversation still gets new messages (fetched about every 10 s).
     send_message(survivor, "Sent while the server was busy.")
+    with page.expect_request(EVENTS):  # tried again about 2 s after the refusal
+        page.clock.fast_forward(2_000)
+    page.clock.fast_forward(8_000)
     expect(
         page.locator("li.message.theirs", has_text="Sent while the server was busy.")
     ).to_be_visible(timeout=25_000)
@@ -142,6 +148,7 @@ def test_a_refused_stream_is_retried_and_messages_arrive_meanwhile(
 
     # Room again: the stream comes back by itself (2 s, 4 s, 8 s … apart) and is live.
     page.unroute(EVENTS, busy)
+    page.clock.fast_forward(60_000)
     expect(page.locator("ol.messages")).to_have_attribute("data-live", "true", timeout=45_000)
     send_message(survivor, "And now live again.")
     expect(page.locator("li.message.theirs", has_text="And now live again.")).to_be_visible(

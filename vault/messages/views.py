@@ -523,7 +523,8 @@ def events() -> Response:
         cursor[:512] if cursor else None,
         now + max(0.0, float(lifetime)),
         slots.release,
-        request.environ.get("gunicorn.socket"),
+        # The connection, so a stream sees its client leave: gunicorn's, or the dev server's.
+        request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket"),
     )
     response = Response(stream, mimetype="text/event-stream")
     response.headers["X-Accel-Buffering"] = "no"
