@@ -272,9 +272,6 @@ class LiveServer:
     def _counted(self, environ: dict[str, Any], start_response: Any) -> Any:
         with self._idle:
             self._active += 1
-        # The connection's socket, as gunicorn hands it over: an event stream watches it and
-        # ends when its client leaves, instead of holding on until its next heartbeat (15 s).
-        environ.setdefault("gunicorn.socket", environ.get("werkzeug.socket"))
         try:
             body = self.app(environ, start_response)
         except BaseException:
