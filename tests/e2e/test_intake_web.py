@@ -65,7 +65,7 @@ def cookies_cleared(page: Page, url: str) -> bool:
     while time.monotonic() < deadline:
         if page.context.cookies(url) == []:
             return True
-        time.sleep(0.2)
+        page.wait_for_timeout(200)
     return False
 
 

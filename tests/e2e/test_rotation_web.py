@@ -226,7 +226,7 @@ def test_replace_keys_from_settings_signs_out_the_lost_phone(
         "current passphrase is wrong", timeout=60_000
     )
     replace_keys(page)
-    assert session_is_ended(live_server, lost_cookies)
+    assert session_is_ended(lost, live_server, lost_cookies)
 
     open_conversation(page)
     expect(page.locator("li.message.mine")).to_contain_text("Written before the phone was lost.")
@@ -248,7 +248,7 @@ def test_replace_keys_from_settings_signs_out_the_lost_phone(
     for _ in range(3):
         page.keyboard.press("Shift")
     page.wait_for_url("https://www.wikipedia.org/")
-    assert session_is_ended(live_server, cookies)
+    assert session_is_ended(page, live_server, cookies)
     assert watch.console_errors == []
 
 

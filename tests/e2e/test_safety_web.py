@@ -16,8 +16,13 @@ from tests.e2e.conftest import ANDROID, IPHONE, NEUTRAL, Contexts
 from tests.e2e.flows import assert_holds_none_of, counsel_with_invite, login, register
 
 
-def session_is_ended(server: LiveServer, cookies: list[dict[str, Any]]) -> bool:
-    """Whether the server refuses the session these cookies carried (polls a few seconds)."""
+def session_is_ended(page: Page, server: LiveServer, cookies: list[dict[str, Any]]) -> bool:
+    """Whether the server refuses the session these cookies carried (polls a few seconds).
+
+    It waits through ``page``, not with ``time.sleep``: Playwright runs the context's route
+    handler only while this thread is inside a Playwright call, so a sign-out the page sent
+    just before stayed held in the route, unsent, for as long as the test slept.
+    """
     jar = {c["name"]: c["value"] for c in cookies}
     assert jar, "the browser had a session cookie"
     deadline = time.monotonic() + 10
@@ -25,7 +30,7 @@ def session_is_ended(server: LiveServer, cookies: list[dict[str, Any]]) -> bool:
         answer = requests.get(f"{server.url}/api/v1/account", cookies=jar, timeout=10)
         if answer.status_code == 401:
             return True
-        time.sleep(0.2)
+        page.wait_for_timeout(200)
     return False
 
 
@@ -51,7 +56,7 @@ def assert_left_without_trace(
     assert not page.url.startswith(server.url), f"Back returned to {page.url}"
     expect(page.locator("h1")).to_have_text("Search")
     assert page.title() == "Search"
-    assert session_is_ended(server, cookies)
+    assert session_is_ended(page, server, cookies)
 
 
 @pytest.mark.parametrize("device", [IPHONE, ANDROID])
@@ -108,7 +113,7 @@ def test_idle_lock_drops_keys_and_returns_to_login(
     expect(page.locator("input[name=passphrase]")).to_be_visible()
     expect(page.locator(".notice")).to_contain_text("5 minutes")
     assert client.account.username not in page.locator("body").inner_text()
-    assert session_is_ended(live_server, cookies)
+    assert session_is_ended(page, live_server, cookies)
     assert_holds_none_of(page, [client.account.username, PY_PASSPHRASE])
 
 

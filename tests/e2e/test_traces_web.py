@@ -257,7 +257,7 @@ def test_an_invite_link_opened_in_a_tab_that_shows_the_app_is_taken(
     cookies = page.context.cookies()
     page.goto(f"{live_server.url}/app/#invite=not-a-token")
     expect(page.locator("main .error-box")).to_be_visible()
-    assert session_is_ended(live_server, cookies)
+    assert session_is_ended(page, live_server, cookies)
     assert watch.console_errors == []
 
 
