@@ -4,6 +4,7 @@ Python client: opens counted, history, consent, indistinguishable refusals, no l
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from vault.client import ApiError, HavenClient
 from vault.client.links import LinkRefused, Links, open_link
 from vault.db import database
 from vault.links.models import Link
+from vault.protocol import documents as plink_documents
 from vault.protocol import links as plink
 from vault.protocol.encoding import b64encode
 
@@ -314,13 +316,19 @@ def test_recipient_routes_are_rate_limited_per_link_and_per_address(
 
 
 def test_haven_links_commands_create_list_open_and_refuse_the_spent_link(
-    pair: Pair, live_server: LiveServer, tmp_path: Path
+    pair: Pair, live_server: LiveServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     survivor, _, case_id = pair
     assert survivor.account is not None
     source = tmp_path / "birth certificate.pdf"
     write_random_file(source, 5000)
+    # The uploading client chooses the id; one in 64 begins with "-" (first byte 0xF8-0xFB),
+    # which the command line once took for an option: "No such option '-B'".
+    monkeypatch.setattr(
+        plink_documents, "generate_document_id", lambda: bytes([0xF8]) + os.urandom(15)
+    )
     doc = fast_documents(survivor).upload(case_id, source, doc_type="birth_certificate")
+    assert doc.id.startswith("-")
     env = {
         "HAVEN_URL": live_server.url,
         "HAVEN_UNWITNESSED": "true",

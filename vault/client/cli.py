@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -75,6 +76,47 @@ def api_errors(prefix: str = "") -> Iterator[None]:
         yield
     except ApiError as exc:
         raise click.ClickException(f"{prefix}{exc.message}") from exc
+
+
+# A document id is 16 bytes in base64url (protocol §8.1), chosen by the uploading client: one
+# in 64 begins with "-", which a command line would otherwise take for an option.
+_ID_SHAPE = re.compile(r"-[A-Za-z0-9_-]{21}")
+
+
+class IdArguments(click.Command):
+    """A command whose arguments may be document ids: an id-shaped word that begins with "-"
+    is an argument, not an option (``haven links create CASE -Bq... --recipient ...``).
+
+    Options and their values keep their places; every other word is moved, in its order,
+    after a ``--``. A word that begins with "-" and is neither an option nor id-shaped stays
+    where it is, so a mistyped option is still named as one.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            return super().parse_args(ctx, args)
+        values: dict[str, int] = {}
+        for param in self.get_params(ctx):
+            if isinstance(param, click.Option):
+                for name in (*param.opts, *param.secondary_opts):
+                    values[name] = 0 if param.is_flag or param.count else param.nargs
+        options: list[str] = []
+        words: list[str] = []
+        at = 0
+        while at < len(args):
+            word = args[at]
+            name = word.split("=", 1)[0]
+            if name in values:
+                taken = 1 + (0 if "=" in word else values[name])
+                options.extend(args[at : at + taken])
+                at += taken
+                continue
+            if word.startswith("-") and not _ID_SHAPE.fullmatch(word):
+                options.append(word)
+            else:
+                words.append(word)
+            at += 1
+        return super().parse_args(ctx, [*options, "--", *words])
 
 
 def _credentials(command: Any) -> Any:

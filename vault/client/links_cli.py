@@ -10,7 +10,7 @@ import click
 
 from vault import clock
 from vault.client.api import ApiError, HavenClient
-from vault.client.cli import _client, _credentials, api_errors, witness_policy
+from vault.client.cli import IdArguments, _client, _credentials, api_errors, witness_policy
 from vault.client.links import LinkRefused, Links, open_link
 
 
@@ -26,7 +26,7 @@ def links_group() -> None:
     """Links that show documents to an outside recipient without an account."""
 
 
-@links_group.command("create")
+@links_group.command("create", cls=IdArguments)
 @_credentials
 @click.argument("case_id")
 @click.argument("document_ids", nargs=-1, required=True)
