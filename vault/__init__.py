@@ -23,6 +23,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     # Bounded JSON decoding and strict <int:...> segments for every route (vault/api.py).
     app.json = api.JsonProvider(app)
     app.url_map.converters["int"] = api.IntConverter
+    app.url_rule_class = api.Rule  # URL builders compiled on first use, not at start
     # First hook: a cross-site request is refused before the limiter counts it or a key reloads.
     security.init_app(app)
     _load_keys(app)
