@@ -120,7 +120,7 @@ def run(services: Services) -> None:
             "server": "gunicorn gthread, 1 worker, subprocess",
             "part_bytes": PART,
             "parallel_parts": PARALLEL_PARTS,
-            "note": "measured on a shared, busy 2-core machine",
+            "note": "measured on a 2-core machine; MinIO nodes, service and client share its cores",
         }
         emit(
             "distributed_upload_service",
