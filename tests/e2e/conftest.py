@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -159,7 +160,10 @@ class Contexts:
                 watch.outside.append(url)
                 request_route.abort()
 
-        context.route("**/*", route)
+        # Only requests off the server are routed: the server's own go straight through,
+        # without a round trip through Playwright's driver and this process for each, and
+        # without waiting for this thread to be inside a Playwright call to be sent.
+        context.route(re.compile(rf"^(?!{re.escape(self.server.url)}/)"), route)
         return context, watch
 
     def page(
