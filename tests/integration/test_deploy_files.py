@@ -756,6 +756,7 @@ def test_deploy_doc_covers_the_operator_runbook() -> None:
         "## Restore",
         "## Key rotation",
         "## Scale-out",
+        "### Capacity of one host",
         "## What the operator can and cannot see",
         "## Why MinIO is built from source",
     ):
