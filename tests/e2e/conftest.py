@@ -152,7 +152,7 @@ class Contexts:
         def route(request_route: Route) -> None:
             url = request_route.request.url
             host = urlsplit(url).hostname or ""
-            if url.startswith(self.server.url) or url.startswith(("data:", "blob:")):
+            if url.startswith(("data:", "blob:")):
                 request_route.continue_()
             elif host in STUB_PAGES and request_route.request.resource_type == "document":
                 request_route.fulfill(body=STUB_PAGES[host], content_type="text/html")

@@ -31,7 +31,7 @@ from vault.client import ApiError, HavenClient
 from vault.client.links import LinkRefused, Links, open_link
 from vault.db import database
 from vault.links.models import Link
-from vault.protocol import documents as plink_documents
+from vault.protocol import documents as pdoc
 from vault.protocol import links as plink
 from vault.protocol.encoding import b64encode
 
@@ -324,9 +324,7 @@ def test_haven_links_commands_create_list_open_and_refuse_the_spent_link(
     write_random_file(source, 5000)
     # The uploading client chooses the id; one in 64 begins with "-" (first byte 0xF8-0xFB),
     # which the command line once took for an option: "No such option '-B'".
-    monkeypatch.setattr(
-        plink_documents, "generate_document_id", lambda: bytes([0xF8]) + os.urandom(15)
-    )
+    monkeypatch.setattr(pdoc, "generate_document_id", lambda: bytes([0xF8]) + os.urandom(15))
     doc = fast_documents(survivor).upload(case_id, source, doc_type="birth_certificate")
     assert doc.id.startswith("-")
     env = {

@@ -87,9 +87,9 @@ class IdArguments(click.Command):
     """A command whose arguments may be document ids: an id-shaped word that begins with "-"
     is an argument, not an option (``haven links create CASE -Bq... --recipient ...``).
 
-    Options and their values keep their places; every other word is moved, in its order,
-    after a ``--``. A word that begins with "-" and is neither an option nor id-shaped stays
-    where it is, so a mistyped option is still named as one.
+    Options and their values are kept, in their order, before a ``--``; every other word
+    follows it, in its order. A word that begins with "-" and is neither an option nor
+    id-shaped is kept among the options, so a mistyped option is still named as one.
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
