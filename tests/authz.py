@@ -114,6 +114,9 @@ class Route:
     expect: dict[str, int]
     path: Callable[[World], str] | None = None
     body: dict[str, Any] | None = field(default=None)
+    # A refusal the route still records (a failed re-authentication goes into the audit
+    # chain): the matrix runs its refused writes on a copy of the world, not the shared one.
+    writes_when_refused: bool = False
 
 
 NOT_ADMIN_OWNER = {"admin": 403, "stranger_counsel": 404, "stranger_survivor": 404}

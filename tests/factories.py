@@ -6,8 +6,11 @@ accounts to exist (authorization, bad input) build them here with random subkeys
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from sqlalchemy import Engine, MetaData, Table, func, select
@@ -15,9 +18,11 @@ from sqlalchemy.orm import Session
 
 from vault.accounts import services as accounts
 from vault.accounts.models import Role, User
+from vault.db import database
 from vault.keyring import Keyring
 from vault.protocol import keys as pkeys
 from vault.protocol.kdf import KdfParams
+from vault.storage import store
 
 CHEAP = accounts.HashCost(1, 8192)
 
@@ -95,3 +100,26 @@ def row_counts(app: Flask) -> dict[str, int]:
             t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
             for t in tables(engine)
         }
+
+
+def snapshot(app: Flask) -> dict[str, Any]:
+    """Every row of every table, every object and upload in the bucket, every server key file."""
+    engine = database(app).engine
+    with engine.connect() as conn:
+        # Plain SQL: a select built per table would be compiled again for each new engine.
+        rows = {
+            t.name: sorted(map(repr, conn.exec_driver_sql(f'SELECT * FROM "{t.name}"').all()))
+            for t in tables(engine)
+        }
+    objects = store(app)
+    keys = Path(app.config["HAVEN_KEYS_DIR"])
+    return {
+        "rows": rows,
+        "objects": sorted(name for name, _ in objects.list_objects("")),
+        "uploads": sorted(u.object_name for u in objects.list_uploads("")),
+        "keys": {
+            str(p.relative_to(keys)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(keys.rglob("*"))
+            if p.is_file()
+        },
+    }

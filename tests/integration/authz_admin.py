@@ -57,7 +57,13 @@ ROUTES = [
         path=lambda w: f"/api/v1/admin/accounts/{_target(w)}/compromised",
     ),
     Route("GET", "/api/v1/admin/figures", ADMIN_ONLY_200),
-    Route("POST", "/api/v1/admin/reauth", signed_in(403, admin=401), body={"auth_key": "A" * 43}),
+    Route(
+        "POST",
+        "/api/v1/admin/reauth",
+        signed_in(403, admin=401),
+        body={"auth_key": "A" * 43},
+        writes_when_refused=True,
+    ),
     Route("GET", "/api/v1/admin/keys/reencrypt", ADMIN_ONLY_200),
     Route("GET", "/api/v1/admin/invites", ADMIN_ONLY_200),
     Route(

@@ -32,6 +32,7 @@ from tests.authz import World, build_full_world, copy_of
 from tests.conftest import app_settings, build_app, dispose_app
 from tests.integration.documents_fixtures import minio_client
 from tests.services import MinioServer, PostgresServer
+from vault.extensions import limiter
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,15 @@ def _restart_uploads(client: Minio, target: str, postgres: PostgresServer, datab
             )
 
 
+@pytest.fixture(scope="session")
+def shared_apps() -> Iterator[dict[tuple[tuple[str, str], ...], Flask]]:
+    """Apps on the shared world, one per set of setting overrides, built once per worker."""
+    apps: dict[tuple[tuple[str, str], ...], Flask] = {}
+    yield apps
+    for app in apps.values():
+        dispose_app(app)
+
+
 @pytest.fixture
 def app_and_world(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -130,7 +140,9 @@ def app_and_world(
     """Return a callable giving an app and its world: the shared one, or a copy of it.
 
     ``shared=True`` is for tests whose requests change nothing (a safe method, or a write
-    the test expects refused and checks changed nothing); anything else gets a copy.
+    the test expects refused and checks changed nothing); anything else gets a copy. The
+    shared world's app is built once per worker and its rate-limit counters cleared for
+    each test; a copy gets an app of its own.
     """
     apps: list[Flask] = []
     copies: list[str] = []
@@ -139,16 +151,24 @@ def app_and_world(
     def _get(*, shared: bool, **overrides: str) -> tuple[Flask, World]:
         base: SharedWorld = request.getfixturevalue("shared_world")
         settings = base.settings
-        if not shared:
-            minio: MinioServer = request.getfixturevalue("minio")
-            token = secrets.token_hex(6)
-            name, bucket, keys = f"t_{token}", f"t-{token}", tmp_path / f"keys-{token}"
-            postgres.execute(f"CREATE DATABASE {name} TEMPLATE {base.pristine}")
-            copies.append(name)
-            shutil.copytree(settings["HAVEN_KEYS_DIR"], keys)
-            client = _copy_objects(minio, settings["HAVEN_S3_BUCKET"], bucket)
-            _restart_uploads(client, bucket, postgres, name)
-            settings = app_settings(postgres.url(name), keys, minio, bucket)
+        if shared:
+            cache = request.getfixturevalue("shared_apps")
+            key = tuple(sorted(overrides.items()))
+            if key not in cache:
+                cache[key] = build_app({**settings, **overrides})
+                cache[key].config.update(base.world.config)
+            # One limiter serves every app of a process (Flask-Limiter keeps one storage).
+            limiter.reset()
+            return cache[key], copy_of(base.world)
+        minio: MinioServer = request.getfixturevalue("minio")
+        token = secrets.token_hex(6)
+        name, bucket, keys = f"t_{token}", f"t-{token}", tmp_path / f"keys-{token}"
+        postgres.execute(f"CREATE DATABASE {name} TEMPLATE {base.pristine}")
+        copies.append(name)
+        shutil.copytree(settings["HAVEN_KEYS_DIR"], keys)
+        client = _copy_objects(minio, settings["HAVEN_S3_BUCKET"], bucket)
+        _restart_uploads(client, bucket, postgres, name)
+        settings = app_settings(postgres.url(name), keys, minio, bucket)
         app = build_app({**settings, **overrides})
         app.config.update(base.world.config)
         apps.append(app)

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from tests.authz import ACTORS, NOT_ADMIN_OWNER, Route, World, everyone, features, signed_in
-from tests.factories import session_cookie_for
+from tests.factories import session_cookie_for, snapshot
 from vault.openapi import endpoint_specs
 from vault.security import UNSAFE_METHODS
 
@@ -80,8 +80,13 @@ CASES = [(route, actor) for route in ROUTES for actor in ACTORS]
 def test_route_answers_each_actor_as_declared(
     app_and_world: Callable[..., tuple[Flask, World]], route: Route, actor: str
 ) -> None:
-    # A safe method changes nothing, so it may run against the world this worker shares.
-    app, world = app_and_world(shared=route.method not in UNSAFE_METHODS)
+    # A safe method changes nothing, so it may run against the world this worker shares; so
+    # may a write this actor must be refused, which is then checked to have changed nothing.
+    # Only a write expected to act gets a copy of the world.
+    write = route.method in UNSAFE_METHODS
+    refused = route.expect[actor] >= 400 and not route.writes_when_refused
+    app, world = app_and_world(shared=not write or refused)
+    before = snapshot(app) if write and refused else None
     client = app.test_client()
     if actor != "anonymous":
         session_cookie_for(app, client, world.people[actor].id)
@@ -98,3 +103,5 @@ def test_route_answers_each_actor_as_declared(
     if response.status_code >= 400:
         error = response.get_json()["error"]
         assert set(error) == {"code", "message"}
+    if before is not None:
+        assert snapshot(app) == before, "a refused write changed the database, store or keys"

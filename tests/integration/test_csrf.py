@@ -7,19 +7,16 @@ which a test there holds equal to the app's URL map, so a new route is covered h
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
 
 from tests.authz import ACTORS, Route, World
-from tests.factories import session_cookie_for, tables
+from tests.factories import session_cookie_for, snapshot
 from tests.integration.test_authorization import ROUTES
 from vault.accounts.models import User
 from vault.config import ConfigError, load_config, origin_of
@@ -27,7 +24,6 @@ from vault.db import database
 from vault.documents.models import Document, DocumentState
 from vault.openapi import endpoint_specs
 from vault.security import UNSAFE_METHODS
-from vault.storage import store
 
 PUBLIC = "https://haven.example"
 JSON = "application/json"
@@ -128,25 +124,6 @@ def _send(
     body = b"" if _media_type(app, route) == OCTET else json.dumps(route.body or {}).encode()
     path = route.path(world) if route.path else route.rule
     return client.open(path, method=route.method, data=body, content_type=ctype, headers=headers)
-
-
-def snapshot(app: Flask) -> dict[str, Any]:
-    """Every row of every table, every object and upload in the bucket, every server key file."""
-    engine = database(app).engine
-    with engine.connect() as conn:
-        rows = {t.name: sorted(map(repr, conn.execute(select(t)).all())) for t in tables(engine)}
-    objects = store(app)
-    keys = Path(app.config["HAVEN_KEYS_DIR"])
-    return {
-        "rows": rows,
-        "objects": sorted(name for name, _ in objects.list_objects("")),
-        "uploads": sorted(u.object_name for u in objects.list_uploads("")),
-        "keys": {
-            str(p.relative_to(keys)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(keys.rglob("*"))
-            if p.is_file()
-        },
-    }
 
 
 def _signed_in(app: Flask, world: World, actor: str) -> Any:
