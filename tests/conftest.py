@@ -16,6 +16,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wsgi import ClosingIterator
 
 from tests import contract
+from tests.dbpool import DatabasePool
 from tests.services import (
     MinioServer,
     PostgresServer,
@@ -138,12 +139,19 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def database_pool(postgres: PostgresServer) -> DatabasePool:
+    """This worker's PostgreSQL test databases, emptied and reused between tests."""
+    return DatabasePool(postgres, "haven_template")
+
+
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database: PostgreSQL unless the test asks for SQLite.
 
-    A PostgreSQL one is dropped when the test ends: kept, a worker's few hundred databases
-    (about 12 MB each) filled the disk and took minutes to delete at the session's end.
+    A PostgreSQL one is emptied when the test ends and, once it is the template again, is
+    the next test's (tests/dbpool.py); otherwise it is dropped: kept, a worker's few hundred
+    databases (about 12 MB each) filled the disk and took minutes to delete at the end.
     The SQLite template is migrated only in a worker that runs a SQLite test.
     """
     backend = getattr(request, "param", "postgresql")
@@ -153,10 +161,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{path}"
         return
     postgres: PostgresServer = request.getfixturevalue("postgres")
-    name = f"t_{secrets.token_hex(6)}"
-    postgres.execute(f"CREATE DATABASE {name} TEMPLATE haven_template")
+    pool: DatabasePool = request.getfixturevalue("database_pool")
+    name = pool.take()
     yield postgres.url(name)
-    postgres.drop_database(name)
+    pool.give_back(name)
 
 
 def app_settings(
