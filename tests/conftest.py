@@ -16,7 +16,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wsgi import ClosingIterator
 
 from tests import contract
-from tests.dbpool import DatabasePool
+from tests.dbpool import pool_for
 from tests.services import (
     MinioServer,
     PostgresServer,
@@ -139,12 +139,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def database_pool(postgres: PostgresServer) -> DatabasePool:
-    """This worker's PostgreSQL test databases, emptied and reused between tests."""
-    return DatabasePool(postgres, "haven_template")
-
-
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A fresh, migrated database: PostgreSQL unless the test asks for SQLite.
@@ -161,7 +155,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{path}"
         return
     postgres: PostgresServer = request.getfixturevalue("postgres")
-    pool: DatabasePool = request.getfixturevalue("database_pool")
+    pool = pool_for(postgres)  # a module may have a server of its own (test_faults.py)
     name = pool.take()
     yield postgres.url(name)
     pool.give_back(name)

@@ -22,6 +22,7 @@ stopped, a connection would not end) is dropped and the next test gets a new one
 from __future__ import annotations
 
 import secrets
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -203,3 +204,13 @@ class DatabasePool:
             same = fingerprint(conn) == template.fingerprint
             conn.rollback()
         return same
+
+
+_POOLS: weakref.WeakKeyDictionary[PostgresServer, DatabasePool] = weakref.WeakKeyDictionary()
+
+
+def pool_for(server: PostgresServer) -> DatabasePool:
+    """The pool of databases made from ``haven_template`` on ``server``, one per server."""
+    if server not in _POOLS:
+        _POOLS[server] = DatabasePool(server, "haven_template")
+    return _POOLS[server]
