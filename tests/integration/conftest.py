@@ -4,9 +4,10 @@ Building the authorization world (five accounts, two cases and every feature's r
 about 390 statements and a dozen requests) took most of an authorization or cross-site
 test's time. It is now built once per worker:
 
-- requests by safe methods, and writes a test expects refused without effect, run against
-  that world itself: each test gets a fresh app (its own rate-limit counters) on the
-  world's database, bucket and keys;
+- requests by safe methods, and writes a test expects refused without effect (the test
+  then checks a snapshot of the world is unchanged), run against that world itself, through
+  one app per worker on the world's database, bucket and keys, its rate-limit counters
+  cleared for each test;
 - writes that may act run against a copy: a database made from a pristine copy of the
   world's, taken right after it was built and never served; the world's objects copied
   into a bucket of the copy's own; its keys folder copied; and each upload the world left
