@@ -24,20 +24,23 @@ from __future__ import annotations
 import secrets
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
 
 from tests.services import PostgresServer
 
+# The schemas PostgreSQL owns; everything else is the template's or a test's.
+SYSTEM = "ARRAY['pg_catalog', 'information_schema', 'pg_toast']"
+
 # Everything a migration or a test could change besides rows and sequences. Sent without
 # parameters, so that psycopg leaves format()'s % alone.
-SCHEMA = """
+SCHEMA = f"""
 SELECT md5(string_agg(x, E'\\n' ORDER BY x)) FROM (
   SELECT format('rel %s %s %s', n.nspname, c.relname, c.relkind) AS x
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast']) AND n.nspname NOT LIKE 'pg_temp%'
+   WHERE n.nspname <> ALL ({SYSTEM}) AND n.nspname NOT LIKE 'pg_temp%'
      AND n.nspname NOT LIKE 'pg_toast_temp%'
   UNION ALL
   SELECT format('col %s %s %s %s %s %s', c.oid::regclass, a.attnum, a.attname,
@@ -46,22 +49,22 @@ SELECT md5(string_agg(x, E'\\n' ORDER BY x)) FROM (
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-   WHERE n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast']) AND a.attnum > 0 AND NOT a.attisdropped
+   WHERE n.nspname <> ALL ({SYSTEM}) AND a.attnum > 0 AND NOT a.attisdropped
   UNION ALL
   SELECT format('con %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
     FROM pg_constraint
-   WHERE connamespace NOT IN (SELECT oid FROM pg_namespace WHERE nspname = ANY (ARRAY['pg_catalog', 'information_schema', 'pg_toast']))
+   WHERE connamespace NOT IN (SELECT oid FROM pg_namespace WHERE nspname = ANY ({SYSTEM}))
   UNION ALL
   SELECT format('idx %s', pg_get_indexdef(i.indexrelid))
     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
     JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast'])
+   WHERE n.nspname <> ALL ({SYSTEM})
   UNION ALL
   SELECT format('trg %s', pg_get_triggerdef(oid)) FROM pg_trigger WHERE NOT tgisinternal
   UNION ALL
   SELECT format('fn %s %s', p.oid::regprocedure, md5(p.prosrc))
     FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-   WHERE n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast'])
+   WHERE n.nspname <> ALL ({SYSTEM})
   UNION ALL
   SELECT format('enum %s %s %s', enumtypid::regtype, enumsortorder, enumlabel) FROM pg_enum
   UNION ALL
@@ -72,23 +75,23 @@ SELECT md5(string_agg(x, E'\\n' ORDER BY x)) FROM (
   UNION ALL
   SELECT format('view %s %s', c.oid::regclass, pg_get_viewdef(c.oid))
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-   WHERE c.relkind IN ('v', 'm') AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast'])
+   WHERE c.relkind IN ('v', 'm') AND n.nspname <> ALL ({SYSTEM})
   UNION ALL
   SELECT format('set %s', setconfig) FROM pg_db_role_setting
    WHERE setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
 ) s
 """
 
-TABLES = """
+TABLES = f"""
 SELECT schemaname, tablename FROM pg_tables
- WHERE schemaname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast']) ORDER BY 1, 2
+ WHERE schemaname <> ALL ({SYSTEM}) ORDER BY 1, 2
 """
 
-SEQUENCES = """
+SEQUENCES = f"""
 SELECT schemaname, sequencename, last_value, start_value, increment_by, min_value,
        max_value, cycle
   FROM pg_sequences
- WHERE schemaname <> ALL (ARRAY['pg_catalog', 'information_schema', 'pg_toast']) ORDER BY 1, 2
+ WHERE schemaname <> ALL ({SYSTEM}) ORDER BY 1, 2
 """
 
 
@@ -96,7 +99,16 @@ def _tables(conn: psycopg.Connection[Any]) -> list[sql.Composable]:
     return [sql.Identifier(s, t) for s, t in conn.execute(TABLES).fetchall()]
 
 
-def fingerprint(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+class Fingerprint(NamedTuple):
+    """What must match the template: the schema's digest, each table's rows' digest and
+    each sequence (name, value and settings)."""
+
+    schema: Any
+    rows: list[Any]
+    sequences: list[Any]
+
+
+def fingerprint(conn: psycopg.Connection[Any]) -> Fingerprint:
     """The schema's digest, each table's rows and each sequence's value, of one database."""
     schema = conn.execute(SCHEMA).fetchone()
     tables = _tables(conn)
@@ -111,16 +123,15 @@ def fingerprint(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
         ]
         rows = conn.execute(sql.SQL(" UNION ALL ").join(parts)).fetchall()
     sequences = conn.execute(SEQUENCES).fetchall()
-    return (schema, sorted(rows), sequences)
+    return Fingerprint(schema, sorted(rows), sequences)
 
 
 @dataclass
 class Template:
-    """What the migrated template holds: its fingerprint, its rows and its sequences."""
+    """What the migrated template holds: its fingerprint and its rows."""
 
-    fingerprint: tuple[Any, ...]
+    fingerprint: Fingerprint
     rows: dict[str, bytes]  # table (quoted) -> its rows in COPY's text format
-    sequences: list[tuple[Any, ...]]
 
 
 @dataclass
@@ -132,15 +143,9 @@ class DatabasePool:
     free: list[str] = field(default_factory=list)
     _template: Template | None = None
 
-    def _connect(self, database: str, *, autocommit: bool = True) -> psycopg.Connection[Any]:
-        return psycopg.connect(
-            f"host=127.0.0.1 port={self.server.port} user=postgres dbname={database}",
-            autocommit=autocommit,
-        )
-
     def _read_template(self) -> Template:
         if self._template is None:
-            with self._connect(self.template) as conn:
+            with self.server.connect(self.template) as conn:
                 rows: dict[str, bytes] = {}
                 for table in _tables(conn):
                     copy_out = sql.SQL("COPY {} TO STDOUT").format(table)
@@ -148,8 +153,7 @@ class DatabasePool:
                         data = b"".join(bytes(chunk) for chunk in copy)
                     if data:
                         rows[table.as_string(conn)] = data
-                sequences = [tuple(r) for r in conn.execute(SEQUENCES).fetchall()]
-                self._template = Template(fingerprint(conn), rows, sequences)
+                self._template = Template(fingerprint(conn), rows)
         return self._template
 
     def take(self) -> str:
@@ -175,7 +179,7 @@ class DatabasePool:
         self.server.drop_database(name)
 
     def _reset(self, name: str, template: Template) -> bool:
-        with self._connect(name, autocommit=False) as conn:
+        with self.server.connect(name, autocommit=False) as conn:
             conn.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -193,7 +197,7 @@ class DatabasePool:
                         sql.Literal(start if value is None else value),
                         sql.Literal(value is not None),
                     )
-                    for schema, name_, value, start, *_ in template.sequences
+                    for schema, name_, value, start, *_ in template.fingerprint.sequences
                 ),
             ]
             conn.execute(sql.SQL("; ").join(statements))

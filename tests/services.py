@@ -148,14 +148,19 @@ class PostgresServer(_LogFile):
         """SQLAlchemy URL of a database on this server."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def execute(self, sql: str) -> None:
-        """Run one statement as the superuser, outside a transaction."""
+    def connect(self, database: str = "postgres", *, autocommit: bool = True) -> Any:
+        """A psycopg connection to a database on this server, as the superuser."""
         import psycopg
 
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+        return psycopg.connect(
+            f"host=127.0.0.1 port={self.port} user=postgres dbname={database}",
+            autocommit=autocommit,
+        )
+
+    def execute(self, sql: str) -> None:
+        """Run one statement as the superuser, outside a transaction."""
+        with self.connect() as conn:
+            conn.execute(sql)
 
     def drop_database(self, name: str) -> None:
         """Drop a test's database, ending what still holds it; a stopped server keeps it."""

@@ -22,7 +22,6 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -84,17 +83,9 @@ def _copy_objects(minio: MinioServer, source: str, target: str) -> Minio:
     return client
 
 
-def _connect(postgres: PostgresServer, database: str) -> Any:
-    import psycopg
-
-    return psycopg.connect(
-        f"host=127.0.0.1 port={postgres.port} user=postgres dbname={database}", autocommit=True
-    )
-
-
 def _uploads(postgres: PostgresServer, database: str) -> list[tuple[str, str, str]]:
     """(table, object name, upload id) of every upload in progress in ``database``."""
-    with _connect(postgres, database) as conn:
+    with postgres.connect(database) as conn:
         tables = [
             row[0]
             for row in conn.execute(
@@ -115,7 +106,7 @@ def _restart_uploads(client: Minio, target: str, postgres: PostgresServer, datab
     """Start each of the copy's uploads in progress afresh in ``target`` and record its id
     (the world's have no part: ``shared_world`` checks)."""
     uploads = _uploads(postgres, database)
-    with _connect(postgres, database) as conn:
+    with postgres.connect(database) as conn:
         for table, object_name, upload_id in uploads:
             fresh = client._create_multipart_upload(
                 target, object_name, {"Content-Type": "application/octet-stream"}

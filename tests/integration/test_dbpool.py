@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import psycopg
 import pytest
@@ -26,25 +25,19 @@ def pool(postgres: PostgresServer) -> Iterator[DatabasePool]:
         postgres.drop_database(name)
 
 
-def _connect(postgres: PostgresServer, name: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        f"host=127.0.0.1 port={postgres.port} user=postgres dbname={name}", autocommit=True
-    )
-
-
 def _databases(postgres: PostgresServer) -> set[str]:
-    with _connect(postgres, "postgres") as conn:
+    with postgres.connect("postgres") as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
 
 
 def test_a_database_given_back_after_writes_is_the_template_again(
     postgres: PostgresServer, pool: DatabasePool
 ) -> None:
-    with _connect(postgres, "haven_template") as conn:
+    with postgres.connect("haven_template") as conn:
         template = fingerprint(conn)
         clock = conn.execute("SELECT * FROM message_clock").fetchall()
     name = pool.take()
-    with _connect(postgres, name) as conn:
+    with postgres.connect(name) as conn:
         conn.execute("UPDATE message_clock SET seq = seq + 41")
         conn.execute("DELETE FROM alembic_version")
         conn.execute("SELECT nextval('events_id_seq')")
@@ -55,7 +48,7 @@ def test_a_database_given_back_after_writes_is_the_template_again(
     assert len(pool.free) == 1
     again = pool.take()
     assert again != name
-    with _connect(postgres, again) as conn:
+    with postgres.connect(again) as conn:
         assert fingerprint(conn) == template
         assert conn.execute("SELECT * FROM message_clock").fetchall() == clock
         assert conn.execute("SELECT nextval('events_id_seq')").fetchone() == (1,)
@@ -66,7 +59,7 @@ def test_rows_in_tables_linked_by_foreign_keys_are_all_removed(
     postgres: PostgresServer, pool: DatabasePool
 ) -> None:
     name = pool.take()
-    with _connect(postgres, name) as conn:
+    with postgres.connect(name) as conn:
         tables = [
             r[0]
             for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
@@ -88,12 +81,12 @@ def test_rows_in_tables_linked_by_foreign_keys_are_all_removed(
         counsel = make_person(db, ring, Role.COUNSEL, "pool.counsel")
         make_person(db, ring, Role.SURVIVOR, "pool.survivor", invited_by=counsel.id)
         db.close()
-    with _connect(postgres, name) as conn:
+    with postgres.connect(name) as conn:
         made = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone() for t in tables}
     database(app).engine.dispose()
     pool.give_back(name)
     again = pool.take()
-    with _connect(postgres, again) as conn:
+    with postgres.connect(again) as conn:
         after = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone() for t in tables}
     assert after == before
     assert made != before  # the app's rows were there to remove
@@ -114,7 +107,7 @@ def test_a_changed_schema_is_dropped_not_reused(
     postgres: PostgresServer, pool: DatabasePool, change: str
 ) -> None:
     name = pool.take()
-    with _connect(postgres, name) as conn:
+    with postgres.connect(name) as conn:
         conn.execute(change)  # type: ignore[arg-type]
     pool.give_back(name)
     assert pool.free == []
@@ -125,7 +118,7 @@ def test_a_connection_left_open_is_ended_before_the_reset(
     postgres: PostgresServer, pool: DatabasePool
 ) -> None:
     name = pool.take()
-    left = _connect(postgres, name)
+    left = postgres.connect(name)
     left.execute("BEGIN")
     left.execute("UPDATE message_clock SET seq = seq + 1")  # holds the row's lock
     pool.give_back(name)
